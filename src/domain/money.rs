@@ -1,0 +1,224 @@
+//! Exact decimal money maths: rounding to exchange steps, slippage, notional.
+//!
+//! Everything here is `Decimal`; there is no floating point on a money path.
+
+pub use rust_decimal::Decimal;
+use rust_decimal::RoundingStrategy;
+use std::str::FromStr;
+
+/// Most decimals any Binance spot quantity or price carries.
+pub const MAX_SCALE: u32 = 8;
+
+/// A decimal string that is not a plain positive number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AmountError {
+    NotANumber(String),
+    NotPositive(String),
+    TooManyDecimals(String),
+}
+
+impl std::fmt::Display for AmountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AmountError::NotANumber(s) => write!(f, "'{s}' is not a number"),
+            AmountError::NotPositive(s) => write!(f, "'{s}' must be greater than zero"),
+            AmountError::TooManyDecimals(s) => {
+                write!(f, "'{s}' has more than {MAX_SCALE} decimals")
+            }
+        }
+    }
+}
+
+/// Parses a user-typed amount: plain decimal notation only (no exponent, no sign games),
+/// strictly positive, at most 8 decimals.
+pub fn parse_positive(text: &str) -> Result<Decimal, AmountError> {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.chars().filter(|&c| c == '.').count() <= 1
+        && text.chars().any(|c| c.is_ascii_digit());
+    if !plain {
+        if text.starts_with('-') && Decimal::from_str(text).is_ok() {
+            return Err(AmountError::NotPositive(text.to_string()));
+        }
+        return Err(AmountError::NotANumber(text.to_string()));
+    }
+    let value = Decimal::from_str(text).map_err(|_| AmountError::NotANumber(text.to_string()))?;
+    if value.is_zero() {
+        return Err(AmountError::NotPositive(text.to_string()));
+    }
+    if value.normalize().scale() > MAX_SCALE {
+        return Err(AmountError::TooManyDecimals(text.to_string()));
+    }
+    Ok(value)
+}
+
+/// Rounds `value` down to a whole number of `step`s. A zero step means "no rule".
+pub fn round_down_to_step(value: Decimal, step: Decimal) -> Decimal {
+    if step.is_zero() {
+        return value;
+    }
+    let steps = (value / step).round_dp_with_strategy(0, RoundingStrategy::ToZero);
+    (steps * step).normalize()
+}
+
+/// True when `value` is a whole number of `step`s (or there is no step rule).
+pub fn is_multiple_of_step(value: Decimal, step: Decimal) -> bool {
+    step.is_zero() || (value % step).is_zero()
+}
+
+/// `value` reduced by `percent` %, e.g. `below_by_percent(100, 2) == 98`.
+pub fn below_by_percent(value: Decimal, percent: Decimal) -> Decimal {
+    value - value * percent / Decimal::ONE_HUNDRED
+}
+
+/// Slippage in percent, signed: (actual − expected) / expected × 100, 4 decimal places.
+/// `None` when there is no meaningful expected price.
+pub fn slippage_percent(expected: Decimal, actual: Decimal) -> Option<Decimal> {
+    if expected <= Decimal::ZERO {
+        return None;
+    }
+    Some(
+        ((actual - expected) / expected * Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero),
+    )
+}
+
+/// Average fill price: quote filled / quantity filled, at most 8 decimals.
+pub fn average_price(cum_quote: Decimal, filled: Decimal) -> Option<Decimal> {
+    if filled <= Decimal::ZERO || cum_quote < Decimal::ZERO {
+        return None;
+    }
+    Some(
+        (cum_quote / filled)
+            .round_dp_with_strategy(MAX_SCALE, RoundingStrategy::MidpointNearestEven)
+            .normalize(),
+    )
+}
+
+/// A USD (quote) value for display and limits: 2 decimal places.
+pub fn usd(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Parses a decimal from the wire or the database (any sign, any scale).
+pub fn parse_wire(text: &str) -> Option<Decimal> {
+    Decimal::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros_free::d;
+
+    mod rust_decimal_macros_free {
+        pub fn d(s: &str) -> super::Decimal {
+            s.parse().unwrap()
+        }
+    }
+
+    #[test]
+    fn parse_positive_accepts_plain_decimals() {
+        assert_eq!(parse_positive("0.001"), Ok(d("0.001")));
+        assert_eq!(parse_positive("12"), Ok(d("12")));
+        assert_eq!(parse_positive(".5"), Ok(d("0.5")));
+    }
+
+    #[test]
+    fn parse_positive_refuses_zero_negative_and_garbage() {
+        assert_eq!(
+            parse_positive("0"),
+            Err(AmountError::NotPositive("0".into()))
+        );
+        assert_eq!(
+            parse_positive("0.000"),
+            Err(AmountError::NotPositive("0.000".into()))
+        );
+        assert_eq!(
+            parse_positive("-1"),
+            Err(AmountError::NotPositive("-1".into()))
+        );
+        assert_eq!(
+            parse_positive("abc"),
+            Err(AmountError::NotANumber("abc".into()))
+        );
+        assert_eq!(
+            parse_positive("1e3"),
+            Err(AmountError::NotANumber("1e3".into()))
+        );
+        assert_eq!(
+            parse_positive("1.2.3"),
+            Err(AmountError::NotANumber("1.2.3".into()))
+        );
+        assert_eq!(parse_positive(""), Err(AmountError::NotANumber("".into())));
+        assert_eq!(
+            parse_positive("."),
+            Err(AmountError::NotANumber(".".into()))
+        );
+        assert_eq!(
+            parse_positive("NaN"),
+            Err(AmountError::NotANumber("NaN".into()))
+        );
+    }
+
+    #[test]
+    fn parse_positive_refuses_more_than_eight_decimals() {
+        assert_eq!(
+            parse_positive("0.000000001"),
+            Err(AmountError::TooManyDecimals("0.000000001".into()))
+        );
+        assert_eq!(parse_positive("0.100000000"), Ok(d("0.1")));
+    }
+
+    #[test]
+    fn parse_positive_refuses_numbers_too_large_for_decimal() {
+        assert!(parse_positive("99999999999999999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn round_down_to_step_truncates_never_rounds_up() {
+        assert_eq!(
+            round_down_to_step(d("0.0007856"), d("0.00001")),
+            d("0.00078")
+        );
+        assert_eq!(round_down_to_step(d("55.329"), d("0.01")), d("55.32"));
+        assert_eq!(round_down_to_step(d("1.5"), d("0.5")), d("1.5"));
+        assert_eq!(round_down_to_step(d("1.49"), d("0.5")), d("1"));
+        assert_eq!(round_down_to_step(d("0.3"), d("0")), d("0.3"));
+    }
+
+    #[test]
+    fn multiple_of_step_detects_excess_decimals() {
+        assert!(is_multiple_of_step(d("0.001"), d("0.00001")));
+        assert!(!is_multiple_of_step(d("0.000001"), d("0.00001")));
+        assert!(is_multiple_of_step(d("0.000001"), Decimal::ZERO));
+    }
+
+    #[test]
+    fn slippage_is_signed_percent_with_four_decimals() {
+        assert_eq!(slippage_percent(d("100"), d("100")), Some(d("0")));
+        assert_eq!(slippage_percent(d("100"), d("100.3")), Some(d("0.3")));
+        assert_eq!(slippage_percent(d("100"), d("99.5")), Some(d("-0.5")));
+        assert_eq!(slippage_percent(d("3"), d("3.00001")), Some(d("0.0003")));
+        assert_eq!(slippage_percent(d("0"), d("1")), None);
+    }
+
+    #[test]
+    fn average_price_is_quote_over_quantity() {
+        assert_eq!(average_price(d("9.08"), d("0.1")), Some(d("90.8")));
+        assert_eq!(average_price(d("1"), d("3")), Some(d("0.33333333")));
+        assert_eq!(average_price(d("1"), d("0")), None);
+        assert_eq!(average_price(d("-1"), d("1")), None);
+    }
+
+    #[test]
+    fn below_by_percent_takes_a_percentage_off() {
+        assert_eq!(below_by_percent(d("65000"), d("2")), d("63700"));
+        assert_eq!(below_by_percent(d("100"), d("0.5")), d("99.5"));
+    }
+
+    #[test]
+    fn usd_rounds_to_cents() {
+        assert_eq!(usd(d("10.005")), d("10.01"));
+        assert_eq!(usd(d("-3.333")), d("-3.33"));
+    }
+}

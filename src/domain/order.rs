@@ -1,0 +1,411 @@
+//! The order as Genesis records it, and the exchange's report of an order (Binance's terms).
+
+use super::lifecycle::{self, LifecycleEvent, OrderStatus, TransitionError};
+use super::money::{average_price, Decimal};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "BUY",
+            Side::Sell => "SELL",
+        }
+    }
+    pub fn parse(text: &str) -> Option<Side> {
+        match text {
+            "BUY" => Some(Side::Buy),
+            "SELL" => Some(Side::Sell),
+            _ => None,
+        }
+    }
+}
+
+/// Binance order types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExchangeOrderType {
+    Limit,
+    Market,
+    StopLoss,
+    StopLossLimit,
+    TakeProfit,
+    TakeProfitLimit,
+    LimitMaker,
+}
+
+impl ExchangeOrderType {
+    pub const ALL: [ExchangeOrderType; 7] = [
+        ExchangeOrderType::Limit,
+        ExchangeOrderType::Market,
+        ExchangeOrderType::StopLoss,
+        ExchangeOrderType::StopLossLimit,
+        ExchangeOrderType::TakeProfit,
+        ExchangeOrderType::TakeProfitLimit,
+        ExchangeOrderType::LimitMaker,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeOrderType::Limit => "LIMIT",
+            ExchangeOrderType::Market => "MARKET",
+            ExchangeOrderType::StopLoss => "STOP_LOSS",
+            ExchangeOrderType::StopLossLimit => "STOP_LOSS_LIMIT",
+            ExchangeOrderType::TakeProfit => "TAKE_PROFIT",
+            ExchangeOrderType::TakeProfitLimit => "TAKE_PROFIT_LIMIT",
+            ExchangeOrderType::LimitMaker => "LIMIT_MAKER",
+        }
+    }
+    pub fn parse(text: &str) -> Option<ExchangeOrderType> {
+        ExchangeOrderType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == text)
+    }
+    /// Stop orders count against `MAX_NUM_ALGO_ORDERS`.
+    pub fn is_algo(self) -> bool {
+        matches!(
+            self,
+            ExchangeOrderType::StopLoss
+                | ExchangeOrderType::StopLossLimit
+                | ExchangeOrderType::TakeProfit
+                | ExchangeOrderType::TakeProfitLimit
+        )
+    }
+}
+
+/// The order type as the story's `orders.type` column records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderType {
+    Market,
+    Limit,
+    StopLoss,
+}
+
+impl OrderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderType::Market => "MARKET",
+            OrderType::Limit => "LIMIT",
+            OrderType::StopLoss => "STOP_LOSS",
+        }
+    }
+    pub fn of(exchange_type: ExchangeOrderType) -> OrderType {
+        match exchange_type {
+            ExchangeOrderType::Market => OrderType::Market,
+            ExchangeOrderType::StopLoss | ExchangeOrderType::StopLossLimit => OrderType::StopLoss,
+            _ => OrderType::Limit,
+        }
+    }
+}
+
+/// Why the engine placed an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderRole {
+    /// A market buy that opens a position.
+    Entry,
+    /// A market sell typed by the user.
+    Exit,
+    /// The protective stop of a position.
+    StopLoss,
+    /// A market sell placed because the stop would have triggered at once.
+    EmergencyExit,
+    /// An order of ours found on the exchange that the database lacked.
+    Recovered,
+}
+
+impl OrderRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderRole::Entry => "ENTRY",
+            OrderRole::Exit => "EXIT",
+            OrderRole::StopLoss => "STOP_LOSS",
+            OrderRole::EmergencyExit => "EMERGENCY_EXIT",
+            OrderRole::Recovered => "RECOVERED",
+        }
+    }
+    pub fn parse(text: &str) -> Option<OrderRole> {
+        [
+            OrderRole::Entry,
+            OrderRole::Exit,
+            OrderRole::StopLoss,
+            OrderRole::EmergencyExit,
+            OrderRole::Recovered,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+    /// The letter in the client order id, so the role is visible on the exchange too.
+    pub fn id_letter(self) -> char {
+        match self {
+            OrderRole::Entry => 'E',
+            OrderRole::Exit => 'X',
+            OrderRole::StopLoss => 'S',
+            OrderRole::EmergencyExit => 'M',
+            OrderRole::Recovered => 'R',
+        }
+    }
+}
+
+/// Binance order statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExchangeStatus {
+    New,
+    PendingNew,
+    PartiallyFilled,
+    Filled,
+    Canceled,
+    PendingCancel,
+    Rejected,
+    Expired,
+    ExpiredInMatch,
+}
+
+impl ExchangeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeStatus::New => "NEW",
+            ExchangeStatus::PendingNew => "PENDING_NEW",
+            ExchangeStatus::PartiallyFilled => "PARTIALLY_FILLED",
+            ExchangeStatus::Filled => "FILLED",
+            ExchangeStatus::Canceled => "CANCELED",
+            ExchangeStatus::PendingCancel => "PENDING_CANCEL",
+            ExchangeStatus::Rejected => "REJECTED",
+            ExchangeStatus::Expired => "EXPIRED",
+            ExchangeStatus::ExpiredInMatch => "EXPIRED_IN_MATCH",
+        }
+    }
+    pub fn parse(text: &str) -> Option<ExchangeStatus> {
+        [
+            ExchangeStatus::New,
+            ExchangeStatus::PendingNew,
+            ExchangeStatus::PartiallyFilled,
+            ExchangeStatus::Filled,
+            ExchangeStatus::Canceled,
+            ExchangeStatus::PendingCancel,
+            ExchangeStatus::Rejected,
+            ExchangeStatus::Expired,
+            ExchangeStatus::ExpiredInMatch,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+    /// Still working on the exchange.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            ExchangeStatus::New
+                | ExchangeStatus::PendingNew
+                | ExchangeStatus::PartiallyFilled
+                | ExchangeStatus::PendingCancel
+        )
+    }
+}
+
+/// One trade of an order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fill {
+    pub price: Decimal,
+    pub qty: Decimal,
+    pub commission: Decimal,
+    pub commission_asset: String,
+    pub trade_id: i64,
+}
+
+/// What the exchange says about one order (a placement, query or cancel response).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OrderReport {
+    pub symbol: String,
+    pub exchange_order_id: i64,
+    pub client_order_id: String,
+    pub side: Side,
+    pub order_type: ExchangeOrderType,
+    pub status: ExchangeStatus,
+    pub orig_qty: Decimal,
+    pub executed_qty: Decimal,
+    pub cum_quote_qty: Decimal,
+    /// Limit price (zero for market orders).
+    pub price: Decimal,
+    /// Trigger price (zero when none).
+    pub stop_price: Decimal,
+    /// Trades, when the response carries them (FULL placement responses).
+    pub fills: Vec<Fill>,
+    /// Exchange time of the report, milliseconds since the epoch.
+    pub time_ms: i64,
+}
+
+impl OrderReport {
+    /// The lifecycle event this report stands for.
+    pub fn lifecycle_event(&self) -> LifecycleEvent {
+        match self.status {
+            ExchangeStatus::New | ExchangeStatus::PendingNew | ExchangeStatus::PendingCancel => {
+                if self.executed_qty > Decimal::ZERO {
+                    LifecycleEvent::PartiallyFilled
+                } else {
+                    LifecycleEvent::Accepted
+                }
+            }
+            ExchangeStatus::PartiallyFilled => LifecycleEvent::PartiallyFilled,
+            ExchangeStatus::Filled => LifecycleEvent::Filled,
+            ExchangeStatus::Canceled | ExchangeStatus::Expired | ExchangeStatus::ExpiredInMatch => {
+                LifecycleEvent::Cancelled
+            }
+            ExchangeStatus::Rejected => LifecycleEvent::Rejected,
+        }
+    }
+
+    /// Commission taken in `asset` across the report's fills.
+    pub fn commission_in(&self, asset: &str) -> Decimal {
+        self.fills
+            .iter()
+            .filter(|f| f.commission_asset == asset)
+            .map(|f| f.commission)
+            .sum()
+    }
+}
+
+/// One order as Genesis tracks and records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub order_id: i64,
+    pub client_order_id: String,
+    pub exchange_order_id: Option<i64>,
+    pub position_id: Option<i64>,
+    pub symbol: String,
+    pub side: Side,
+    pub role: OrderRole,
+    pub exchange_type: ExchangeOrderType,
+    pub quantity: Decimal,
+    /// Limit price of a STOP_LOSS_LIMIT.
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    /// Top of book when the order was decided.
+    pub expected_price: Option<Decimal>,
+    pub filled_quantity: Decimal,
+    pub cum_quote: Decimal,
+    pub avg_price: Option<Decimal>,
+    /// Commission by asset, summed over the fills seen.
+    pub commission: Decimal,
+    pub commission_asset: Option<String>,
+    pub status: OrderStatus,
+    pub slippage_percent: Option<Decimal>,
+    /// Command to verified fill, microseconds.
+    pub latency_us: Option<u64>,
+    pub slice_number: Option<u32>,
+    pub total_slices: Option<u32>,
+    /// Why the order ended as it did (cancel reason, rejection message).
+    pub reason: Option<String>,
+    /// Microseconds since the epoch, UTC.
+    pub created_at_us: i64,
+    pub executed_at_us: Option<i64>,
+    pub updated_at_us: i64,
+    /// Trade ids already counted, so a repeated report is applied once.
+    pub seen_trade_ids: Vec<i64>,
+}
+
+impl Order {
+    /// A new PENDING order that has not left the process yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        order_id: i64,
+        client_order_id: String,
+        symbol: String,
+        side: Side,
+        role: OrderRole,
+        exchange_type: ExchangeOrderType,
+        quantity: Decimal,
+        now_us: i64,
+    ) -> Order {
+        Order {
+            order_id,
+            client_order_id,
+            exchange_order_id: None,
+            position_id: None,
+            symbol,
+            side,
+            role,
+            exchange_type,
+            quantity,
+            limit_price: None,
+            stop_price: None,
+            expected_price: None,
+            filled_quantity: Decimal::ZERO,
+            cum_quote: Decimal::ZERO,
+            avg_price: None,
+            commission: Decimal::ZERO,
+            commission_asset: None,
+            status: OrderStatus::Pending,
+            slippage_percent: None,
+            latency_us: None,
+            slice_number: None,
+            total_slices: None,
+            reason: None,
+            created_at_us: now_us,
+            executed_at_us: None,
+            updated_at_us: now_us,
+            seen_trade_ids: Vec::new(),
+        }
+    }
+
+    pub fn order_type(&self) -> OrderType {
+        OrderType::of(self.exchange_type)
+    }
+
+    /// Applies an exchange report: the transition table decides the status; fills only ever
+    /// grow (a stale report never takes filled quantity back) and never exceed the quantity.
+    pub fn apply_report(
+        &mut self,
+        report: &OrderReport,
+        now_us: i64,
+    ) -> Result<OrderStatus, TransitionError> {
+        let mut event = report.lifecycle_event();
+        // FILLED means the whole quantity; a report that says so with less is a partial fill.
+        if event == LifecycleEvent::Filled && report.executed_qty < self.quantity {
+            event = LifecycleEvent::PartiallyFilled;
+        }
+        let next = lifecycle::next_status(self.status, event)?;
+        self.exchange_order_id = Some(report.exchange_order_id);
+        // Fills only ever grow: a stale report never takes filled quantity back.
+        if report.executed_qty > self.filled_quantity && report.executed_qty <= self.quantity {
+            self.filled_quantity = report.executed_qty;
+            if report.cum_quote_qty >= Decimal::ZERO {
+                self.cum_quote = report.cum_quote_qty;
+            }
+            self.avg_price = average_price(self.cum_quote, self.filled_quantity);
+            self.executed_at_us = Some(now_us);
+        }
+        for fill in &report.fills {
+            if self.seen_trade_ids.contains(&fill.trade_id) {
+                continue;
+            }
+            self.seen_trade_ids.push(fill.trade_id);
+            self.commission += fill.commission;
+            self.commission_asset = Some(fill.commission_asset.clone());
+        }
+        self.status = next;
+        self.updated_at_us = now_us;
+        Ok(next)
+    }
+
+    /// Moves the order by a lifecycle event that carries no report (refusal, local cancel).
+    pub fn apply_event(
+        &mut self,
+        event: LifecycleEvent,
+        reason: Option<String>,
+        now_us: i64,
+    ) -> Result<OrderStatus, TransitionError> {
+        let next = lifecycle::next_status(self.status, event)?;
+        self.status = next;
+        if reason.is_some() {
+            self.reason = reason;
+        }
+        self.updated_at_us = now_us;
+        Ok(next)
+    }
+}

@@ -1,0 +1,1 @@
+//! The Binance Spot REST gateway (to be written).

@@ -1,0 +1,148 @@
+//! The exchange boundary: one trait, two gateways (`sim`, in process; `binance`, over HTTP),
+//! same behaviour. Errors are classified by what the caller must do next.
+
+pub mod binance;
+pub mod sim;
+
+use crate::domain::money::Decimal;
+use crate::domain::order::{ExchangeOrderType, OrderReport, Side};
+use crate::domain::symbol::SymbolRules;
+use std::time::Duration;
+
+/// A new order as it is sent to the exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    pub symbol: String,
+    pub side: Side,
+    pub order_type: ExchangeOrderType,
+    pub quantity: Decimal,
+    /// Limit price (LIMIT, STOP_LOSS_LIMIT).
+    pub price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    pub client_order_id: String,
+}
+
+/// Top of the book.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BookTicker {
+    pub symbol: String,
+    pub bid: Decimal,
+    pub bid_qty: Decimal,
+    pub ask: Decimal,
+    pub ask_qty: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Balance {
+    pub asset: String,
+    pub free: Decimal,
+    pub locked: Decimal,
+}
+
+/// What went wrong, classified by the caller's next step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExchangeError {
+    /// The request never reached the exchange: safe to retry.
+    NotSent { reason: String },
+    /// The exchange refused it (4xx with a Binance code): do not retry; show code and message.
+    Rejected {
+        http_status: u16,
+        code: i64,
+        msg: String,
+    },
+    /// 429 / 418: wait `retry_after`; `banned` (418) stops new entries until it expires.
+    RateLimited {
+        retry_after: Duration,
+        banned: bool,
+        code: i64,
+        msg: String,
+    },
+    /// Timeout after send, dropped connection, 5xx, -1006, -1007: the order may or may not
+    /// exist. Query by client order id before anything else; never resend blindly.
+    Unknown { reason: String },
+}
+
+impl ExchangeError {
+    /// Binance code -2013 "Order does not exist." on a query.
+    pub fn is_no_such_order(&self) -> bool {
+        matches!(self, ExchangeError::Rejected { code: -2013, .. })
+    }
+    /// -2010 "Order would trigger immediately." on a stop placement.
+    pub fn would_trigger_immediately(&self) -> bool {
+        matches!(self, ExchangeError::Rejected { code: -2010, msg, .. } if msg.contains("would trigger immediately"))
+    }
+    /// -1021: our clock is off; resync and retry.
+    pub fn is_timestamp_error(&self) -> bool {
+        matches!(self, ExchangeError::Rejected { code: -1021, .. })
+    }
+}
+
+impl std::fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExchangeError::NotSent { reason } => write!(f, "not sent: {reason}"),
+            ExchangeError::Rejected { code, msg, .. } => {
+                write!(f, "rejected by the exchange ({code}): {msg}")
+            }
+            ExchangeError::RateLimited {
+                retry_after,
+                banned,
+                code,
+                msg,
+            } => write!(
+                f,
+                "{} ({code}): {msg}; retry after {} s",
+                if *banned {
+                    "banned by the exchange"
+                } else {
+                    "rate limited"
+                },
+                retry_after.as_secs_f64().ceil()
+            ),
+            ExchangeError::Unknown { reason } => write!(f, "outcome unknown: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ExchangeError {}
+
+/// Exchange-side timings of the last request, for the latency breakdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RequestTiming {
+    /// Building and signing the request, nanoseconds.
+    pub sign_ns: u64,
+    /// Send to response parsed, nanoseconds.
+    pub round_trip_ns: u64,
+}
+
+/// A Binance-like spot exchange. Calls block; the exchange I/O stage owns the gateway.
+pub trait Exchange: Send {
+    /// Every symbol's filters (`exchangeInfo`).
+    fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError>;
+    fn book_ticker(&mut self, symbol: &str) -> Result<BookTicker, ExchangeError>;
+    /// `POST /api/v3/order` with `newOrderRespType=FULL`.
+    fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError>;
+    /// `GET /api/v3/order?origClientOrderId=`; -2013 when the exchange has no such order.
+    fn query_order(
+        &mut self,
+        symbol: &str,
+        client_order_id: &str,
+    ) -> Result<OrderReport, ExchangeError>;
+    /// `DELETE /api/v3/order?origClientOrderId=`.
+    fn cancel_order(
+        &mut self,
+        symbol: &str,
+        client_order_id: &str,
+    ) -> Result<OrderReport, ExchangeError>;
+    /// `GET /api/v3/openOrders`, for one symbol or all.
+    fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError>;
+    /// `DELETE /api/v3/openOrders?symbol=`; nothing open (-2011) is an empty list.
+    fn cancel_open_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError>;
+    /// `GET /api/v3/allOrders?symbol=`: recent orders of the account, open or not.
+    fn all_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError>;
+    fn account(&mut self) -> Result<Vec<Balance>, ExchangeError>;
+    /// Timings of the last request.
+    fn last_timing(&self) -> RequestTiming {
+        RequestTiming::default()
+    }
+}

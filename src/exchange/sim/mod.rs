@@ -1,0 +1,1 @@
+//! The embedded Binance-like simulator (to be written).
