@@ -11,5 +11,9 @@
 //! Modules in data-flow order: [`config`], [`domain`] (pure model), [`pipeline`] (the stage
 //! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus).
 
+pub mod config;
 pub mod domain;
+pub mod events;
 pub mod exchange;
+pub mod pipeline;
+pub mod store;

@@ -146,3 +146,14 @@ pub trait Exchange: Send {
         RequestTiming::default()
     }
 }
+
+/// Top of book for intake's expected price, readable from any thread without a round trip.
+pub trait Quotes: Send + Sync {
+    fn top_of_book(&self, symbol: &str) -> Option<BookTicker>;
+}
+
+/// A connected gateway and the quote source that goes with it.
+pub struct Connected {
+    pub gateway: Box<dyn Exchange>,
+    pub quotes: std::sync::Arc<dyn Quotes>,
+}

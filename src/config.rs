@@ -1,0 +1,205 @@
+//! Every flag, limit and default in one typed place.
+
+use crate::domain::money::Decimal;
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExchangeKind {
+    /// The embedded Binance-like simulator (no keys, no network).
+    Sim,
+    /// Binance Spot REST (testnet by default; production needs --live).
+    Binance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// Genesis: market orders on Binance Spot, confirmed, verified, protected, logged.
+///
+/// Commands on stdin (buy SYMBOL QTY, sell SYMBOL QTY, y, n, confirm ID, reject ID, status ID,
+/// orders, positions, cancel-all, confirm on|off, help, quit); events on stdout.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "genesis", version, about, long_about = None)]
+pub struct Cli {
+    /// Which exchange to trade on.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub exchange: ExchangeKind,
+    /// SQLite database file (the simulator keeps its state beside it).
+    #[arg(long, default_value = "./genesis.db")]
+    pub db: PathBuf,
+    /// Execute without asking for confirmation (overrides the stored preference for this run).
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Seconds to wait for a confirmation before the order is auto-cancelled.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub confirm_timeout: u64,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Log lines (stderr) as JSON objects.
+    #[arg(long)]
+    pub log_json: bool,
+    /// Simulator seed (deterministic books, fills and faults).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Stop-loss distance below the average entry price, percent.
+    #[arg(long, default_value = "2", value_name = "PCT")]
+    pub stop_loss_pct: Decimal,
+    /// Gap between a STOP_LOSS_LIMIT's stop and its limit price, percent.
+    #[arg(long, default_value = "0.5", value_name = "PCT")]
+    pub stop_limit_gap_pct: Decimal,
+    /// Adverse slippage above this percentage raises a slippage_alert.
+    #[arg(long, default_value = "0.5", value_name = "PCT")]
+    pub slippage_alert_pct: Decimal,
+    /// Pin the hot stages (intake, exchange I/O) to cores.
+    #[arg(long, value_enum, default_value = "on")]
+    pub pin: OnOff,
+    /// Simulator: simulated exchange round trip, microseconds.
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub sim_latency_us: u64,
+    /// Simulator: fills priced this many basis points worse than the book.
+    #[arg(long, default_value_t = 0, value_name = "BPS")]
+    pub sim_slippage_bps: u32,
+    /// Simulator: probability that a market order fills only partly (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub sim_partial_fill_prob: f64,
+    /// Simulator: probability that an order is rejected (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub sim_reject_prob: f64,
+}
+
+/// The engine's settings, derived from the flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub exchange: ExchangeKind,
+    pub db: PathBuf,
+    /// `Some(false)` when --no-confirm was given; `None` leaves it to the stored preference.
+    pub confirm_override: Option<bool>,
+    pub confirm_timeout: Duration,
+    pub json: bool,
+    pub log_json: bool,
+    pub seed: u64,
+    pub stop_loss_pct: Decimal,
+    pub stop_limit_gap_pct: Decimal,
+    pub slippage_alert_pct: Decimal,
+    pub pin: bool,
+    pub sim_latency_us: u64,
+    pub sim_slippage_bps: u32,
+    pub sim_partial_fill_prob: f64,
+    pub sim_reject_prob: f64,
+    /// Stop-loss placement attempts before the position is flagged UNPROTECTED.
+    pub stop_loss_attempts: u32,
+    /// First back-off between stop-loss attempts (doubles each time).
+    pub stop_loss_backoff: Duration,
+    /// Capacity of each channel between stages.
+    pub channel_capacity: usize,
+}
+
+/// A flag value outside its range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn percent(name: &str, value: Decimal) -> Result<Decimal, ConfigError> {
+    if value <= Decimal::ZERO || value >= Decimal::ONE_HUNDRED {
+        return Err(ConfigError(format!(
+            "--{name} must be between 0 and 100 (exclusive), got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+fn probability(name: &str, value: f64) -> Result<f64, ConfigError> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err(ConfigError(format!(
+            "--{name} must be between 0 and 1, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        if cli.confirm_timeout == 0 {
+            return Err(ConfigError(
+                "--confirm-timeout must be at least 1 second".into(),
+            ));
+        }
+        Ok(Config {
+            exchange: cli.exchange,
+            db: cli.db,
+            confirm_override: if cli.no_confirm { Some(false) } else { None },
+            confirm_timeout: Duration::from_secs(cli.confirm_timeout),
+            json: cli.json,
+            log_json: cli.log_json,
+            seed: cli.seed,
+            stop_loss_pct: percent("stop-loss-pct", cli.stop_loss_pct)?,
+            stop_limit_gap_pct: percent("stop-limit-gap-pct", cli.stop_limit_gap_pct)?,
+            slippage_alert_pct: percent("slippage-alert-pct", cli.slippage_alert_pct)?,
+            pin: cli.pin == OnOff::On,
+            sim_latency_us: cli.sim_latency_us,
+            sim_slippage_bps: cli.sim_slippage_bps,
+            sim_partial_fill_prob: probability("sim-partial-fill-prob", cli.sim_partial_fill_prob)?,
+            sim_reject_prob: probability("sim-reject-prob", cli.sim_reject_prob)?,
+            stop_loss_attempts: 3,
+            stop_loss_backoff: Duration::from_millis(50),
+            channel_capacity: 4096,
+        })
+    }
+
+    /// Defaults, as if no flag was given (tests and benches start from here).
+    pub fn defaults() -> Config {
+        Config::from_cli(Cli::parse_from(["genesis"])).expect("the defaults are valid")
+    }
+
+    pub fn stop_settings(&self) -> crate::domain::position::StopSettings {
+        crate::domain::position::StopSettings {
+            stop_loss_pct: self.stop_loss_pct,
+            stop_limit_gap_pct: self.stop_limit_gap_pct,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::defaults();
+        assert_eq!(c.exchange, ExchangeKind::Sim);
+        assert_eq!(c.db, PathBuf::from("./genesis.db"));
+        assert_eq!(c.confirm_timeout, Duration::from_secs(10));
+        assert_eq!(c.confirm_override, None);
+        assert_eq!(c.stop_loss_pct, Decimal::from(2));
+        assert_eq!(c.slippage_alert_pct, "0.5".parse().unwrap());
+    }
+
+    #[test]
+    fn no_confirm_overrides_the_preference() {
+        let c = Config::from_cli(Cli::parse_from(["genesis", "--no-confirm"])).unwrap();
+        assert_eq!(c.confirm_override, Some(false));
+    }
+
+    #[test]
+    fn out_of_range_percentages_are_refused() {
+        let err =
+            Config::from_cli(Cli::parse_from(["genesis", "--stop-loss-pct", "0"])).unwrap_err();
+        assert_eq!(
+            err.0,
+            "--stop-loss-pct must be between 0 and 100 (exclusive), got 0"
+        );
+    }
+}

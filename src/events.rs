@@ -1,0 +1,205 @@
+//! The event bus: stages publish typed events; subscribers (stdout, the database's event log)
+//! are fed through their own bounded channels, so publishers never wait on rendering or I/O.
+
+use crate::domain::{format_ts, now_us};
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::sync::Arc;
+
+/// One event: what happened, when, to which order, with fields for programs and a sentence
+/// for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: &'static str,
+    pub ts_us: i64,
+    pub client_order_id: Option<String>,
+    pub order_id: Option<i64>,
+    pub fields: Map<String, Value>,
+    pub text: String,
+}
+
+impl Event {
+    pub fn new(kind: &'static str, text: impl Into<String>) -> Event {
+        Event {
+            kind,
+            ts_us: now_us(),
+            client_order_id: None,
+            order_id: None,
+            fields: Map::new(),
+            text: text.into(),
+        }
+    }
+
+    /// Attaches the order's ids (the correlation id of every order event).
+    pub fn order(mut self, order_id: i64, client_order_id: &str) -> Event {
+        self.order_id = Some(order_id);
+        self.client_order_id = Some(client_order_id.to_string());
+        self
+    }
+
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> Event {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// A decimal field, as a JSON string (exact; never a float).
+    pub fn money(self, key: &str, value: crate::domain::money::Decimal) -> Event {
+        self.field(key, value.normalize().to_string())
+    }
+
+    pub fn money_opt(self, key: &str, value: Option<crate::domain::money::Decimal>) -> Event {
+        match value {
+            Some(v) => self.money(key, v),
+            None => self.field(key, Value::Null),
+        }
+    }
+
+    /// One JSON object: `event`, `ts`, the order ids, then the fields.
+    pub fn to_json_line(&self) -> String {
+        let mut object = Map::with_capacity(self.fields.len() + 4);
+        object.insert("event".into(), Value::from(self.kind));
+        object.insert("ts".into(), Value::from(format_ts(self.ts_us)));
+        if let Some(id) = &self.client_order_id {
+            object.insert("client_order_id".into(), Value::from(id.as_str()));
+        }
+        if let Some(id) = self.order_id {
+            object.insert("order_id".into(), Value::from(id));
+        }
+        for (key, value) in &self.fields {
+            object.insert(key.clone(), value.clone());
+        }
+        Value::Object(object).to_string()
+    }
+
+    /// One line for a person: time, event, sentence.
+    pub fn to_text_line(&self) -> String {
+        let ts = format_ts(self.ts_us);
+        // HH:MM:SS.micros is enough for a person watching the stream.
+        let time = ts.get(11..26).unwrap_or(&ts);
+        format!("{time} {:<22} {}", self.kind, self.text)
+    }
+
+    /// The fields as one JSON object, for the event log's `details` column.
+    pub fn details_json(&self) -> String {
+        Value::Object(self.fields.clone()).to_string()
+    }
+}
+
+/// Output format of stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// The publishing side; cheap to clone, one per stage.
+#[derive(Clone)]
+pub struct Bus {
+    to_stdout: Sender<Arc<Event>>,
+    to_log: Option<Sender<crate::pipeline::msg::ToPersist>>,
+}
+
+impl Bus {
+    pub fn new(
+        to_stdout: Sender<Arc<Event>>,
+        to_log: Option<Sender<crate::pipeline::msg::ToPersist>>,
+    ) -> Bus {
+        Bus { to_stdout, to_log }
+    }
+
+    /// Publishes to every subscriber. A subscriber that has gone away is skipped.
+    pub fn publish(&self, event: Event) {
+        match event.kind {
+            "error" | "stop_loss_failed" | "order_failed" => {
+                log::warn!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
+            }
+            _ => {
+                log::debug!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
+            }
+        }
+        let event = Arc::new(event);
+        if let Some(log) = &self.to_log {
+            let _ = log.send(crate::pipeline::msg::ToPersist::Event(Arc::clone(&event)));
+        }
+        let _ = self.to_stdout.send(event);
+    }
+
+    /// Publishes to stdout only (for the persist stage, which logs its own events).
+    pub fn publish_stdout(&self, event: Arc<Event>) {
+        let _ = self.to_stdout.send(event);
+    }
+
+    /// A one-line `error` event; `message` repeats the sentence for programs.
+    pub fn error(&self, text: impl Into<String>) {
+        self.publish(Event::new("error", text.into()).with_message())
+    }
+}
+
+impl Event {
+    /// Copies the sentence into a `message` field (for `error` events).
+    fn with_message(mut self) -> Event {
+        self.fields
+            .insert("message".into(), Value::from(self.text.clone()));
+        self
+    }
+}
+
+/// The stdout subscriber: renders each event on one line; flushes when the queue is empty so
+/// a person sees every event at once and a pipe gets whole lines.
+pub fn run_stdout_writer(from_bus: Receiver<Arc<Event>>, format: Format) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    while let Ok(event) = from_bus.recv() {
+        let mut write = |event: &Event| {
+            let line = match format {
+                Format::Json => event.to_json_line(),
+                Format::Text => event.to_text_line(),
+            };
+            let _ = writeln!(out, "{line}");
+        };
+        write(&event);
+        while let Ok(event) = from_bus.try_recv() {
+            write(&event);
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_line_has_event_ts_ids_and_fields() {
+        let mut e = Event::new("order_filled", "filled")
+            .order(7, "gabc-E1")
+            .money("avg_price", "65000.10".parse().unwrap());
+        e.ts_us = 1_764_062_469_123_456;
+        let v: Value = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(v["event"], "order_filled");
+        assert_eq!(v["ts"], "2025-11-25T09:21:09.123456Z");
+        assert_eq!(v["order_id"], 7);
+        assert_eq!(v["client_order_id"], "gabc-E1");
+        assert_eq!(v["avg_price"], "65000.1");
+    }
+
+    #[test]
+    fn error_events_carry_the_message() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Bus::new(tx, None).error("unknown symbol 'XYZ'");
+        let e = rx.recv().unwrap();
+        assert_eq!(e.kind, "error");
+        assert_eq!(e.fields["message"], "unknown symbol 'XYZ'");
+    }
+
+    #[test]
+    fn text_line_is_one_line_with_kind_and_sentence() {
+        let e = Event::new("cancel_all", "cancelled 2 orders on BTCUSDT");
+        let line = e.to_text_line();
+        assert!(line.contains("cancel_all"));
+        assert!(line.ends_with("cancelled 2 orders on BTCUSDT"));
+        assert!(!line.contains('\n'));
+    }
+}

@@ -1,0 +1,902 @@
+//! Exchange I/O stage: owns the gateway, the open positions and our resting orders.
+//!
+//! Receives submissions, cancel-all and queries from intake, and verified fills from verify;
+//! sends executions to verify and records to persist. It places and verifies orders, protects
+//! every filled entry with a stop-loss, releases stops before a sell and re-protects what a
+//! sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
+//! outcome is resolved by querying the client order id, never by resending blindly.
+
+use super::msg::{Execution, FromVerify, Query, Submission, ToExchange, ToPersist, ToVerify};
+use super::slots::AlgoSlots;
+use super::Rules;
+use crate::domain::ids::IdGen;
+use crate::domain::lifecycle::{LifecycleEvent, OrderStatus};
+use crate::domain::money::Decimal;
+use crate::domain::now_us;
+use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
+use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
+use crate::events::{Bus, Event};
+use crate::exchange::{Exchange, ExchangeError, NewOrder};
+use crossbeam_channel::{select, Receiver, Sender};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Waits between queries that resolve an unknown outcome (bounded: then the order stays
+/// PENDING, visibly).
+const RESOLVE_SCHEDULE: [Duration; 5] = [
+    Duration::from_millis(0),
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(1000),
+    Duration::from_millis(2000),
+];
+
+/// Longest `Retry-After` an entry waits out; a market entry placed long after the decision
+/// is a different trade.
+const ENTRY_MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a placement did not give a report.
+#[derive(Debug)]
+enum PlaceFailure {
+    /// Known not to exist on the exchange (rejected, never sent, or queried and absent).
+    Failed(ExchangeError),
+    /// Still unknown after the bounded resolution schedule.
+    Unresolved(String),
+}
+
+impl std::fmt::Display for PlaceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlaceFailure::Failed(e) => write!(f, "{e}"),
+            PlaceFailure::Unresolved(reason) => write!(f, "outcome unknown: {reason}"),
+        }
+    }
+}
+
+pub struct ExchangeIo {
+    gateway: Box<dyn Exchange>,
+    rules: Arc<Rules>,
+    ids: Arc<IdGen>,
+    slots: Arc<AlgoSlots>,
+    stop_settings: StopSettings,
+    stop_loss_attempts: u32,
+    stop_loss_backoff: Duration,
+    bus: Bus,
+    to_verify: Sender<ToVerify>,
+    to_persist: Sender<ToPersist>,
+    /// Positions not closed, by id (oldest first).
+    positions: BTreeMap<i64, Position>,
+    /// Our orders resting on the exchange (stop-losses), by client order id.
+    resting: HashMap<String, Order>,
+    /// Positions a sell in flight takes, by the sell's client order id.
+    allocations: HashMap<String, Vec<position::Allocation>>,
+    /// Executions sent to verify and not yet answered.
+    in_verify: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+impl ExchangeIo {
+    pub fn new(
+        gateway: Box<dyn Exchange>,
+        rules: Arc<Rules>,
+        ids: Arc<IdGen>,
+        slots: Arc<AlgoSlots>,
+        config: &crate::config::Config,
+        bus: Bus,
+        to_verify: Sender<ToVerify>,
+        to_persist: Sender<ToPersist>,
+        positions: Vec<Position>,
+        resting: Vec<Order>,
+    ) -> ExchangeIo {
+        for order in &resting {
+            if order.exchange_type.is_algo() {
+                slots.stop_opened(&order.symbol);
+            }
+        }
+        let mut positions: BTreeMap<i64, Position> =
+            positions.into_iter().map(|p| (p.position_id, p)).collect();
+        for order in &resting {
+            if let Some(p) = order.position_id.and_then(|id| positions.get_mut(&id)) {
+                if p.stop_loss_order_id == Some(order.order_id) {
+                    p.stop_loss_client_id = Some(order.client_order_id.clone());
+                }
+            }
+        }
+        ExchangeIo {
+            gateway,
+            rules,
+            ids,
+            slots,
+            stop_settings: config.stop_settings(),
+            stop_loss_attempts: config.stop_loss_attempts.max(1),
+            stop_loss_backoff: config.stop_loss_backoff,
+            bus,
+            to_verify,
+            to_persist,
+            positions,
+            resting: resting
+                .into_iter()
+                .map(|o| (o.client_order_id.clone(), o))
+                .collect(),
+            allocations: HashMap::new(),
+            in_verify: 0,
+        }
+    }
+
+    /// Runs until intake hangs up and nothing is left in flight.
+    pub fn run(mut self, from_intake: Receiver<ToExchange>, from_verify: Receiver<FromVerify>) {
+        loop {
+            // Verified fills first: protecting a position never waits behind a new entry.
+            while let Ok(reply) = from_verify.try_recv() {
+                self.on_verified(reply);
+            }
+            select! {
+                recv(from_verify) -> reply => match reply {
+                    Ok(reply) => self.on_verified(reply),
+                    Err(_) => break, // verify is gone: nothing more can complete
+                },
+                recv(from_intake) -> msg => match msg {
+                    Ok(msg) => self.on_intake(msg, &from_verify),
+                    Err(_) => {
+                        self.drain(&from_verify);
+                        break;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Waits until every execution sent to verify has come back and been acted on.
+    fn drain(&mut self, from_verify: &Receiver<FromVerify>) {
+        while self.in_verify > 0 {
+            match from_verify.recv() {
+                Ok(reply) => self.on_verified(reply),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_intake(&mut self, msg: ToExchange, from_verify: &Receiver<FromVerify>) {
+        match msg {
+            ToExchange::Submit(submission) => self.submit(*submission),
+            ToExchange::CancelAll => {
+                // Entries in flight get their stop first, and then it is cancelled with the rest.
+                self.drain(from_verify);
+                self.cancel_all();
+            }
+            ToExchange::Query(query) => {
+                self.drain(from_verify);
+                self.forward_query(query);
+            }
+        }
+    }
+
+    fn forward_query(&self, query: Query) {
+        let _ = self.to_verify.send(ToVerify::Query(query));
+    }
+
+    fn persist_order(&self, order: &Order) {
+        let _ = self
+            .to_persist
+            .send(ToPersist::Order(Box::new(order.clone())));
+    }
+
+    fn persist_position(&self, position: &Position) {
+        let _ = self
+            .to_persist
+            .send(ToPersist::Position(Box::new(position.clone())));
+    }
+
+    fn submit(&mut self, submission: Submission) {
+        let Submission {
+            mut order,
+            mut timing,
+        } = submission;
+        if order.side == Side::Sell {
+            self.release_stops_for_sell(&order);
+        }
+        let request = NewOrder {
+            symbol: order.symbol.clone(),
+            side: order.side,
+            order_type: ExchangeOrderType::Market,
+            quantity: order.quantity,
+            price: None,
+            stop_price: None,
+            client_order_id: order.client_order_id.clone(),
+        };
+        timing.sent_at = Some(Instant::now());
+        let placed = self.place(&request, order.role != OrderRole::Entry);
+        timing.placed_at = Some(Instant::now());
+        timing.sign_ns = self.gateway.last_timing().sign_ns;
+        match placed {
+            Ok(report) => {
+                self.apply(&mut order, &report);
+                self.bus.publish(
+                    Event::new(
+                        "order_submitted",
+                        format!(
+                            "{} {} {} {} sent (exchange id {})",
+                            order.order_id,
+                            order.side.as_str(),
+                            order.quantity,
+                            order.symbol,
+                            report.exchange_order_id
+                        ),
+                    )
+                    .order(order.order_id, &order.client_order_id)
+                    .field("exchange_order_id", report.exchange_order_id)
+                    .field("symbol", order.symbol.as_str())
+                    .field("side", order.side.as_str())
+                    .money("quantity", order.quantity)
+                    .field("exchange_status", report.status.as_str()),
+                );
+                // Verification: ask the exchange for the order's real fill.
+                let verification_error = match self
+                    .gateway
+                    .query_order(&order.symbol, &order.client_order_id)
+                {
+                    Ok(report) => {
+                        self.apply(&mut order, &report);
+                        None
+                    }
+                    Err(e) => {
+                        log::warn!("{} verification query failed: {e}", order.client_order_id);
+                        Some(e.to_string())
+                    }
+                };
+                timing.queried_at = Some(Instant::now());
+                self.in_verify += 1;
+                let execution = Execution {
+                    order,
+                    timing,
+                    verification_error,
+                };
+                let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
+            }
+            Err(PlaceFailure::Failed(error)) => {
+                let reason = error.to_string();
+                self.fail(&mut order, &reason);
+                if order.role == OrderRole::Entry {
+                    self.slots.entry_settled(&order.symbol);
+                }
+                self.reprotect_after_sell(&order.client_order_id, Decimal::ZERO, &order);
+            }
+            Err(PlaceFailure::Unresolved(reason)) => {
+                // Stays PENDING: the exchange may hold it. Reconciliation resolves it later.
+                order.reason = Some(format!("outcome unknown: {reason}"));
+                order.updated_at_us = now_us();
+                self.persist_order(&order);
+                self.bus.publish(
+                    Event::new(
+                        "order_unknown",
+                        format!(
+                            "{} outcome unknown after {} queries: {reason}; stays PENDING",
+                            order.order_id,
+                            RESOLVE_SCHEDULE.len()
+                        ),
+                    )
+                    .order(order.order_id, &order.client_order_id)
+                    .field("reason", reason),
+                );
+            }
+        }
+    }
+
+    fn apply(&self, order: &mut Order, report: &OrderReport) {
+        if let Err(e) = order.apply_report(report, now_us()) {
+            log::error!(
+                "{} {e}: exchange report {} refused",
+                order.client_order_id,
+                report.status.as_str()
+            );
+        }
+    }
+
+    fn fail(&self, order: &mut Order, reason: &str) {
+        if let Err(e) =
+            order.apply_event(LifecycleEvent::Rejected, Some(reason.to_string()), now_us())
+        {
+            log::error!("{} {e}", order.client_order_id);
+        }
+        self.persist_order(order);
+        self.bus.publish(
+            Event::new(
+                "order_failed",
+                format!(
+                    "{} {} {} {} failed: {reason}",
+                    order.order_id,
+                    order.side.as_str(),
+                    order.quantity,
+                    order.symbol
+                ),
+            )
+            .order(order.order_id, &order.client_order_id)
+            .field("symbol", order.symbol.as_str())
+            .field("side", order.side.as_str())
+            .field("reason", reason),
+        );
+    }
+
+    /// Places with the retry policy: -1021 is retried by the gateway; "never sent" is retried;
+    /// a rate limit is waited out (an entry only briefly); an unknown outcome is resolved by query.
+    fn place(&mut self, request: &NewOrder, protective: bool) -> Result<OrderReport, PlaceFailure> {
+        let mut not_sent_retries = 0;
+        loop {
+            match self.gateway.place_order(request) {
+                Ok(report) => return Ok(report),
+                Err(ExchangeError::NotSent { reason }) if not_sent_retries < 2 => {
+                    not_sent_retries += 1;
+                    log::warn!("{} not sent ({reason}); retrying", request.client_order_id);
+                }
+                Err(ExchangeError::RateLimited {
+                    retry_after,
+                    banned,
+                    code,
+                    msg,
+                }) => {
+                    let may_wait = protective || (!banned && retry_after <= ENTRY_MAX_RETRY_WAIT);
+                    if !may_wait {
+                        return Err(PlaceFailure::Failed(ExchangeError::RateLimited {
+                            retry_after,
+                            banned,
+                            code,
+                            msg,
+                        }));
+                    }
+                    self.bus.publish(
+                        Event::new(
+                            "rate_limited",
+                            format!(
+                                "{} waits {:.1} s for the exchange's rate limit: {msg}",
+                                request.client_order_id,
+                                retry_after.as_secs_f64()
+                            ),
+                        )
+                        .field("client_order_id", request.client_order_id.as_str())
+                        .field("retry_after_ms", retry_after.as_millis() as u64)
+                        .field("banned", banned),
+                    );
+                    std::thread::sleep(retry_after);
+                }
+                Err(ExchangeError::Unknown { reason }) => {
+                    return self.resolve_unknown(request, reason)
+                }
+                Err(error) => return Err(PlaceFailure::Failed(error)),
+            }
+        }
+    }
+
+    /// Queries the client order id on a bounded schedule until the outcome is known.
+    fn resolve_unknown(
+        &mut self,
+        request: &NewOrder,
+        reason: String,
+    ) -> Result<OrderReport, PlaceFailure> {
+        log::warn!(
+            "{} outcome unknown ({reason}); querying before anything else",
+            request.client_order_id
+        );
+        let mut absent = 0;
+        let mut last_error = reason;
+        for wait in RESOLVE_SCHEDULE {
+            std::thread::sleep(wait);
+            match self
+                .gateway
+                .query_order(&request.symbol, &request.client_order_id)
+            {
+                Ok(report) => return Ok(report),
+                Err(e) if e.is_no_such_order() => absent += 1,
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        if absent == RESOLVE_SCHEDULE.len() {
+            return Err(PlaceFailure::Failed(ExchangeError::Rejected {
+                http_status: 400,
+                code: -2013,
+                msg: format!("not placed: the exchange has no such order after an unknown outcome ({last_error})"),
+            }));
+        }
+        Err(PlaceFailure::Unresolved(last_error))
+    }
+
+    fn on_verified(&mut self, reply: FromVerify) {
+        let FromVerify::Verified(execution) = reply;
+        self.in_verify = self.in_verify.saturating_sub(1);
+        let order = execution.order;
+        match order.role {
+            OrderRole::Entry => {
+                self.slots.entry_settled(&order.symbol);
+                if order.filled_quantity > Decimal::ZERO {
+                    self.open_position(order);
+                }
+            }
+            OrderRole::Exit | OrderRole::EmergencyExit => {
+                let filled = order.filled_quantity;
+                self.reprotect_after_sell(&order.client_order_id, filled, &order);
+            }
+            OrderRole::StopLoss | OrderRole::Recovered => {}
+        }
+    }
+
+    fn open_position(&mut self, mut order: Order) {
+        let Some(rules) = self.rules.get(&order.symbol).cloned() else {
+            log::error!("{} no rules for {}", order.client_order_id, order.symbol);
+            return;
+        };
+        let base_commission =
+            if order.commission_asset.as_deref() == Some(rules.base_asset.as_str()) {
+                order.commission
+            } else {
+                Decimal::ZERO
+            };
+        let quantity = position::quantity_held(&rules, order.filled_quantity, base_commission);
+        let now = now_us();
+        let mut position = Position {
+            position_id: self.ids.next_position_id(),
+            symbol: order.symbol.clone(),
+            quantity,
+            entry_price: order.avg_price.unwrap_or_default(),
+            entry_order_id: order.order_id,
+            stop_loss: None,
+            stop_loss_order_id: None,
+            stop_loss_client_id: None,
+            status: PositionStatus::Unprotected,
+            realized_pnl: Decimal::ZERO,
+            opened_at_us: now,
+            updated_at_us: now,
+            closed_at_us: None,
+        };
+        order.position_id = Some(position.position_id);
+        self.persist_order(&order);
+        // The position row goes first: its stop-loss order refers to it.
+        self.persist_position(&position);
+        self.protect(&mut position);
+        self.persist_position(&position);
+        if position.status != PositionStatus::Closed {
+            self.positions.insert(position.position_id, position);
+        }
+    }
+
+    /// Places the position's stop-loss (or marks it DUST), with retries; on failure the
+    /// position is UNPROTECTED and `stop_loss_failed` is raised.
+    fn protect(&mut self, position: &mut Position) {
+        let Some(rules) = self.rules.get(&position.symbol).cloned() else {
+            return;
+        };
+        let plan = position::plan_protection(
+            &rules,
+            position.quantity,
+            position.entry_price,
+            self.stop_settings,
+        );
+        let (quantity, stop_price, order_type, limit_price) = match plan {
+            Protection::Dust { quantity } => {
+                position.status = PositionStatus::Dust;
+                position.updated_at_us = now_us();
+                self.bus.publish(
+                    Event::new(
+                        "position_dust",
+                        format!("position {}: {quantity} {} is too small to sell or protect; left alone as DUST", position.position_id, position.symbol),
+                    )
+                    .field("position_id", position.position_id)
+                    .money("quantity", quantity),
+                );
+                return;
+            }
+            Protection::Stop {
+                quantity,
+                stop_price,
+                order_type,
+                limit_price,
+            } => (quantity, stop_price, order_type, limit_price),
+        };
+        let mut stop = Order::new(
+            self.ids.next_order_id(),
+            self.ids.client_order_id(OrderRole::StopLoss.id_letter()),
+            position.symbol.clone(),
+            Side::Sell,
+            OrderRole::StopLoss,
+            order_type,
+            quantity,
+            now_us(),
+        );
+        stop.stop_price = Some(stop_price);
+        stop.limit_price = limit_price;
+        stop.position_id = Some(position.position_id);
+        stop.expected_price = Some(stop_price);
+        let request = NewOrder {
+            symbol: stop.symbol.clone(),
+            side: Side::Sell,
+            order_type,
+            quantity,
+            price: limit_price,
+            stop_price: Some(stop_price),
+            client_order_id: stop.client_order_id.clone(),
+        };
+        let mut backoff = self.stop_loss_backoff;
+        let mut last_reason = String::new();
+        for attempt in 1..=self.stop_loss_attempts {
+            match self.place(&request, true) {
+                Ok(report) => {
+                    self.apply(&mut stop, &report);
+                    position.stop_loss = Some(stop_price);
+                    position.stop_loss_order_id = Some(stop.order_id);
+                    position.stop_loss_client_id = Some(stop.client_order_id.clone());
+                    position.status = PositionStatus::Open;
+                    position.updated_at_us = now_us();
+                    self.slots.stop_opened(&stop.symbol);
+                    self.persist_order(&stop);
+                    self.bus.publish(
+                        Event::new(
+                            "stop_loss_placed",
+                            format!(
+                                "position {}: stop-loss {} {} {} at {}{} ({})",
+                                position.position_id,
+                                stop.order_id,
+                                quantity,
+                                stop.symbol,
+                                stop_price,
+                                limit_price
+                                    .map(|l| format!(", limit {l}"))
+                                    .unwrap_or_default(),
+                                order_type.as_str()
+                            ),
+                        )
+                        .order(stop.order_id, &stop.client_order_id)
+                        .field("position_id", position.position_id)
+                        .field("symbol", stop.symbol.as_str())
+                        .money("quantity", quantity)
+                        .money("stop_price", stop_price)
+                        .money_opt("limit_price", limit_price)
+                        .field("exchange_type", order_type.as_str()),
+                    );
+                    self.resting.insert(stop.client_order_id.clone(), stop);
+                    return;
+                }
+                Err(PlaceFailure::Failed(error)) if error.would_trigger_immediately() => {
+                    self.fail(&mut stop, &error.to_string());
+                    self.emergency_exit(position, stop_price);
+                    return;
+                }
+                Err(failure) => {
+                    last_reason = failure.to_string();
+                    log::warn!(
+                        "{} stop-loss attempt {attempt} failed: {last_reason}",
+                        stop.client_order_id
+                    );
+                    if attempt < self.stop_loss_attempts {
+                        std::thread::sleep(backoff);
+                        backoff *= 2;
+                    }
+                }
+            }
+        }
+        self.fail(&mut stop, &last_reason);
+        position.status = PositionStatus::Unprotected;
+        position.updated_at_us = now_us();
+        log::error!(
+            "{} position {} is UNPROTECTED: stop-loss failed: {last_reason}",
+            stop.client_order_id,
+            position.position_id
+        );
+        self.bus.publish(
+            Event::new(
+                "stop_loss_failed",
+                format!(
+                    "position {} ({} {}) is UNPROTECTED: {last_reason}",
+                    position.position_id, position.quantity, position.symbol
+                ),
+            )
+            .order(stop.order_id, &stop.client_order_id)
+            .field("position_id", position.position_id)
+            .field("reason", last_reason),
+        );
+    }
+
+    /// The market is already through the stop: sell the position at market now.
+    fn emergency_exit(&mut self, position: &mut Position, stop_price: Decimal) {
+        let mut exit = Order::new(
+            self.ids.next_order_id(),
+            self.ids
+                .client_order_id(OrderRole::EmergencyExit.id_letter()),
+            position.symbol.clone(),
+            Side::Sell,
+            OrderRole::EmergencyExit,
+            ExchangeOrderType::Market,
+            position.quantity,
+            now_us(),
+        );
+        exit.position_id = Some(position.position_id);
+        exit.expected_price = Some(stop_price);
+        self.bus.publish(
+            Event::new(
+                "emergency_exit",
+                format!(
+                    "position {}: market already below the stop {stop_price}; selling {} {} at market now",
+                    position.position_id, position.quantity, position.symbol
+                ),
+            )
+            .order(exit.order_id, &exit.client_order_id)
+            .field("position_id", position.position_id)
+            .money("quantity", position.quantity)
+            .money("stop_price", stop_price),
+        );
+        self.persist_order(&exit);
+        let request = NewOrder {
+            symbol: exit.symbol.clone(),
+            side: Side::Sell,
+            order_type: ExchangeOrderType::Market,
+            quantity: exit.quantity,
+            price: None,
+            stop_price: None,
+            client_order_id: exit.client_order_id.clone(),
+        };
+        match self.place(&request, true) {
+            Ok(report) => {
+                self.apply(&mut exit, &report);
+                if let Ok(report) = self
+                    .gateway
+                    .query_order(&exit.symbol, &exit.client_order_id)
+                {
+                    self.apply(&mut exit, &report);
+                }
+                self.persist_order(&exit);
+                let take = exit.filled_quantity.min(position.quantity);
+                self.close_part(position, take, &exit);
+            }
+            Err(failure) => {
+                self.fail(&mut exit, &failure.to_string());
+                position.status = PositionStatus::Unprotected;
+                self.bus.publish(
+                    Event::new(
+                        "stop_loss_failed",
+                        format!(
+                            "position {} is UNPROTECTED: emergency exit failed: {failure}",
+                            position.position_id
+                        ),
+                    )
+                    .order(exit.order_id, &exit.client_order_id)
+                    .field("position_id", position.position_id)
+                    .field("reason", failure.to_string()),
+                );
+            }
+        }
+    }
+
+    /// Before a sell: pick the positions it closes (oldest first) and cancel their stops,
+    /// since on spot the stop holds the coins.
+    fn release_stops_for_sell(&mut self, sell: &Order) {
+        let open: Vec<&Position> = self
+            .positions
+            .values()
+            .filter(|p| p.symbol == sell.symbol)
+            .collect();
+        let allocations = position::allocate_sell(&open, sell.quantity);
+        for allocation in &allocations {
+            let stop_id = self
+                .positions
+                .get(&allocation.position_id)
+                .and_then(|p| p.stop_loss_client_id.clone());
+            if let Some(stop_id) = stop_id {
+                self.cancel_stop(&sell.symbol, &stop_id, "released for a sell");
+            }
+        }
+        self.allocations
+            .insert(sell.client_order_id.clone(), allocations);
+    }
+
+    /// Cancels one of our stops and unlinks it from its position.
+    fn cancel_stop(&mut self, symbol: &str, client_order_id: &str, why: &str) {
+        let result = self.gateway.cancel_order(symbol, client_order_id);
+        let report = match result {
+            Ok(report) => Some(report),
+            // Already gone (filled or cancelled elsewhere): learn its final state.
+            Err(_) => self.gateway.query_order(symbol, client_order_id).ok(),
+        };
+        if let Some(report) = report {
+            self.on_order_closed(&report, why);
+        }
+    }
+
+    /// After a sell: reduce the positions it took by what actually filled (oldest first);
+    /// re-protect whatever remains.
+    fn reprotect_after_sell(&mut self, sell_client_id: &str, filled: Decimal, sell: &Order) {
+        let Some(allocations) = self.allocations.remove(sell_client_id) else {
+            return;
+        };
+        let mut left = filled;
+        for allocation in allocations {
+            let Some(mut position) = self.positions.remove(&allocation.position_id) else {
+                continue;
+            };
+            let take = left.min(allocation.take).min(position.quantity);
+            left -= take;
+            if take > Decimal::ZERO {
+                self.close_part(&mut position, take, sell);
+            }
+            if position.status != PositionStatus::Closed && position.stop_loss_client_id.is_none() {
+                self.protect(&mut position);
+            }
+            self.persist_position(&position);
+            if position.status != PositionStatus::Closed {
+                self.positions.insert(position.position_id, position);
+            }
+        }
+    }
+
+    /// Takes `take` off a position sold by `sell`, booking realized P&L (fees pro rata).
+    fn close_part(&mut self, position: &mut Position, take: Decimal, sell: &Order) {
+        let exit_price = sell.avg_price.unwrap_or_default();
+        let quote_fees = if sell.filled_quantity > Decimal::ZERO
+            && sell.commission_asset.as_deref() != Some(position.symbol.as_str())
+        {
+            sell.commission * take / sell.filled_quantity
+        } else {
+            Decimal::ZERO
+        };
+        let pnl = position::realized_pnl(position.entry_price, exit_price, take, quote_fees);
+        position.realized_pnl += pnl;
+        position.quantity -= take;
+        position.updated_at_us = now_us();
+        if position.quantity <= Decimal::ZERO {
+            position.quantity = Decimal::ZERO;
+            position.status = PositionStatus::Closed;
+            position.closed_at_us = Some(position.updated_at_us);
+            self.bus.publish(
+                Event::new(
+                    "position_closed",
+                    format!(
+                        "position {} {} closed at {exit_price}, realized P&L {}",
+                        position.position_id,
+                        position.symbol,
+                        position.realized_pnl.round_dp(8)
+                    ),
+                )
+                .order(sell.order_id, &sell.client_order_id)
+                .field("position_id", position.position_id)
+                .money("exit_price", exit_price)
+                .money("quantity", take)
+                .money("fees", quote_fees.round_dp(8))
+                .money("realized_pnl", position.realized_pnl.round_dp(8)),
+            );
+        }
+        self.persist_position(position);
+    }
+
+    /// Records that one of our resting orders ended (cancelled here, by cancel-all, or elsewhere).
+    fn on_order_closed(&mut self, report: &OrderReport, why: &str) {
+        let Some(mut order) = self.resting.remove(&report.client_order_id) else {
+            return;
+        };
+        self.apply(&mut order, report);
+        if order.status == OrderStatus::Cancelled && order.reason.is_none() {
+            order.reason = Some(why.to_string());
+        }
+        self.persist_order(&order);
+        if order.exchange_type.is_algo() {
+            self.slots.stop_closed(&order.symbol);
+        }
+        if let Some(position) = order.position_id.and_then(|id| self.positions.get_mut(&id)) {
+            if position.stop_loss_client_id.as_deref() == Some(order.client_order_id.as_str()) {
+                position.stop_loss_client_id = None;
+                position.stop_loss_order_id = None;
+                position.stop_loss = None;
+                position.status = PositionStatus::Unprotected;
+                position.updated_at_us = now_us();
+                let position = position.clone();
+                self.persist_position(&position);
+            }
+        }
+        self.bus.publish(
+            Event::new(
+                "order_cancelled",
+                format!(
+                    "{} {} {} {} cancelled: {why}",
+                    order.order_id,
+                    order.side.as_str(),
+                    order.quantity,
+                    order.symbol
+                ),
+            )
+            .order(order.order_id, &order.client_order_id)
+            .field("symbol", order.symbol.as_str())
+            .field("reason", why),
+        );
+    }
+
+    /// Emergency cancel: every open order on every symbol, not only the ones we know.
+    fn cancel_all(&mut self) {
+        let mut symbols: BTreeSet<String> =
+            self.resting.values().map(|o| o.symbol.clone()).collect();
+        match self.with_retries("list open orders", |gw| gw.open_orders(None)) {
+            Ok(open) => symbols.extend(open.into_iter().map(|o| o.symbol)),
+            Err(e) => self.bus.error(format!(
+                "cancel-all: could not list open orders ({e}); cancelling on known symbols"
+            )),
+        }
+        let mut cancelled = 0usize;
+        let mut cancelled_symbols = Vec::new();
+        for symbol in symbols {
+            match self.with_retries("cancel open orders", |gw| gw.cancel_open_orders(&symbol)) {
+                Ok(reports) if !reports.is_empty() => {
+                    cancelled += reports.len();
+                    cancelled_symbols.push(symbol.clone());
+                    for report in reports {
+                        self.on_order_closed(&report, "cancel-all");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => self.bus.error(format!("cancel-all: {symbol}: {e}")),
+            }
+        }
+        log::warn!(
+            "cancel-all: cancelled {cancelled} open orders on {:?}",
+            cancelled_symbols
+        );
+        self.bus.publish(
+            Event::new(
+                "cancel_all",
+                if cancelled == 0 {
+                    "cancel-all: no open orders".to_string()
+                } else {
+                    format!(
+                        "cancel-all: cancelled {cancelled} open orders on {}",
+                        cancelled_symbols.join(", ")
+                    )
+                },
+            )
+            .field("cancelled", cancelled)
+            .field("symbols", cancelled_symbols),
+        );
+    }
+
+    /// Protective calls are never abandoned on a rate limit or a transient error: wait and go on
+    /// (bounded here so a dead exchange cannot hang shutdown forever).
+    fn with_retries<T>(
+        &mut self,
+        what: &str,
+        mut call: impl FnMut(&mut dyn Exchange) -> Result<T, ExchangeError>,
+    ) -> Result<T, ExchangeError> {
+        let mut wait = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call(self.gateway.as_mut()) {
+                Ok(v) => return Ok(v),
+                Err(ExchangeError::Rejected {
+                    http_status,
+                    code,
+                    msg,
+                }) => {
+                    return Err(ExchangeError::Rejected {
+                        http_status,
+                        code,
+                        msg,
+                    })
+                }
+                Err(e) if attempt >= 6 => return Err(e),
+                Err(ExchangeError::RateLimited {
+                    retry_after, msg, ..
+                }) => {
+                    self.bus.publish(
+                        Event::new(
+                            "rate_limited",
+                            format!(
+                                "{what} waits {:.1} s for the exchange's rate limit: {msg}",
+                                retry_after.as_secs_f64()
+                            ),
+                        )
+                        .field("retry_after_ms", retry_after.as_millis() as u64),
+                    );
+                    std::thread::sleep(retry_after);
+                }
+                Err(e) => {
+                    log::warn!("{what}: {e}; retrying in {} ms", wait.as_millis());
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+            }
+        }
+    }
+}

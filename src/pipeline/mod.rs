@@ -1,0 +1,313 @@
+//! The pipeline: one OS thread per stage, joined by bounded crossbeam channels.
+//!
+//! Set-up: open the store, connect the gateway, load the symbols' rules and what the database
+//! knows (positions, resting orders), spawn the stages. Run: lines flow reader → intake →
+//! exchange I/O → verify → persist; events flow from every stage to the stdout writer.
+//! Shutdown is a drop cascade: end of input (or `quit`) ends intake, which drops its sender;
+//! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
+//! its senders; verify and persist drain and stop; the writer flushes.
+
+pub mod exchange_io;
+pub mod intake;
+pub mod msg;
+pub mod persist;
+pub mod slots;
+pub mod verify;
+
+use crate::config::{Config, ExchangeKind};
+use crate::domain::ids::IdGen;
+use crate::domain::symbol::SymbolRules;
+use crate::events::{self, Bus, Event, Format};
+use crate::exchange::{Connected, ExchangeError};
+use crate::store::{Store, StoreError};
+use crossbeam_channel::bounded;
+use msg::{Line, Timing};
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+/// Every symbol's rules, by symbol; loaded once at start, then read-only.
+pub type Rules = HashMap<String, SymbolRules>;
+
+/// Errors that stop the engine from starting or running.
+#[derive(Debug)]
+pub enum RunError {
+    Store(StoreError),
+    Exchange(ExchangeError),
+    Config(String),
+    Thread(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Store(e) => write!(f, "{e}"),
+            RunError::Exchange(e) => write!(f, "exchange: {e}"),
+            RunError::Config(e) => write!(f, "{e}"),
+            RunError::Thread(e) => write!(f, "thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> Self {
+        RunError::Store(e)
+    }
+}
+
+impl From<ExchangeError> for RunError {
+    fn from(e: ExchangeError) -> Self {
+        RunError::Exchange(e)
+    }
+}
+
+/// One order's latency breakdown, microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLatency {
+    pub intake_us: u64,
+    pub sign_us: u64,
+    pub round_trip_us: u64,
+    pub verify_query_us: u64,
+    pub verify_us: u64,
+    pub total_us: u64,
+}
+
+fn micros(from: Instant, to: Option<Instant>) -> u64 {
+    to.map(|t| t.saturating_duration_since(from).as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl OrderLatency {
+    pub fn of(t: &Timing) -> OrderLatency {
+        OrderLatency {
+            intake_us: micros(t.read_at, Some(t.ready_at)),
+            sign_us: t.sign_ns / 1000,
+            round_trip_us: t.sent_at.map(|s| micros(s, t.placed_at)).unwrap_or(0),
+            verify_query_us: t.placed_at.map(|p| micros(p, t.queried_at)).unwrap_or(0),
+            verify_us: t.queried_at.map(|q| micros(q, t.verified_at)).unwrap_or(0),
+            total_us: micros(t.read_at, t.verified_at),
+        }
+    }
+}
+
+/// The gateway and the quote source for the configured exchange.
+fn connect(config: &Config) -> Result<Connected, RunError> {
+    match config.exchange {
+        ExchangeKind::Sim => {
+            crate::exchange::sim::connect_embedded(config).map_err(RunError::Config)
+        }
+        ExchangeKind::Binance => Err(RunError::Config(
+            "--exchange binance is not available yet in this build: use --exchange sim".into(),
+        )),
+    }
+}
+
+/// Pins the calling thread to `core` when pinning is on; never fails the start.
+fn pin(name: &str, core: Option<core_affinity::CoreId>) {
+    if let Some(core) = core {
+        if core_affinity::set_for_current(core) {
+            log::debug!("{name} pinned to core {}", core.id);
+        } else {
+            log::warn!(
+                "{name}: could not pin to core {}; running unpinned",
+                core.id
+            );
+        }
+    }
+}
+
+/// Runs the engine on stdin/stdout until end of input or `quit`.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let mut store = Store::open(&config.db)?;
+    let meta = store.load_meta()?;
+    let ids = Arc::new(IdGen::new(
+        meta.prefix.clone(),
+        meta.last_order_id,
+        meta.last_position_id,
+    ));
+    let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
+    let Connected {
+        mut gateway,
+        quotes,
+    } = connect(&config)?;
+    let rules: Arc<Rules> = Arc::new(
+        gateway
+            .exchange_info()?
+            .into_iter()
+            .map(|r| (r.symbol.clone(), r))
+            .collect(),
+    );
+    let positions = store.open_positions()?;
+    let resting: Vec<_> = store
+        .open_orders()?
+        .into_iter()
+        .filter(|o| o.exchange_order_id.is_some())
+        .collect();
+    let slots = Arc::new(slots::AlgoSlots::default());
+
+    let cap = config.channel_capacity;
+    let (to_stdout, from_bus) = bounded::<Arc<Event>>(cap * 4);
+    let (to_persist, persist_rx) = bounded(cap * 4);
+    let (to_intake, intake_rx) = bounded::<Line>(65_536);
+    let (to_exchange, exchange_rx) = bounded(cap);
+    let (to_verify, verify_rx) = bounded(cap);
+    let (verify_to_exchange, from_verify_rx) = bounded(cap);
+    let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
+
+    let format = if config.json {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    let cores = if config.pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let core = |i: usize| {
+        if cores.is_empty() {
+            None
+        } else {
+            Some(cores[i % cores.len()])
+        }
+    };
+
+    let mut handles = Vec::new();
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        thread::Builder::new()
+            .name(name.to_string())
+            .spawn(f)
+            .map_err(|e| RunError::Thread(format!("{name}: {e}")))
+    };
+
+    handles.push(spawn(
+        "stdout",
+        Box::new(move || events::run_stdout_writer(from_bus, format)),
+    )?);
+    let persist = persist::Persist {
+        store,
+        bus: Bus::new(to_stdout.clone(), None),
+    };
+    handles.push(spawn("persist", Box::new(move || persist.run(persist_rx)))?);
+    let verify = verify::Verify {
+        slippage_alert_pct: config.slippage_alert_pct,
+        bus: bus.clone(),
+        to_exchange_io: verify_to_exchange,
+        to_persist: to_persist.clone(),
+        latencies: None,
+    };
+    handles.push(spawn("verify", Box::new(move || verify.run(verify_rx)))?);
+    let exchange_io = exchange_io::ExchangeIo::new(
+        gateway,
+        Arc::clone(&rules),
+        Arc::clone(&ids),
+        Arc::clone(&slots),
+        &config,
+        bus.clone(),
+        to_verify,
+        to_persist.clone(),
+        positions,
+        resting,
+    );
+    let exchange_core = core(1);
+    handles.push(spawn(
+        "exchange-io",
+        Box::new(move || {
+            pin("exchange-io", exchange_core);
+            exchange_io.run(exchange_rx, from_verify_rx)
+        }),
+    )?);
+    let intake = intake::Intake::new(
+        Arc::clone(&rules),
+        quotes,
+        ids,
+        slots,
+        confirm,
+        &config,
+        bus.clone(),
+        to_exchange,
+        to_persist,
+    );
+    let intake_core = core(0);
+    handles.push(spawn(
+        "intake",
+        Box::new(move || {
+            pin("intake", intake_core);
+            intake.run(intake_rx)
+        }),
+    )?);
+
+    bus.publish(
+        Event::new(
+            "ready",
+            format!(
+                "genesis ready: exchange {:?}, database {}, confirmations {}, {} symbols",
+                config.exchange,
+                config.db.display(),
+                if confirm {
+                    format!("on ({} s)", config.confirm_timeout.as_secs())
+                } else {
+                    "off".into()
+                },
+                rules.len()
+            ),
+        )
+        .field("exchange", format!("{:?}", config.exchange).to_lowercase())
+        .field("confirm", confirm)
+        .field("client_id_prefix", meta.prefix.as_str()),
+    );
+    drop(bus);
+    drop(to_stdout);
+
+    // The reader is not joined: it may sit in a blocking read after `quit`.
+    thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || read_stdin(to_intake))
+        .map_err(|e| RunError::Thread(format!("stdin: {e}")))?;
+
+    for handle in handles.into_iter().rev() {
+        let name = handle.thread().name().unwrap_or("?").to_string();
+        if handle.join().is_err() {
+            return Err(RunError::Thread(format!("the {name} stage panicked")));
+        }
+    }
+    Ok(())
+}
+
+/// Reads stdin line by line, stamping each line with when it was read.
+fn read_stdin(to_intake: crossbeam_channel::Sender<Line>) {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut buffer = Vec::with_capacity(256);
+    let mut number = 0u64;
+    loop {
+        buffer.clear();
+        match input.read_until(b'\n', &mut buffer) {
+            Ok(0) => break,
+            Ok(_) => {
+                number += 1;
+                let read_at = Instant::now();
+                // Invalid UTF-8 is not a reason to stop: the parser will name the bad line.
+                let text = String::from_utf8_lossy(&buffer).into_owned();
+                if to_intake
+                    .send(Line {
+                        text,
+                        number,
+                        read_at,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) => {
+                log::error!("stdin: {e}");
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Every message that crosses a channel between stages, in one place: this file shows all
+//! the traffic of the pipeline.
+
+use crate::domain::order::Order;
+use crate::domain::position::Position;
+use crate::events::Event;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A line read from stdin, with when it was read.
+#[derive(Debug)]
+pub struct Line {
+    pub text: String,
+    pub number: u64,
+    pub read_at: Instant,
+}
+
+/// A question answered from the database, after everything before it has been written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    Status { id: String },
+    Orders,
+    Positions,
+}
+
+/// intake → exchange I/O
+#[derive(Debug)]
+pub enum ToExchange {
+    /// Send this order (a market entry or exit).
+    Submit(Box<Submission>),
+    /// Cancel every open order on every symbol.
+    CancelAll,
+    /// Passes down the pipeline behind every order sent before it.
+    Query(Query),
+}
+
+#[derive(Debug)]
+pub struct Submission {
+    pub order: Order,
+    pub timing: Timing,
+}
+
+/// Timestamps along one order's path, for latency per stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub read_at: Instant,
+    /// Intake done: request ready to send.
+    pub ready_at: Instant,
+    pub sent_at: Option<Instant>,
+    pub placed_at: Option<Instant>,
+    pub queried_at: Option<Instant>,
+    pub verified_at: Option<Instant>,
+    /// Signing time of the placement, nanoseconds.
+    pub sign_ns: u64,
+}
+
+impl Timing {
+    pub fn new(read_at: Instant) -> Timing {
+        Timing {
+            read_at,
+            ready_at: Instant::now(),
+            sent_at: None,
+            placed_at: None,
+            queried_at: None,
+            verified_at: None,
+            sign_ns: 0,
+        }
+    }
+}
+
+/// exchange I/O → verify
+#[derive(Debug)]
+pub enum ToVerify {
+    /// An order that reached the exchange, with the placement and verification reports applied.
+    Executed(Box<Execution>),
+    Query(Query),
+}
+
+#[derive(Debug)]
+pub struct Execution {
+    pub order: Order,
+    pub timing: Timing,
+    /// The verification query failed; the fill comes from the placement response alone.
+    pub verification_error: Option<String>,
+}
+
+/// verify → exchange I/O: every `Executed` gets exactly one reply, so exchange I/O knows
+/// when nothing is in flight (shutdown, cancel-all and queries wait for that).
+#[derive(Debug)]
+pub enum FromVerify {
+    Verified(Box<Execution>),
+}
+
+/// any stage → persist
+#[derive(Debug)]
+pub enum ToPersist {
+    Order(Box<Order>),
+    Position(Box<Position>),
+    Event(Arc<Event>),
+    Setting { key: &'static str, value: String },
+    Query(Query),
+}

@@ -1,0 +1,283 @@
+//! Persist stage: owns the SQLite connection. Writes every order, position and event,
+//! batching what is queued into one transaction (each state change stays atomic: a batch
+//! commits whole or not at all), and answers queries once everything before them is written.
+
+use super::msg::{Query, ToPersist};
+use crate::domain::format_ts;
+use crate::domain::order::Order;
+use crate::domain::position::Position;
+use crate::events::{Bus, Event};
+use crate::store::{Store, Write};
+use crossbeam_channel::Receiver;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most messages folded into one transaction.
+const MAX_BATCH: usize = 1024;
+
+pub struct Persist {
+    pub store: Store,
+    /// Publishes query replies (to stdout only: this stage writes its own events to the log).
+    pub bus: Bus,
+}
+
+impl Persist {
+    pub fn run(mut self, from_stages: Receiver<ToPersist>) {
+        let mut batch: Vec<ToPersist> = Vec::with_capacity(MAX_BATCH);
+        while let Ok(first) = from_stages.recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match from_stages.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            self.handle(&mut batch);
+        }
+    }
+
+    fn handle(&mut self, batch: &mut Vec<ToPersist>) {
+        let mut start = 0;
+        while start < batch.len() {
+            // Writes up to the next query commit first, so the query sees them.
+            let end = batch[start..]
+                .iter()
+                .position(|m| matches!(m, ToPersist::Query(_)))
+                .map_or(batch.len(), |i| start + i);
+            self.commit(&batch[start..end]);
+            if let Some(ToPersist::Query(query)) = batch.get(end) {
+                let reply = self.answer(query);
+                self.commit(&[ToPersist::Event(Arc::clone(&reply))]);
+            }
+            start = end + 1;
+        }
+        batch.clear();
+    }
+
+    /// Commits the writes, retrying while the database refuses (locked, full, read-only):
+    /// nothing is reported as logged until it is.
+    fn commit(&mut self, messages: &[ToPersist]) {
+        if messages.is_empty() {
+            return;
+        }
+        let writes: Vec<Write<'_>> = messages
+            .iter()
+            .filter_map(|m| match m {
+                ToPersist::Order(o) => Some(Write::Order(o)),
+                ToPersist::Position(p) => Some(Write::Position(p)),
+                ToPersist::Event(e) => Some(Write::Event(e)),
+                ToPersist::Setting { key, value } => Some(Write::Setting(key, value)),
+                ToPersist::Query(_) => None,
+            })
+            .collect();
+        let mut wait = Duration::from_millis(10);
+        let mut attempt = 0u32;
+        loop {
+            match self.store.write_batch(&writes) {
+                Ok(()) => return,
+                Err(e) => {
+                    attempt += 1;
+                    log::error!("database write failed (attempt {attempt}): {e}; {} records kept in memory, retrying", writes.len());
+                    if attempt == 1 {
+                        self.bus.error(format!(
+                            "database write failed: {e}; retrying, records kept in memory"
+                        ));
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn answer(&self, query: &Query) -> Arc<Event> {
+        let event = match query {
+            Query::Status { id } => self.status(id),
+            Query::Orders => self.orders(),
+            Query::Positions => self.positions(),
+        };
+        let event = event.unwrap_or_else(|e| {
+            Event::new("error", format!("query failed: {e}"))
+                .field("message", format!("query failed: {e}"))
+        });
+        let event = Arc::new(event);
+        self.bus.publish_stdout(Arc::clone(&event));
+        event
+    }
+
+    fn status(&self, id: &str) -> Result<Event, crate::store::StoreError> {
+        let Some(order) = self.store.find_order(id)? else {
+            return Ok(Event::new("error", format!("status: no order '{id}'"))
+                .field("message", format!("status: no order '{id}'")));
+        };
+        let position = match order.position_id {
+            Some(pid) => self.store.find_position(pid)?,
+            None => None,
+        };
+        let stop = match &position {
+            Some(p) => match p.stop_loss_order_id {
+                Some(stop_id) => self.store.find_order(&stop_id.to_string())?,
+                None => None,
+            },
+            None => None,
+        };
+        let stop_text = match (&position, &stop) {
+            (Some(p), Some(s)) if s.order_id != order.order_id => {
+                format!(
+                    "; stop-loss {} at {} {} (position {} {})",
+                    s.order_id,
+                    s.stop_price.unwrap_or_default(),
+                    s.status.as_str(),
+                    p.position_id,
+                    p.status.as_str()
+                )
+            }
+            (Some(p), _) => format!("; position {} {}", p.position_id, p.status.as_str()),
+            _ => String::new(),
+        };
+        let text = format!(
+            "{} {} {} {} {} {}: filled {} avg {} slippage {} latency {}{}{}",
+            order.order_id,
+            order.client_order_id,
+            order.side.as_str(),
+            order.quantity,
+            order.symbol,
+            order.status.as_str(),
+            order.filled_quantity,
+            order
+                .avg_price
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            order
+                .slippage_percent
+                .map(|s| format!("{s}%"))
+                .unwrap_or_else(|| "-".into()),
+            order
+                .latency_us
+                .map(|us| format!("{:.3} ms", us as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into()),
+            stop_text,
+            order
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+        );
+        Ok(Event::new("status", text)
+            .order(order.order_id, &order.client_order_id)
+            .field("order", order_json(&order))
+            .field(
+                "position",
+                position.as_ref().map(position_json).unwrap_or(Value::Null),
+            )
+            .field(
+                "stop_loss",
+                stop.as_ref().map(order_json).unwrap_or(Value::Null),
+            ))
+    }
+
+    fn orders(&self) -> Result<Event, crate::store::StoreError> {
+        let orders = self.store.open_orders()?;
+        let text = if orders.is_empty() {
+            "no open orders".to_string()
+        } else {
+            let list: Vec<String> = orders
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} {} {} {} {}{} {}",
+                        o.order_id,
+                        o.symbol,
+                        o.side.as_str(),
+                        o.exchange_type.as_str(),
+                        o.quantity,
+                        o.stop_price
+                            .map(|s| format!(" stop {s}"))
+                            .unwrap_or_default(),
+                        o.status.as_str()
+                    )
+                })
+                .collect();
+            format!("{} open: {}", orders.len(), list.join("; "))
+        };
+        Ok(Event::new("orders", text)
+            .field("count", orders.len())
+            .field("orders", orders.iter().map(order_json).collect::<Vec<_>>()))
+    }
+
+    fn positions(&self) -> Result<Event, crate::store::StoreError> {
+        let positions = self.store.open_positions()?;
+        let text = if positions.is_empty() {
+            "no open positions".to_string()
+        } else {
+            let list: Vec<String> = positions
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} {} @ {} stop {} {}",
+                        p.position_id,
+                        p.symbol,
+                        p.quantity,
+                        p.entry_price,
+                        p.stop_loss
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        p.status.as_str()
+                    )
+                })
+                .collect();
+            format!("{} open: {}", positions.len(), list.join("; "))
+        };
+        Ok(Event::new("positions", text)
+            .field("count", positions.len())
+            .field(
+                "positions",
+                positions.iter().map(position_json).collect::<Vec<_>>(),
+            ))
+    }
+}
+
+fn dec(d: Option<crate::domain::money::Decimal>) -> Value {
+    d.map(|d| Value::from(d.normalize().to_string()))
+        .unwrap_or(Value::Null)
+}
+
+pub fn order_json(o: &Order) -> Value {
+    json!({
+        "order_id": o.order_id,
+        "client_order_id": o.client_order_id,
+        "exchange_order_id": o.exchange_order_id,
+        "position_id": o.position_id,
+        "symbol": o.symbol,
+        "side": o.side.as_str(),
+        "type": o.order_type().as_str(),
+        "exchange_type": o.exchange_type.as_str(),
+        "role": o.role.as_str(),
+        "status": o.status.as_str(),
+        "quantity": o.quantity.normalize().to_string(),
+        "filled_quantity": o.filled_quantity.normalize().to_string(),
+        "avg_price": dec(o.avg_price),
+        "expected_price": dec(o.expected_price),
+        "stop_price": dec(o.stop_price),
+        "limit_price": dec(o.limit_price),
+        "slippage_percent": dec(o.slippage_percent),
+        "latency_ms": o.latency_us.map(|us| us as f64 / 1000.0),
+        "reason": o.reason,
+        "created_at": format_ts(o.created_at_us),
+    })
+}
+
+pub fn position_json(p: &Position) -> Value {
+    json!({
+        "position_id": p.position_id,
+        "symbol": p.symbol,
+        "quantity": p.quantity.normalize().to_string(),
+        "entry_price": p.entry_price.normalize().to_string(),
+        "stop_loss": dec(p.stop_loss),
+        "stop_loss_order_id": p.stop_loss_order_id,
+        "status": p.status.as_str(),
+        "realized_pnl": p.realized_pnl.normalize().to_string(),
+        "opened_at": format_ts(p.opened_at_us),
+    })
+}

@@ -1,0 +1,566 @@
+//! The SQLite store: schema, the one writing connection, and the reads that answer queries and
+//! restore state at start.
+//!
+//! Durability: WAL with `synchronous=NORMAL`. A process crash (`kill -9`) loses nothing that
+//! was committed; a power failure may lose the last commits since the previous WAL checkpoint
+//! sync. Start-up reconciliation with the exchange (client order ids carry our prefix) recovers
+//! what such a loss would drop, which is why the ~10x cost of `synchronous=FULL` is not paid on
+//! every order.
+
+use crate::domain::lifecycle::OrderStatus;
+use crate::domain::money::Decimal;
+use crate::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
+use crate::domain::position::{Position, PositionStatus};
+use crate::domain::{format_ts, ids};
+use crate::events::Event;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::Path;
+use std::str::FromStr;
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Errors at the database boundary.
+#[derive(Debug)]
+pub enum StoreError {
+    Sqlite(rusqlite::Error),
+    /// A stored value that does not parse (a corrupt or foreign row).
+    Corrupt(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Sqlite(e) => write!(f, "database error: {e}"),
+            StoreError::Corrupt(what) => write!(f, "database holds a bad value: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+/// What the engine needs from the database before it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    /// The client order id prefix fixed for this database.
+    pub prefix: String,
+    pub last_order_id: i64,
+    pub last_position_id: i64,
+    /// Stored confirmation preference (`confirm on|off`), if any.
+    pub confirm: Option<bool>,
+}
+
+/// One write the persist stage batches into a transaction.
+#[derive(Debug, Clone)]
+pub enum Write<'a> {
+    Order(&'a Order),
+    Position(&'a Position),
+    Event(&'a Event),
+    Setting(&'a str, &'a str),
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, sets the pragmas deliberately, applies the schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests and benches.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // rusqlite's bundled SQLite stays at synchronous=FULL after journal_mode=WAL: set both.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Reads (and on first use creates) what the engine needs to start.
+    pub fn load_meta(&mut self) -> Result<Meta, StoreError> {
+        let prefix: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'client_id_prefix'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let prefix = match prefix {
+            Some(p) => p,
+            None => {
+                let p = ids::new_prefix();
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('client_id_prefix', ?1)",
+                    [&p],
+                )?;
+                p
+            }
+        };
+        let last_order_id: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(order_id), 0) FROM orders", [], |r| {
+                    r.get(0)
+                })?;
+        let last_position_id: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(position_id), 0) FROM positions",
+            [],
+            |r| r.get(0),
+        )?;
+        let confirm = self.setting("confirm")?.map(|v| v == "on");
+        Ok(Meta {
+            prefix,
+            last_order_id,
+            last_position_id,
+            confirm,
+        })
+    }
+
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Applies writes in one transaction: all or nothing.
+    pub fn write_batch(&mut self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for write in writes {
+            match write {
+                Write::Order(order) => upsert_order(&tx, order)?,
+                Write::Position(position) => upsert_position(&tx, position)?,
+                Write::Event(event) => append_event(&tx, event)?,
+                Write::Setting(key, value) => {
+                    tx.prepare_cached(
+                        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute(params![key, value])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One order by `order_id` or `client_order_id`.
+    pub fn find_order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        let by_number = id.parse::<i64>().ok();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?1 OR order_id = ?2 OR exchange_order_id = ?2
+             ORDER BY (client_order_id = ?1) DESC, (order_id = ?2) DESC LIMIT 1"
+        ))?;
+        let row = stmt
+            .query_row(params![id, by_number], order_from_row)
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Orders still working (PENDING or PARTIAL), oldest first.
+    pub fn open_orders(&self) -> Result<Vec<Order>, StoreError> {
+        self.orders_where("status IN ('PENDING', 'PARTIAL') ORDER BY order_id")
+    }
+
+    /// Every order of a position, oldest first.
+    pub fn orders_of_position(&self, position_id: i64) -> Result<Vec<Order>, StoreError> {
+        self.orders_where(&format!("position_id = {position_id} ORDER BY order_id"))
+    }
+
+    fn orders_where(&self, clause: &str) -> Result<Vec<Order>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}"
+        ))?;
+        let rows = stmt.query_map([], order_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    /// Positions not closed, oldest first.
+    pub fn open_positions(&self) -> Result<Vec<Position>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {POSITION_COLUMNS} FROM positions WHERE status <> 'CLOSED' ORDER BY position_id"
+        ))?;
+        let rows = stmt.query_map([], position_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    pub fn find_position(&self, position_id: i64) -> Result<Option<Position>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {POSITION_COLUMNS} FROM positions WHERE position_id = ?1"
+        ))?;
+        let row = stmt
+            .query_row([position_id], position_from_row)
+            .optional()?;
+        row.transpose()
+    }
+}
+
+const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_order_id, side, quantity, \
+filled_quantity, status, slice_number, total_slices, slippage_percent, symbol, role, exchange_type, expected_price, \
+avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us";
+
+const POSITION_COLUMNS: &str =
+    "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
+stop_loss_order_id, status, realized_pnl, opened_at_us";
+
+fn text(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+fn opt_text(d: Option<Decimal>) -> Option<String> {
+    d.map(text)
+}
+
+fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<(), StoreError> {
+    let price = match o.order_type() {
+        crate::domain::order::OrderType::StopLoss => o.stop_price,
+        _ => o.avg_price.or(o.limit_price),
+    };
+    let latency_ms = o.latency_us.map(|us| us as f64 / 1000.0);
+    tx.prepare_cached(
+        "INSERT INTO orders (order_id, position_id, client_order_id, exchange_order_id, type, side, price, quantity,
+            filled_quantity, status, slice_number, total_slices, latency_ms, slippage_percent, created_at, executed_at,
+            symbol, role, exchange_type, expected_price, avg_fill_price, cum_quote, commission, commission_asset,
+            stop_price, limit_price, latency_us, reason, updated_at, created_at_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
+            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
+         ON CONFLICT(order_id) DO UPDATE SET position_id = excluded.position_id,
+            exchange_order_id = excluded.exchange_order_id, price = excluded.price,
+            filled_quantity = excluded.filled_quantity, status = excluded.status, latency_ms = excluded.latency_ms,
+            slippage_percent = excluded.slippage_percent, executed_at = excluded.executed_at,
+            expected_price = excluded.expected_price, avg_fill_price = excluded.avg_fill_price,
+            cum_quote = excluded.cum_quote, commission = excluded.commission,
+            commission_asset = excluded.commission_asset, latency_us = excluded.latency_us,
+            reason = excluded.reason, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        o.order_id,
+        o.position_id,
+        o.client_order_id,
+        o.exchange_order_id,
+        o.order_type().as_str(),
+        o.side.as_str(),
+        opt_text(price),
+        text(o.quantity),
+        text(o.filled_quantity),
+        o.status.as_str(),
+        o.slice_number,
+        o.total_slices,
+        latency_ms,
+        opt_text(o.slippage_percent),
+        format_ts(o.created_at_us),
+        o.executed_at_us.map(format_ts),
+        o.symbol,
+        o.role.as_str(),
+        o.exchange_type.as_str(),
+        opt_text(o.expected_price),
+        opt_text(o.avg_price),
+        text(o.cum_quote),
+        text(o.commission),
+        o.commission_asset,
+        opt_text(o.stop_price),
+        opt_text(o.limit_price),
+        o.latency_us.map(|v| v as i64),
+        o.reason,
+        format_ts(o.updated_at_us),
+        o.created_at_us,
+    ])?;
+    Ok(())
+}
+
+fn upsert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO positions (position_id, symbol, quantity, entry_price, entry_order_id, stop_loss,
+            stop_loss_order_id, status, realized_pnl, opened_at, updated_at, closed_at, opened_at_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT(position_id) DO UPDATE SET quantity = excluded.quantity, stop_loss = excluded.stop_loss,
+            stop_loss_order_id = excluded.stop_loss_order_id, status = excluded.status,
+            realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at, closed_at = excluded.closed_at",
+    )?
+    .execute(params![
+        p.position_id,
+        p.symbol,
+        text(p.quantity),
+        text(p.entry_price),
+        p.entry_order_id,
+        opt_text(p.stop_loss),
+        p.stop_loss_order_id,
+        p.status.as_str(),
+        text(p.realized_pnl),
+        format_ts(p.opened_at_us),
+        format_ts(p.updated_at_us),
+        p.closed_at_us.map(format_ts),
+        p.opened_at_us,
+    ])?;
+    Ok(())
+}
+
+fn append_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO event_log (ts, correlation_id, event, details) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        format_ts(e.ts_us),
+        e.client_order_id,
+        e.kind,
+        e.details_json()
+    ])?;
+    Ok(())
+}
+
+fn dec(row: &Row<'_>, idx: usize) -> rusqlite::Result<Result<Decimal, StoreError>> {
+    let s: String = row.get(idx)?;
+    Ok(Decimal::from_str(&s).map_err(|_| StoreError::Corrupt(format!("'{s}' is not a decimal"))))
+}
+
+fn opt_dec(row: &Row<'_>, idx: usize) -> rusqlite::Result<Result<Option<Decimal>, StoreError>> {
+    let s: Option<String> = row.get(idx)?;
+    Ok(match s {
+        None => Ok(None),
+        Some(s) => Decimal::from_str(&s)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("'{s}' is not a decimal"))),
+    })
+}
+
+fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> {
+    let side: String = row.get(4)?;
+    let status: String = row.get(7)?;
+    let role: String = row.get(12)?;
+    let exchange_type: String = row.get(13)?;
+    let created_at_us: i64 = row.get(23)?;
+    let quantity = dec(row, 5)?;
+    let filled = dec(row, 6)?;
+    let slippage = opt_dec(row, 10)?;
+    let expected = opt_dec(row, 14)?;
+    let avg = opt_dec(row, 15)?;
+    let cum_quote = dec(row, 16)?;
+    let commission = dec(row, 17)?;
+    let stop = opt_dec(row, 19)?;
+    let limit = opt_dec(row, 20)?;
+    let latency_us: Option<i64> = row.get(21)?;
+    let build = || -> Result<Order, StoreError> {
+        let bad = |what: &str, v: &str| StoreError::Corrupt(format!("{what} '{v}'"));
+        let mut o = Order::new(
+            0,
+            String::new(),
+            String::new(),
+            Side::parse(&side).ok_or_else(|| bad("side", &side))?,
+            OrderRole::parse(&role).ok_or_else(|| bad("role", &role))?,
+            ExchangeOrderType::parse(&exchange_type)
+                .ok_or_else(|| bad("exchange type", &exchange_type))?,
+            quantity?,
+            created_at_us,
+        );
+        o.status = OrderStatus::parse(&status).ok_or_else(|| bad("status", &status))?;
+        o.filled_quantity = filled?;
+        o.slippage_percent = slippage?;
+        o.expected_price = expected?;
+        o.avg_price = avg?;
+        o.cum_quote = cum_quote?;
+        o.commission = commission?;
+        o.stop_price = stop?;
+        o.limit_price = limit?;
+        o.latency_us = latency_us.map(|v| v.max(0) as u64);
+        Ok(o)
+    };
+    let mut order = match build() {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(e)),
+    };
+    order.order_id = row.get(0)?;
+    order.position_id = row.get(1)?;
+    order.client_order_id = row.get(2)?;
+    order.exchange_order_id = row.get(3)?;
+    order.slice_number = row.get(8)?;
+    order.total_slices = row.get(9)?;
+    order.symbol = row.get(11)?;
+    order.commission_asset = row.get(18)?;
+    order.reason = row.get(22)?;
+    Ok(Ok(order))
+}
+
+fn position_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Position, StoreError>> {
+    let status: String = row.get(7)?;
+    let quantity = dec(row, 2)?;
+    let entry = dec(row, 3)?;
+    let stop = opt_dec(row, 5)?;
+    let pnl = dec(row, 8)?;
+    let opened_at_us: i64 = row.get(9)?;
+    let build = || -> Result<Position, StoreError> {
+        Ok(Position {
+            position_id: 0,
+            symbol: String::new(),
+            quantity: quantity?,
+            entry_price: entry?,
+            entry_order_id: 0,
+            stop_loss: stop?,
+            stop_loss_order_id: None,
+            stop_loss_client_id: None,
+            status: PositionStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("position status '{status}'")))?,
+            realized_pnl: pnl?,
+            opened_at_us,
+            updated_at_us: opened_at_us,
+            closed_at_us: None,
+        })
+    };
+    let mut p = match build() {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    p.position_id = row.get(0)?;
+    p.symbol = row.get(1)?;
+    p.entry_order_id = row.get(4)?;
+    p.stop_loss_order_id = row.get(6)?;
+    Ok(Ok(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn order(id: i64) -> Order {
+        let mut o = Order::new(
+            id,
+            format!("gtest-E{id}"),
+            "BTCUSDT".into(),
+            Side::Buy,
+            OrderRole::Entry,
+            ExchangeOrderType::Market,
+            d("0.001"),
+            1_700_000_000_000_000,
+        );
+        o.expected_price = Some(d("65000.01"));
+        o
+    }
+
+    #[test]
+    fn meta_creates_a_prefix_once_and_keeps_it() {
+        let mut store = Store::open_in_memory().unwrap();
+        let first = store.load_meta().unwrap();
+        let second = store.load_meta().unwrap();
+        assert_eq!(first.prefix, second.prefix);
+        assert_eq!(first.last_order_id, 0);
+        assert_eq!(first.confirm, None);
+    }
+
+    #[test]
+    fn an_order_round_trips_with_exact_decimals_stored_as_text() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut o = order(1);
+        o.filled_quantity = d("0.001");
+        o.cum_quote = d("65.00001");
+        o.avg_price = Some(d("65000.01"));
+        o.slippage_percent = Some(d("0.0000"));
+        o.status = OrderStatus::Filled;
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        let back = store.find_order("gtest-E1").unwrap().unwrap();
+        assert_eq!(back.cum_quote, d("65.00001"));
+        assert_eq!(back.avg_price, Some(d("65000.01")));
+        assert_eq!(back.status, OrderStatus::Filled);
+        let kind: String = store
+            .connection()
+            .query_row("SELECT typeof(quantity) FROM orders", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kind, "text");
+    }
+
+    #[test]
+    fn status_finds_an_order_by_order_id_or_client_id() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .write_batch(&[Write::Order(&order(7)), Write::Order(&order(8))])
+            .unwrap();
+        assert_eq!(store.find_order("7").unwrap().unwrap().order_id, 7);
+        assert_eq!(store.find_order("gtest-E8").unwrap().unwrap().order_id, 8);
+        assert!(store.find_order("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn an_upsert_moves_the_status_and_keeps_one_row() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut o = order(1);
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        o.status = OrderStatus::Cancelled;
+        o.reason = Some("no confirmation within 10 s".into());
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        let count: i64 = store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(
+            store.find_order("1").unwrap().unwrap().reason.as_deref(),
+            Some("no confirmation within 10 s")
+        );
+    }
+
+    #[test]
+    fn the_event_log_is_append_only() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .write_batch(&[Write::Event(&Event::new("cancel_all", "x"))])
+            .unwrap();
+        assert!(store
+            .connection()
+            .execute("DELETE FROM event_log", [])
+            .is_err());
+        assert!(store
+            .connection()
+            .execute("UPDATE event_log SET event = 'y'", [])
+            .is_err());
+    }
+
+    #[test]
+    fn a_failed_batch_writes_nothing() {
+        let mut store = Store::open_in_memory().unwrap();
+        let a = order(1);
+        let mut b = order(2);
+        b.client_order_id = a.client_order_id.clone(); // violates UNIQUE
+        assert!(store
+            .write_batch(&[Write::Order(&a), Write::Order(&b)])
+            .is_err());
+        assert!(store.find_order("1").unwrap().is_none());
+    }
+
+    #[test]
+    fn settings_persist() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .write_batch(&[Write::Setting("confirm", "off")])
+            .unwrap();
+        assert_eq!(store.load_meta().unwrap().confirm, Some(false));
+    }
+}

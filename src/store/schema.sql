@@ -1,0 +1,80 @@
+-- Genesis database schema. Money columns are TEXT holding exact decimals: a DECIMAL(20,8)
+-- column would have NUMERIC affinity and turn the text into a float. The CHECKs keep it so.
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS orders (
+    order_id          INTEGER PRIMARY KEY,
+    position_id       INTEGER,
+    client_order_id   TEXT NOT NULL UNIQUE,
+    exchange_order_id INTEGER UNIQUE,
+    type              TEXT NOT NULL CHECK (type IN ('MARKET', 'LIMIT', 'STOP_LOSS')),
+    side              TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
+    -- MARKET: average fill price once filled; STOP_LOSS: the stop (trigger) price.
+    price             TEXT CHECK (price IS NULL OR typeof(price) = 'text'),
+    quantity          TEXT NOT NULL CHECK (typeof(quantity) = 'text'),
+    filled_quantity   TEXT NOT NULL DEFAULT '0' CHECK (typeof(filled_quantity) = 'text'),
+    status            TEXT NOT NULL CHECK (status IN ('PENDING', 'PARTIAL', 'FILLED', 'CANCELLED', 'FAILED')),
+    slice_number      INTEGER CHECK (slice_number IS NULL OR slice_number >= 1),
+    total_slices      INTEGER CHECK (total_slices IS NULL OR total_slices >= 1),
+    latency_ms        REAL CHECK (latency_ms IS NULL OR latency_ms >= 0),
+    slippage_percent  TEXT CHECK (slippage_percent IS NULL OR typeof(slippage_percent) = 'text'),
+    created_at        TEXT NOT NULL,
+    executed_at       TEXT,
+    -- Beyond the story's columns: what the engine needs.
+    symbol            TEXT NOT NULL,
+    role              TEXT NOT NULL CHECK (role IN ('ENTRY', 'EXIT', 'STOP_LOSS', 'EMERGENCY_EXIT', 'RECOVERED')),
+    exchange_type     TEXT NOT NULL,
+    expected_price    TEXT CHECK (expected_price IS NULL OR typeof(expected_price) = 'text'),
+    avg_fill_price    TEXT CHECK (avg_fill_price IS NULL OR typeof(avg_fill_price) = 'text'),
+    cum_quote         TEXT NOT NULL DEFAULT '0' CHECK (typeof(cum_quote) = 'text'),
+    commission        TEXT NOT NULL DEFAULT '0' CHECK (typeof(commission) = 'text'),
+    commission_asset  TEXT,
+    stop_price        TEXT CHECK (stop_price IS NULL OR typeof(stop_price) = 'text'),
+    limit_price       TEXT CHECK (limit_price IS NULL OR typeof(limit_price) = 'text'),
+    latency_us        INTEGER,
+    reason            TEXT,
+    updated_at        TEXT NOT NULL,
+    created_at_us     INTEGER NOT NULL,
+    CHECK (side = 'SELL' OR type <> 'STOP_LOSS')
+);
+CREATE INDEX IF NOT EXISTS orders_open ON orders (status) WHERE status IN ('PENDING', 'PARTIAL');
+CREATE INDEX IF NOT EXISTS orders_position ON orders (position_id);
+
+CREATE TABLE IF NOT EXISTS positions (
+    position_id        INTEGER PRIMARY KEY,
+    symbol             TEXT NOT NULL,
+    quantity           TEXT NOT NULL CHECK (typeof(quantity) = 'text'),
+    entry_price        TEXT NOT NULL CHECK (typeof(entry_price) = 'text'),
+    entry_order_id     INTEGER NOT NULL REFERENCES orders (order_id),
+    stop_loss          TEXT CHECK (stop_loss IS NULL OR typeof(stop_loss) = 'text'),
+    stop_loss_order_id INTEGER,
+    status             TEXT NOT NULL CHECK (status IN ('OPEN', 'UNPROTECTED', 'DUST', 'CLOSED')),
+    realized_pnl       TEXT NOT NULL DEFAULT '0' CHECK (typeof(realized_pnl) = 'text'),
+    opened_at          TEXT NOT NULL,
+    updated_at         TEXT NOT NULL,
+    closed_at          TEXT,
+    opened_at_us       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS positions_open ON positions (status) WHERE status <> 'CLOSED';
+
+-- Append-only: every event the engine published, with the order's client id as correlation id.
+CREATE TABLE IF NOT EXISTS event_log (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts             TEXT NOT NULL,
+    correlation_id TEXT,
+    event          TEXT NOT NULL,
+    details        TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS event_log_append_only_update BEFORE UPDATE ON event_log
+BEGIN SELECT RAISE(ABORT, 'event_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS event_log_append_only_delete BEFORE DELETE ON event_log
+BEGIN SELECT RAISE(ABORT, 'event_log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
