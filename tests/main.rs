@@ -1,1 +1,6 @@
+//! One integration test binary: drives the real executables through stdin and reads their
+//! stdout and database.
 
+mod support;
+
+mod engine_sim;
