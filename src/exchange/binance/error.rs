@@ -1,0 +1,323 @@
+//! What a failed request means for the caller: pure classification of transport errors and
+//! HTTP responses into [`ExchangeError`].
+//!
+//! | what happened | error |
+//! |---|---|
+//! | bad URL, DNS failure, connection refused / unreachable, connect or TLS handshake timeout | `NotSent` |
+//! | timeout after the request went out, connection dropped mid-response, garbled HTTP | `Unknown` |
+//! | any 5xx; any body code -1000, -1001, -1006, -1007 | `Unknown` |
+//! | 429, 418 | `RateLimited` (`Retry-After` seconds; 1 s / 120 s when absent; `banned` on 418) |
+//! | other 4xx | `Rejected` (Binance code and message; code 0 when the body has none) |
+//! | 2xx whose body does not parse | `Unknown` (decided by the caller) |
+
+use super::wire::parse_error;
+use crate::exchange::ExchangeError;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+/// Wait after a 429 that carries no `Retry-After`.
+pub const DEFAULT_RETRY_AFTER_429: Duration = Duration::from_secs(1);
+/// Wait after a 418 (IP ban) that carries no `Retry-After`: the shortest ban.
+pub const DEFAULT_RETRY_AFTER_418: Duration = Duration::from_secs(120);
+
+/// Binance codes that leave the outcome unknown whatever the HTTP status.
+pub const UNKNOWN_OUTCOME_CODES: [i64; 4] = [-1000, -1001, -1006, -1007];
+
+/// A transport failure (no HTTP response was read).
+pub fn classify_transport(error: &ureq::Error) -> ExchangeError {
+    use ureq::Error as E;
+    use ureq::Timeout as T;
+    let not_sent = |reason: String| ExchangeError::NotSent { reason };
+    let unknown = |reason: String| ExchangeError::Unknown { reason };
+    match error {
+        E::Timeout(t @ (T::Resolve | T::Connect)) => not_sent(format!("timeout: {t:?}")),
+        E::Timeout(t) => unknown(format!("timeout after the request was sent: {t:?}")),
+        E::HostNotFound => not_sent("host not found".into()),
+        E::ConnectionFailed => not_sent("connection failed".into()),
+        E::BadUri(_) => not_sent("bad URL".into()),
+        E::Http(_) => not_sent("invalid request".into()),
+        E::InvalidProxyUrl => not_sent("invalid proxy URL".into()),
+        E::ConnectProxyFailed(_) => not_sent("proxy CONNECT failed".into()),
+        E::RequireHttpsOnly(_) => not_sent("https required".into()),
+        E::Tls(msg) => not_sent(format!("TLS: {msg}")),
+        E::Rustls(e) => not_sent(format!("TLS: {e}")),
+        E::Pem(_) => not_sent("TLS certificates".into()),
+        E::TlsRequired => not_sent("TLS required".into()),
+        E::Io(e) => match e.kind() {
+            // The TCP connection was never made: nothing left the machine.
+            ErrorKind::ConnectionRefused
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::NetworkDown
+            | ErrorKind::AddrNotAvailable
+            | ErrorKind::AddrInUse => not_sent(format!("connect: {e}")),
+            _ => unknown(format!("connection lost: {e}")),
+        },
+        E::Protocol(e) => unknown(format!("bad HTTP response: {e}")),
+        E::LargeResponseHeader(..) => unknown("response header too large".into()),
+        E::BodyExceedsLimit(limit) => unknown(format!("response body over {limit} bytes")),
+        other => unknown(format!("transport: {other}")),
+    }
+}
+
+/// An HTTP response: `None` for a 2xx (the caller parses the body; if that fails the outcome
+/// is `Unknown`), otherwise the error it stands for. `retry_after` is the raw `Retry-After`.
+pub fn classify_response(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &str,
+) -> Option<ExchangeError> {
+    if (200..300).contains(&status) {
+        return None;
+    }
+    let api = parse_error(body);
+    let (code, msg) = match &api {
+        Some((code, msg)) => (*code, msg.clone()),
+        None => (0, snippet(body)),
+    };
+    if status == 429 || status == 418 {
+        let banned = status == 418;
+        let default = if banned {
+            DEFAULT_RETRY_AFTER_418
+        } else {
+            DEFAULT_RETRY_AFTER_429
+        };
+        let retry_after = retry_after
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(default);
+        return Some(ExchangeError::RateLimited {
+            retry_after,
+            banned,
+            code,
+            msg,
+        });
+    }
+    if status >= 500 || UNKNOWN_OUTCOME_CODES.contains(&code) {
+        return Some(ExchangeError::Unknown {
+            reason: format!("HTTP {status} ({code}): {msg}"),
+        });
+    }
+    if (400..500).contains(&status) {
+        return Some(ExchangeError::Rejected {
+            http_status: status,
+            code,
+            msg: if api.is_some() {
+                msg
+            } else {
+                format!("HTTP {status}: {msg}")
+            },
+        });
+    }
+    // 1xx / 3xx: not an answer Binance gives; what happened is unknown.
+    Some(ExchangeError::Unknown {
+        reason: format!("unexpected HTTP {status}: {msg}"),
+    })
+}
+
+/// The start of a body, for messages (at most 200 characters).
+pub fn snippet(body: &str) -> String {
+    let trimmed = body.trim();
+    match trimmed.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &trimmed[..end]),
+        None => trimmed.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn kind(e: &ExchangeError) -> &'static str {
+        match e {
+            ExchangeError::NotSent { .. } => "NotSent",
+            ExchangeError::Rejected { .. } => "Rejected",
+            ExchangeError::RateLimited { .. } => "RateLimited",
+            ExchangeError::Unknown { .. } => "Unknown",
+        }
+    }
+
+    #[test]
+    fn transport_errors_before_sending_are_not_sent_and_after_are_unknown() {
+        let table: Vec<(ureq::Error, &str)> = vec![
+            (
+                ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused)),
+                "NotSent",
+            ),
+            (
+                ureq::Error::Io(io::Error::from(io::ErrorKind::HostUnreachable)),
+                "NotSent",
+            ),
+            (
+                ureq::Error::Io(io::Error::from(io::ErrorKind::NetworkUnreachable)),
+                "NotSent",
+            ),
+            (ureq::Error::HostNotFound, "NotSent"),
+            (ureq::Error::ConnectionFailed, "NotSent"),
+            (ureq::Error::BadUri("x".into()), "NotSent"),
+            (ureq::Error::Timeout(ureq::Timeout::Connect), "NotSent"),
+            (ureq::Error::Timeout(ureq::Timeout::Resolve), "NotSent"),
+            (ureq::Error::Tls("handshake"), "NotSent"),
+            (ureq::Error::Timeout(ureq::Timeout::SendRequest), "Unknown"),
+            (ureq::Error::Timeout(ureq::Timeout::SendBody), "Unknown"),
+            (ureq::Error::Timeout(ureq::Timeout::RecvResponse), "Unknown"),
+            (ureq::Error::Timeout(ureq::Timeout::RecvBody), "Unknown"),
+            (
+                ureq::Error::Io(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                "Unknown",
+            ),
+            (
+                ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset)),
+                "Unknown",
+            ),
+            (
+                ureq::Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)),
+                "Unknown",
+            ),
+            (ureq::Error::BodyExceedsLimit(10), "Unknown"),
+            (ureq::Error::LargeResponseHeader(1, 2), "Unknown"),
+        ];
+        for (error, expected) in table {
+            assert_eq!(kind(&classify_transport(&error)), expected, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn http_responses_classify_by_status_and_binance_code() {
+        let rejected = |http_status: u16, code: i64, msg: &str| {
+            Some(ExchangeError::Rejected {
+                http_status,
+                code,
+                msg: msg.into(),
+            })
+        };
+        let table: Vec<(u16, Option<&str>, &str, Option<ExchangeError>)> = vec![
+            (200, None, "{}", None),
+            (201, None, "", None),
+            (
+                400,
+                None,
+                r#"{"code":-1013,"msg":"Filter failure: LOT_SIZE"}"#,
+                rejected(400, -1013, "Filter failure: LOT_SIZE"),
+            ),
+            (
+                400,
+                None,
+                r#"{"code":-2010,"msg":"Order would trigger immediately."}"#,
+                rejected(400, -2010, "Order would trigger immediately."),
+            ),
+            (
+                401,
+                None,
+                r#"{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}"#,
+                rejected(
+                    401,
+                    -2015,
+                    "Invalid API-key, IP, or permissions for action.",
+                ),
+            ),
+            (
+                400,
+                None,
+                r#"{"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}"#,
+                rejected(
+                    400,
+                    -1021,
+                    "Timestamp for this request is outside of the recvWindow.",
+                ),
+            ),
+            (
+                403,
+                None,
+                "<html>WAF</html>",
+                rejected(403, 0, "HTTP 403: <html>WAF</html>"),
+            ),
+            (
+                429,
+                Some("3"),
+                r#"{"code":-1003,"msg":"Too much request weight used"}"#,
+                Some(ExchangeError::RateLimited {
+                    retry_after: Duration::from_secs(3),
+                    banned: false,
+                    code: -1003,
+                    msg: "Too much request weight used".into(),
+                }),
+            ),
+            (
+                429,
+                None,
+                r#"{"code":-1015,"msg":"Too many new orders."}"#,
+                Some(ExchangeError::RateLimited {
+                    retry_after: DEFAULT_RETRY_AFTER_429,
+                    banned: false,
+                    code: -1015,
+                    msg: "Too many new orders.".into(),
+                }),
+            ),
+            (
+                418,
+                Some(" 600 "),
+                r#"{"code":-1003,"msg":"Way too much request weight used; IP banned"}"#,
+                Some(ExchangeError::RateLimited {
+                    retry_after: Duration::from_secs(600),
+                    banned: true,
+                    code: -1003,
+                    msg: "Way too much request weight used; IP banned".into(),
+                }),
+            ),
+            (
+                418,
+                Some("Wed, 21 Oct 2015 07:28:00 GMT"),
+                "",
+                Some(ExchangeError::RateLimited {
+                    retry_after: DEFAULT_RETRY_AFTER_418,
+                    banned: true,
+                    code: 0,
+                    msg: String::new(),
+                }),
+            ),
+        ];
+        for (status, retry_after, body, expected) in table {
+            assert_eq!(
+                classify_response(status, retry_after, body),
+                expected,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_errors_and_unknown_outcome_codes_are_unknown() {
+        for (status, body) in [
+            (500, ""),
+            (502, "<html>Bad Gateway</html>"),
+            (
+                503,
+                r#"{"code":-1008,"msg":"Server is currently overloaded"}"#,
+            ),
+            (504, "{}"),
+            (400, r#"{"code":-1000,"msg":"An unknown error occurred"}"#),
+            (400, r#"{"code":-1001,"msg":"Internal error"}"#),
+            (400, r#"{"code":-1006,"msg":"Execution status unknown."}"#),
+            (
+                408,
+                r#"{"code":-1007,"msg":"Timeout waiting for response"}"#,
+            ),
+            (302, ""),
+        ] {
+            let e = classify_response(status, None, body);
+            assert!(
+                matches!(e, Some(ExchangeError::Unknown { .. })),
+                "{status} {body}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_bodies_are_cut_in_messages() {
+        let body = "é".repeat(500);
+        let s = snippet(&body);
+        assert_eq!(s.chars().count(), 201);
+    }
+}
