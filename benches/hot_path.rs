@@ -19,9 +19,15 @@ fn parsing(c: &mut Criterion) {
 
 fn money(c: &mut Criterion) {
     let mut g = c.benchmark_group("money");
-    g.bench_function("round down to step", |b| b.iter(|| round_down_to_step(black_box(d("0.0007856509")), black_box(d("0.00001")))));
-    g.bench_function("slippage percent", |b| b.iter(|| slippage_percent(black_box(d("65000.01")), black_box(d("65012.37")))));
-    g.bench_function("average price", |b| b.iter(|| average_price(black_box(d("65.01237")), black_box(d("0.001")))));
+    g.bench_function("round down to step", |b| {
+        b.iter(|| round_down_to_step(black_box(d("0.0007856509")), black_box(d("0.00001"))))
+    });
+    g.bench_function("slippage percent", |b| {
+        b.iter(|| slippage_percent(black_box(d("65000.01")), black_box(d("65012.37"))))
+    });
+    g.bench_function("average price", |b| {
+        b.iter(|| average_price(black_box(d("65.01237")), black_box(d("0.001"))))
+    });
     g.finish();
 }
 
@@ -33,7 +39,16 @@ fn persistence(c: &mut Criterion) {
         b.iter_batched(
             || {
                 id += 1;
-                Order::new(id, format!("gbench-E{id}"), "BTCUSDT".into(), Side::Buy, OrderRole::Entry, ExchangeOrderType::Market, d("0.001"), 0)
+                Order::new(
+                    id,
+                    format!("gbench-E{id}"),
+                    "BTCUSDT".into(),
+                    Side::Buy,
+                    OrderRole::Entry,
+                    ExchangeOrderType::Market,
+                    d("0.001"),
+                    0,
+                )
             },
             |order| store.write_batch(&[Write::Order(&order)]).unwrap(),
             BatchSize::SmallInput,

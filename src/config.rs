@@ -47,6 +47,28 @@ pub struct Cli {
     /// Simulator seed (deterministic books, fills and faults).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Binance base URL (with --exchange binance). Production needs --live.
+    #[arg(
+        long,
+        default_value = "https://testnet.binance.vision",
+        value_name = "URL"
+    )]
+    pub base_url: String,
+    /// Allow the production exchange (real money).
+    #[arg(long)]
+    pub live: bool,
+    /// Binance: TCP connect + TLS handshake timeout, milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub connect_timeout_ms: u64,
+    /// Binance: timeout of each send/receive phase of a request, milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub read_timeout_ms: u64,
+    /// Binance: how often the top of book of traded symbols is refreshed, milliseconds.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub quote_refresh_ms: u64,
+    /// Longest Retry-After (429) an entry waits before it fails, milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub max_entry_retry_wait_ms: u64,
     /// Stop-loss distance below the average entry price, percent.
     #[arg(long, default_value = "2", value_name = "PCT")]
     pub stop_loss_pct: Decimal,
@@ -87,6 +109,12 @@ pub struct Config {
     pub stop_loss_pct: Decimal,
     pub stop_limit_gap_pct: Decimal,
     pub slippage_alert_pct: Decimal,
+    pub base_url: String,
+    pub live: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub quote_refresh: Duration,
+    pub max_entry_retry_wait: Duration,
     pub pin: bool,
     pub sim_latency_us: u64,
     pub sim_slippage_bps: u32,
@@ -130,6 +158,42 @@ fn probability(name: &str, value: f64) -> Result<f64, ConfigError> {
     Ok(value)
 }
 
+/// Production hosts: trading there is real money and needs `--live`.
+const PRODUCTION_HOSTS: [&str; 6] = [
+    "api.binance.com",
+    "api-gcp.binance.com",
+    "api1.binance.com",
+    "api2.binance.com",
+    "api3.binance.com",
+    "api4.binance.com",
+];
+
+/// Refuses a malformed base URL, and the production exchange without `--live`.
+pub fn checked_base_url(url: &str, live: bool) -> Result<String, ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "--base-url must start with http:// or https://, got '{url}'"
+            ))
+        })?;
+    let host = rest
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(ConfigError(format!("--base-url has no host: '{url}'")));
+    }
+    if PRODUCTION_HOSTS.contains(&host.as_str()) && !live {
+        return Err(ConfigError(format!(
+            "--base-url {url} is the production exchange (real money): add --live to trade there"
+        )));
+    }
+    Ok(url.to_string())
+}
+
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         if cli.confirm_timeout == 0 {
@@ -148,6 +212,12 @@ impl Config {
             stop_loss_pct: percent("stop-loss-pct", cli.stop_loss_pct)?,
             stop_limit_gap_pct: percent("stop-limit-gap-pct", cli.stop_limit_gap_pct)?,
             slippage_alert_pct: percent("slippage-alert-pct", cli.slippage_alert_pct)?,
+            base_url: checked_base_url(&cli.base_url, cli.live)?,
+            live: cli.live,
+            connect_timeout: Duration::from_millis(cli.connect_timeout_ms.max(1)),
+            read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
+            quote_refresh: Duration::from_millis(cli.quote_refresh_ms.max(10)),
+            max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
             pin: cli.pin == OnOff::On,
             sim_latency_us: cli.sim_latency_us,
             sim_slippage_bps: cli.sim_slippage_bps,
@@ -191,6 +261,16 @@ mod tests {
     fn no_confirm_overrides_the_preference() {
         let c = Config::from_cli(Cli::parse_from(["genesis", "--no-confirm"])).unwrap();
         assert_eq!(c.confirm_override, Some(false));
+    }
+
+    #[test]
+    fn production_needs_live() {
+        let err = checked_base_url("https://api.binance.com", false).unwrap_err();
+        assert_eq!(err.0, "--base-url https://api.binance.com is the production exchange (real money): add --live to trade there");
+        assert!(checked_base_url("https://api.binance.com", true).is_ok());
+        assert!(checked_base_url("https://testnet.binance.vision", false).is_ok());
+        assert!(checked_base_url("http://127.0.0.1:8080", false).is_ok());
+        assert!(checked_base_url("ftp://x", false).is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@ fn init_logging(json: bool) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     builder.target(env_logger::Target::Stderr);
+    // At trace level ureq dumps raw request bytes, API key header included: never that.
+    builder.filter_module("ureq", log::LevelFilter::Info);
+    builder.filter_module("ureq_proto", log::LevelFilter::Info);
     if json {
         builder.format(|buf, record| {
             use std::io::Write;

@@ -145,6 +145,10 @@ pub trait Exchange: Send {
     fn last_timing(&self) -> RequestTiming {
         RequestTiming::default()
     }
+    /// The exchange's order limit per 10 s (`exchangeInfo` rateLimits), when it reports one.
+    fn order_limit_10s(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Top of book for intake's expected price, readable from any thread without a round trip.

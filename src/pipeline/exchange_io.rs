@@ -6,6 +6,7 @@
 //! sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
 //! outcome is resolved by querying the client order id, never by resending blindly.
 
+use super::guard::{ExchangeGuard, GuardChange};
 use super::msg::{Execution, FromVerify, Query, Submission, ToExchange, ToPersist, ToVerify};
 use super::slots::AlgoSlots;
 use super::Rules;
@@ -32,10 +33,6 @@ const RESOLVE_SCHEDULE: [Duration; 5] = [
     Duration::from_millis(2000),
 ];
 
-/// Longest `Retry-After` an entry waits out; a market entry placed long after the decision
-/// is a different trade.
-const ENTRY_MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
-
 /// Why a placement did not give a report.
 #[derive(Debug)]
 enum PlaceFailure {
@@ -59,6 +56,8 @@ pub struct ExchangeIo {
     rules: Arc<Rules>,
     ids: Arc<IdGen>,
     slots: Arc<AlgoSlots>,
+    guard: Arc<ExchangeGuard>,
+    max_entry_retry_wait: Duration,
     stop_settings: StopSettings,
     stop_loss_attempts: u32,
     stop_loss_backoff: Duration,
@@ -82,6 +81,7 @@ impl ExchangeIo {
         rules: Arc<Rules>,
         ids: Arc<IdGen>,
         slots: Arc<AlgoSlots>,
+        guard: Arc<ExchangeGuard>,
         config: &crate::config::Config,
         bus: Bus,
         to_verify: Sender<ToVerify>,
@@ -108,6 +108,8 @@ impl ExchangeIo {
             rules,
             ids,
             slots,
+            guard,
+            max_entry_retry_wait: config.max_entry_retry_wait,
             stop_settings: config.stop_settings(),
             stop_loss_attempts: config.stop_loss_attempts.max(1),
             stop_loss_backoff: config.stop_loss_backoff,
@@ -323,7 +325,9 @@ impl ExchangeIo {
     fn place(&mut self, request: &NewOrder, protective: bool) -> Result<OrderReport, PlaceFailure> {
         let mut not_sent_retries = 0;
         loop {
-            match self.gateway.place_order(request) {
+            let result = self.gateway.place_order(request);
+            self.record_outcome(&result);
+            match result {
                 Ok(report) => return Ok(report),
                 Err(ExchangeError::NotSent { reason }) if not_sent_retries < 2 => {
                     not_sent_retries += 1;
@@ -335,7 +339,8 @@ impl ExchangeIo {
                     code,
                     msg,
                 }) => {
-                    let may_wait = protective || (!banned && retry_after <= ENTRY_MAX_RETRY_WAIT);
+                    let may_wait =
+                        protective || (!banned && retry_after <= self.max_entry_retry_wait);
                     if !may_wait {
                         return Err(PlaceFailure::Failed(ExchangeError::RateLimited {
                             retry_after,
@@ -364,6 +369,41 @@ impl ExchangeIo {
                 }
                 Err(error) => return Err(PlaceFailure::Failed(error)),
             }
+        }
+    }
+
+    /// Feeds the guard: the breaker counts failures, a 418 stops new entries.
+    fn record_outcome<T>(&self, result: &Result<T, ExchangeError>) {
+        let change = match result {
+            Ok(_) | Err(ExchangeError::Rejected { .. }) => self.guard.record_success(),
+            Err(ExchangeError::RateLimited {
+                retry_after,
+                banned,
+                ..
+            }) => {
+                if *banned {
+                    self.guard.record_ban(Instant::now(), *retry_after);
+                }
+                None
+            }
+            Err(ExchangeError::NotSent { .. } | ExchangeError::Unknown { .. }) => {
+                self.guard.record_failure(Instant::now())
+            }
+        };
+        match change {
+            Some(GuardChange::BreakerOpened { failures, retry_in }) => self.bus.publish(
+                Event::new(
+                    "circuit_breaker",
+                    format!("circuit breaker OPEN after {failures} consecutive exchange failures: new entries refused, probing again in {} s", retry_in.as_secs()),
+                )
+                .field("state", "OPEN")
+                .field("failures", failures)
+                .field("retry_in_s", retry_in.as_secs()),
+            ),
+            Some(GuardChange::BreakerClosed) => self.bus.publish(
+                Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again").field("state", "CLOSED"),
+            ),
+            None => {}
         }
     }
 

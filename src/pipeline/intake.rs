@@ -5,6 +5,7 @@
 //! (in order: a query or cancel-all runs after every command typed before it), and records
 //! to persist. Every order gets its `client_order_id` here, before it leaves the process.
 
+use super::guard::ExchangeGuard;
 use super::msg::{Line, Query, Submission, Timing, ToExchange, ToPersist};
 use super::slots::AlgoSlots;
 use super::Rules;
@@ -33,6 +34,7 @@ pub struct Intake {
     pub quotes: Arc<dyn Quotes>,
     pub ids: Arc<IdGen>,
     pub slots: Arc<AlgoSlots>,
+    pub guard: Arc<ExchangeGuard>,
     pub confirm: bool,
     pub confirm_timeout: Duration,
     pub stop_loss_pct: Decimal,
@@ -58,6 +60,7 @@ impl Intake {
         quotes: Arc<dyn Quotes>,
         ids: Arc<IdGen>,
         slots: Arc<AlgoSlots>,
+        guard: Arc<ExchangeGuard>,
         confirm: bool,
         config: &crate::config::Config,
         bus: Bus,
@@ -69,6 +72,7 @@ impl Intake {
             quotes,
             ids,
             slots,
+            guard,
             confirm,
             confirm_timeout: config.confirm_timeout,
             stop_loss_pct: config.stop_loss_pct,
@@ -251,6 +255,10 @@ impl Intake {
     }
 
     fn submit(&mut self, order: Order, read_at: Instant) -> Result<(), Refusal> {
+        // An order costs two exchange orders: itself and the stop-loss it places or re-places.
+        self.guard
+            .admit(Instant::now(), 2, order.role == OrderRole::Entry)
+            .map_err(Refusal)?;
         if order.role == OrderRole::Entry {
             self.slots.entry_sent(&order.symbol);
         }

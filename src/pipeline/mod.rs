@@ -8,6 +8,7 @@
 //! its senders; verify and persist drain and stop; the writer flushes.
 
 pub mod exchange_io;
+pub mod guard;
 pub mod intake;
 pub mod msg;
 pub mod persist;
@@ -100,10 +101,37 @@ fn connect(config: &Config) -> Result<Connected, RunError> {
         ExchangeKind::Sim => {
             crate::exchange::sim::connect_embedded(config).map_err(RunError::Config)
         }
-        ExchangeKind::Binance => Err(RunError::Config(
-            "--exchange binance is not available yet in this build: use --exchange sim".into(),
-        )),
+        ExchangeKind::Binance => connect_binance(config),
     }
+}
+
+/// Keys come from the environment only, so they never sit in a shell history or `ps`.
+fn connect_binance(config: &Config) -> Result<Connected, RunError> {
+    use crate::exchange::binance::{quotes::BinanceQuotes, BinanceConfig, BinanceGateway};
+    let key = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                RunError::Config(format!(
+                    "--exchange binance needs the {name} environment variable"
+                ))
+            })
+    };
+    let mut binance = BinanceConfig::new(
+        config.base_url.clone(),
+        key("BINANCE_API_KEY")?,
+        key("BINANCE_API_SECRET")?,
+    );
+    binance.connect_timeout = config.connect_timeout;
+    binance.read_timeout = config.read_timeout;
+    binance.max_retry_after_wait = config.max_entry_retry_wait;
+    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh)?;
+    let gateway = BinanceGateway::connect(binance)?;
+    Ok(Connected {
+        gateway: Box::new(gateway),
+        quotes,
+    })
 }
 
 /// Pins the calling thread to `core` when pinning is on; never fails the start.
@@ -148,6 +176,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
         .filter(|o| o.exchange_order_id.is_some())
         .collect();
     let slots = Arc::new(slots::AlgoSlots::default());
+    let guard = Arc::new(guard::ExchangeGuard::new(
+        gateway.order_limit_10s().unwrap_or(50).min(u32::MAX as u64) as u32,
+    ));
 
     let cap = config.channel_capacity;
     let (to_stdout, from_bus) = bounded::<Arc<Event>>(cap * 4);
@@ -206,6 +237,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         Arc::clone(&rules),
         Arc::clone(&ids),
         Arc::clone(&slots),
+        Arc::clone(&guard),
         &config,
         bus.clone(),
         to_verify,
@@ -226,6 +258,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         quotes,
         ids,
         slots,
+        guard,
         confirm,
         &config,
         bus.clone(),

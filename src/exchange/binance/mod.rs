@@ -18,6 +18,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod quotes;
 pub mod sign;
 pub mod wire;
 
@@ -503,6 +504,10 @@ fn check_order(order: &NewOrder) -> Result<(), ExchangeError> {
 }
 
 impl Exchange for BinanceGateway {
+    fn order_limit_10s(&self) -> Option<u64> {
+        BinanceGateway::order_limit_10s(self)
+    }
+
     fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
         let info = self.request(
             Method::Get,
