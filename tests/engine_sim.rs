@@ -358,7 +358,7 @@ fn piped_commands_all_complete_before_exit() {
     let work = Workdir::new();
     let mut input = String::new();
     for _ in 0..20 {
-        input.push_str("buy SOLUSDT 0.1\nsell SOLUSDT 0.0999\n");
+        input.push_str("buy SOLUSDT 0.1\nsell SOLUSDT 0.099\n");
     }
     let s = run_piped(&work, &["--no-confirm"], &input);
     assert!(s.status.success());

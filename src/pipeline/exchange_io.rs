@@ -55,7 +55,8 @@ pub struct ExchangeIo {
     gateway: Box<dyn Exchange>,
     rules: Arc<Rules>,
     ids: Arc<IdGen>,
-    slots: Arc<AlgoSlots>,
+    /// Stop orders per symbol, against MAX_NUM_ALGO_ORDERS.
+    slots: AlgoSlots,
     guard: Arc<ExchangeGuard>,
     max_entry_retry_wait: Duration,
     stop_settings: StopSettings,
@@ -80,7 +81,6 @@ impl ExchangeIo {
         gateway: Box<dyn Exchange>,
         rules: Arc<Rules>,
         ids: Arc<IdGen>,
-        slots: Arc<AlgoSlots>,
         guard: Arc<ExchangeGuard>,
         config: &crate::config::Config,
         bus: Bus,
@@ -89,6 +89,7 @@ impl ExchangeIo {
         positions: Vec<Position>,
         resting: Vec<Order>,
     ) -> ExchangeIo {
+        let slots = AlgoSlots::default();
         for order in &resting {
             if order.exchange_type.is_algo() {
                 slots.stop_opened(&order.symbol);
@@ -161,7 +162,13 @@ impl ExchangeIo {
 
     fn on_intake(&mut self, msg: ToExchange, from_verify: &Receiver<FromVerify>) {
         match msg {
-            ToExchange::Submit(submission) => self.submit(*submission),
+            ToExchange::Submit(submission) => {
+                // A sell closes positions: the entries before it must have opened theirs.
+                if submission.order.side == Side::Sell {
+                    self.drain(from_verify);
+                }
+                self.submit(*submission)
+            }
             ToExchange::CancelAll => {
                 // Entries in flight get their stop first, and then it is cancelled with the rest.
                 self.drain(from_verify);
@@ -174,8 +181,10 @@ impl ExchangeIo {
         }
     }
 
+    /// After a drain, verify has written everything it was given, so a query sent straight to
+    /// persist now queues behind every record of every order before it.
     fn forward_query(&self, query: Query) {
-        let _ = self.to_verify.send(ToVerify::Query(query));
+        let _ = self.to_persist.send(ToPersist::Query(query));
     }
 
     fn persist_order(&self, order: &Order) {
@@ -197,6 +206,24 @@ impl ExchangeIo {
         } = submission;
         if order.side == Side::Sell {
             self.release_stops_for_sell(&order);
+        }
+        if order.role == OrderRole::Entry {
+            // Checked here, not at intake: only this stage knows, in order, the stops that the
+            // sells queued before this entry will free.
+            let max = self
+                .rules
+                .get(&order.symbol)
+                .and_then(|r| r.max_num_algo_orders);
+            if !self.slots.has_room(&order.symbol, max) {
+                let reason = format!(
+                    "cannot protect another {} entry: its open and pending stop-losses reach MAX_NUM_ALGO_ORDERS ({}); not sent",
+                    order.symbol,
+                    max.unwrap_or_default()
+                );
+                self.fail(&mut order, &reason);
+                return;
+            }
+            self.slots.entry_sent(&order.symbol);
         }
         let request = NewOrder {
             symbol: order.symbol.clone(),

@@ -7,7 +7,6 @@
 
 use super::guard::ExchangeGuard;
 use super::msg::{Line, Query, Submission, Timing, ToExchange, ToPersist};
-use super::slots::AlgoSlots;
 use super::Rules;
 use crate::domain::command::{self, Command};
 use crate::domain::ids::IdGen;
@@ -33,7 +32,6 @@ pub struct Intake {
     pub rules: Arc<Rules>,
     pub quotes: Arc<dyn Quotes>,
     pub ids: Arc<IdGen>,
-    pub slots: Arc<AlgoSlots>,
     pub guard: Arc<ExchangeGuard>,
     pub confirm: bool,
     pub confirm_timeout: Duration,
@@ -59,7 +57,6 @@ impl Intake {
         rules: Arc<Rules>,
         quotes: Arc<dyn Quotes>,
         ids: Arc<IdGen>,
-        slots: Arc<AlgoSlots>,
         guard: Arc<ExchangeGuard>,
         confirm: bool,
         config: &crate::config::Config,
@@ -71,7 +68,6 @@ impl Intake {
             rules,
             quotes,
             ids,
-            slots,
             guard,
             confirm,
             confirm_timeout: config.confirm_timeout,
@@ -220,12 +216,6 @@ impl Intake {
             Side::Sell => quote.bid,
         };
         rules.check_notional(quantity, expected)?;
-        if side == Side::Buy && !self.slots.has_room(symbol, rules.max_num_algo_orders) {
-            return Err(Refusal(format!(
-                "cannot protect another {symbol} entry: its open and pending stop-losses reach MAX_NUM_ALGO_ORDERS ({})",
-                rules.max_num_algo_orders.unwrap_or_default()
-            )));
-        }
         let role = if side == Side::Buy {
             OrderRole::Entry
         } else {
@@ -259,17 +249,8 @@ impl Intake {
         self.guard
             .admit(Instant::now(), 2, order.role == OrderRole::Entry)
             .map_err(Refusal)?;
-        if order.role == OrderRole::Entry {
-            self.slots.entry_sent(&order.symbol);
-        }
-        let symbol = order.symbol.clone();
-        let role = order.role;
         let timing = Timing::new(read_at);
-        let sent = self.send(ToExchange::Submit(Box::new(Submission { order, timing })));
-        if sent.is_err() && role == OrderRole::Entry {
-            self.slots.entry_settled(&symbol);
-        }
-        sent
+        self.send(ToExchange::Submit(Box::new(Submission { order, timing })))
     }
 
     fn ask_confirmation(&mut self, order: Order, read_at: Instant, stop_price: Decimal) {

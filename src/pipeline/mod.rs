@@ -175,10 +175,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
         .into_iter()
         .filter(|o| o.exchange_order_id.is_some())
         .collect();
-    let slots = Arc::new(slots::AlgoSlots::default());
-    let guard = Arc::new(guard::ExchangeGuard::new(
-        gateway.order_limit_10s().unwrap_or(50).min(u32::MAX as u64) as u32,
-    ));
+    // The limiter follows what the exchange reports; the embedded simulator reports no limit.
+    let order_limit = gateway
+        .order_limit_10s()
+        .map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
+    let guard = Arc::new(guard::ExchangeGuard::new(order_limit));
 
     let cap = config.channel_capacity;
     let (to_stdout, from_bus) = bounded::<Arc<Event>>(cap * 4);
@@ -236,7 +237,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
         gateway,
         Arc::clone(&rules),
         Arc::clone(&ids),
-        Arc::clone(&slots),
         Arc::clone(&guard),
         &config,
         bus.clone(),
@@ -257,7 +257,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
         Arc::clone(&rules),
         quotes,
         ids,
-        slots,
         guard,
         confirm,
         &config,

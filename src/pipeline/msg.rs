@@ -73,7 +73,6 @@ impl Timing {
 pub enum ToVerify {
     /// An order that reached the exchange, with the placement and verification reports applied.
     Executed(Box<Execution>),
-    Query(Query),
 }
 
 #[derive(Debug)]

@@ -35,9 +35,6 @@ impl Verify {
         for msg in from_exchange_io {
             match msg {
                 ToVerify::Executed(execution) => self.verify(execution),
-                ToVerify::Query(query) => {
-                    let _ = self.to_persist.send(ToPersist::Query(query));
-                }
             }
         }
     }

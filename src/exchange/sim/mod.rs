@@ -1,6 +1,190 @@
-//! The embedded Binance-like simulator (being written).
+//! The embedded Binance-like simulator: [`Simulator`] is the exchange (books, balances,
+//! orders, Binance's filters and refusals, optional journal on disk); [`SimGateway`] puts it
+//! behind the [`Exchange`] trait with a simulated round trip.
+//!
+//! ```text
+//!  SimGateway ──lock──► Simulator ─┬─ market.rs  validation, matching, balances
+//!      ▲                           ├─ book.rs    synthetic depth per symbol
+//!  other threads (shared())        └─ store.rs   snapshot + journal (`<path>`, `<path>.journal`)
+//! ```
 
-/// The embedded simulator gateway and its quotes.
-pub fn connect_embedded(_config: &crate::config::Config) -> Result<super::Connected, String> {
-    Err("the simulator is not built yet".into())
+mod book;
+mod config;
+mod error;
+mod market;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use book::LEVELS;
+pub use config::SimConfig;
+pub use error::{SimError, SimStoreError};
+pub use market::{OrderRef, Simulator, Trade, CLOSED_ORDERS_KEPT, TRADES_KEPT};
+pub use store::journal_path;
+
+use super::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, RequestTiming};
+use crate::domain::order::OrderReport;
+use crate::domain::symbol::SymbolRules;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The simulator as an [`Exchange`]. Each call locks the simulator, then waits out the
+/// configured round trip (outside the lock); zero latency means no wait at all.
+pub struct SimGateway {
+    sim: Arc<Mutex<Simulator>>,
+    latency: Duration,
+    last: RequestTiming,
+}
+
+impl SimGateway {
+    pub fn new(sim: Simulator) -> SimGateway {
+        SimGateway::from_shared(Arc::new(Mutex::new(sim)))
+    }
+
+    /// A gateway over a simulator that other threads already hold.
+    pub fn from_shared(sim: Arc<Mutex<Simulator>>) -> SimGateway {
+        let latency = Duration::from_micros(sim.lock().config().latency_us);
+        SimGateway {
+            sim,
+            latency,
+            last: RequestTiming::default(),
+        }
+    }
+
+    /// The simulator, for threads that read the book or move prices.
+    pub fn shared(&self) -> Arc<Mutex<Simulator>> {
+        Arc::clone(&self.sim)
+    }
+
+    pub fn set_latency(&mut self, latency: Duration) {
+        self.latency = latency;
+    }
+
+    fn call<T>(
+        &mut self,
+        request: impl FnOnce(&mut Simulator) -> Result<T, SimError>,
+    ) -> Result<T, ExchangeError> {
+        let start = Instant::now();
+        let result = request(&mut self.sim.lock());
+        if !self.latency.is_zero() {
+            wait_until(start + self.latency);
+        }
+        self.last = RequestTiming {
+            sign_ns: 0,
+            round_trip_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        };
+        result.map_err(ExchangeError::from)
+    }
+}
+
+/// Sleeps most of the way, then spins, so short latencies are met closely.
+fn wait_until(deadline: Instant) {
+    const SPIN: Duration = Duration::from_micros(150);
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let left = deadline - now;
+        if left > SPIN {
+            std::thread::sleep(left - SPIN);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl Exchange for SimGateway {
+    fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
+        self.call(|sim| Ok(sim.exchange_info()))
+    }
+
+    fn book_ticker(&mut self, symbol: &str) -> Result<BookTicker, ExchangeError> {
+        self.call(|sim| sim.book_ticker(symbol))
+    }
+
+    fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
+        self.call(|sim| sim.place(order))
+    }
+
+    fn query_order(
+        &mut self,
+        symbol: &str,
+        client_order_id: &str,
+    ) -> Result<OrderReport, ExchangeError> {
+        self.call(|sim| sim.query(symbol, OrderRef::ClientOrderId(client_order_id)))
+    }
+
+    fn cancel_order(
+        &mut self,
+        symbol: &str,
+        client_order_id: &str,
+    ) -> Result<OrderReport, ExchangeError> {
+        self.call(|sim| sim.cancel(symbol, OrderRef::ClientOrderId(client_order_id)))
+    }
+
+    fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError> {
+        self.call(|sim| sim.open_orders(symbol))
+    }
+
+    fn cancel_open_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError> {
+        self.call(|sim| match sim.cancel_open_orders(symbol) {
+            Err(e) if e.code == -2011 => Ok(Vec::new()),
+            other => other,
+        })
+    }
+
+    fn all_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError> {
+        self.call(|sim| sim.all_orders(symbol))
+    }
+
+    fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
+        self.call(|sim| Ok(sim.balances()))
+    }
+
+    fn last_timing(&self) -> RequestTiming {
+        self.last
+    }
+}
+
+/// Top of book straight from the shared simulator: a short lock, no round trip.
+pub struct SimQuotes {
+    sim: Arc<Mutex<Simulator>>,
+}
+
+impl super::Quotes for SimQuotes {
+    fn top_of_book(&self, symbol: &str) -> Option<BookTicker> {
+        self.sim.lock().book_ticker(symbol).ok()
+    }
+}
+
+/// The simulator state file that goes with an engine database.
+pub fn state_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".sim");
+    std::path::PathBuf::from(name)
+}
+
+/// Opens the embedded simulator beside the engine's database, with the knobs from the flags.
+pub fn connect_embedded(config: &crate::config::Config) -> Result<super::Connected, String> {
+    let sim_config = SimConfig {
+        seed: config.seed,
+        latency_us: config.sim_latency_us,
+        extra_slippage_bps: crate::domain::money::Decimal::from(config.sim_slippage_bps),
+        partial_fill_probability: config.sim_partial_fill_prob,
+        reject_probability: config.sim_reject_prob,
+        ..SimConfig::default()
+    };
+    let path = state_path(&config.db);
+    let sim = Simulator::open(&path, sim_config)
+        .map_err(|e| format!("simulator state {}: {e}", path.display()))?;
+    let gateway = SimGateway::new(sim);
+    let quotes = Arc::new(SimQuotes {
+        sim: gateway.shared(),
+    });
+    Ok(super::Connected {
+        gateway: Box::new(gateway),
+        quotes,
+    })
 }

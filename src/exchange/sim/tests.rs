@@ -1,0 +1,1022 @@
+//! Behaviour of the simulator, one rule per test.
+
+use super::*;
+use crate::domain::money::Decimal;
+use crate::domain::order::{ExchangeOrderType, ExchangeStatus, OrderReport, Side};
+use crate::exchange::{Exchange, ExchangeError, NewOrder};
+use ExchangeOrderType::{Limit, LimitMaker, Market, StopLoss, StopLossLimit};
+
+fn d(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+fn sim() -> Simulator {
+    Simulator::new(SimConfig::default())
+}
+
+fn rich_sim() -> Simulator {
+    let mut config = SimConfig::default();
+    config
+        .starting_balances
+        .insert("USDT".into(), d("10000000"));
+    config.starting_balances.insert("BTC".into(), d("100"));
+    Simulator::new(config)
+}
+
+fn order(
+    symbol: &str,
+    side: Side,
+    order_type: ExchangeOrderType,
+    qty: &str,
+    client: &str,
+) -> NewOrder {
+    NewOrder {
+        symbol: symbol.into(),
+        side,
+        order_type,
+        quantity: d(qty),
+        price: None,
+        stop_price: None,
+        client_order_id: client.into(),
+    }
+}
+
+fn market(symbol: &str, side: Side, qty: &str, client: &str) -> NewOrder {
+    order(symbol, side, Market, qty, client)
+}
+
+fn limit(symbol: &str, side: Side, qty: &str, price: &str, client: &str) -> NewOrder {
+    NewOrder {
+        price: Some(d(price)),
+        ..order(symbol, side, Limit, qty, client)
+    }
+}
+
+fn stop_limit(
+    symbol: &str,
+    side: Side,
+    qty: &str,
+    stop: &str,
+    price: &str,
+    client: &str,
+) -> NewOrder {
+    NewOrder {
+        price: Some(d(price)),
+        stop_price: Some(d(stop)),
+        ..order(symbol, side, StopLossLimit, qty, client)
+    }
+}
+
+fn stop_market(symbol: &str, side: Side, qty: &str, stop: &str, client: &str) -> NewOrder {
+    NewOrder {
+        stop_price: Some(d(stop)),
+        ..order(symbol, side, StopLoss, qty, client)
+    }
+}
+
+fn free(sim: &Simulator, asset: &str) -> Decimal {
+    sim.balance(asset).unwrap().free
+}
+
+fn locked(sim: &Simulator, asset: &str) -> Decimal {
+    sim.balance(asset).unwrap().locked
+}
+
+fn refusal(result: Result<OrderReport, SimError>) -> (u16, i64, String) {
+    let e = result.unwrap_err();
+    (e.http_status, e.code, e.msg)
+}
+
+fn avg_price(r: &OrderReport) -> Decimal {
+    r.cum_quote_qty / r.executed_qty
+}
+
+// ---- market orders --------------------------------------------------------------------
+
+#[test]
+fn market_buy_fills_at_the_ask_and_debits_the_quote_balance() {
+    let mut sim = sim();
+    let r = sim
+        .place(&market("BTCUSDT", Side::Buy, "0.01", "b1"))
+        .unwrap();
+    assert_eq!(r.status, ExchangeStatus::Filled);
+    assert_eq!(r.fills.len(), 1);
+    assert_eq!(r.fills[0].price, d("65000.00"));
+    assert_eq!(r.executed_qty, d("0.01"));
+    assert_eq!(r.cum_quote_qty, d("650"));
+    assert_eq!(free(&sim, "USDT"), d("99350"));
+}
+
+#[test]
+fn market_buy_pays_commission_in_the_base_asset() {
+    let mut sim = sim();
+    let r = sim
+        .place(&market("BTCUSDT", Side::Buy, "0.01", "b1"))
+        .unwrap();
+    assert_eq!(r.fills[0].commission, d("0.00001"));
+    assert_eq!(r.fills[0].commission_asset, "BTC");
+    assert_eq!(free(&sim, "BTC"), d("1.00999"));
+}
+
+#[test]
+fn market_sell_pays_commission_in_the_quote_asset() {
+    let mut sim = sim();
+    let r = sim
+        .place(&market("BTCUSDT", Side::Sell, "0.01", "s1"))
+        .unwrap();
+    assert_eq!(r.fills[0].price, d("64999.99"));
+    assert_eq!(r.fills[0].commission, d("0.6499999"));
+    assert_eq!(r.fills[0].commission_asset, "USDT");
+    assert_eq!(free(&sim, "BTC"), d("0.99"));
+    assert_eq!(
+        free(&sim, "USDT"),
+        d("100000") + d("649.9999") - d("0.6499999")
+    );
+}
+
+#[test]
+fn large_market_buy_walks_the_book_and_slips() {
+    let mut sim = rich_sim();
+    let r = sim
+        .place(&market("BTCUSDT", Side::Buy, "2", "big"))
+        .unwrap();
+    assert_eq!(r.status, ExchangeStatus::Filled);
+    assert!(r.fills.len() > 2, "{} fills", r.fills.len());
+    assert!(r.fills.windows(2).all(|w| w[1].price > w[0].price));
+    assert!(avg_price(&r) > d("65000"));
+    let sum: Decimal = r.fills.iter().map(|f| f.price * f.qty).sum();
+    assert_eq!(r.cum_quote_qty, sum);
+}
+
+#[test]
+fn market_order_larger_than_the_book_expires_partly_filled() {
+    let mut sim = rich_sim();
+    let book_asks: Decimal = sim
+        .depth("BTCUSDT", 100)
+        .unwrap()
+        .1
+        .iter()
+        .map(|l| l.1)
+        .sum();
+    let r = sim
+        .place(&market("BTCUSDT", Side::Buy, "50", "huge"))
+        .unwrap();
+    assert_eq!(r.status, ExchangeStatus::Expired);
+    assert_eq!(r.executed_qty, book_asks);
+    assert!(r.executed_qty < r.orig_qty);
+    assert_eq!(r.fills.len(), LEVELS);
+}
+
+#[test]
+fn liquidity_taken_by_a_market_order_is_replenished() {
+    let mut sim = rich_sim();
+    let before = sim.depth("BTCUSDT", 20).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "1", "b")).unwrap();
+    assert_eq!(sim.depth("BTCUSDT", 20).unwrap(), before);
+}
+
+#[test]
+fn book_has_levels_a_dollar_apart_around_a_one_tick_spread() {
+    let sim = sim();
+    let (bids, asks) = sim.depth("BTCUSDT", 5).unwrap();
+    assert_eq!(bids.len(), 5);
+    assert_eq!(asks[0].0 - bids[0].0, d("0.01"));
+    assert_eq!(asks[1].0 - asks[0].0, d("1"));
+    assert!(asks.iter().all(|l| l.1 >= d("0.05") && l.1 <= d("0.5")));
+}
+
+#[test]
+fn trades_are_listed_with_account_wide_increasing_ids() {
+    let mut sim = sim();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a"))
+        .unwrap();
+    sim.place(&market("ETHUSDT", Side::Buy, "0.1", "b"))
+        .unwrap();
+    sim.place(&market("BTCUSDT", Side::Sell, "0.01", "c"))
+        .unwrap();
+    let trades = sim.my_trades("BTCUSDT").unwrap();
+    assert_eq!(trades.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 3]);
+    assert!(trades[0].is_buyer && !trades[1].is_buyer);
+    assert_eq!(trades[0].quote_qty, d("650"));
+}
+
+// ---- knobs ------------------------------------------------------------------------------
+
+#[test]
+fn extra_slippage_prices_fills_worse_by_the_given_bps() {
+    let mut sim = Simulator::new(SimConfig {
+        extra_slippage_bps: d("10"),
+        ..SimConfig::default()
+    });
+    let r = sim
+        .place(&market("BTCUSDT", Side::Buy, "0.01", "b"))
+        .unwrap();
+    assert_eq!(r.fills[0].price, d("65065.00"));
+}
+
+#[test]
+fn partial_fill_knob_makes_market_orders_expire_part_filled() {
+    let mut sim = Simulator::new(SimConfig {
+        partial_fill_probability: 1.0,
+        ..SimConfig::default()
+    });
+    let r = sim
+        .place(&market("BTCUSDT", Side::Buy, "0.1", "b"))
+        .unwrap();
+    assert_eq!(r.status, ExchangeStatus::Expired);
+    assert!(r.executed_qty > Decimal::ZERO && r.executed_qty < d("0.1"));
+}
+
+#[test]
+fn reject_knob_refuses_valid_orders_with_2010() {
+    let mut sim = Simulator::new(SimConfig {
+        reject_probability: 1.0,
+        ..SimConfig::default()
+    });
+    let (status, code, _) = refusal(sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")));
+    assert_eq!((status, code), (400, -2010));
+    assert!(sim.all_orders("BTCUSDT").unwrap().is_empty());
+}
+
+// ---- refusals -----------------------------------------------------------------------------
+
+#[test]
+fn unknown_symbol_is_invalid() {
+    let r = sim().place(&market("DOGEUSDT", Side::Buy, "1", "x"));
+    assert_eq!(refusal(r), (400, -1121, "Invalid symbol.".into()));
+}
+
+#[test]
+fn stop_loss_on_btcusdt_is_not_supported() {
+    let r = sim().place(&stop_market("BTCUSDT", Side::Sell, "0.01", "60000.00", "s"));
+    assert_eq!(
+        refusal(r),
+        (
+            400,
+            -2010,
+            "Stop loss orders are not supported for this symbol.".into()
+        )
+    );
+}
+
+#[test]
+fn quantity_off_the_step_fails_lot_size() {
+    let r = sim().place(&market("BTCUSDT", Side::Buy, "0.000015", "x"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: LOT_SIZE".into()));
+}
+
+#[test]
+fn quantity_below_min_qty_fails_lot_size() {
+    let r = sim().place(&market("ETHUSDT", Side::Buy, "0", "x"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: LOT_SIZE".into()));
+}
+
+#[test]
+fn quantity_above_max_qty_fails_lot_size() {
+    let r = sim().place(&market("BTCUSDT", Side::Buy, "9000.1", "x"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: LOT_SIZE".into()));
+}
+
+#[test]
+fn price_off_the_tick_fails_price_filter() {
+    let r = sim().place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.001", "x"));
+    assert_eq!(
+        refusal(r),
+        (400, -1013, "Filter failure: PRICE_FILTER".into())
+    );
+}
+
+#[test]
+fn stop_price_off_the_tick_fails_price_filter() {
+    let r = sim().place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.01",
+        "60000.005",
+        "59000",
+        "x",
+    ));
+    assert_eq!(
+        refusal(r),
+        (400, -1013, "Filter failure: PRICE_FILTER".into())
+    );
+}
+
+#[test]
+fn market_notional_below_minimum_fails_notional() {
+    let r = sim().place(&market("BTCUSDT", Side::Buy, "0.00007", "x"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: NOTIONAL".into()));
+}
+
+#[test]
+fn limit_notional_uses_the_limit_price() {
+    let r = sim().place(&limit("SOLUSDT", Side::Buy, "1", "4.99", "x"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: NOTIONAL".into()));
+}
+
+#[test]
+fn buy_beyond_the_quote_balance_is_refused() {
+    let r = sim().place(&market("BTCUSDT", Side::Buy, "1.6", "x"));
+    assert_eq!(
+        refusal(r),
+        (
+            400,
+            -2010,
+            "Account has insufficient balance for requested action.".into()
+        )
+    );
+}
+
+#[test]
+fn sell_beyond_the_base_balance_is_refused() {
+    let r = sim().place(&market("BTCUSDT", Side::Sell, "1.00001", "x"));
+    assert_eq!(
+        refusal(r),
+        (
+            400,
+            -2010,
+            "Account has insufficient balance for requested action.".into()
+        )
+    );
+}
+
+#[test]
+fn sell_stop_above_the_bid_would_trigger_immediately() {
+    let r = sim().place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.01",
+        "65000.00",
+        "64900.00",
+        "s",
+    ));
+    assert_eq!(
+        refusal(r),
+        (400, -2010, "Order would trigger immediately.".into())
+    );
+}
+
+#[test]
+fn buy_stop_below_the_ask_would_trigger_immediately() {
+    let r = sim().place(&stop_market("ETHUSDT", Side::Buy, "0.1", "2999.00", "s"));
+    assert_eq!(
+        refusal(r),
+        (400, -2010, "Order would trigger immediately.".into())
+    );
+}
+
+#[test]
+fn sixth_open_stop_on_a_symbol_fails_max_num_algo_orders() {
+    let mut sim = sim();
+    for i in 0..5 {
+        sim.place(&stop_limit(
+            "BTCUSDT",
+            Side::Sell,
+            "0.01",
+            "60000.00",
+            "59900.00",
+            &format!("s{i}"),
+        ))
+        .unwrap();
+    }
+    let r = sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.01",
+        "60000.00",
+        "59900.00",
+        "s5",
+    ));
+    assert_eq!(
+        refusal(r),
+        (400, -1013, "Filter failure: MAX_NUM_ALGO_ORDERS".into())
+    );
+}
+
+#[test]
+fn algo_limit_is_per_symbol() {
+    let mut sim = sim();
+    for i in 0..5 {
+        sim.place(&stop_limit(
+            "BTCUSDT",
+            Side::Sell,
+            "0.01",
+            "60000.00",
+            "59900.00",
+            &format!("s{i}"),
+        ))
+        .unwrap();
+    }
+    let r = sim.place(&stop_market("ETHUSDT", Side::Sell, "0.1", "2900.00", "e"));
+    assert_eq!(r.unwrap().status, ExchangeStatus::New);
+}
+
+#[test]
+fn duplicate_client_id_is_refused_while_the_first_order_is_open() {
+    let mut sim = sim();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "dup"))
+        .unwrap();
+    let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "dup"));
+    assert_eq!(refusal(r), (400, -2010, "Duplicate order sent.".into()));
+}
+
+#[test]
+fn client_id_can_be_reused_once_the_first_order_is_filled() {
+    let mut sim = sim();
+    let first = sim
+        .place(&market("BTCUSDT", Side::Buy, "0.01", "again"))
+        .unwrap();
+    let second = sim
+        .place(&market("BTCUSDT", Side::Buy, "0.01", "again"))
+        .unwrap();
+    assert!(second.exchange_order_id > first.exchange_order_id);
+}
+
+#[test]
+fn client_id_can_be_reused_once_the_first_order_is_cancelled() {
+    let mut sim = sim();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "again"))
+        .unwrap();
+    sim.cancel("BTCUSDT", OrderRef::ClientOrderId("again"))
+        .unwrap();
+    let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "again"));
+    assert_eq!(r.unwrap().status, ExchangeStatus::New);
+}
+
+#[test]
+fn illegal_client_id_is_refused() {
+    let r = sim().place(&market("BTCUSDT", Side::Buy, "0.01", "has.dot"));
+    assert_eq!(refusal(r).1, -1100);
+}
+
+#[test]
+fn limit_maker_that_would_take_is_refused() {
+    let r = sim().place(&NewOrder {
+        price: Some(d("65000.00")),
+        ..order("BTCUSDT", Side::Buy, LimitMaker, "0.01", "m")
+    });
+    assert_eq!(
+        refusal(r),
+        (400, -2010, "Order would immediately match and take.".into())
+    );
+}
+
+#[test]
+fn limit_without_a_price_is_malformed() {
+    let r = sim().place(&order("BTCUSDT", Side::Buy, Limit, "0.01", "l"));
+    assert_eq!(refusal(r).1, -1102);
+}
+
+#[test]
+fn query_of_an_unknown_order_says_it_does_not_exist() {
+    let e = sim()
+        .query("BTCUSDT", OrderRef::ClientOrderId("nope"))
+        .unwrap_err();
+    assert_eq!((e.code, e.msg.as_str()), (-2013, "Order does not exist."));
+}
+
+#[test]
+fn cancel_of_an_unknown_order_is_unknown_order_sent() {
+    let e = sim().cancel("BTCUSDT", OrderRef::OrderId(77)).unwrap_err();
+    assert_eq!((e.code, e.msg.as_str()), (-2011, "Unknown order sent."));
+}
+
+#[test]
+fn cancel_of_a_filled_order_is_unknown_order_sent() {
+    let mut sim = sim();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "m"))
+        .unwrap();
+    let e = sim
+        .cancel("BTCUSDT", OrderRef::ClientOrderId("m"))
+        .unwrap_err();
+    assert_eq!(e.code, -2011);
+}
+
+#[test]
+fn cancel_open_orders_with_nothing_open_is_unknown_order_sent() {
+    let e = sim().cancel_open_orders("BTCUSDT").unwrap_err();
+    assert_eq!((e.code, e.msg.as_str()), (-2011, "Unknown order sent."));
+}
+
+#[test]
+fn refusals_convert_to_rejected_exchange_errors() {
+    let e: ExchangeError = SimError::rejected(-2010, "Order would trigger immediately.").into();
+    assert!(e.would_trigger_immediately());
+    assert_eq!(
+        e,
+        ExchangeError::Rejected {
+            http_status: 400,
+            code: -2010,
+            msg: "Order would trigger immediately.".into()
+        }
+    );
+}
+
+// ---- resting orders, stops and price moves ------------------------------------------------
+
+#[test]
+fn resting_sell_stop_locks_its_base_quantity() {
+    let mut sim = sim();
+    sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.4",
+        "60000.00",
+        "59900.00",
+        "s",
+    ))
+    .unwrap();
+    assert_eq!(locked(&sim, "BTC"), d("0.4"));
+    assert_eq!(free(&sim, "BTC"), d("0.6"));
+}
+
+#[test]
+fn cancelling_a_stop_releases_its_lock() {
+    let mut sim = sim();
+    sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.4",
+        "60000.00",
+        "59900.00",
+        "s",
+    ))
+    .unwrap();
+    let r = sim.cancel("BTCUSDT", OrderRef::ClientOrderId("s")).unwrap();
+    assert_eq!(r.status, ExchangeStatus::Canceled);
+    assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
+    assert_eq!(free(&sim, "BTC"), d("1"));
+}
+
+#[test]
+fn locked_base_cannot_be_sold_again() {
+    let mut sim = sim();
+    sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.8",
+        "60000.00",
+        "59900.00",
+        "s",
+    ))
+    .unwrap();
+    let r = sim.place(&market("BTCUSDT", Side::Sell, "0.5", "m"));
+    assert_eq!(refusal(r).1, -2010);
+}
+
+#[test]
+fn stop_loss_limit_triggers_when_the_bid_falls_to_it_and_fills() {
+    let mut sim = sim();
+    sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.01",
+        "64000.00",
+        "63900.00",
+        "s",
+    ))
+    .unwrap();
+    let changed = sim
+        .set_price("BTCUSDT", d("63950.00"), d("63950.01"))
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].status, ExchangeStatus::Filled);
+    assert_eq!(changed[0].fills[0].price, d("63950.00"));
+    let q = sim.query("BTCUSDT", OrderRef::ClientOrderId("s")).unwrap();
+    assert_eq!(q.status, ExchangeStatus::Filled);
+    assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
+    assert_eq!(free(&sim, "BTC"), d("0.99"));
+}
+
+#[test]
+fn stop_loss_limit_does_nothing_while_the_bid_stays_above() {
+    let mut sim = sim();
+    sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.01",
+        "64000.00",
+        "63900.00",
+        "s",
+    ))
+    .unwrap();
+    let changed = sim
+        .set_price("BTCUSDT", d("64000.01"), d("64000.02"))
+        .unwrap();
+    assert!(changed.is_empty());
+    assert_eq!(sim.open_orders(Some("BTCUSDT")).unwrap().len(), 1);
+}
+
+#[test]
+fn triggered_stop_limit_rests_when_the_book_gapped_below_its_price() {
+    let mut sim = sim();
+    sim.place(&stop_limit(
+        "BTCUSDT",
+        Side::Sell,
+        "0.01",
+        "64000.00",
+        "63900.00",
+        "s",
+    ))
+    .unwrap();
+    let changed = sim
+        .set_price("BTCUSDT", d("63000.00"), d("63000.01"))
+        .unwrap();
+    assert_eq!(changed[0].status, ExchangeStatus::New);
+    assert!(changed[0].fills.is_empty());
+    let later = sim
+        .set_price("BTCUSDT", d("63950.00"), d("63950.01"))
+        .unwrap();
+    assert_eq!(later[0].status, ExchangeStatus::Filled);
+    assert_eq!(later[0].fills[0].price, d("63900.00"));
+}
+
+#[test]
+fn stop_loss_on_ethusdt_becomes_a_market_sell_when_triggered() {
+    let mut sim = sim();
+    sim.place(&stop_market("ETHUSDT", Side::Sell, "1", "2900.00", "s"))
+        .unwrap();
+    let changed = sim
+        .set_price("ETHUSDT", d("2899.00"), d("2899.01"))
+        .unwrap();
+    assert_eq!(changed[0].status, ExchangeStatus::Filled);
+    assert_eq!(changed[0].fills[0].price, d("2899.00"));
+    assert_eq!(free(&sim, "ETH"), d("9"));
+}
+
+#[test]
+fn resting_limit_buy_fills_at_its_price_when_the_ask_falls_to_it() {
+    let mut sim = sim();
+    let r = sim
+        .place(&limit("BTCUSDT", Side::Buy, "0.01", "64000.00", "l"))
+        .unwrap();
+    assert_eq!(r.status, ExchangeStatus::New);
+    assert_eq!(locked(&sim, "USDT"), d("640"));
+    let changed = sim
+        .set_price("BTCUSDT", d("63899.99"), d("63900.00"))
+        .unwrap();
+    assert_eq!(changed[0].status, ExchangeStatus::Filled);
+    assert_eq!(changed[0].fills[0].price, d("64000.00"));
+    assert_eq!(locked(&sim, "USDT"), Decimal::ZERO);
+    assert_eq!(free(&sim, "USDT"), d("99360"));
+}
+
+#[test]
+fn marketable_limit_buy_fills_at_book_prices_up_to_its_limit() {
+    let mut sim = rich_sim();
+    let r = sim
+        .place(&limit("BTCUSDT", Side::Buy, "100", "65002.00", "l"))
+        .unwrap();
+    assert_eq!(r.status, ExchangeStatus::PartiallyFilled);
+    assert_eq!(r.fills.len(), 3);
+    assert!(r.fills.iter().all(|f| f.price <= d("65002.00")));
+}
+
+#[test]
+fn set_price_refuses_a_bid_at_or_above_the_ask() {
+    let e = sim()
+        .set_price("BTCUSDT", d("65000"), d("65000"))
+        .unwrap_err();
+    assert_eq!(e.http_status, 400);
+}
+
+#[test]
+fn random_walk_moves_prices_and_keeps_the_spread() {
+    let mut sim = sim();
+    let before = sim.book_ticker("BTCUSDT").unwrap();
+    for _ in 0..10 {
+        sim.random_walk_step().unwrap();
+    }
+    let after = sim.book_ticker("BTCUSDT").unwrap();
+    assert_ne!(after.bid, before.bid);
+    assert_eq!(after.ask - after.bid, before.ask - before.bid);
+}
+
+// ---- queries -------------------------------------------------------------------------------
+
+#[test]
+fn query_finds_an_order_by_client_id_and_by_order_id() {
+    let mut sim = sim();
+    let r = sim
+        .place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "q"))
+        .unwrap();
+    let by_client = sim.query("BTCUSDT", OrderRef::ClientOrderId("q")).unwrap();
+    let by_id = sim
+        .query("BTCUSDT", OrderRef::OrderId(r.exchange_order_id))
+        .unwrap();
+    assert_eq!(by_client, by_id);
+    assert!(by_client.fills.is_empty());
+}
+
+#[test]
+fn cancel_open_orders_cancels_only_that_symbol() {
+    let mut sim = sim();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "a"))
+        .unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "b"))
+        .unwrap();
+    sim.place(&limit("ETHUSDT", Side::Buy, "0.1", "2000.00", "c"))
+        .unwrap();
+    let cancelled = sim.cancel_open_orders("BTCUSDT").unwrap();
+    assert_eq!(cancelled.len(), 2);
+    assert!(cancelled
+        .iter()
+        .all(|r| r.status == ExchangeStatus::Canceled));
+    assert_eq!(sim.open_orders(None).unwrap().len(), 1);
+    assert_eq!(locked(&sim, "USDT"), d("200"));
+}
+
+#[test]
+fn all_orders_lists_open_and_closed_orders_by_id() {
+    let mut sim = sim();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a"))
+        .unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "b"))
+        .unwrap();
+    let all = sim.all_orders("BTCUSDT").unwrap();
+    let ids: Vec<&str> = all.iter().map(|o| o.client_order_id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "b"]);
+}
+
+#[test]
+fn closed_order_history_is_bounded() {
+    let mut sim = Simulator::new(SimConfig {
+        starting_balances: [("USDT".to_string(), d("1000000000"))]
+            .into_iter()
+            .collect(),
+        ..SimConfig::default()
+    });
+    for i in 0..CLOSED_ORDERS_KEPT + 5 {
+        sim.place(&market("SOLUSDT", Side::Buy, "0.1", &format!("o{i}")))
+            .unwrap();
+    }
+    assert_eq!(sim.all_orders("SOLUSDT").unwrap().len(), CLOSED_ORDERS_KEPT);
+    assert!(sim.query("SOLUSDT", OrderRef::ClientOrderId("o0")).is_err());
+    assert!(sim.query("SOLUSDT", OrderRef::ClientOrderId("o9")).is_ok());
+    assert_eq!(sim.my_trades("SOLUSDT").unwrap().len(), TRADES_KEPT);
+}
+
+// ---- determinism and persistence ----------------------------------------------------------
+
+fn script(sim: &mut Simulator) -> Vec<OrderReport> {
+    let mut out = vec![
+        sim.place(&market("BTCUSDT", Side::Buy, "0.7", "a"))
+            .unwrap(),
+        sim.place(&market("ETHUSDT", Side::Sell, "3", "b")).unwrap(),
+        sim.place(&stop_limit(
+            "BTCUSDT",
+            Side::Sell,
+            "0.5",
+            "64000.00",
+            "63000.00",
+            "c",
+        ))
+        .unwrap(),
+        sim.place(&limit("SOLUSDT", Side::Buy, "10", "149.50", "d"))
+            .unwrap(),
+    ];
+    for _ in 0..50 {
+        out.extend(sim.random_walk_step().unwrap());
+    }
+    out.extend(
+        sim.set_price("BTCUSDT", d("63500.00"), d("63500.01"))
+            .unwrap(),
+    );
+    out
+}
+
+fn without_times(mut reports: Vec<OrderReport>) -> Vec<OrderReport> {
+    for r in &mut reports {
+        r.time_ms = 0;
+    }
+    reports
+}
+
+#[test]
+fn same_seed_and_orders_give_the_same_fills() {
+    let config = SimConfig {
+        partial_fill_probability: 0.5,
+        seed: 7,
+        ..SimConfig::default()
+    };
+    let a = script(&mut Simulator::new(config.clone()));
+    let b = script(&mut Simulator::new(config));
+    assert_eq!(without_times(a), without_times(b));
+}
+
+#[test]
+fn different_seeds_give_different_books() {
+    let a = Simulator::new(SimConfig {
+        seed: 1,
+        ..SimConfig::default()
+    });
+    let b = Simulator::new(SimConfig {
+        seed: 2,
+        ..SimConfig::default()
+    });
+    assert_ne!(
+        a.depth("BTCUSDT", 20).unwrap(),
+        b.depth("BTCUSDT", 20).unwrap()
+    );
+}
+
+/// Everything observable, for comparing two simulators.
+fn state(sim: &Simulator) -> String {
+    let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
+    let mut out = format!("{:?}\n", sim.balances());
+    for s in symbols {
+        out += &format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n",
+            sim.depth(s, 20).unwrap(),
+            sim.all_orders(s).unwrap(),
+            sim.open_orders(Some(s)).unwrap(),
+            sim.my_trades(s).unwrap()
+        );
+    }
+    out
+}
+
+#[test]
+fn reopened_exchange_has_the_state_it_was_left_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    script(&mut sim);
+    let before = state(&sim);
+    drop(sim);
+    let mut reopened = Simulator::open(&path, SimConfig::default()).unwrap();
+    assert_eq!(state(&reopened), before);
+    let next = reopened
+        .place(&market("BTCUSDT", Side::Buy, "0.01", "z"))
+        .unwrap();
+    assert_eq!(next.exchange_order_id, 5);
+}
+
+#[test]
+fn reopened_exchange_continues_the_random_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut straight = Simulator::new(SimConfig::default());
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    straight.random_walk_step().unwrap();
+    sim.random_walk_step().unwrap();
+    drop(sim);
+    let mut reopened = Simulator::open(&path, SimConfig::default()).unwrap();
+    straight.random_walk_step().unwrap();
+    reopened.random_walk_step().unwrap();
+    assert_eq!(state(&reopened), state(&straight));
+}
+
+#[test]
+fn journal_survives_without_a_snapshot_refresh_and_ignores_a_torn_last_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    script(&mut sim);
+    let before = state(&sim);
+    // As after `kill -9`: no compaction ran, and a write was cut short.
+    std::mem::forget(sim);
+    let journal = journal_path(&path);
+    assert!(std::fs::metadata(&journal).unwrap().len() > 0);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    file.write_all(br#"{"seq":999,"rng_word_pos":"0","next_order_id":9"#)
+        .unwrap();
+    drop(file);
+    let reopened = Simulator::open(&path, SimConfig::default()).unwrap();
+    assert_eq!(state(&reopened), before);
+}
+
+#[test]
+fn compaction_folds_the_journal_into_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let config = SimConfig {
+        compact_every: 3,
+        ..SimConfig::default()
+    };
+    let mut sim = Simulator::open(&path, config.clone()).unwrap();
+    script(&mut sim);
+    let before = state(&sim);
+    sim.wait_for_snapshot();
+    assert!(!path.with_extension("json.journal.old").exists());
+    std::mem::forget(sim);
+    let reopened = Simulator::open(&path, config).unwrap();
+    assert_eq!(state(&reopened), before);
+}
+
+#[test]
+fn kill_during_a_background_snapshot_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    script(&mut sim);
+    let before = state(&sim);
+    std::mem::forget(sim);
+    // As if killed after rotating the journal, before the new snapshot was in place: the old
+    // snapshot, the rotated journal, and a new (here empty) journal.
+    let old = path.with_extension("json.journal.old");
+    std::fs::rename(journal_path(&path), &old).unwrap();
+    let reopened = Simulator::open(&path, SimConfig::default()).unwrap();
+    assert_eq!(state(&reopened), before);
+    assert!(!old.exists());
+}
+
+#[test]
+fn corrupt_journal_line_before_the_end_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a"))
+        .unwrap();
+    std::mem::forget(sim);
+    let journal = journal_path(&path);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    std::fs::write(&journal, format!("garbage\n{text}")).unwrap();
+    assert!(matches!(
+        Simulator::open(&path, SimConfig::default()),
+        Err(SimStoreError::Corrupt { .. })
+    ));
+}
+
+// ---- gateway ---------------------------------------------------------------------------------
+
+#[test]
+fn gateway_cancel_open_orders_with_nothing_open_is_an_empty_list() {
+    let mut gw = SimGateway::new(sim());
+    assert_eq!(gw.cancel_open_orders("BTCUSDT"), Ok(vec![]));
+}
+
+#[test]
+fn gateway_maps_refusals_to_rejected() {
+    let mut gw = SimGateway::new(sim());
+    let e = gw.query_order("BTCUSDT", "nope").unwrap_err();
+    assert!(e.is_no_such_order());
+}
+
+#[test]
+fn gateway_waits_out_the_configured_latency() {
+    let mut gw = SimGateway::new(Simulator::new(SimConfig {
+        latency_us: 2_000,
+        ..SimConfig::default()
+    }));
+    let start = std::time::Instant::now();
+    gw.book_ticker("BTCUSDT").unwrap();
+    assert!(start.elapsed() >= std::time::Duration::from_micros(2_000));
+    assert!(gw.last_timing().round_trip_ns >= 2_000_000);
+}
+
+#[test]
+fn gateway_shares_the_simulator_with_other_threads() {
+    let mut gw = SimGateway::new(sim());
+    let shared = gw.shared();
+    std::thread::spawn(move || {
+        shared
+            .lock()
+            .set_price("BTCUSDT", d("70000.00"), d("70000.01"))
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(gw.book_ticker("BTCUSDT").unwrap().bid, d("70000.00"));
+}
+
+/// `cargo test --release --lib exchange::sim::tests::bench -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_place_and_query() {
+    const N: usize = 10_000;
+    let run = |sim: Simulator, label: &str| {
+        let mut gw = SimGateway::new(sim);
+        gw.shared()
+            .lock()
+            .set_price("BTCUSDT", d("64999.99"), d("65000.00"))
+            .unwrap();
+        let ids: Vec<String> = (0..N).map(|i| format!("bench-{i}")).collect();
+        let orders: Vec<NewOrder> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+                market("BTCUSDT", side, "0.001", id)
+            })
+            .collect();
+        let mut worst = std::time::Duration::ZERO;
+        let start = std::time::Instant::now();
+        for o in &orders {
+            let pair = std::time::Instant::now();
+            gw.place_order(o).unwrap();
+            gw.query_order("BTCUSDT", &o.client_order_id).unwrap();
+            worst = worst.max(pair.elapsed());
+        }
+        let per = start.elapsed() / N as u32;
+        println!("{label}: place+query {per:?} per pair over {N} orders (worst {worst:?})");
+    };
+    run(sim(), "in memory");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::open(&dir.path().join("bench.json"), SimConfig::default()).unwrap();
+    run(sim, "journaled");
+}
