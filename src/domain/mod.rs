@@ -1,4 +1,5 @@
-//! The domain model: orders, money, commands, the lifecycle table, positions, symbol rules.
+//! The domain model: orders, money, commands, the lifecycle table, positions, symbol rules,
+//! risk rules and the tilt guard.
 //! Pure: no threads, sockets or SQL, so most tests live here.
 
 pub mod command;
@@ -7,7 +8,9 @@ pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod position;
+pub mod risk;
 pub mod symbol;
+pub mod tilt;
 
 /// Microseconds since the Unix epoch, UTC.
 pub fn now_us() -> i64 {
