@@ -25,9 +25,7 @@ fn money(c: &mut Criterion) {
     g.bench_function("slippage percent", |b| {
         b.iter(|| slippage_percent(black_box(d("65000.01")), black_box(d("65012.37"))))
     });
-    g.bench_function("average price", |b| {
-        b.iter(|| average_price(black_box(d("65.01237")), black_box(d("0.001"))))
-    });
+    g.bench_function("average price", |b| b.iter(|| average_price(black_box(d("65.01237")), black_box(d("0.001")))));
     g.finish();
 }
 

@@ -1,6 +1,7 @@
 //! Every flag, limit and default in one typed place.
 
 use crate::domain::money::Decimal;
+use crate::domain::risk::{RiskLimits, Tier};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,11 +49,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Binance base URL (with --exchange binance). Production needs --live.
-    #[arg(
-        long,
-        default_value = "https://testnet.binance.vision",
-        value_name = "URL"
-    )]
+    #[arg(long, default_value = "https://testnet.binance.vision", value_name = "URL")]
     pub base_url: String,
     /// Allow the production exchange (real money).
     #[arg(long)]
@@ -69,15 +66,36 @@ pub struct Cli {
     /// Longest Retry-After (429) an entry waits before it fails, milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub max_entry_retry_wait_ms: u64,
-    /// Stop-loss distance below the average entry price, percent.
-    #[arg(long, default_value = "2", value_name = "PCT")]
-    pub stop_loss_pct: Decimal,
-    /// Gap between a STOP_LOSS_LIMIT's stop and its limit price, percent.
-    #[arg(long, default_value = "0.5", value_name = "PCT")]
-    pub stop_limit_gap_pct: Decimal,
-    /// Adverse slippage above this percentage raises a slippage_alert.
-    #[arg(long, default_value = "0.5", value_name = "PCT")]
-    pub slippage_alert_pct: Decimal,
+    /// TOML file with limits and defaults; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Account tier: SNIPER, HUNTER or STRATEGIST (saved in the database) [default: saved, else SNIPER].
+    #[arg(long, value_name = "TIER")]
+    pub tier: Option<String>,
+    /// An entry may be worth at most this percentage of equity [default: 5].
+    #[arg(long, value_name = "PCT")]
+    pub max_position_pct: Option<Decimal>,
+    /// Smallest entry in the quote asset (USD) [default: 10].
+    #[arg(long, value_name = "USD")]
+    pub min_order_usd: Option<Decimal>,
+    /// Net realized loss per UTC day that stops new entries, for the account's tier [default: 25 for SNIPER].
+    #[arg(long, value_name = "USD")]
+    pub daily_loss_limit: Option<Decimal>,
+    /// Stop-loss distance below the average entry price, percent [default: 2].
+    #[arg(long, value_name = "PCT")]
+    pub stop_loss_pct: Option<Decimal>,
+    /// Gap between a STOP_LOSS_LIMIT's stop and its limit price, percent [default: 0.5].
+    #[arg(long, value_name = "PCT")]
+    pub stop_limit_gap_pct: Option<Decimal>,
+    /// Adverse slippage above this percentage raises a slippage_alert [default: 0.5].
+    #[arg(long, value_name = "PCT")]
+    pub slippage_alert_pct: Option<Decimal>,
+    /// The tilt guard (cooldowns after losing streaks or order bursts) [default: on].
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub tilt: Option<OnOff>,
+    /// Balances are synced from the exchange at start, after fills and this often, seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub balance_sync_secs: u64,
     /// Pin the hot stages (intake, exchange I/O) to cores.
     #[arg(long, value_enum, default_value = "on")]
     pub pin: OnOff,
@@ -109,6 +127,12 @@ pub struct Config {
     pub stop_loss_pct: Decimal,
     pub stop_limit_gap_pct: Decimal,
     pub slippage_alert_pct: Decimal,
+    /// `--tier`, when given (else the saved tier, else SNIPER).
+    pub tier: Option<Tier>,
+    pub limits: RiskLimits,
+    /// `--daily-loss-limit`: overrides the limit of the account's tier.
+    pub daily_loss_limit_override: Option<Decimal>,
+    pub balance_sync: Duration,
     pub base_url: String,
     pub live: bool,
     pub connect_timeout: Duration,
@@ -142,20 +166,63 @@ impl std::error::Error for ConfigError {}
 
 fn percent(name: &str, value: Decimal) -> Result<Decimal, ConfigError> {
     if value <= Decimal::ZERO || value >= Decimal::ONE_HUNDRED {
-        return Err(ConfigError(format!(
-            "--{name} must be between 0 and 100 (exclusive), got {value}"
-        )));
+        return Err(ConfigError(format!("--{name} must be between 0 and 100 (exclusive), got {value}")));
     }
     Ok(value)
 }
 
 fn probability(name: &str, value: f64) -> Result<f64, ConfigError> {
     if !(0.0..=1.0).contains(&value) {
-        return Err(ConfigError(format!(
-            "--{name} must be between 0 and 1, got {value}"
-        )));
+        return Err(ConfigError(format!("--{name} must be between 0 and 1, got {value}")));
     }
     Ok(value)
+}
+
+/// The `--config` TOML file: every limit and default, any subset.
+///
+/// ```toml
+/// tier = "SNIPER"
+/// stop_loss_pct = 2
+/// stop_limit_gap_pct = 0.5
+/// slippage_alert_pct = 0.5
+/// [risk]
+/// max_position_pct = 5
+/// min_order_usd = 10
+/// [risk.daily_loss_limit]
+/// sniper = 25
+/// hunter = 100
+/// strategist = 500
+/// [risk.tilt]
+/// enabled = true
+/// losing_streak = 3
+/// streak_window_secs = 1800
+/// burst_orders = 5
+/// burst_window_secs = 10
+/// cooldown_secs = 900
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub tier: Option<String>,
+    #[serde(deserialize_with = "crate::domain::risk::opt_decimal_from_number_or_string")]
+    pub stop_loss_pct: Option<Decimal>,
+    #[serde(deserialize_with = "crate::domain::risk::opt_decimal_from_number_or_string")]
+    pub stop_limit_gap_pct: Option<Decimal>,
+    #[serde(deserialize_with = "crate::domain::risk::opt_decimal_from_number_or_string")]
+    pub slippage_alert_pct: Option<Decimal>,
+    pub risk: RiskLimits,
+}
+
+impl FileConfig {
+    pub fn load(path: &std::path::Path) -> Result<FileConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))
+    }
+
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string())
+    }
 }
 
 /// Production hosts: trading there is real money and needs `--live`.
@@ -173,16 +240,8 @@ pub fn checked_base_url(url: &str, live: bool) -> Result<String, ConfigError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "--base-url must start with http:// or https://, got '{url}'"
-            ))
-        })?;
-    let host = rest
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+        .ok_or_else(|| ConfigError(format!("--base-url must start with http:// or https://, got '{url}'")))?;
+    let host = rest.split(['/', ':']).next().unwrap_or("").to_ascii_lowercase();
     if host.is_empty() {
         return Err(ConfigError(format!("--base-url has no host: '{url}'")));
     }
@@ -197,10 +256,34 @@ pub fn checked_base_url(url: &str, live: bool) -> Result<String, ConfigError> {
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         if cli.confirm_timeout == 0 {
-            return Err(ConfigError(
-                "--confirm-timeout must be at least 1 second".into(),
-            ));
+            return Err(ConfigError("--confirm-timeout must be at least 1 second".into()));
         }
+        let file = match &cli.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let tier = match cli.tier.clone().or(file.tier.clone()) {
+            Some(text) => Some(Tier::parse(&text).ok_or_else(|| {
+                ConfigError(format!("unknown tier '{text}' (expected SNIPER, HUNTER or STRATEGIST)"))
+            })?),
+            None => None,
+        };
+        let mut limits = file.risk.clone();
+        if let Some(pct) = cli.max_position_pct {
+            limits.max_position_pct = pct;
+        }
+        if let Some(usd) = cli.min_order_usd {
+            limits.min_order_usd = usd;
+        }
+        if let Some(tilt) = cli.tilt {
+            limits.tilt.enabled = tilt == OnOff::On;
+        }
+        if let Some(limit) = cli.daily_loss_limit {
+            if limit < Decimal::ZERO {
+                return Err(ConfigError(format!("--daily-loss-limit must not be negative, got {limit}")));
+            }
+        }
+        limits.validate().map_err(|e| ConfigError(e.to_string()))?;
         Ok(Config {
             exchange: cli.exchange,
             db: cli.db,
@@ -209,9 +292,19 @@ impl Config {
             json: cli.json,
             log_json: cli.log_json,
             seed: cli.seed,
-            stop_loss_pct: percent("stop-loss-pct", cli.stop_loss_pct)?,
-            stop_limit_gap_pct: percent("stop-limit-gap-pct", cli.stop_limit_gap_pct)?,
-            slippage_alert_pct: percent("slippage-alert-pct", cli.slippage_alert_pct)?,
+            stop_loss_pct: percent("stop-loss-pct", cli.stop_loss_pct.or(file.stop_loss_pct).unwrap_or(Decimal::TWO))?,
+            stop_limit_gap_pct: percent(
+                "stop-limit-gap-pct",
+                cli.stop_limit_gap_pct.or(file.stop_limit_gap_pct).unwrap_or(Decimal::new(5, 1)),
+            )?,
+            slippage_alert_pct: percent(
+                "slippage-alert-pct",
+                cli.slippage_alert_pct.or(file.slippage_alert_pct).unwrap_or(Decimal::new(5, 1)),
+            )?,
+            tier,
+            limits,
+            daily_loss_limit_override: cli.daily_loss_limit,
+            balance_sync: Duration::from_secs(cli.balance_sync_secs.max(1)),
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms.max(1)),
@@ -266,7 +359,10 @@ mod tests {
     #[test]
     fn production_needs_live() {
         let err = checked_base_url("https://api.binance.com", false).unwrap_err();
-        assert_eq!(err.0, "--base-url https://api.binance.com is the production exchange (real money): add --live to trade there");
+        assert_eq!(
+            err.0,
+            "--base-url https://api.binance.com is the production exchange (real money): add --live to trade there"
+        );
         assert!(checked_base_url("https://api.binance.com", true).is_ok());
         assert!(checked_base_url("https://testnet.binance.vision", false).is_ok());
         assert!(checked_base_url("http://127.0.0.1:8080", false).is_ok());
@@ -274,12 +370,43 @@ mod tests {
     }
 
     #[test]
+    fn a_config_file_sets_limits_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.toml");
+        std::fs::write(
+            &path,
+            "tier = \"hunter\"\nstop_loss_pct = 3\n[risk]\nmax_position_pct = \"4\"\n[risk.tilt]\nenabled = false\n",
+        )
+        .unwrap();
+        let c = Config::from_cli(Cli::parse_from([
+            "genesis",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-position-pct",
+            "2.5",
+        ]))
+        .unwrap();
+        assert_eq!(c.tier, Some(Tier::Hunter));
+        assert_eq!(c.stop_loss_pct, Decimal::from(3));
+        assert_eq!(c.limits.max_position_pct, "2.5".parse().unwrap());
+        assert!(!c.limits.tilt.enabled);
+    }
+
+    #[test]
+    fn a_config_file_with_an_unknown_key_is_refused() {
+        let err = FileConfig::parse("stop_los_pct = 3").unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_tier_is_refused() {
+        let err = Config::from_cli(Cli::parse_from(["genesis", "--tier", "whale"])).unwrap_err();
+        assert_eq!(err.0, "unknown tier 'whale' (expected SNIPER, HUNTER or STRATEGIST)");
+    }
+
+    #[test]
     fn out_of_range_percentages_are_refused() {
-        let err =
-            Config::from_cli(Cli::parse_from(["genesis", "--stop-loss-pct", "0"])).unwrap_err();
-        assert_eq!(
-            err.0,
-            "--stop-loss-pct must be between 0 and 100 (exclusive), got 0"
-        );
+        let err = Config::from_cli(Cli::parse_from(["genesis", "--stop-loss-pct", "0"])).unwrap_err();
+        assert_eq!(err.0, "--stop-loss-pct must be between 0 and 100 (exclusive), got 0");
     }
 }

@@ -21,14 +21,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: &'static str, text: impl Into<String>) -> Event {
-        Event {
-            kind,
-            ts_us: now_us(),
-            client_order_id: None,
-            order_id: None,
-            fields: Map::new(),
-            text: text.into(),
-        }
+        Event { kind, ts_us: now_us(), client_order_id: None, order_id: None, fields: Map::new(), text: text.into() }
     }
 
     /// Attaches the order's ids (the correlation id of every order event).
@@ -101,10 +94,7 @@ pub struct Bus {
 }
 
 impl Bus {
-    pub fn new(
-        to_stdout: Sender<Arc<Event>>,
-        to_log: Option<Sender<crate::pipeline::msg::ToPersist>>,
-    ) -> Bus {
+    pub fn new(to_stdout: Sender<Arc<Event>>, to_log: Option<Sender<crate::pipeline::msg::ToPersist>>) -> Bus {
         Bus { to_stdout, to_log }
     }
 
@@ -139,8 +129,7 @@ impl Bus {
 impl Event {
     /// Copies the sentence into a `message` field (for `error` events).
     fn with_message(mut self) -> Event {
-        self.fields
-            .insert("message".into(), Value::from(self.text.clone()));
+        self.fields.insert("message".into(), Value::from(self.text.clone()));
         self
     }
 }
@@ -173,9 +162,8 @@ mod tests {
 
     #[test]
     fn json_line_has_event_ts_ids_and_fields() {
-        let mut e = Event::new("order_filled", "filled")
-            .order(7, "gabc-E1")
-            .money("avg_price", "65000.10".parse().unwrap());
+        let mut e =
+            Event::new("order_filled", "filled").order(7, "gabc-E1").money("avg_price", "65000.10".parse().unwrap());
         e.ts_us = 1_764_062_469_123_456;
         let v: Value = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(v["event"], "order_filled");

@@ -25,8 +25,7 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr; RUST_LOG sets the level (default: warn); --log-json makes each line JSON.
 fn init_logging(json: bool) {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
     builder.target(env_logger::Target::Stderr);
     // At trace level ureq dumps raw request bytes, API key header included: never that.
     builder.filter_module("ureq", log::LevelFilter::Info);

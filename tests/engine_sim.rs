@@ -20,8 +20,7 @@ fn buy_is_submitted_filled_verified_and_protected() {
     let avg = dec(&filled["avg_price"]);
     let stop = s.first("stop_loss_placed");
     // 2 % below the average fill, rounded down to BTCUSDT's 0.01 tick.
-    let expected_stop =
-        (avg * d("0.98")).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
+    let expected_stop = (avg * d("0.98")).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero);
     assert_eq!(dec(&stop["stop_price"]), expected_stop);
     // BTCUSDT has no plain STOP_LOSS: the stop travels as STOP_LOSS_LIMIT.
     assert_eq!(stop["exchange_type"], "STOP_LOSS_LIMIT");
@@ -34,65 +33,25 @@ fn every_order_and_its_stop_loss_land_in_the_database() {
     let work = Workdir::new();
     let s = run_piped(&work, &["--no-confirm"], "buy ETHUSDT 0.01\n");
     assert!(s.status.success());
-    let cid = s.first("order_filled")["client_order_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cid = s.first("order_filled")["client_order_id"].as_str().unwrap().to_string();
     let conn = work.conn();
-    assert_eq!(
-        order_field(&conn, &cid, "status").as_deref(),
-        Some("FILLED")
-    );
+    assert_eq!(order_field(&conn, &cid, "status").as_deref(), Some("FILLED"));
     assert_eq!(order_field(&conn, &cid, "type").as_deref(), Some("MARKET"));
-    assert_eq!(
-        order_field(&conn, &cid, "filled_quantity").as_deref(),
-        Some("0.01")
-    );
+    assert_eq!(order_field(&conn, &cid, "filled_quantity").as_deref(), Some("0.01"));
     assert!(order_field(&conn, &cid, "latency_ms").is_some());
     assert!(order_field(&conn, &cid, "slippage_percent").is_some());
     assert!(order_field(&conn, &cid, "executed_at").is_some());
-    let stop_cid = s.first("stop_loss_placed")["client_order_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        order_field(&conn, &stop_cid, "type").as_deref(),
-        Some("STOP_LOSS")
-    );
+    let stop_cid = s.first("stop_loss_placed")["client_order_id"].as_str().unwrap().to_string();
+    assert_eq!(order_field(&conn, &stop_cid, "type").as_deref(), Some("STOP_LOSS"));
     // ETHUSDT allows plain STOP_LOSS.
-    assert_eq!(
-        order_field(&conn, &stop_cid, "exchange_type").as_deref(),
-        Some("STOP_LOSS")
-    );
-    assert_eq!(
-        order_field(&conn, &stop_cid, "status").as_deref(),
-        Some("PENDING")
-    );
-    let (status, stop_id): (String, i64) = conn
-        .query_row(
-            "SELECT status, stop_loss_order_id FROM positions",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    assert_eq!(order_field(&conn, &stop_cid, "exchange_type").as_deref(), Some("STOP_LOSS"));
+    assert_eq!(order_field(&conn, &stop_cid, "status").as_deref(), Some("PENDING"));
+    let (status, stop_id): (String, i64) =
+        conn.query_row("SELECT status, stop_loss_order_id FROM positions", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!(status, "OPEN");
-    assert_eq!(
-        Some(stop_id.to_string()),
-        order_field(&conn, &stop_cid, "order_id")
-    );
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM orders WHERE typeof(quantity) <> 'text'"
-        ),
-        0
-    );
-    assert!(
-        count(
-            &conn,
-            &format!("SELECT COUNT(*) FROM event_log WHERE correlation_id = '{cid}'")
-        ) >= 2
-    );
+    assert_eq!(Some(stop_id.to_string()), order_field(&conn, &stop_cid, "order_id"));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders WHERE typeof(quantity) <> 'text'"), 0);
+    assert!(count(&conn, &format!("SELECT COUNT(*) FROM event_log WHERE correlation_id = '{cid}'")) >= 2);
 }
 
 #[test]
@@ -100,10 +59,7 @@ fn client_order_ids_carry_the_database_prefix() {
     let work = Workdir::new();
     let a = run_piped(&work, &["--no-confirm"], "buy SOLUSDT 0.1\n");
     let b = run_piped(&work, &["--no-confirm"], "buy SOLUSDT 0.1\n");
-    let prefix = a.first("ready")["client_id_prefix"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let prefix = a.first("ready")["client_id_prefix"].as_str().unwrap().to_string();
     assert_eq!(b.first("ready")["client_id_prefix"], prefix.as_str());
     for s in [&a, &b] {
         let cid = s.first("order_filled")["client_order_id"].as_str().unwrap();
@@ -115,18 +71,11 @@ fn client_order_ids_carry_the_database_prefix() {
 #[test]
 fn sell_releases_the_stop_closes_the_position_and_reprotects_the_rest() {
     let work = Workdir::new();
-    let s = run_piped(
-        &work,
-        &["--no-confirm"],
-        "buy SOLUSDT 1\nsell SOLUSDT 0.5\npositions\n",
-    );
+    let s = run_piped(&work, &["--no-confirm"], "buy SOLUSDT 1\nsell SOLUSDT 0.5\npositions\n");
     assert!(s.status.success(), "{}", s.stderr);
     let kinds = s.kinds();
     assert_eq!(s.of_kind("stop_loss_placed").len(), 2, "{kinds:?}");
-    assert!(s
-        .of_kind("order_cancelled")
-        .iter()
-        .any(|e| e["reason"] == "released for a sell"));
+    assert!(s.of_kind("order_cancelled").iter().any(|e| e["reason"] == "released for a sell"));
     let positions = s.first("positions");
     assert_eq!(positions["count"], 1);
     let p = &positions["positions"][0];
@@ -138,66 +87,30 @@ fn sell_releases_the_stop_closes_the_position_and_reprotects_the_rest() {
 #[test]
 fn selling_the_whole_position_closes_it_with_realized_pnl() {
     let work = Workdir::new();
-    let s = run_piped(
-        &work,
-        &["--no-confirm"],
-        "buy SOLUSDT 1\nsell SOLUSDT 0.999\npositions\n",
-    );
+    let s = run_piped(&work, &["--no-confirm"], "buy SOLUSDT 1\nsell SOLUSDT 0.999\npositions\n");
     let closed = s.first("position_closed");
     // Bought at the ask, sold at the bid, fees paid: a small loss.
     assert!(dec(&closed["realized_pnl"]) < Decimal::ZERO);
     assert_eq!(s.first("positions")["count"], 0);
     let conn = work.conn();
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM positions WHERE status = 'CLOSED' AND closed_at IS NOT NULL"
-        ),
-        1
-    );
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM orders WHERE role = 'STOP_LOSS' AND status = 'CANCELLED'"
-        ),
-        1
-    );
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM positions WHERE status = 'CLOSED' AND closed_at IS NOT NULL"), 1);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders WHERE role = 'STOP_LOSS' AND status = 'CANCELLED'"), 1);
 }
 
 #[test]
 fn cancel_all_cancels_every_open_order_and_leaves_positions_unprotected() {
     let work = Workdir::new();
-    let s = run_piped(
-        &work,
-        &["--no-confirm"],
-        "buy BTCUSDT 0.001\nbuy ETHUSDT 0.01\ncancel-all\norders\npositions\n",
-    );
+    let s = run_piped(&work, &["--no-confirm"], "buy BTCUSDT 0.001\nbuy ETHUSDT 0.01\ncancel-all\norders\npositions\n");
     assert!(s.status.success());
     let cancel = s.first("cancel_all");
     assert_eq!(cancel["cancelled"], 2);
     assert_eq!(cancel["symbols"], serde_json::json!(["BTCUSDT", "ETHUSDT"]));
     assert_eq!(s.first("orders")["count"], 0);
     let positions = s.first("positions");
-    assert!(positions["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|p| p["status"] == "UNPROTECTED"));
+    assert!(positions["positions"].as_array().unwrap().iter().all(|p| p["status"] == "UNPROTECTED"));
     let conn = work.conn();
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM orders WHERE role = 'STOP_LOSS' AND status = 'CANCELLED'"
-        ),
-        2
-    );
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM event_log WHERE event = 'cancel_all'"
-        ),
-        1
-    );
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders WHERE role = 'STOP_LOSS' AND status = 'CANCELLED'"), 2);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM event_log WHERE event = 'cancel_all'"), 1);
 }
 
 #[test]
@@ -210,19 +123,15 @@ fn cancel_all_with_nothing_open_says_so() {
 #[test]
 fn bad_input_gets_one_error_each_and_the_process_keeps_going() {
     let work = Workdir::new();
-    let input = "byu BTCUSDT 1\nbuy XYZUSDT 1\nbuy BTCUSDT\nbuy BTCUSDT 0\nbuy BTCUSDT -1\nbuy BTCUSDT abc\n\
+    let input = "byu BTCUSDT 1\nbuy XYZUSDT 1\nsell BTCUSDT\nbuy BTCUSDT 0\nbuy BTCUSDT -1\nbuy BTCUSDT abc\n\
                  buy BTCUSDT 0.000001\nbuy BTCUSDT 0.00001\ny\nstatus nope\n# a comment\n\nbuy BTCUSDT 0.001\n";
     let s = run_piped(&work, &["--no-confirm"], input);
     assert!(s.status.success());
-    let errors: Vec<String> = s
-        .of_kind("error")
-        .iter()
-        .map(|e| e["message"].as_str().unwrap().to_string())
-        .collect();
+    let errors: Vec<String> = s.of_kind("error").iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
     assert_eq!(errors.len(), 10, "{errors:#?}");
     assert!(errors[0].starts_with("line 1: unknown command 'byu'"));
     assert!(errors[1].starts_with("line 2: unknown symbol 'XYZUSDT'"));
-    assert!(errors[2].contains("needs a quantity"));
+    assert!(errors[2].contains("missing quantity: usage: sell SYMBOL QTY"));
     assert!(errors[3].contains("'0' must be greater than zero"));
     assert!(errors[4].contains("'-1' must be greater than zero"));
     assert!(errors[5].contains("'abc' is not a number"));
@@ -232,13 +141,7 @@ fn bad_input_gets_one_error_each_and_the_process_keeps_going() {
     assert!(errors[9].contains("no order 'nope'"));
     // The last, valid line still executed, and nothing invalid reached the exchange.
     assert_eq!(s.of_kind("order_submitted").len(), 1);
-    assert_eq!(
-        count(
-            &work.conn(),
-            "SELECT COUNT(*) FROM orders WHERE role = 'ENTRY'"
-        ),
-        1
-    );
+    assert_eq!(count(&work.conn(), "SELECT COUNT(*) FROM orders WHERE role = 'ENTRY'"), 1);
 }
 
 #[test]
@@ -273,10 +176,7 @@ fn n_rejects_the_oldest_confirmation_and_records_it_cancelled() {
     assert_eq!(cancelled["reason"], "rejected by the user");
     assert!(s.of_kind("order_submitted").is_empty());
     let cid = cancelled["client_order_id"].as_str().unwrap();
-    assert_eq!(
-        order_field(&work.conn(), cid, "status").as_deref(),
-        Some("CANCELLED")
-    );
+    assert_eq!(order_field(&work.conn(), cid, "status").as_deref(), Some("CANCELLED"));
 }
 
 #[test]
@@ -289,10 +189,7 @@ fn confirm_and_reject_by_id_answer_a_specific_order() {
     let second = live.wait_for("confirm_request", Duration::from_secs(10));
     live.send(&format!("reject {}", first["order_id"]));
     live.wait_for("order_cancelled", Duration::from_secs(10));
-    live.send(&format!(
-        "confirm {}",
-        second["client_order_id"].as_str().unwrap()
-    ));
+    live.send(&format!("confirm {}", second["client_order_id"].as_str().unwrap()));
     let filled = live.wait_for("order_filled", Duration::from_secs(10));
     assert_eq!(filled["symbol"], "ETHUSDT");
     assert!(live.finish().success());
@@ -310,14 +207,8 @@ fn an_unanswered_confirmation_is_auto_cancelled_after_the_timeout() {
     assert!(live.finish().success());
     let cid = request["client_order_id"].as_str().unwrap();
     let conn = work.conn();
-    assert_eq!(
-        order_field(&conn, cid, "status").as_deref(),
-        Some("CANCELLED")
-    );
-    assert_eq!(
-        order_field(&conn, cid, "reason").as_deref(),
-        Some("no confirmation within 1 s")
-    );
+    assert_eq!(order_field(&conn, cid, "status").as_deref(), Some("CANCELLED"));
+    assert_eq!(order_field(&conn, cid, "reason").as_deref(), Some("no confirmation within 1 s"));
 }
 
 #[test]
@@ -360,28 +251,23 @@ fn piped_commands_all_complete_before_exit() {
     for _ in 0..20 {
         input.push_str("buy SOLUSDT 0.1\nsell SOLUSDT 0.099\n");
     }
-    let s = run_piped(&work, &["--no-confirm"], &input);
+    // Twenty entries in a burst would put a person in the tilt guard's cooldown.
+    let s = run_piped(&work, &["--no-confirm", "--tilt", "off"], &input);
     assert!(s.status.success());
     assert_eq!(s.of_kind("order_filled").len(), 40);
     let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders WHERE role IN ('ENTRY', 'EXIT') AND status = 'FILLED'"), 40);
     assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM orders WHERE role IN ('ENTRY', 'EXIT') AND status = 'FILLED'"
-        ),
-        40
+        count(&conn, "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'PARTIAL') AND role <> 'STOP_LOSS'"),
+        0
     );
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING', 'PARTIAL') AND role <> 'STOP_LOSS'"), 0);
 }
 
 #[test]
 fn help_lists_the_commands() {
     let work = Workdir::new();
     let s = run_piped(&work, &[], "help\n");
-    assert!(s.first("help")["commands"]
-        .as_str()
-        .unwrap()
-        .contains("cancel-all"));
+    assert!(s.first("help")["commands"].as_str().unwrap().contains("cancel-all"));
 }
 
 #[test]
@@ -395,19 +281,11 @@ fn text_output_is_one_readable_line_per_event() {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"buy BTCUSDT 0.001\n")?;
+            child.stdin.take().unwrap().write_all(b"buy BTCUSDT 0.001\n")?;
             child.wait_with_output()
         })
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l.contains("order_filled") && l.contains("BTCUSDT")),
-        "{text}"
-    );
+    assert!(text.lines().any(|l| l.contains("order_filled") && l.contains("BTCUSDT")), "{text}");
     assert!(text.lines().all(|l| !l.starts_with('{')));
 }

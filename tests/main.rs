@@ -3,4 +3,5 @@
 
 mod support;
 
+mod engine_risk;
 mod engine_sim;

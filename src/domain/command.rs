@@ -14,6 +14,20 @@ pub enum Command {
         symbol: String,
         quantity: Decimal,
     },
+    /// A buy split into `slices` market orders sent one after another (HUNTER and above).
+    Iceberg {
+        symbol: String,
+        quantity: Decimal,
+        slices: u32,
+    },
+    /// A buy split into market orders spread evenly over `seconds` (STRATEGIST and above).
+    Twap {
+        symbol: String,
+        quantity: Decimal,
+        seconds: u32,
+    },
+    /// Tier, balances, equity, the day's P&L and the tilt guard.
+    Account,
     /// `y` / `n`: answer the oldest pending confirmation.
     AnswerOldest {
         accept: bool,
@@ -46,11 +60,16 @@ impl std::fmt::Display for ParseError {
 }
 
 pub const COMMANDS: &str =
-    "buy, sell, y, n, confirm, reject, status, orders, positions, cancel-all, help, quit";
+    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, cancel-all, help, quit";
 
-pub const HELP: &str =
-    "commands: buy SYMBOL QTY | sell SYMBOL QTY | y | n | confirm ID | reject ID | \
-status ID | orders | positions | cancel-all | confirm on|off | help | quit";
+pub const HELP: &str = "commands: buy SYMBOL [QTY] | sell SYMBOL QTY | iceberg SYMBOL QTY SLICES | \
+twap SYMBOL QTY SECONDS | y | n | confirm ID | reject ID | status ID | orders | positions | account | \
+cancel-all | confirm on|off | help | quit";
+
+/// Most slices an iceberg or TWAP may be split into.
+pub const MAX_SLICES: u32 = 100;
+/// Longest TWAP, seconds (a day).
+pub const MAX_TWAP_SECONDS: u32 = 86_400;
 
 fn err<T>(message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError(message.into()))
@@ -72,34 +91,25 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "confirm" => match args {
             [flag] if flag.eq_ignore_ascii_case("on") => Command::SetConfirm { on: true },
             [flag] if flag.eq_ignore_ascii_case("off") => Command::SetConfirm { on: false },
-            [id] => Command::Answer {
-                id: id.to_string(),
-                accept: true,
-            },
+            [id] => Command::Answer { id: id.to_string(), accept: true },
             _ => return err("usage: confirm ID (answer one confirmation) or confirm on|off"),
         },
         "reject" => match args {
-            [id] => Command::Answer {
-                id: id.to_string(),
-                accept: false,
-            },
+            [id] => Command::Answer { id: id.to_string(), accept: false },
             _ => return err("usage: reject ID"),
         },
         "status" => match args {
             [id] => Command::Status { id: id.to_string() },
             _ => return err("usage: status ID (an order_id or client_order_id)"),
         },
+        "iceberg" | "twap" => parse_sliced(&verb, args)?,
+        "account" => no_args(&verb, args, Command::Account)?,
         "orders" => no_args(&verb, args, Command::Orders)?,
         "positions" => no_args(&verb, args, Command::Positions)?,
         "cancel-all" => no_args(&verb, args, Command::CancelAll)?,
         "help" => Command::Help,
         "quit" | "exit" => no_args(&verb, args, Command::Quit)?,
-        _ => {
-            return err(format!(
-                "unknown command '{}' (expected one of: {COMMANDS})",
-                words[0]
-            ))
-        }
+        _ => return err(format!("unknown command '{}' (expected one of: {COMMANDS})", words[0])),
     };
     Ok(Some(command))
 }
@@ -108,10 +118,7 @@ fn no_args(verb: &str, args: &[&str], command: Command) -> Result<Command, Parse
     if args.is_empty() {
         Ok(command)
     } else {
-        err(format!(
-            "'{verb}' takes no arguments, got '{}'",
-            args.join(" ")
-        ))
+        err(format!("'{verb}' takes no arguments, got '{}'", args.join(" ")))
     }
 }
 
@@ -120,18 +127,12 @@ fn parse_order(verb: &str, args: &[&str]) -> Result<Command, ParseError> {
         [symbol] if verb == "buy" => (symbol, None),
         [_] => return err(format!("missing quantity: usage: {verb} SYMBOL QTY")),
         [symbol, quantity] => (symbol, Some(*quantity)),
-        [] => {
-            return err(format!(
-                "missing symbol and quantity: usage: {verb} SYMBOL QTY"
-            ))
-        }
+        [] => return err(format!("missing symbol and quantity: usage: {verb} SYMBOL QTY")),
         _ => return err(format!("too many arguments: usage: {verb} SYMBOL QTY")),
     };
     let symbol = parse_symbol(symbol)?;
     let quantity = match quantity {
-        Some(text) => {
-            Some(parse_positive(text).map_err(|e| ParseError(format!("bad quantity: {e}")))?)
-        }
+        Some(text) => Some(parse_positive(text).map_err(|e| ParseError(format!("bad quantity: {e}")))?),
         None => None,
     };
     Ok(match (verb, quantity) {
@@ -141,11 +142,32 @@ fn parse_order(verb: &str, args: &[&str]) -> Result<Command, ParseError> {
     })
 }
 
+fn parse_sliced(verb: &str, args: &[&str]) -> Result<Command, ParseError> {
+    let last = if verb == "iceberg" { "SLICES" } else { "SECONDS" };
+    let [symbol, quantity, count] = args else {
+        return err(format!("usage: {verb} SYMBOL QTY {last}"));
+    };
+    let symbol = parse_symbol(symbol)?;
+    let quantity = parse_positive(quantity).map_err(|e| ParseError(format!("bad quantity: {e}")))?;
+    let count: u32 = count
+        .parse()
+        .map_err(|_| ParseError(format!("bad {}: '{count}' is not a whole number", last.to_lowercase())))?;
+    if verb == "iceberg" {
+        if !(2..=MAX_SLICES).contains(&count) {
+            return err(format!("bad slices: {count} (an iceberg takes 2 to {MAX_SLICES} slices)"));
+        }
+        Ok(Command::Iceberg { symbol, quantity, slices: count })
+    } else {
+        if !(1..=MAX_TWAP_SECONDS).contains(&count) {
+            return err(format!("bad seconds: {count} (a TWAP runs 1 to {MAX_TWAP_SECONDS} seconds)"));
+        }
+        Ok(Command::Twap { symbol, quantity, seconds: count })
+    }
+}
+
 fn parse_symbol(text: &str) -> Result<String, ParseError> {
     if text.is_empty() || text.len() > 20 || !text.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return err(format!(
-            "bad symbol '{text}' (expected letters and digits, e.g. BTCUSDT)"
-        ));
+        return err(format!("bad symbol '{text}' (expected letters and digits, e.g. BTCUSDT)"));
     }
     Ok(text.to_ascii_uppercase())
 }
@@ -166,29 +188,17 @@ mod tests {
     fn buy_and_sell_parse_symbol_and_quantity() {
         assert_eq!(
             parse("buy BTCUSDT 0.001"),
-            Ok(Some(Command::Buy {
-                symbol: "BTCUSDT".into(),
-                quantity: Some(d("0.001"))
-            }))
+            Ok(Some(Command::Buy { symbol: "BTCUSDT".into(), quantity: Some(d("0.001")) }))
         );
         assert_eq!(
             parse("  SELL btcusdt 0.0005 "),
-            Ok(Some(Command::Sell {
-                symbol: "BTCUSDT".into(),
-                quantity: d("0.0005")
-            }))
+            Ok(Some(Command::Sell { symbol: "BTCUSDT".into(), quantity: d("0.0005") }))
         );
     }
 
     #[test]
     fn buy_without_quantity_asks_for_rule_sizing() {
-        assert_eq!(
-            parse("buy ETHUSDT"),
-            Ok(Some(Command::Buy {
-                symbol: "ETHUSDT".into(),
-                quantity: None
-            }))
-        );
+        assert_eq!(parse("buy ETHUSDT"), Ok(Some(Command::Buy { symbol: "ETHUSDT".into(), quantity: None })));
     }
 
     #[test]
@@ -200,107 +210,72 @@ mod tests {
 
     #[test]
     fn unknown_command_names_the_word_and_the_choices() {
-        assert_eq!(
-            parse_err("byu BTCUSDT 1"),
-            format!("unknown command 'byu' (expected one of: {COMMANDS})")
-        );
+        assert_eq!(parse_err("byu BTCUSDT 1"), format!("unknown command 'byu' (expected one of: {COMMANDS})"));
     }
 
     #[test]
     fn bad_quantities_are_refused_with_the_reason() {
-        assert_eq!(
-            parse_err("buy BTCUSDT 0"),
-            "bad quantity: '0' must be greater than zero"
-        );
-        assert_eq!(
-            parse_err("buy BTCUSDT -1"),
-            "bad quantity: '-1' must be greater than zero"
-        );
-        assert_eq!(
-            parse_err("buy BTCUSDT abc"),
-            "bad quantity: 'abc' is not a number"
-        );
-        assert_eq!(
-            parse_err("sell BTCUSDT"),
-            "missing quantity: usage: sell SYMBOL QTY"
-        );
-        assert_eq!(
-            parse_err("buy"),
-            "missing symbol and quantity: usage: buy SYMBOL QTY"
-        );
-        assert_eq!(
-            parse_err("buy BTCUSDT 1 2"),
-            "too many arguments: usage: buy SYMBOL QTY"
-        );
+        assert_eq!(parse_err("buy BTCUSDT 0"), "bad quantity: '0' must be greater than zero");
+        assert_eq!(parse_err("buy BTCUSDT -1"), "bad quantity: '-1' must be greater than zero");
+        assert_eq!(parse_err("buy BTCUSDT abc"), "bad quantity: 'abc' is not a number");
+        assert_eq!(parse_err("sell BTCUSDT"), "missing quantity: usage: sell SYMBOL QTY");
+        assert_eq!(parse_err("buy"), "missing symbol and quantity: usage: buy SYMBOL QTY");
+        assert_eq!(parse_err("buy BTCUSDT 1 2"), "too many arguments: usage: buy SYMBOL QTY");
     }
 
     #[test]
     fn bad_symbol_is_refused() {
-        assert_eq!(
-            parse_err("buy BTC/USDT 1"),
-            "bad symbol 'BTC/USDT' (expected letters and digits, e.g. BTCUSDT)"
-        );
+        assert_eq!(parse_err("buy BTC/USDT 1"), "bad symbol 'BTC/USDT' (expected letters and digits, e.g. BTCUSDT)");
     }
 
     #[test]
     fn confirmation_answers_parse() {
         assert_eq!(parse("y"), Ok(Some(Command::AnswerOldest { accept: true })));
-        assert_eq!(
-            parse("n"),
-            Ok(Some(Command::AnswerOldest { accept: false }))
-        );
-        assert_eq!(
-            parse("confirm 12"),
-            Ok(Some(Command::Answer {
-                id: "12".into(),
-                accept: true
-            }))
-        );
-        assert_eq!(
-            parse("reject g1-Eab"),
-            Ok(Some(Command::Answer {
-                id: "g1-Eab".into(),
-                accept: false
-            }))
-        );
-        assert_eq!(
-            parse("confirm off"),
-            Ok(Some(Command::SetConfirm { on: false }))
-        );
-        assert_eq!(
-            parse("confirm ON"),
-            Ok(Some(Command::SetConfirm { on: true }))
-        );
+        assert_eq!(parse("n"), Ok(Some(Command::AnswerOldest { accept: false })));
+        assert_eq!(parse("confirm 12"), Ok(Some(Command::Answer { id: "12".into(), accept: true })));
+        assert_eq!(parse("reject g1-Eab"), Ok(Some(Command::Answer { id: "g1-Eab".into(), accept: false })));
+        assert_eq!(parse("confirm off"), Ok(Some(Command::SetConfirm { on: false })));
+        assert_eq!(parse("confirm ON"), Ok(Some(Command::SetConfirm { on: true })));
         assert!(parse("confirm").is_err());
     }
 
     #[test]
     fn queries_and_controls_parse() {
-        assert_eq!(
-            parse("status 7"),
-            Ok(Some(Command::Status { id: "7".into() }))
-        );
+        assert_eq!(parse("status 7"), Ok(Some(Command::Status { id: "7".into() })));
         assert_eq!(parse("orders"), Ok(Some(Command::Orders)));
         assert_eq!(parse("positions"), Ok(Some(Command::Positions)));
         assert_eq!(parse("cancel-all"), Ok(Some(Command::CancelAll)));
         assert_eq!(parse("help"), Ok(Some(Command::Help)));
         assert_eq!(parse("quit"), Ok(Some(Command::Quit)));
+        assert_eq!(parse_err("orders now"), "'orders' takes no arguments, got 'now'");
+    }
+
+    #[test]
+    fn iceberg_and_twap_parse_with_their_counts() {
         assert_eq!(
-            parse_err("orders now"),
-            "'orders' takes no arguments, got 'now'"
+            parse("iceberg BTCUSDT 0.01 5"),
+            Ok(Some(Command::Iceberg { symbol: "BTCUSDT".into(), quantity: d("0.01"), slices: 5 }))
         );
+        assert_eq!(
+            parse("twap ETHUSDT 1 60"),
+            Ok(Some(Command::Twap { symbol: "ETHUSDT".into(), quantity: d("1"), seconds: 60 }))
+        );
+        assert_eq!(parse_err("iceberg BTCUSDT 0.01"), "usage: iceberg SYMBOL QTY SLICES");
+        assert_eq!(parse_err("iceberg BTCUSDT 0.01 1"), "bad slices: 1 (an iceberg takes 2 to 100 slices)");
+        assert_eq!(parse_err("twap BTCUSDT 0.01 x"), "bad seconds: 'x' is not a whole number");
+        assert_eq!(parse_err("twap BTCUSDT 0.01 0"), "bad seconds: 0 (a TWAP runs 1 to 86400 seconds)");
+    }
+
+    #[test]
+    fn account_parses() {
+        assert_eq!(parse("account"), Ok(Some(Command::Account)));
     }
 
     #[test]
     fn no_line_panics_the_parser() {
-        for line in [
-            "\u{0}",
-            "buy \u{1F600} 1",
-            "buy BTCUSDT 1e999",
-            "status",
-            "y y",
-            "sell A 99999999999999999999999999999",
-        ] {
+        for line in
+            ["\u{0}", "buy \u{1F600} 1", "buy BTCUSDT 1e999", "status", "y y", "sell A 99999999999999999999999999999"]
+        {
             let _ = parse(line);
         }
     }

@@ -10,9 +10,7 @@ pub const MAX_CLIENT_ORDER_ID_LEN: usize = 36;
 pub fn is_valid_client_order_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_CLIENT_ORDER_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A fresh per-database prefix: `g` plus 6 lowercase hex characters.
@@ -65,9 +63,7 @@ impl IdGen {
 
     /// True when a client order id on the exchange was made by this database's engine.
     pub fn is_ours(&self, client_order_id: &str) -> bool {
-        client_order_id
-            .strip_prefix(self.prefix.as_str())
-            .is_some_and(|rest| rest.starts_with('-'))
+        client_order_id.strip_prefix(self.prefix.as_str()).is_some_and(|rest| rest.starts_with('-'))
     }
 }
 

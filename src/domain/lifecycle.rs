@@ -17,13 +17,8 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 5] = [
-        OrderStatus::Pending,
-        OrderStatus::Partial,
-        OrderStatus::Filled,
-        OrderStatus::Cancelled,
-        OrderStatus::Failed,
-    ];
+    pub const ALL: [OrderStatus; 5] =
+        [OrderStatus::Pending, OrderStatus::Partial, OrderStatus::Filled, OrderStatus::Cancelled, OrderStatus::Failed];
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "PENDING",
@@ -37,10 +32,7 @@ impl OrderStatus {
         OrderStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Filled | OrderStatus::Cancelled | OrderStatus::Failed
-        )
+        matches!(self, OrderStatus::Filled | OrderStatus::Cancelled | OrderStatus::Failed)
     }
 }
 
@@ -86,12 +78,7 @@ pub struct TransitionError {
 
 impl std::fmt::Display for TransitionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "invalid transition: {} on {}",
-            self.event.as_str(),
-            self.from.as_str()
-        )
+        write!(f, "invalid transition: {} on {}", self.event.as_str(), self.from.as_str())
     }
 }
 
@@ -156,27 +143,17 @@ mod tests {
 
     #[test]
     fn terminal_states_refuse_going_back_to_pending() {
-        for from in [
-            OrderStatus::Filled,
-            OrderStatus::Cancelled,
-            OrderStatus::Failed,
-        ] {
+        for from in [OrderStatus::Filled, OrderStatus::Cancelled, OrderStatus::Failed] {
             assert_eq!(
                 next_status(from, LifecycleEvent::Accepted),
-                Err(TransitionError {
-                    from,
-                    event: LifecycleEvent::Accepted
-                })
+                Err(TransitionError { from, event: LifecycleEvent::Accepted })
             );
         }
     }
 
     #[test]
     fn a_fill_after_a_cancel_is_accepted() {
-        assert_eq!(
-            next_status(OrderStatus::Cancelled, LifecycleEvent::Filled),
-            Ok(OrderStatus::Filled)
-        );
+        assert_eq!(next_status(OrderStatus::Cancelled, LifecycleEvent::Filled), Ok(OrderStatus::Filled));
     }
 
     #[test]

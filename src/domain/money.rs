@@ -88,11 +88,7 @@ pub fn average_price(cum_quote: Decimal, filled: Decimal) -> Option<Decimal> {
     if filled <= Decimal::ZERO || cum_quote < Decimal::ZERO {
         return None;
     }
-    Some(
-        (cum_quote / filled)
-            .round_dp_with_strategy(MAX_SCALE, RoundingStrategy::MidpointNearestEven)
-            .normalize(),
-    )
+    Some((cum_quote / filled).round_dp_with_strategy(MAX_SCALE, RoundingStrategy::MidpointNearestEven).normalize())
 }
 
 /// A USD (quote) value for display and limits: 2 decimal places.
@@ -125,47 +121,20 @@ mod tests {
 
     #[test]
     fn parse_positive_refuses_zero_negative_and_garbage() {
-        assert_eq!(
-            parse_positive("0"),
-            Err(AmountError::NotPositive("0".into()))
-        );
-        assert_eq!(
-            parse_positive("0.000"),
-            Err(AmountError::NotPositive("0.000".into()))
-        );
-        assert_eq!(
-            parse_positive("-1"),
-            Err(AmountError::NotPositive("-1".into()))
-        );
-        assert_eq!(
-            parse_positive("abc"),
-            Err(AmountError::NotANumber("abc".into()))
-        );
-        assert_eq!(
-            parse_positive("1e3"),
-            Err(AmountError::NotANumber("1e3".into()))
-        );
-        assert_eq!(
-            parse_positive("1.2.3"),
-            Err(AmountError::NotANumber("1.2.3".into()))
-        );
+        assert_eq!(parse_positive("0"), Err(AmountError::NotPositive("0".into())));
+        assert_eq!(parse_positive("0.000"), Err(AmountError::NotPositive("0.000".into())));
+        assert_eq!(parse_positive("-1"), Err(AmountError::NotPositive("-1".into())));
+        assert_eq!(parse_positive("abc"), Err(AmountError::NotANumber("abc".into())));
+        assert_eq!(parse_positive("1e3"), Err(AmountError::NotANumber("1e3".into())));
+        assert_eq!(parse_positive("1.2.3"), Err(AmountError::NotANumber("1.2.3".into())));
         assert_eq!(parse_positive(""), Err(AmountError::NotANumber("".into())));
-        assert_eq!(
-            parse_positive("."),
-            Err(AmountError::NotANumber(".".into()))
-        );
-        assert_eq!(
-            parse_positive("NaN"),
-            Err(AmountError::NotANumber("NaN".into()))
-        );
+        assert_eq!(parse_positive("."), Err(AmountError::NotANumber(".".into())));
+        assert_eq!(parse_positive("NaN"), Err(AmountError::NotANumber("NaN".into())));
     }
 
     #[test]
     fn parse_positive_refuses_more_than_eight_decimals() {
-        assert_eq!(
-            parse_positive("0.000000001"),
-            Err(AmountError::TooManyDecimals("0.000000001".into()))
-        );
+        assert_eq!(parse_positive("0.000000001"), Err(AmountError::TooManyDecimals("0.000000001".into())));
         assert_eq!(parse_positive("0.100000000"), Ok(d("0.1")));
     }
 
@@ -176,10 +145,7 @@ mod tests {
 
     #[test]
     fn round_down_to_step_truncates_never_rounds_up() {
-        assert_eq!(
-            round_down_to_step(d("0.0007856"), d("0.00001")),
-            d("0.00078")
-        );
+        assert_eq!(round_down_to_step(d("0.0007856"), d("0.00001")), d("0.00078"));
         assert_eq!(round_down_to_step(d("55.329"), d("0.01")), d("55.32"));
         assert_eq!(round_down_to_step(d("1.5"), d("0.5")), d("1.5"));
         assert_eq!(round_down_to_step(d("1.49"), d("0.5")), d("1"));

@@ -61,9 +61,7 @@ impl ExchangeOrderType {
         }
     }
     pub fn parse(text: &str) -> Option<ExchangeOrderType> {
-        ExchangeOrderType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == text)
+        ExchangeOrderType::ALL.into_iter().find(|t| t.as_str() == text)
     }
     /// Stop orders count against `MAX_NUM_ALGO_ORDERS`.
     pub fn is_algo(self) -> bool {
@@ -130,15 +128,9 @@ impl OrderRole {
         }
     }
     pub fn parse(text: &str) -> Option<OrderRole> {
-        [
-            OrderRole::Entry,
-            OrderRole::Exit,
-            OrderRole::StopLoss,
-            OrderRole::EmergencyExit,
-            OrderRole::Recovered,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == text)
+        [OrderRole::Entry, OrderRole::Exit, OrderRole::StopLoss, OrderRole::EmergencyExit, OrderRole::Recovered]
+            .into_iter()
+            .find(|r| r.as_str() == text)
     }
     /// The letter in the client order id, so the role is visible on the exchange too.
     pub fn id_letter(self) -> char {
@@ -262,11 +254,7 @@ impl OrderReport {
 
     /// Commission taken in `asset` across the report's fills.
     pub fn commission_in(&self, asset: &str) -> Decimal {
-        self.fills
-            .iter()
-            .filter(|f| f.commission_asset == asset)
-            .map(|f| f.commission)
-            .sum()
+        self.fills.iter().filter(|f| f.commission_asset == asset).map(|f| f.commission).sum()
     }
 }
 
@@ -359,11 +347,7 @@ impl Order {
 
     /// Applies an exchange report: the transition table decides the status; fills only ever
     /// grow (a stale report never takes filled quantity back) and never exceed the quantity.
-    pub fn apply_report(
-        &mut self,
-        report: &OrderReport,
-        now_us: i64,
-    ) -> Result<OrderStatus, TransitionError> {
+    pub fn apply_report(&mut self, report: &OrderReport, now_us: i64) -> Result<OrderStatus, TransitionError> {
         let mut event = report.lifecycle_event();
         // FILLED means the whole quantity; a report that says so with less is a partial fill.
         if event == LifecycleEvent::Filled && report.executed_qty < self.quantity {

@@ -27,14 +27,9 @@ impl PositionStatus {
         }
     }
     pub fn parse(text: &str) -> Option<PositionStatus> {
-        [
-            PositionStatus::Open,
-            PositionStatus::Unprotected,
-            PositionStatus::Dust,
-            PositionStatus::Closed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        [PositionStatus::Open, PositionStatus::Unprotected, PositionStatus::Dust, PositionStatus::Closed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 
@@ -45,6 +40,8 @@ pub struct Position {
     /// Base quantity held (what the buy left in the account, rounded to the step).
     pub quantity: Decimal,
     pub entry_price: Decimal,
+    /// Entry commission not yet booked against a close, in the quote asset.
+    pub entry_fees: Decimal,
     pub entry_order_id: i64,
     pub stop_loss: Option<Decimal>,
     pub stop_loss_order_id: Option<i64>,
@@ -98,8 +95,7 @@ pub fn plan_protection(
     let (order_type, limit_price) = if rules.allows(ExchangeOrderType::StopLoss) {
         (ExchangeOrderType::StopLoss, None)
     } else {
-        let limit =
-            rules.round_price_down(below_by_percent(stop_price, settings.stop_limit_gap_pct));
+        let limit = rules.round_price_down(below_by_percent(stop_price, settings.stop_limit_gap_pct));
         (ExchangeOrderType::StopLossLimit, Some(limit))
     };
     // The notional that matters is what the stop would sell at.
@@ -107,12 +103,7 @@ pub fn plan_protection(
     if stop_price <= Decimal::ZERO || !rules.is_tradable_amount(quantity, worst_price) {
         return Protection::Dust { quantity };
     }
-    Protection::Stop {
-        quantity,
-        stop_price,
-        order_type,
-        limit_price,
-    }
+    Protection::Stop { quantity, stop_price, order_type, limit_price }
 }
 
 /// One position's part in a sell: how much of it the sell takes.
@@ -136,23 +127,23 @@ pub fn allocate_sell(positions: &[&Position], quantity: Decimal) -> Vec<Allocati
         }
         let take = left.min(position.quantity);
         if take > Decimal::ZERO {
-            out.push(Allocation {
-                position_id: position.position_id,
-                take,
-            });
+            out.push(Allocation { position_id: position.position_id, take });
             left -= take;
         }
     }
     out
 }
 
+/// The share of a position's remaining entry fees that closing `take` of `quantity` books.
+pub fn entry_fee_share(entry_fees: Decimal, take: Decimal, quantity: Decimal) -> Decimal {
+    if quantity <= Decimal::ZERO || take >= quantity {
+        return entry_fees;
+    }
+    (entry_fees * take / quantity).round_dp(8)
+}
+
 /// Realized P&L of selling `quantity` of a position at `exit_price`, less `fees` in the quote.
-pub fn realized_pnl(
-    entry_price: Decimal,
-    exit_price: Decimal,
-    quantity: Decimal,
-    fees: Decimal,
-) -> Decimal {
+pub fn realized_pnl(entry_price: Decimal, exit_price: Decimal, quantity: Decimal, fees: Decimal) -> Decimal {
     (exit_price - entry_price) * quantity - fees
 }
 
@@ -193,6 +184,7 @@ mod tests {
             symbol: "BTCUSDT".into(),
             quantity: d(quantity),
             entry_price: d("100"),
+            entry_fees: Decimal::ZERO,
             entry_order_id: id,
             stop_loss: None,
             stop_loss_order_id: None,
@@ -245,9 +237,7 @@ mod tests {
         let r = rules(vec![ExchangeOrderType::StopLoss]);
         assert_eq!(
             plan_protection(&r, d("0.00005"), d("65000"), SETTINGS),
-            Protection::Dust {
-                quantity: d("0.00005")
-            }
+            Protection::Dust { quantity: d("0.00005") }
         );
     }
 
@@ -257,16 +247,7 @@ mod tests {
         let b = position(2, "0.002");
         assert_eq!(
             allocate_sell(&[&a, &b], d("0.0015")),
-            vec![
-                Allocation {
-                    position_id: 1,
-                    take: d("0.001")
-                },
-                Allocation {
-                    position_id: 2,
-                    take: d("0.0005")
-                }
-            ]
+            vec![Allocation { position_id: 1, take: d("0.001") }, Allocation { position_id: 2, take: d("0.0005") }]
         );
     }
 
@@ -275,13 +256,14 @@ mod tests {
         let mut a = position(1, "0.001");
         a.status = PositionStatus::Dust;
         let b = position(2, "0.002");
-        assert_eq!(
-            allocate_sell(&[&a, &b], d("0.001")),
-            vec![Allocation {
-                position_id: 2,
-                take: d("0.001")
-            }]
-        );
+        assert_eq!(allocate_sell(&[&a, &b], d("0.001")), vec![Allocation { position_id: 2, take: d("0.001") }]);
+    }
+
+    #[test]
+    fn entry_fees_are_booked_pro_rata_and_wholly_on_the_last_close() {
+        assert_eq!(entry_fee_share(d("0.3"), d("1"), d("3")), d("0.1"));
+        assert_eq!(entry_fee_share(d("0.3"), d("3"), d("3")), d("0.3"));
+        assert_eq!(entry_fee_share(d("0.3"), d("1"), d("0")), d("0.3"));
     }
 
     #[test]

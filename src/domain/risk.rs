@@ -20,19 +20,7 @@ use rust_decimal::RoundingStrategy;
 // Tiers
 
 /// How much of the engine an account may use. Ordered: SNIPER < HUNTER < STRATEGIST.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Tier {
     #[default]
@@ -55,9 +43,7 @@ impl Tier {
     /// Case-insensitive: `sniper`, `Hunter`, `STRATEGIST`.
     pub fn parse(text: &str) -> Option<Tier> {
         let text = text.trim();
-        Tier::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(text))
+        Tier::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -75,12 +61,7 @@ pub enum OrderPath {
 }
 
 impl OrderPath {
-    pub const ALL: [OrderPath; 4] = [
-        OrderPath::Market,
-        OrderPath::StopLoss,
-        OrderPath::Iceberg,
-        OrderPath::Twap,
-    ];
+    pub const ALL: [OrderPath; 4] = [OrderPath::Market, OrderPath::StopLoss, OrderPath::Iceberg, OrderPath::Twap];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -117,12 +98,7 @@ pub fn check_tier(tier: Tier, path: OrderPath) -> Result<(), RiskRefusal> {
     }
     Err(RiskRefusal::new(
         RiskRule::Tier,
-        format!(
-            "{} need tier {} or above (account is {})",
-            path.plural(),
-            needed.as_str(),
-            tier.as_str()
-        ),
+        format!("{} need tier {} or above (account is {})", path.plural(), needed.as_str(), tier.as_str()),
     ))
 }
 
@@ -141,13 +117,8 @@ pub enum RiskRule {
 }
 
 impl RiskRule {
-    pub const ALL: [RiskRule; 5] = [
-        RiskRule::Tier,
-        RiskRule::PositionSize,
-        RiskRule::MinimumOrder,
-        RiskRule::DailyLossLimit,
-        RiskRule::Halted,
-    ];
+    pub const ALL: [RiskRule; 5] =
+        [RiskRule::Tier, RiskRule::PositionSize, RiskRule::MinimumOrder, RiskRule::DailyLossLimit, RiskRule::Halted];
 
     /// snake_case, as it appears in `order_rejected` events.
     pub fn as_str(self) -> &'static str {
@@ -170,10 +141,7 @@ pub struct RiskRefusal {
 
 impl RiskRefusal {
     pub fn new(rule: RiskRule, message: impl Into<String>) -> RiskRefusal {
-        RiskRefusal {
-            rule,
-            message: message.into(),
-        }
+        RiskRefusal { rule, message: message.into() }
     }
 
     /// Trading is halted for `reason`.
@@ -210,11 +178,7 @@ pub struct DailyLossLimits {
 
 impl Default for DailyLossLimits {
     fn default() -> Self {
-        DailyLossLimits {
-            sniper: Decimal::from(25),
-            hunter: Decimal::from(100),
-            strategist: Decimal::from(500),
-        }
+        DailyLossLimits { sniper: Decimal::from(25), hunter: Decimal::from(100), strategist: Decimal::from(500) }
     }
 }
 
@@ -273,11 +237,7 @@ pub struct LimitError {
 
 impl std::fmt::Display for LimitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "risk limit {} = {} is invalid: it must be {}",
-            self.name, self.value, self.expected
-        )
+        write!(f, "risk limit {} = {} is invalid: it must be {}", self.name, self.value, self.expected)
     }
 }
 
@@ -288,28 +248,17 @@ impl RiskLimits {
     pub fn validate(&self) -> Result<(), LimitError> {
         let pct = self.max_position_pct;
         if pct <= Decimal::ZERO || pct > Decimal::ONE_HUNDRED {
-            return Err(LimitError {
-                name: "max_position_pct",
-                value: pct,
-                expected: "above 0 and at most 100",
-            });
+            return Err(LimitError { name: "max_position_pct", value: pct, expected: "above 0 and at most 100" });
         }
         let amounts = [
             ("min_order_usd", self.min_order_usd),
             ("daily_loss_limit.sniper", self.daily_loss_limit.sniper),
             ("daily_loss_limit.hunter", self.daily_loss_limit.hunter),
-            (
-                "daily_loss_limit.strategist",
-                self.daily_loss_limit.strategist,
-            ),
+            ("daily_loss_limit.strategist", self.daily_loss_limit.strategist),
         ];
         for (name, value) in amounts {
             if value.is_sign_negative() && !value.is_zero() {
-                return Err(LimitError {
-                    name,
-                    value,
-                    expected: "zero or more",
-                });
+                return Err(LimitError { name, value, expected: "zero or more" });
             }
         }
         Ok(())
@@ -326,11 +275,7 @@ impl RiskLimits {
         equity
             .checked_mul(self.max_position_pct)
             .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
-            .or_else(|| {
-                equity
-                    .checked_div(Decimal::ONE_HUNDRED)
-                    .and_then(|v| v.checked_mul(self.max_position_pct))
-            })
+            .or_else(|| equity.checked_div(Decimal::ONE_HUNDRED).and_then(|v| v.checked_mul(self.max_position_pct)))
     }
 
     /// The minimum notional of an order: for an entry the larger of `min_order_usd` and the
@@ -344,7 +289,7 @@ impl RiskLimits {
 }
 
 /// Accepts a decimal written as a string (`"5"`, `"0.5"`) or as a number (`5`, `0.5`).
-fn decimal_from_number_or_string<'de, D>(deserializer: D) -> Result<Decimal, D::Error>
+pub(crate) fn decimal_from_number_or_string<'de, D>(deserializer: D) -> Result<Decimal, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
@@ -368,8 +313,7 @@ where
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
             // The shortest representation that reads back as `v`: 0.1 stays 0.1.
             let text = v.to_string();
-            text.parse::<Decimal>()
-                .map_err(|_| E::custom(format!("{v} is not a representable decimal")))
+            text.parse::<Decimal>().map_err(|_| E::custom(format!("{v} is not a representable decimal")))
         }
 
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
@@ -407,10 +351,7 @@ impl Intent {
     pub fn of_role(role: OrderRole) -> Intent {
         match role {
             OrderRole::Entry => Intent::Entry,
-            OrderRole::Exit
-            | OrderRole::StopLoss
-            | OrderRole::EmergencyExit
-            | OrderRole::Recovered => Intent::Exit,
+            OrderRole::Exit | OrderRole::StopLoss | OrderRole::EmergencyExit | OrderRole::Recovered => Intent::Exit,
         }
     }
 }
@@ -422,10 +363,7 @@ fn amount(value: Decimal) -> String {
     if cents == value {
         format!("{cents:.2}")
     } else {
-        value
-            .round_dp_with_strategy(8, RoundingStrategy::MidpointAwayFromZero)
-            .normalize()
-            .to_string()
+        value.round_dp_with_strategy(8, RoundingStrategy::MidpointAwayFromZero).normalize().to_string()
     }
 }
 
@@ -479,11 +417,7 @@ pub fn check_minimum_order(
     };
     Err(RiskRefusal::new(
         RiskRule::MinimumOrder,
-        format!(
-            "order value {} {quote} is below {source} of {} {quote}",
-            amount(notional),
-            amount(min)
-        ),
+        format!("order value {} {quote} is below {source} of {} {quote}", amount(notional), amount(min)),
     ))
 }
 
@@ -493,11 +427,7 @@ fn floor_to_step(value: Decimal, step: Decimal) -> Decimal {
         return value;
     }
     match value.checked_div(step) {
-        Some(steps) => steps
-            .trunc()
-            .checked_mul(step)
-            .map(|v| v.normalize())
-            .unwrap_or(value),
+        Some(steps) => steps.trunc().checked_mul(step).map(|v| v.normalize()).unwrap_or(value),
         None => value,
     }
 }
@@ -519,10 +449,7 @@ pub fn size_entry(
             format!("cannot size a {symbol} entry at price {price}: the price must be above 0"),
         ));
     }
-    let mut quantity = limits
-        .max_entry_notional(equity)
-        .and_then(|max| max.checked_div(price))
-        .unwrap_or(Decimal::MAX);
+    let mut quantity = limits.max_entry_notional(equity).and_then(|max| max.checked_div(price)).unwrap_or(Decimal::MAX);
     if rules.max_qty > Decimal::ZERO {
         quantity = quantity.min(rules.max_qty);
     }
@@ -536,10 +463,7 @@ pub fn size_entry(
     if quantity <= Decimal::ZERO || quantity < rules.min_qty {
         return Err(RiskRefusal::new(
             RiskRule::MinimumOrder,
-            format!(
-                "{within}, below {symbol}'s minimum quantity {}",
-                rules.min_qty.normalize()
-            ),
+            format!("{within}, below {symbol}'s minimum quantity {}", rules.min_qty.normalize()),
         ));
     }
     check_minimum_order(limits, Intent::Entry, notional, rules).map_err(|_| {
@@ -605,29 +529,17 @@ pub struct DailyPnl {
 
 impl DailyPnl {
     pub fn new(quote_asset: &str) -> DailyPnl {
-        DailyPnl {
-            quote_asset: quote_asset.to_string(),
-            day: None,
-            realized: Decimal::ZERO,
-        }
+        DailyPnl { quote_asset: quote_asset.to_string(), day: None, realized: Decimal::ZERO }
     }
 
     /// Rebuilt from a stored total: `realized` on UTC `day` (see [`utc_day`]).
     pub fn from_day(quote_asset: &str, day: i64, realized: Decimal) -> DailyPnl {
-        DailyPnl {
-            quote_asset: quote_asset.to_string(),
-            day: Some(day),
-            realized,
-        }
+        DailyPnl { quote_asset: quote_asset.to_string(), day: Some(day), realized }
     }
 
     /// Rebuilt from stored realized P&L records `(pnl, at_us)`: those on the UTC day of
     /// `now_us` are summed, the rest ignored.
-    pub fn from_records(
-        quote_asset: &str,
-        records: impl IntoIterator<Item = (Decimal, i64)>,
-        now_us: i64,
-    ) -> DailyPnl {
+    pub fn from_records(quote_asset: &str, records: impl IntoIterator<Item = (Decimal, i64)>, now_us: i64) -> DailyPnl {
         let today = utc_day(now_us);
         let realized = records
             .into_iter()
@@ -688,6 +600,14 @@ impl DailyPnl {
     }
 }
 
+/// As [`decimal_from_number_or_string`], for an optional setting.
+pub(crate) fn opt_decimal_from_number_or_string<'de, D>(deserializer: D) -> Result<Option<Decimal>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    decimal_from_number_or_string(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,10 +637,7 @@ mod tests {
     }
 
     fn with_min_notional(min: &str) -> SymbolRules {
-        SymbolRules {
-            min_notional: d(min),
-            ..btc()
-        }
+        SymbolRules { min_notional: d(min), ..btc() }
     }
 
     fn limits() -> RiskLimits {
@@ -784,15 +701,11 @@ mod tests {
     #[test]
     fn tier_refusal_names_the_tier_needed_and_the_account_tier() {
         assert_eq!(
-            check_tier(Tier::Sniper, OrderPath::Iceberg)
-                .unwrap_err()
-                .to_string(),
+            check_tier(Tier::Sniper, OrderPath::Iceberg).unwrap_err().to_string(),
             "iceberg orders need tier HUNTER or above (account is SNIPER)"
         );
         assert_eq!(
-            check_tier(Tier::Hunter, OrderPath::Twap)
-                .unwrap_err()
-                .to_string(),
+            check_tier(Tier::Hunter, OrderPath::Twap).unwrap_err().to_string(),
             "TWAP orders need tier STRATEGIST or above (account is HUNTER)"
         );
     }
@@ -800,87 +713,48 @@ mod tests {
     #[test]
     fn risk_rules_have_snake_case_names() {
         let names: Vec<_> = RiskRule::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "tier",
-                "position_size",
-                "minimum_order",
-                "daily_loss_limit",
-                "halted"
-            ]
-        );
+        assert_eq!(names, ["tier", "position_size", "minimum_order", "daily_loss_limit", "halted"]);
         let halted = RiskRefusal::halted("kill switch");
         assert_eq!(halted.rule, RiskRule::Halted);
-        assert_eq!(
-            halted.to_string(),
-            "trading is halted (kill switch); new entries are refused until it resumes"
-        );
+        assert_eq!(halted.to_string(), "trading is halted (kill switch); new entries are refused until it resumes");
     }
 
     // --- position size ---
 
     #[test]
     fn a_normal_entry_within_five_percent_is_allowed() {
-        assert_eq!(
-            check_position_size(&limits(), Intent::Entry, d("250"), d("10000"), "USDT"),
-            Ok(())
-        );
+        assert_eq!(check_position_size(&limits(), Intent::Entry, d("250"), d("10000"), "USDT"), Ok(()));
     }
 
     #[test]
     fn an_entry_of_exactly_five_percent_of_equity_is_allowed() {
-        assert_eq!(
-            check_position_size(&limits(), Intent::Entry, d("500"), d("10000"), "USDT"),
-            Ok(())
-        );
-        assert_eq!(
-            check_position_size(&limits(), Intent::Entry, d("499.99"), d("10000"), "USDT"),
-            Ok(())
-        );
+        assert_eq!(check_position_size(&limits(), Intent::Entry, d("500"), d("10000"), "USDT"), Ok(()));
+        assert_eq!(check_position_size(&limits(), Intent::Entry, d("499.99"), d("10000"), "USDT"), Ok(()));
     }
 
     #[test]
     fn an_entry_one_cent_above_five_percent_is_refused_with_the_numbers() {
-        let refusal =
-            check_position_size(&limits(), Intent::Entry, d("500.01"), d("10000"), "USDT")
-                .unwrap_err();
+        let refusal = check_position_size(&limits(), Intent::Entry, d("500.01"), d("10000"), "USDT").unwrap_err();
         assert_eq!(refusal.rule, RiskRule::PositionSize);
+        assert_eq!(refusal.message, "order value 500.01 USDT is above 5% of equity 10000.00 USDT (max 500.00)");
         assert_eq!(
-            refusal.message,
-            "order value 500.01 USDT is above 5% of equity 10000.00 USDT (max 500.00)"
-        );
-        assert_eq!(
-            check_position_size(&limits(), Intent::Entry, d("600"), d("10000"), "USDT")
-                .unwrap_err()
-                .message,
+            check_position_size(&limits(), Intent::Entry, d("600"), d("10000"), "USDT").unwrap_err().message,
             "order value 600.00 USDT is above 5% of equity 10000.00 USDT (max 500.00)"
         );
     }
 
     #[test]
     fn exits_are_never_refused_by_position_size() {
-        assert_eq!(
-            check_position_size(&limits(), Intent::Exit, d("9000"), d("10000"), "USDT"),
-            Ok(())
-        );
-        assert_eq!(
-            check_position_size(&limits(), Intent::Exit, d("1"), d("0"), "USDT"),
-            Ok(())
-        );
+        assert_eq!(check_position_size(&limits(), Intent::Exit, d("9000"), d("10000"), "USDT"), Ok(()));
+        assert_eq!(check_position_size(&limits(), Intent::Exit, d("1"), d("0"), "USDT"), Ok(()));
     }
 
     #[test]
     fn position_size_follows_the_configured_percentage() {
-        let limits = RiskLimits {
-            max_position_pct: d("2.5"),
-            ..RiskLimits::default()
-        };
+        let limits = RiskLimits { max_position_pct: d("2.5"), ..RiskLimits::default() };
         assert!(check_position_size(&limits, Intent::Entry, d("250"), d("10000"), "USDT").is_ok());
         assert_eq!(
-            check_position_size(&limits, Intent::Entry, d("250.004"), d("10000"), "USDT")
-                .unwrap_err()
-                .message,
+            check_position_size(&limits, Intent::Entry, d("250.004"), d("10000"), "USDT").unwrap_err().message,
             "order value 250.004 USDT is above 2.5% of equity 10000.00 USDT (max 250.00)"
         );
     }
@@ -897,46 +771,27 @@ mod tests {
     fn an_entry_of_9_99_is_below_the_10_minimum() {
         let refusal = check_minimum_order(&limits(), Intent::Entry, d("9.99"), &btc()).unwrap_err();
         assert_eq!(refusal.rule, RiskRule::MinimumOrder);
-        assert_eq!(
-            refusal.message,
-            "order value 9.99 USDT is below the minimum order of 10.00 USDT"
-        );
+        assert_eq!(refusal.message, "order value 9.99 USDT is below the minimum order of 10.00 USDT");
     }
 
     #[test]
     fn an_entry_of_exactly_10_is_allowed() {
-        assert_eq!(
-            check_minimum_order(&limits(), Intent::Entry, d("10"), &btc()),
-            Ok(())
-        );
+        assert_eq!(check_minimum_order(&limits(), Intent::Entry, d("10"), &btc()), Ok(()));
     }
 
     #[test]
     fn a_symbol_minimum_above_10_wins_for_entries() {
         let rules = with_min_notional("12");
-        let refusal =
-            check_minimum_order(&limits(), Intent::Entry, d("11.99"), &rules).unwrap_err();
-        assert_eq!(
-            refusal.message,
-            "order value 11.99 USDT is below BTCUSDT's minimum notional of 12.00 USDT"
-        );
-        assert_eq!(
-            check_minimum_order(&limits(), Intent::Entry, d("12"), &rules),
-            Ok(())
-        );
+        let refusal = check_minimum_order(&limits(), Intent::Entry, d("11.99"), &rules).unwrap_err();
+        assert_eq!(refusal.message, "order value 11.99 USDT is below BTCUSDT's minimum notional of 12.00 USDT");
+        assert_eq!(check_minimum_order(&limits(), Intent::Entry, d("12"), &rules), Ok(()));
     }
 
     #[test]
     fn exits_only_need_the_symbol_minimum_notional() {
-        assert_eq!(
-            check_minimum_order(&limits(), Intent::Exit, d("5"), &btc()),
-            Ok(())
-        );
+        assert_eq!(check_minimum_order(&limits(), Intent::Exit, d("5"), &btc()), Ok(()));
         let refusal = check_minimum_order(&limits(), Intent::Exit, d("4.99"), &btc()).unwrap_err();
-        assert_eq!(
-            refusal.message,
-            "order value 4.99 USDT is below BTCUSDT's minimum notional of 5.00 USDT"
-        );
+        assert_eq!(refusal.message, "order value 4.99 USDT is below BTCUSDT's minimum notional of 5.00 USDT");
     }
 
     // --- sizing ---
@@ -952,10 +807,7 @@ mod tests {
 
     #[test]
     fn sizing_an_exact_multiple_keeps_the_whole_five_percent() {
-        assert_eq!(
-            size_entry(&limits(), d("10000"), d("100"), &btc()),
-            Ok(d("5"))
-        );
+        assert_eq!(size_entry(&limits(), d("10000"), d("100"), &btc()), Ok(d("5")));
     }
 
     #[test]
@@ -969,20 +821,13 @@ mod tests {
              (order value 7.50 USDT), below the minimum order of 10.00 USDT"
         );
         // 5% of 200 = 10: exactly the minimum, allowed.
-        assert_eq!(
-            size_entry(&limits(), d("200"), d("100"), &btc()),
-            Ok(d("0.1"))
-        );
+        assert_eq!(size_entry(&limits(), d("200"), d("100"), &btc()), Ok(d("0.1")));
     }
 
     #[test]
     fn sizing_refuses_when_rounding_down_falls_below_the_minimum() {
         // 5% of 200 = 10, but 10 / 3 rounds down to 3.33 (step 0.01): 9.99 < 10.
-        let rules = SymbolRules {
-            step_size: d("0.01"),
-            min_qty: d("0.01"),
-            ..btc()
-        };
+        let rules = SymbolRules { step_size: d("0.01"), min_qty: d("0.01"), ..btc() };
         let refusal = size_entry(&limits(), d("200"), d("3"), &rules).unwrap_err();
         assert_eq!(refusal.rule, RiskRule::MinimumOrder);
         assert!(refusal.message.contains("order value 9.99 USDT"));
@@ -990,10 +835,7 @@ mod tests {
 
     #[test]
     fn sizing_refuses_below_the_symbol_minimum_quantity() {
-        let rules = SymbolRules {
-            min_qty: d("0.01"),
-            ..btc()
-        };
+        let rules = SymbolRules { min_qty: d("0.01"), ..btc() };
         let refusal = size_entry(&limits(), d("10000"), d("65000"), &rules).unwrap_err();
         assert_eq!(
             refusal.message,
@@ -1006,18 +848,12 @@ mod tests {
     fn sizing_respects_a_symbol_minimum_notional_above_ten() {
         let rules = with_min_notional("20");
         assert!(size_entry(&limits(), d("300"), d("100"), &rules).is_err());
-        assert_eq!(
-            size_entry(&limits(), d("400"), d("100"), &rules),
-            Ok(d("0.2"))
-        );
+        assert_eq!(size_entry(&limits(), d("400"), d("100"), &rules), Ok(d("0.2")));
     }
 
     #[test]
     fn sizing_caps_at_the_symbol_maximum_quantity() {
-        assert_eq!(
-            size_entry(&limits(), d("100000000"), d("0.1"), &btc()),
-            Ok(d("9000"))
-        );
+        assert_eq!(size_entry(&limits(), d("100000000"), d("0.1"), &btc()), Ok(d("9000")));
     }
 
     #[test]
@@ -1030,27 +866,14 @@ mod tests {
 
     #[test]
     fn sizing_does_not_panic_on_extreme_values() {
-        let no_max = SymbolRules {
-            max_qty: Decimal::ZERO,
-            step_size: d("0.00000001"),
-            ..btc()
-        };
+        let no_max = SymbolRules { max_qty: Decimal::ZERO, step_size: d("0.00000001"), ..btc() };
         assert!(size_entry(&limits(), Decimal::MAX, d("0.00000001"), &no_max).is_ok());
         assert!(size_entry(&limits(), Decimal::MAX, Decimal::MAX, &no_max).is_ok());
         assert!(size_entry(&limits(), Decimal::MIN, d("1"), &no_max).is_err());
         // 5% of the largest equity is still computed (divided first), so the rule holds.
-        assert!(
-            check_position_size(&limits(), Intent::Entry, Decimal::MAX, Decimal::MAX, "USDT")
-                .is_err()
-        );
-        let huge_pct = RiskLimits {
-            max_position_pct: Decimal::MAX,
-            ..RiskLimits::default()
-        };
-        assert!(
-            check_position_size(&huge_pct, Intent::Entry, Decimal::MAX, Decimal::MAX, "USDT")
-                .is_ok()
-        );
+        assert!(check_position_size(&limits(), Intent::Entry, Decimal::MAX, Decimal::MAX, "USDT").is_err());
+        let huge_pct = RiskLimits { max_position_pct: Decimal::MAX, ..RiskLimits::default() };
+        assert!(check_position_size(&huge_pct, Intent::Entry, Decimal::MAX, Decimal::MAX, "USDT").is_ok());
         assert!(size_entry(&huge_pct, Decimal::MAX, d("1"), &no_max).is_ok());
     }
 
@@ -1078,9 +901,7 @@ mod tests {
         );
         pnl.record(d("-0.40"), DAY_START + 4 * HOUR);
         assert_eq!(
-            pnl.check_entry(d("25"), DAY_START + 5 * HOUR)
-                .unwrap_err()
-                .message,
+            pnl.check_entry(d("25"), DAY_START + 5 * HOUR).unwrap_err().message,
             "daily loss limit reached: realized -25.40 USDT today (limit 25.00 USDT); \
              new entries resume at 00:00 UTC"
         );
@@ -1118,12 +939,8 @@ mod tests {
         assert_eq!(limits.daily_loss_limit_for(Tier::Hunter), d("100"));
         assert_eq!(limits.daily_loss_limit_for(Tier::Strategist), d("500"));
         let pnl = DailyPnl::from_day("USDT", utc_day(DAY_START), d("-99.99"));
-        assert!(pnl
-            .check_entry(limits.daily_loss_limit_for(Tier::Sniper), DAY_START)
-            .is_err());
-        assert!(pnl
-            .check_entry(limits.daily_loss_limit_for(Tier::Hunter), DAY_START)
-            .is_ok());
+        assert!(pnl.check_entry(limits.daily_loss_limit_for(Tier::Sniper), DAY_START).is_err());
+        assert!(pnl.check_entry(limits.daily_loss_limit_for(Tier::Hunter), DAY_START).is_ok());
     }
 
     #[test]
@@ -1161,26 +978,10 @@ mod tests {
     #[test]
     fn equity_counts_quote_free_and_locked_plus_priced_assets() {
         let balances = [
-            Balance {
-                asset: "USDT".into(),
-                free: d("900"),
-                locked: d("100"),
-            },
-            Balance {
-                asset: "BTC".into(),
-                free: d("0.01"),
-                locked: d("0.005"),
-            },
-            Balance {
-                asset: "ETH".into(),
-                free: d("2"),
-                locked: d("0"),
-            },
-            Balance {
-                asset: "NOPRICE".into(),
-                free: d("1000"),
-                locked: d("0"),
-            },
+            Balance { asset: "USDT".into(), free: d("900"), locked: d("100") },
+            Balance { asset: "BTC".into(), free: d("0.01"), locked: d("0.005") },
+            Balance { asset: "ETH".into(), free: d("2"), locked: d("0") },
+            Balance { asset: "NOPRICE".into(), free: d("1000"), locked: d("0") },
         ];
         let price_of = |asset: &str| match asset {
             "BTC" => Some(d("60000")),
@@ -1203,14 +1004,7 @@ mod tests {
         let l = RiskLimits::default();
         assert_eq!(l.max_position_pct, d("5"));
         assert_eq!(l.min_order_usd, d("10"));
-        assert_eq!(
-            l.daily_loss_limit,
-            DailyLossLimits {
-                sniper: d("25"),
-                hunter: d("100"),
-                strategist: d("500"),
-            }
-        );
+        assert_eq!(l.daily_loss_limit, DailyLossLimits { sniper: d("25"), hunter: d("100"), strategist: d("500") });
         assert_eq!(l.tilt, TiltSettings::default());
         assert_eq!(l.validate(), Ok(()));
     }
@@ -1253,19 +1047,13 @@ mod tests {
 
     #[test]
     fn validate_refuses_out_of_range_limits() {
-        let zero_pct = RiskLimits {
-            max_position_pct: Decimal::ZERO,
-            ..RiskLimits::default()
-        };
+        let zero_pct = RiskLimits { max_position_pct: Decimal::ZERO, ..RiskLimits::default() };
         assert_eq!(
             zero_pct.validate().unwrap_err().to_string(),
             "risk limit max_position_pct = 0 is invalid: it must be above 0 and at most 100"
         );
         let negative = RiskLimits {
-            daily_loss_limit: DailyLossLimits {
-                hunter: d("-1"),
-                ..DailyLossLimits::default()
-            },
+            daily_loss_limit: DailyLossLimits { hunter: d("-1"), ..DailyLossLimits::default() },
             ..RiskLimits::default()
         };
         assert_eq!(

@@ -27,71 +27,29 @@ pub struct SymbolRules {
 /// Why a quantity, price or notional breaks a symbol's rules. Messages name the numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleError {
-    NotTrading {
-        symbol: String,
-    },
-    TooManyDecimals {
-        symbol: String,
-        quantity: Decimal,
-        step: Decimal,
-    },
-    BelowMinQty {
-        symbol: String,
-        quantity: Decimal,
-        min: Decimal,
-    },
-    AboveMaxQty {
-        symbol: String,
-        quantity: Decimal,
-        max: Decimal,
-    },
-    BelowMinNotional {
-        symbol: String,
-        notional: Decimal,
-        min: Decimal,
-    },
+    NotTrading { symbol: String },
+    TooManyDecimals { symbol: String, quantity: Decimal, step: Decimal },
+    BelowMinQty { symbol: String, quantity: Decimal, min: Decimal },
+    AboveMaxQty { symbol: String, quantity: Decimal, max: Decimal },
+    BelowMinNotional { symbol: String, notional: Decimal, min: Decimal },
 }
 
 impl std::fmt::Display for RuleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RuleError::NotTrading { symbol } => write!(f, "{symbol} is not trading now"),
-            RuleError::TooManyDecimals {
-                symbol,
-                quantity,
-                step,
-            } => write!(
-                f,
-                "quantity {quantity} has more decimals than {symbol}'s step size {step} allows"
-            ),
-            RuleError::BelowMinQty {
-                symbol,
-                quantity,
-                min,
-            } => {
-                write!(
-                    f,
-                    "quantity {quantity} is below {symbol}'s minimum quantity {min}"
-                )
+            RuleError::TooManyDecimals { symbol, quantity, step } => {
+                write!(f, "quantity {quantity} has more decimals than {symbol}'s step size {step} allows")
             }
-            RuleError::AboveMaxQty {
-                symbol,
-                quantity,
-                max,
-            } => {
-                write!(
-                    f,
-                    "quantity {quantity} is above {symbol}'s maximum quantity {max}"
-                )
+            RuleError::BelowMinQty { symbol, quantity, min } => {
+                write!(f, "quantity {quantity} is below {symbol}'s minimum quantity {min}")
             }
-            RuleError::BelowMinNotional {
-                symbol,
-                notional,
-                min,
-            } => write!(
-                f,
-                "order value {notional} is below {symbol}'s minimum notional {min}"
-            ),
+            RuleError::AboveMaxQty { symbol, quantity, max } => {
+                write!(f, "quantity {quantity} is above {symbol}'s maximum quantity {max}")
+            }
+            RuleError::BelowMinNotional { symbol, notional, min } => {
+                write!(f, "order value {notional} is below {symbol}'s minimum notional {min}")
+            }
         }
     }
 }
@@ -100,9 +58,7 @@ impl SymbolRules {
     /// Checks a quantity typed by the user: a whole number of steps, within min and max.
     pub fn check_quantity(&self, quantity: Decimal) -> Result<(), RuleError> {
         if !self.trading {
-            return Err(RuleError::NotTrading {
-                symbol: self.symbol.clone(),
-            });
+            return Err(RuleError::NotTrading { symbol: self.symbol.clone() });
         }
         if !is_multiple_of_step(quantity, self.step_size) {
             return Err(RuleError::TooManyDecimals {
@@ -151,9 +107,7 @@ impl SymbolRules {
 
     /// True when `quantity` at `price` can be sent at all (minimum quantity and notional).
     pub fn is_tradable_amount(&self, quantity: Decimal, price: Decimal) -> bool {
-        quantity > Decimal::ZERO
-            && quantity >= self.min_qty
-            && quantity * price >= self.min_notional
+        quantity > Decimal::ZERO && quantity >= self.min_qty && quantity * price >= self.min_notional
     }
 
     pub fn allows(&self, order_type: ExchangeOrderType) -> bool {
@@ -198,10 +152,7 @@ mod tests {
     #[test]
     fn quantity_with_more_decimals_than_the_step_is_refused() {
         let err = btc().check_quantity(d("0.000001")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "quantity 0.000001 has more decimals than BTCUSDT's step size 0.00001 allows"
-        );
+        assert_eq!(err.to_string(), "quantity 0.000001 has more decimals than BTCUSDT's step size 0.00001 allows");
     }
 
     #[test]
@@ -212,19 +163,13 @@ mod tests {
 
     #[test]
     fn quantity_above_max_is_refused() {
-        assert!(matches!(
-            btc().check_quantity(d("9000.1")),
-            Err(RuleError::AboveMaxQty { .. })
-        ));
+        assert!(matches!(btc().check_quantity(d("9000.1")), Err(RuleError::AboveMaxQty { .. })));
     }
 
     #[test]
     fn notional_below_minimum_is_refused_with_the_numbers() {
         let err = btc().check_notional(d("0.00001"), d("65000")).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "order value 0.65 is below BTCUSDT's minimum notional 5"
-        );
+        assert_eq!(err.to_string(), "order value 0.65 is below BTCUSDT's minimum notional 5");
         assert_eq!(btc().check_notional(d("0.0001"), d("50000")), Ok(()));
     }
 

@@ -90,9 +90,7 @@ pub struct TiltGuard {
 const MICROS_PER_SEC: i64 = 1_000_000;
 
 fn secs_to_us(secs: u64) -> i64 {
-    i64::try_from(secs)
-        .unwrap_or(i64::MAX)
-        .saturating_mul(MICROS_PER_SEC)
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(MICROS_PER_SEC)
 }
 
 /// `30 min`, `10 s`, `1 h`, `90 s`: the largest whole unit.
@@ -108,13 +106,7 @@ fn describe_secs(secs: u64) -> String {
 
 impl TiltGuard {
     pub fn new(settings: TiltSettings) -> TiltGuard {
-        TiltGuard {
-            enabled: settings.enabled,
-            settings,
-            losses: Vec::new(),
-            entries: Vec::new(),
-            cooldown: None,
-        }
+        TiltGuard { enabled: settings.enabled, settings, losses: Vec::new(), entries: Vec::new(), cooldown: None }
     }
 
     pub fn settings(&self) -> &TiltSettings {
@@ -130,8 +122,7 @@ impl TiltGuard {
         }
         let window_us = secs_to_us(self.settings.burst_window_secs);
         self.entries.push(at_us);
-        self.entries
-            .retain(|&t| at_us.saturating_sub(t) <= window_us);
+        self.entries.retain(|&t| at_us.saturating_sub(t) <= window_us);
         let count = self.entries.len();
         if count > self.settings.burst_orders as usize {
             self.entries.clear();
@@ -160,15 +151,12 @@ impl TiltGuard {
         }
         let window_us = secs_to_us(self.settings.streak_window_secs);
         self.losses.push(at_us);
-        self.losses
-            .retain(|&t| at_us.saturating_sub(t) <= window_us);
+        self.losses.retain(|&t| at_us.saturating_sub(t) <= window_us);
         let count = self.losses.len();
         if count >= self.settings.losing_streak as usize {
             self.losses.clear();
-            let reason = format!(
-                "{count} losing exits in a row within {}",
-                describe_secs(self.settings.streak_window_secs)
-            );
+            let reason =
+                format!("{count} losing exits in a row within {}", describe_secs(self.settings.streak_window_secs));
             return Some(self.trip(at_us, reason));
         }
         expired
@@ -178,10 +166,9 @@ impl TiltGuard {
     /// cooldown has ended.
     pub fn status(&self, now_us: i64) -> TiltStatus {
         match &self.cooldown {
-            Some(c) if self.enabled && now_us < c.until_us => TiltStatus::Cooldown {
-                until_us: c.until_us,
-                reason: c.reason.clone(),
-            },
+            Some(c) if self.enabled && now_us < c.until_us => {
+                TiltStatus::Cooldown { until_us: c.until_us, reason: c.reason.clone() }
+            }
             _ => TiltStatus::Calm,
         }
     }
@@ -219,10 +206,7 @@ impl TiltGuard {
         if let Some(current) = &self.cooldown {
             until_us = until_us.max(current.until_us);
         }
-        self.cooldown = Some(Cooldown {
-            until_us,
-            reason: reason.clone(),
-        });
+        self.cooldown = Some(Cooldown { until_us, reason: reason.clone() });
         TiltChange::Cooldown { until_us, reason }
     }
 }
@@ -264,17 +248,11 @@ mod tests {
         let until = T0 + 30 * MIN + 15 * MIN;
         assert_eq!(
             change,
-            Some(TiltChange::Cooldown {
-                until_us: until,
-                reason: "3 losing exits in a row within 30 min".into()
-            })
+            Some(TiltChange::Cooldown { until_us: until, reason: "3 losing exits in a row within 30 min".into() })
         );
         assert_eq!(
             g.status(T0 + 31 * MIN),
-            TiltStatus::Cooldown {
-                until_us: until,
-                reason: "3 losing exits in a row within 30 min".into()
-            }
+            TiltStatus::Cooldown { until_us: until, reason: "3 losing exits in a row within 30 min".into() }
         );
         assert!(g.entry_needs_confirmation(T0 + 31 * MIN));
     }
@@ -297,10 +275,7 @@ mod tests {
         assert_eq!(g.record_exit(d("-1"), T0 + 30 * MIN + 1), None);
         assert_eq!(g.status(T0 + 31 * MIN), TiltStatus::Calm);
         // The two recent ones still count: one more loss completes a streak.
-        assert!(matches!(
-            g.record_exit(d("-1"), T0 + 40 * MIN),
-            Some(TiltChange::Cooldown { .. })
-        ));
+        assert!(matches!(g.record_exit(d("-1"), T0 + 40 * MIN), Some(TiltChange::Cooldown { .. })));
     }
 
     #[test]
@@ -371,10 +346,7 @@ mod tests {
         assert_eq!(g.poll(until - 1), None);
         assert_eq!(g.status(until), TiltStatus::Calm);
         assert!(!g.entry_needs_confirmation(until));
-        assert_eq!(
-            g.poll(until + 3 * SEC),
-            Some(TiltChange::Calm { at_us: until })
-        );
+        assert_eq!(g.poll(until + 3 * SEC), Some(TiltChange::Calm { at_us: until }));
         assert_eq!(g.poll(until + 4 * SEC), None);
     }
 
@@ -385,10 +357,7 @@ mod tests {
             g.record_entry(T0 + i * SEC);
         }
         let until = T0 + 5 * SEC + 15 * MIN;
-        assert_eq!(
-            g.record_entry(until + MIN),
-            Some(TiltChange::Calm { at_us: until })
-        );
+        assert_eq!(g.record_entry(until + MIN), Some(TiltChange::Calm { at_us: until }));
     }
 
     #[test]
@@ -412,10 +381,7 @@ mod tests {
 
     #[test]
     fn disabled_guard_never_trips() {
-        let mut g = TiltGuard::new(TiltSettings {
-            enabled: false,
-            ..TiltSettings::default()
-        });
+        let mut g = TiltGuard::new(TiltSettings { enabled: false, ..TiltSettings::default() });
         for i in 0..20 {
             assert_eq!(g.record_entry(T0 + i), None);
             assert_eq!(g.record_exit(d("-100"), T0 + i), None);
@@ -432,23 +398,14 @@ mod tests {
         }
         g.enabled = false;
         assert_eq!(g.status(T0 + 6 * SEC), TiltStatus::Calm);
-        assert_eq!(
-            g.poll(T0 + 7 * SEC),
-            Some(TiltChange::Calm {
-                at_us: T0 + 7 * SEC
-            })
-        );
+        assert_eq!(g.poll(T0 + 7 * SEC), Some(TiltChange::Calm { at_us: T0 + 7 * SEC }));
         g.enabled = true;
         assert_eq!(g.status(T0 + 8 * SEC), TiltStatus::Calm);
     }
 
     #[test]
     fn zero_thresholds_turn_the_signals_off() {
-        let mut g = TiltGuard::new(TiltSettings {
-            losing_streak: 0,
-            burst_orders: 0,
-            ..TiltSettings::default()
-        });
+        let mut g = TiltGuard::new(TiltSettings { losing_streak: 0, burst_orders: 0, ..TiltSettings::default() });
         for i in 0..20 {
             assert_eq!(g.record_entry(T0 + i), None);
             assert_eq!(g.record_exit(d("-1"), T0 + i), None);

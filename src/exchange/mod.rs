@@ -45,18 +45,9 @@ pub enum ExchangeError {
     /// The request never reached the exchange: safe to retry.
     NotSent { reason: String },
     /// The exchange refused it (4xx with a Binance code): do not retry; show code and message.
-    Rejected {
-        http_status: u16,
-        code: i64,
-        msg: String,
-    },
+    Rejected { http_status: u16, code: i64, msg: String },
     /// 429 / 418: wait `retry_after`; `banned` (418) stops new entries until it expires.
-    RateLimited {
-        retry_after: Duration,
-        banned: bool,
-        code: i64,
-        msg: String,
-    },
+    RateLimited { retry_after: Duration, banned: bool, code: i64, msg: String },
     /// Timeout after send, dropped connection, 5xx, -1006, -1007: the order may or may not
     /// exist. Query by client order id before anything else; never resend blindly.
     Unknown { reason: String },
@@ -84,19 +75,10 @@ impl std::fmt::Display for ExchangeError {
             ExchangeError::Rejected { code, msg, .. } => {
                 write!(f, "rejected by the exchange ({code}): {msg}")
             }
-            ExchangeError::RateLimited {
-                retry_after,
-                banned,
-                code,
-                msg,
-            } => write!(
+            ExchangeError::RateLimited { retry_after, banned, code, msg } => write!(
                 f,
                 "{} ({code}): {msg}; retry after {} s",
-                if *banned {
-                    "banned by the exchange"
-                } else {
-                    "rate limited"
-                },
+                if *banned { "banned by the exchange" } else { "rate limited" },
                 retry_after.as_secs_f64().ceil()
             ),
             ExchangeError::Unknown { reason } => write!(f, "outcome unknown: {reason}"),
@@ -123,17 +105,9 @@ pub trait Exchange: Send {
     /// `POST /api/v3/order` with `newOrderRespType=FULL`.
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError>;
     /// `GET /api/v3/order?origClientOrderId=`; -2013 when the exchange has no such order.
-    fn query_order(
-        &mut self,
-        symbol: &str,
-        client_order_id: &str,
-    ) -> Result<OrderReport, ExchangeError>;
+    fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError>;
     /// `DELETE /api/v3/order?origClientOrderId=`.
-    fn cancel_order(
-        &mut self,
-        symbol: &str,
-        client_order_id: &str,
-    ) -> Result<OrderReport, ExchangeError>;
+    fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError>;
     /// `GET /api/v3/openOrders`, for one symbol or all.
     fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError>;
     /// `DELETE /api/v3/openOrders?symbol=`; nothing open (-2011) is an empty list.

@@ -6,6 +6,7 @@
 //! sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
 //! outcome is resolved by querying the client order id, never by resending blindly.
 
+use super::account::{account_event, tilt_event, Account};
 use super::guard::{ExchangeGuard, GuardChange};
 use super::msg::{Execution, FromVerify, Query, Submission, ToExchange, ToPersist, ToVerify};
 use super::slots::AlgoSlots;
@@ -17,7 +18,7 @@ use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
 use crate::events::{Bus, Event};
-use crate::exchange::{Exchange, ExchangeError, NewOrder};
+use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes};
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -53,6 +54,12 @@ impl std::fmt::Display for PlaceFailure {
 
 pub struct ExchangeIo {
     gateway: Box<dyn Exchange>,
+    account: Arc<Account>,
+    quotes: Arc<dyn Quotes>,
+    /// Balances are synced after fills (when idle) and at this interval.
+    balance_sync: Duration,
+    balances_dirty: bool,
+    last_balance_sync: Instant,
     rules: Arc<Rules>,
     ids: Arc<IdGen>,
     /// Stop orders per symbol, against MAX_NUM_ALGO_ORDERS.
@@ -73,12 +80,16 @@ pub struct ExchangeIo {
     allocations: HashMap<String, Vec<position::Allocation>>,
     /// Executions sent to verify and not yet answered.
     in_verify: usize,
+    /// Of those, the exits (their realized P&L is not booked yet).
+    exits_in_verify: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
 impl ExchangeIo {
     pub fn new(
         gateway: Box<dyn Exchange>,
+        account: Arc<Account>,
+        quotes: Arc<dyn Quotes>,
         rules: Arc<Rules>,
         ids: Arc<IdGen>,
         guard: Arc<ExchangeGuard>,
@@ -95,8 +106,7 @@ impl ExchangeIo {
                 slots.stop_opened(&order.symbol);
             }
         }
-        let mut positions: BTreeMap<i64, Position> =
-            positions.into_iter().map(|p| (p.position_id, p)).collect();
+        let mut positions: BTreeMap<i64, Position> = positions.into_iter().map(|p| (p.position_id, p)).collect();
         for order in &resting {
             if let Some(p) = order.position_id.and_then(|id| positions.get_mut(&id)) {
                 if p.stop_loss_order_id == Some(order.order_id) {
@@ -106,6 +116,11 @@ impl ExchangeIo {
         }
         ExchangeIo {
             gateway,
+            account,
+            quotes,
+            balance_sync: config.balance_sync,
+            balances_dirty: false,
+            last_balance_sync: Instant::now(),
             rules,
             ids,
             slots,
@@ -118,12 +133,10 @@ impl ExchangeIo {
             to_verify,
             to_persist,
             positions,
-            resting: resting
-                .into_iter()
-                .map(|o| (o.client_order_id.clone(), o))
-                .collect(),
+            resting: resting.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
             allocations: HashMap::new(),
             in_verify: 0,
+            exits_in_verify: 0,
         }
     }
 
@@ -134,6 +147,11 @@ impl ExchangeIo {
             while let Ok(reply) = from_verify.try_recv() {
                 self.on_verified(reply);
             }
+            // Idle: the balances after the last fills (off the order path).
+            if self.balances_dirty && from_intake.is_empty() && from_verify.is_empty() {
+                self.sync_balances();
+            }
+            let periodic = self.balance_sync.saturating_sub(self.last_balance_sync.elapsed());
             select! {
                 recv(from_verify) -> reply => match reply {
                     Ok(reply) => self.on_verified(reply),
@@ -146,7 +164,25 @@ impl ExchangeIo {
                         break;
                     }
                 },
+                default(periodic) => self.sync_balances(),
             }
+        }
+        if self.balances_dirty {
+            self.sync_balances();
+        }
+    }
+
+    /// `GET /api/v3/account` into the account state and the database.
+    fn sync_balances(&mut self) {
+        self.last_balance_sync = Instant::now();
+        match self.gateway.account() {
+            Ok(balances) => {
+                let now = now_us();
+                self.balances_dirty = false;
+                self.account.set_balances(balances.clone(), now);
+                let _ = self.to_persist.send(ToPersist::Balances { balances, at_us: now });
+            }
+            Err(e) => log::warn!("balance sync failed: {e}"),
         }
     }
 
@@ -163,8 +199,9 @@ impl ExchangeIo {
     fn on_intake(&mut self, msg: ToExchange, from_verify: &Receiver<FromVerify>) {
         match msg {
             ToExchange::Submit(submission) => {
-                // A sell closes positions: the entries before it must have opened theirs.
-                if submission.order.side == Side::Sell {
+                // A sell closes positions: the entries before it must have opened theirs. An
+                // entry checks the day's losses: the exits before it must have booked theirs.
+                if submission.order.side == Side::Sell || self.exits_in_verify > 0 {
                     self.drain(from_verify);
                 }
                 self.submit(*submission)
@@ -183,44 +220,47 @@ impl ExchangeIo {
 
     /// After a drain, verify has written everything it was given, so a query sent straight to
     /// persist now queues behind every record of every order before it.
-    fn forward_query(&self, query: Query) {
+    fn forward_query(&mut self, query: Query) {
+        if let Query::Account { confirm } = query {
+            if self.balances_dirty {
+                self.sync_balances();
+            }
+            self.bus.publish(account_event(&self.account, self.quotes.as_ref(), confirm));
+            return;
+        }
         let _ = self.to_persist.send(ToPersist::Query(query));
     }
 
     fn persist_order(&self, order: &Order) {
-        let _ = self
-            .to_persist
-            .send(ToPersist::Order(Box::new(order.clone())));
+        let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
     }
 
     fn persist_position(&self, position: &Position) {
-        let _ = self
-            .to_persist
-            .send(ToPersist::Position(Box::new(position.clone())));
+        let _ = self.to_persist.send(ToPersist::Position(Box::new(position.clone())));
     }
 
     fn submit(&mut self, submission: Submission) {
-        let Submission {
-            mut order,
-            mut timing,
-        } = submission;
+        let Submission { mut order, mut timing } = submission;
         if order.side == Side::Sell {
             self.release_stops_for_sell(&order);
         }
         if order.role == OrderRole::Entry {
+            // Intake checked the day's losses when the line was read; the exits queued before
+            // this entry may have booked more since. This is the last point before sending.
+            if let Err(refusal) = self.account.check_daily_loss(now_us()) {
+                self.refuse(&mut order, refusal.rule.as_str(), &refusal.message);
+                return;
+            }
             // Checked here, not at intake: only this stage knows, in order, the stops that the
             // sells queued before this entry will free.
-            let max = self
-                .rules
-                .get(&order.symbol)
-                .and_then(|r| r.max_num_algo_orders);
+            let max = self.rules.get(&order.symbol).and_then(|r| r.max_num_algo_orders);
             if !self.slots.has_room(&order.symbol, max) {
                 let reason = format!(
                     "cannot protect another {} entry: its open and pending stop-losses reach MAX_NUM_ALGO_ORDERS ({}); not sent",
                     order.symbol,
                     max.unwrap_or_default()
                 );
-                self.fail(&mut order, &reason);
+                self.refuse(&mut order, "unprotectable", &reason);
                 return;
             }
             self.slots.entry_sent(&order.symbol);
@@ -261,10 +301,7 @@ impl ExchangeIo {
                     .field("exchange_status", report.status.as_str()),
                 );
                 // Verification: ask the exchange for the order's real fill.
-                let verification_error = match self
-                    .gateway
-                    .query_order(&order.symbol, &order.client_order_id)
-                {
+                let verification_error = match self.gateway.query_order(&order.symbol, &order.client_order_id) {
                     Ok(report) => {
                         self.apply(&mut order, &report);
                         None
@@ -276,11 +313,10 @@ impl ExchangeIo {
                 };
                 timing.queried_at = Some(Instant::now());
                 self.in_verify += 1;
-                let execution = Execution {
-                    order,
-                    timing,
-                    verification_error,
-                };
+                if order.side == Side::Sell {
+                    self.exits_in_verify += 1;
+                }
+                let execution = Execution { order, timing, verification_error };
                 let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
             }
             Err(PlaceFailure::Failed(error)) => {
@@ -314,18 +350,35 @@ impl ExchangeIo {
 
     fn apply(&self, order: &mut Order, report: &OrderReport) {
         if let Err(e) = order.apply_report(report, now_us()) {
-            log::error!(
-                "{} {e}: exchange report {} refused",
-                order.client_order_id,
-                report.status.as_str()
-            );
+            log::error!("{} {e}: exchange report {} refused", order.client_order_id, report.status.as_str());
         }
     }
 
+    /// A risk rule refused the order before it was sent: recorded FAILED, `order_rejected`.
+    fn refuse(&self, order: &mut Order, rule: &str, message: &str) {
+        if let Err(e) = order.apply_event(LifecycleEvent::Rejected, Some(format!("{rule}: {message}")), now_us()) {
+            log::error!("{} {e}", order.client_order_id);
+        }
+        self.persist_order(order);
+        self.bus.publish(
+            Event::new(
+                "order_rejected",
+                format!(
+                    "{} {} {} {} refused: {rule}: {message}",
+                    order.order_id,
+                    order.side.as_str(),
+                    order.quantity,
+                    order.symbol
+                ),
+            )
+            .order(order.order_id, &order.client_order_id)
+            .field("rule", rule)
+            .field("message", message),
+        );
+    }
+
     fn fail(&self, order: &mut Order, reason: &str) {
-        if let Err(e) =
-            order.apply_event(LifecycleEvent::Rejected, Some(reason.to_string()), now_us())
-        {
+        if let Err(e) = order.apply_event(LifecycleEvent::Rejected, Some(reason.to_string()), now_us()) {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
@@ -360,14 +413,8 @@ impl ExchangeIo {
                     not_sent_retries += 1;
                     log::warn!("{} not sent ({reason}); retrying", request.client_order_id);
                 }
-                Err(ExchangeError::RateLimited {
-                    retry_after,
-                    banned,
-                    code,
-                    msg,
-                }) => {
-                    let may_wait =
-                        protective || (!banned && retry_after <= self.max_entry_retry_wait);
+                Err(ExchangeError::RateLimited { retry_after, banned, code, msg }) => {
+                    let may_wait = protective || (!banned && retry_after <= self.max_entry_retry_wait);
                     if !may_wait {
                         return Err(PlaceFailure::Failed(ExchangeError::RateLimited {
                             retry_after,
@@ -391,9 +438,7 @@ impl ExchangeIo {
                     );
                     std::thread::sleep(retry_after);
                 }
-                Err(ExchangeError::Unknown { reason }) => {
-                    return self.resolve_unknown(request, reason)
-                }
+                Err(ExchangeError::Unknown { reason }) => return self.resolve_unknown(request, reason),
                 Err(error) => return Err(PlaceFailure::Failed(error)),
             }
         }
@@ -403,11 +448,7 @@ impl ExchangeIo {
     fn record_outcome<T>(&self, result: &Result<T, ExchangeError>) {
         let change = match result {
             Ok(_) | Err(ExchangeError::Rejected { .. }) => self.guard.record_success(),
-            Err(ExchangeError::RateLimited {
-                retry_after,
-                banned,
-                ..
-            }) => {
+            Err(ExchangeError::RateLimited { retry_after, banned, .. }) => {
                 if *banned {
                     self.guard.record_ban(Instant::now(), *retry_after);
                 }
@@ -435,23 +476,13 @@ impl ExchangeIo {
     }
 
     /// Queries the client order id on a bounded schedule until the outcome is known.
-    fn resolve_unknown(
-        &mut self,
-        request: &NewOrder,
-        reason: String,
-    ) -> Result<OrderReport, PlaceFailure> {
-        log::warn!(
-            "{} outcome unknown ({reason}); querying before anything else",
-            request.client_order_id
-        );
+    fn resolve_unknown(&mut self, request: &NewOrder, reason: String) -> Result<OrderReport, PlaceFailure> {
+        log::warn!("{} outcome unknown ({reason}); querying before anything else", request.client_order_id);
         let mut absent = 0;
         let mut last_error = reason;
         for wait in RESOLVE_SCHEDULE {
             std::thread::sleep(wait);
-            match self
-                .gateway
-                .query_order(&request.symbol, &request.client_order_id)
-            {
+            match self.gateway.query_order(&request.symbol, &request.client_order_id) {
                 Ok(report) => return Ok(report),
                 Err(e) if e.is_no_such_order() => absent += 1,
                 Err(e) => last_error = e.to_string(),
@@ -471,6 +502,12 @@ impl ExchangeIo {
         let FromVerify::Verified(execution) = reply;
         self.in_verify = self.in_verify.saturating_sub(1);
         let order = execution.order;
+        if order.side == Side::Sell {
+            self.exits_in_verify = self.exits_in_verify.saturating_sub(1);
+        }
+        if order.filled_quantity > Decimal::ZERO {
+            self.balances_dirty = true;
+        }
         match order.role {
             OrderRole::Entry => {
                 self.slots.entry_settled(&order.symbol);
@@ -491,19 +528,26 @@ impl ExchangeIo {
             log::error!("{} no rules for {}", order.client_order_id, order.symbol);
             return;
         };
-        let base_commission =
-            if order.commission_asset.as_deref() == Some(rules.base_asset.as_str()) {
-                order.commission
-            } else {
-                Decimal::ZERO
-            };
+        let base_commission = if order.commission_asset.as_deref() == Some(rules.base_asset.as_str()) {
+            order.commission
+        } else {
+            Decimal::ZERO
+        };
+        let avg_price = order.avg_price.unwrap_or_default();
+        // Entry fees in the quote asset, booked against the closes: fees count in realized P&L.
+        let entry_fees = if order.commission_asset.as_deref() == Some(rules.quote_asset.as_str()) {
+            order.commission
+        } else {
+            base_commission * avg_price
+        };
         let quantity = position::quantity_held(&rules, order.filled_quantity, base_commission);
         let now = now_us();
         let mut position = Position {
             position_id: self.ids.next_position_id(),
             symbol: order.symbol.clone(),
             quantity,
-            entry_price: order.avg_price.unwrap_or_default(),
+            entry_price: avg_price,
+            entry_fees: entry_fees.round_dp(8),
             entry_order_id: order.order_id,
             stop_loss: None,
             stop_loss_order_id: None,
@@ -531,12 +575,7 @@ impl ExchangeIo {
         let Some(rules) = self.rules.get(&position.symbol).cloned() else {
             return;
         };
-        let plan = position::plan_protection(
-            &rules,
-            position.quantity,
-            position.entry_price,
-            self.stop_settings,
-        );
+        let plan = position::plan_protection(&rules, position.quantity, position.entry_price, self.stop_settings);
         let (quantity, stop_price, order_type, limit_price) = match plan {
             Protection::Dust { quantity } => {
                 position.status = PositionStatus::Dust;
@@ -544,19 +583,19 @@ impl ExchangeIo {
                 self.bus.publish(
                     Event::new(
                         "position_dust",
-                        format!("position {}: {quantity} {} is too small to sell or protect; left alone as DUST", position.position_id, position.symbol),
+                        format!(
+                            "position {}: {quantity} {} is too small to sell or protect; left alone as DUST",
+                            position.position_id, position.symbol
+                        ),
                     )
                     .field("position_id", position.position_id)
                     .money("quantity", quantity),
                 );
                 return;
             }
-            Protection::Stop {
-                quantity,
-                stop_price,
-                order_type,
-                limit_price,
-            } => (quantity, stop_price, order_type, limit_price),
+            Protection::Stop { quantity, stop_price, order_type, limit_price } => {
+                (quantity, stop_price, order_type, limit_price)
+            }
         };
         let mut stop = Order::new(
             self.ids.next_order_id(),
@@ -604,9 +643,7 @@ impl ExchangeIo {
                                 quantity,
                                 stop.symbol,
                                 stop_price,
-                                limit_price
-                                    .map(|l| format!(", limit {l}"))
-                                    .unwrap_or_default(),
+                                limit_price.map(|l| format!(", limit {l}")).unwrap_or_default(),
                                 order_type.as_str()
                             ),
                         )
@@ -628,10 +665,7 @@ impl ExchangeIo {
                 }
                 Err(failure) => {
                     last_reason = failure.to_string();
-                    log::warn!(
-                        "{} stop-loss attempt {attempt} failed: {last_reason}",
-                        stop.client_order_id
-                    );
+                    log::warn!("{} stop-loss attempt {attempt} failed: {last_reason}", stop.client_order_id);
                     if attempt < self.stop_loss_attempts {
                         std::thread::sleep(backoff);
                         backoff *= 2;
@@ -665,8 +699,7 @@ impl ExchangeIo {
     fn emergency_exit(&mut self, position: &mut Position, stop_price: Decimal) {
         let mut exit = Order::new(
             self.ids.next_order_id(),
-            self.ids
-                .client_order_id(OrderRole::EmergencyExit.id_letter()),
+            self.ids.client_order_id(OrderRole::EmergencyExit.id_letter()),
             position.symbol.clone(),
             Side::Sell,
             OrderRole::EmergencyExit,
@@ -702,10 +735,7 @@ impl ExchangeIo {
         match self.place(&request, true) {
             Ok(report) => {
                 self.apply(&mut exit, &report);
-                if let Ok(report) = self
-                    .gateway
-                    .query_order(&exit.symbol, &exit.client_order_id)
-                {
+                if let Ok(report) = self.gateway.query_order(&exit.symbol, &exit.client_order_id) {
                     self.apply(&mut exit, &report);
                 }
                 self.persist_order(&exit);
@@ -718,10 +748,7 @@ impl ExchangeIo {
                 self.bus.publish(
                     Event::new(
                         "stop_loss_failed",
-                        format!(
-                            "position {} is UNPROTECTED: emergency exit failed: {failure}",
-                            position.position_id
-                        ),
+                        format!("position {} is UNPROTECTED: emergency exit failed: {failure}", position.position_id),
                     )
                     .order(exit.order_id, &exit.client_order_id)
                     .field("position_id", position.position_id)
@@ -734,23 +761,15 @@ impl ExchangeIo {
     /// Before a sell: pick the positions it closes (oldest first) and cancel their stops,
     /// since on spot the stop holds the coins.
     fn release_stops_for_sell(&mut self, sell: &Order) {
-        let open: Vec<&Position> = self
-            .positions
-            .values()
-            .filter(|p| p.symbol == sell.symbol)
-            .collect();
+        let open: Vec<&Position> = self.positions.values().filter(|p| p.symbol == sell.symbol).collect();
         let allocations = position::allocate_sell(&open, sell.quantity);
         for allocation in &allocations {
-            let stop_id = self
-                .positions
-                .get(&allocation.position_id)
-                .and_then(|p| p.stop_loss_client_id.clone());
+            let stop_id = self.positions.get(&allocation.position_id).and_then(|p| p.stop_loss_client_id.clone());
             if let Some(stop_id) = stop_id {
                 self.cancel_stop(&sell.symbol, &stop_id, "released for a sell");
             }
         }
-        self.allocations
-            .insert(sell.client_order_id.clone(), allocations);
+        self.allocations.insert(sell.client_order_id.clone(), allocations);
     }
 
     /// Cancels one of our stops and unlinks it from its position.
@@ -795,15 +814,28 @@ impl ExchangeIo {
     /// Takes `take` off a position sold by `sell`, booking realized P&L (fees pro rata).
     fn close_part(&mut self, position: &mut Position, take: Decimal, sell: &Order) {
         let exit_price = sell.avg_price.unwrap_or_default();
-        let quote_fees = if sell.filled_quantity > Decimal::ZERO
-            && sell.commission_asset.as_deref() != Some(position.symbol.as_str())
-        {
-            sell.commission * take / sell.filled_quantity
-        } else {
-            Decimal::ZERO
-        };
+        let quote_asset = self.rules.get(&position.symbol).map(|r| r.quote_asset.clone()).unwrap_or_default();
+        let exit_fees =
+            if sell.filled_quantity > Decimal::ZERO && sell.commission_asset.as_deref() == Some(&quote_asset) {
+                sell.commission * take / sell.filled_quantity
+            } else {
+                Decimal::ZERO
+            };
+        let entry_fees = position::entry_fee_share(position.entry_fees, take, position.quantity);
+        position.entry_fees -= entry_fees;
+        let quote_fees = exit_fees + entry_fees;
         let pnl = position::realized_pnl(position.entry_price, exit_price, take, quote_fees);
         position.realized_pnl += pnl;
+        let now = now_us();
+        let _ = self.to_persist.send(ToPersist::RealizedPnl {
+            at_us: now,
+            position_id: position.position_id,
+            order_id: sell.order_id,
+            pnl,
+        });
+        if let Some(change) = self.account.record_exit(pnl, now) {
+            self.bus.publish(tilt_event(&change));
+        }
         position.quantity -= take;
         position.updated_at_us = now_us();
         if position.quantity <= Decimal::ZERO {
@@ -874,13 +906,12 @@ impl ExchangeIo {
 
     /// Emergency cancel: every open order on every symbol, not only the ones we know.
     fn cancel_all(&mut self) {
-        let mut symbols: BTreeSet<String> =
-            self.resting.values().map(|o| o.symbol.clone()).collect();
+        let mut symbols: BTreeSet<String> = self.resting.values().map(|o| o.symbol.clone()).collect();
         match self.with_retries("list open orders", |gw| gw.open_orders(None)) {
             Ok(open) => symbols.extend(open.into_iter().map(|o| o.symbol)),
-            Err(e) => self.bus.error(format!(
-                "cancel-all: could not list open orders ({e}); cancelling on known symbols"
-            )),
+            Err(e) => {
+                self.bus.error(format!("cancel-all: could not list open orders ({e}); cancelling on known symbols"))
+            }
         }
         let mut cancelled = 0usize;
         let mut cancelled_symbols = Vec::new();
@@ -897,20 +928,14 @@ impl ExchangeIo {
                 Err(e) => self.bus.error(format!("cancel-all: {symbol}: {e}")),
             }
         }
-        log::warn!(
-            "cancel-all: cancelled {cancelled} open orders on {:?}",
-            cancelled_symbols
-        );
+        log::warn!("cancel-all: cancelled {cancelled} open orders on {:?}", cancelled_symbols);
         self.bus.publish(
             Event::new(
                 "cancel_all",
                 if cancelled == 0 {
                     "cancel-all: no open orders".to_string()
                 } else {
-                    format!(
-                        "cancel-all: cancelled {cancelled} open orders on {}",
-                        cancelled_symbols.join(", ")
-                    )
+                    format!("cancel-all: cancelled {cancelled} open orders on {}", cancelled_symbols.join(", "))
                 },
             )
             .field("cancelled", cancelled)
@@ -931,21 +956,11 @@ impl ExchangeIo {
             attempt += 1;
             match call(self.gateway.as_mut()) {
                 Ok(v) => return Ok(v),
-                Err(ExchangeError::Rejected {
-                    http_status,
-                    code,
-                    msg,
-                }) => {
-                    return Err(ExchangeError::Rejected {
-                        http_status,
-                        code,
-                        msg,
-                    })
+                Err(ExchangeError::Rejected { http_status, code, msg }) => {
+                    return Err(ExchangeError::Rejected { http_status, code, msg })
                 }
                 Err(e) if attempt >= 6 => return Err(e),
-                Err(ExchangeError::RateLimited {
-                    retry_after, msg, ..
-                }) => {
+                Err(ExchangeError::RateLimited { retry_after, msg, .. }) => {
                     self.bus.publish(
                         Event::new(
                             "rate_limited",

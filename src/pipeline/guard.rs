@@ -94,21 +94,14 @@ impl ExchangeGuard {
                 BreakerState::HalfOpen | BreakerState::Closed => {}
             }
         }
-        while s
-            .admitted
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= ORDER_WINDOW)
-        {
+        while s.admitted.front().is_some_and(|t| now.duration_since(*t) >= ORDER_WINDOW) {
             s.admitted.pop_front();
         }
         // Keep one order of headroom under the exchange's limit for protective orders.
         let room = s.order_limit_10s.saturating_sub(1);
         if is_entry && s.admitted.len() as u32 + weight > room {
-            let wait = s
-                .admitted
-                .front()
-                .map(|t| ORDER_WINDOW.saturating_sub(now.duration_since(*t)))
-                .unwrap_or_default();
+            let wait =
+                s.admitted.front().map(|t| ORDER_WINDOW.saturating_sub(now.duration_since(*t))).unwrap_or_default();
             return Err(format!(
                 "rate limit: {} orders in the last 10 s (the exchange allows {} per 10 s); try again in {:.1} s",
                 s.admitted.len(),
@@ -138,18 +131,12 @@ impl ExchangeGuard {
     pub fn record_failure(&self, now: Instant) -> Option<GuardChange> {
         let mut s = self.state.lock();
         s.consecutive_failures += 1;
-        let trips =
-            s.breaker == BreakerState::HalfOpen || s.consecutive_failures >= BREAKER_THRESHOLD;
+        let trips = s.breaker == BreakerState::HalfOpen || s.consecutive_failures >= BREAKER_THRESHOLD;
         if trips && !matches!(s.breaker, BreakerState::Open { .. }) {
             let retry_in = Duration::from_secs(1u64 << s.opens.min(6)).min(BREAKER_MAX_OPEN);
             s.opens += 1;
-            s.breaker = BreakerState::Open {
-                until: now + retry_in,
-            };
-            return Some(GuardChange::BreakerOpened {
-                failures: s.consecutive_failures,
-                retry_in,
-            });
+            s.breaker = BreakerState::Open { until: now + retry_in };
+            return Some(GuardChange::BreakerOpened { failures: s.consecutive_failures, retry_in });
         }
         None
     }
@@ -174,12 +161,7 @@ mod tests {
             assert!(guard.admit(now, 2, true).is_ok());
         }
         let err = guard.admit(now, 2, true).unwrap_err();
-        assert!(
-            err.starts_with(
-                "rate limit: 8 orders in the last 10 s (the exchange allows 10 per 10 s)"
-            ),
-            "{err}"
-        );
+        assert!(err.starts_with("rate limit: 8 orders in the last 10 s (the exchange allows 10 per 10 s)"), "{err}");
         // Exits are protective: never refused by the limiter.
         assert!(guard.admit(now, 2, false).is_ok());
     }
@@ -202,24 +184,15 @@ mod tests {
         }
         assert_eq!(
             guard.record_failure(now),
-            Some(GuardChange::BreakerOpened {
-                failures: BREAKER_THRESHOLD,
-                retry_in: Duration::from_secs(1)
-            })
+            Some(GuardChange::BreakerOpened { failures: BREAKER_THRESHOLD, retry_in: Duration::from_secs(1) })
         );
-        assert!(guard
-            .admit(now, 2, true)
-            .unwrap_err()
-            .starts_with("circuit breaker open"));
+        assert!(guard.admit(now, 2, true).unwrap_err().starts_with("circuit breaker open"));
         // After the wait one probe goes through; its failure re-opens for twice as long.
         assert!(guard.admit(now + Duration::from_secs(1), 2, true).is_ok());
         assert_eq!(guard.breaker(), BreakerState::HalfOpen);
         assert_eq!(
             guard.record_failure(now + Duration::from_secs(1)),
-            Some(GuardChange::BreakerOpened {
-                failures: BREAKER_THRESHOLD + 1,
-                retry_in: Duration::from_secs(2)
-            })
+            Some(GuardChange::BreakerOpened { failures: BREAKER_THRESHOLD + 1, retry_in: Duration::from_secs(2) })
         );
     }
 
@@ -230,8 +203,7 @@ mod tests {
         let mut last = Duration::ZERO;
         for _ in 0..12 {
             for _ in 0..BREAKER_THRESHOLD {
-                if let Some(GuardChange::BreakerOpened { retry_in, .. }) = guard.record_failure(now)
-                {
+                if let Some(GuardChange::BreakerOpened { retry_in, .. }) = guard.record_failure(now) {
                     last = retry_in;
                 }
             }

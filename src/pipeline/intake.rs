@@ -1,10 +1,12 @@
 //! Intake stage: turns stdin lines into orders.
 //!
-//! Owns the parser, the symbol checks, the pending confirmations and their timer. Receives
-//! lines from the stdin reader; sends submissions, cancel-all and queries to exchange I/O
-//! (in order: a query or cancel-all runs after every command typed before it), and records
-//! to persist. Every order gets its `client_order_id` here, before it leaves the process.
+//! Owns the parser, the symbol and risk checks, the pending confirmations and the timer that
+//! expires them (and spaces TWAP slices). Receives lines from the stdin reader; sends
+//! submissions, cancel-all and queries to exchange I/O (in order: a query or cancel-all runs
+//! after every command typed before it), and records to persist. Every order gets its
+//! `client_order_id` here, before it leaves the process.
 
+use super::account::{tilt_event, Account};
 use super::guard::ExchangeGuard;
 use super::msg::{Line, Query, Submission, Timing, ToExchange, ToPersist};
 use super::Rules;
@@ -14,6 +16,8 @@ use crate::domain::lifecycle::LifecycleEvent;
 use crate::domain::money::{below_by_percent, Decimal};
 use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
+use crate::domain::risk::{self, Intent, OrderPath, RiskRefusal};
+use crate::domain::symbol::SymbolRules;
 use crate::events::{Bus, Event};
 use crate::exchange::Quotes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -21,34 +25,53 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// An order waiting for `y` / `n`.
+/// Orders waiting for `y` / `n`: one market order, or the slices of an iceberg or TWAP.
 struct PendingConfirmation {
-    order: Order,
+    orders: Vec<Order>,
+    /// Spacing of TWAP slices; `None` sends them back to back.
+    spacing: Option<Duration>,
     deadline: Instant,
-    read_at: Instant,
 }
 
-pub struct Intake {
-    pub rules: Arc<Rules>,
-    pub quotes: Arc<dyn Quotes>,
-    pub ids: Arc<IdGen>,
-    pub guard: Arc<ExchangeGuard>,
-    pub confirm: bool,
-    pub confirm_timeout: Duration,
-    pub stop_loss_pct: Decimal,
-    pub bus: Bus,
-    pub to_exchange: Sender<ToExchange>,
-    pub to_persist: Sender<ToPersist>,
-    pending: VecDeque<PendingConfirmation>,
+impl PendingConfirmation {
+    fn first(&self) -> &Order {
+        &self.orders[0]
+    }
 }
 
-/// A command refused at intake: one sentence.
-struct Refusal(String);
+/// A command refused at intake.
+enum Refusal {
+    /// Bad input: an `error` event.
+    Input(String),
+    /// A risk rule: an `order_rejected` event with the rule and the numbers.
+    Risk(RiskRefusal),
+}
 
 impl<E: std::fmt::Display> From<E> for Refusal {
     fn from(e: E) -> Self {
-        Refusal(e.to_string())
+        Refusal::Input(e.to_string())
     }
+}
+
+fn input<T>(message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::Input(message.into()))
+}
+
+pub struct Intake {
+    rules: Arc<Rules>,
+    quotes: Arc<dyn Quotes>,
+    ids: Arc<IdGen>,
+    guard: Arc<ExchangeGuard>,
+    account: Arc<Account>,
+    confirm: bool,
+    confirm_timeout: Duration,
+    stop_loss_pct: Decimal,
+    bus: Bus,
+    to_exchange: Sender<ToExchange>,
+    to_persist: Sender<ToPersist>,
+    pending: VecDeque<PendingConfirmation>,
+    /// TWAP slices waiting for their time, earliest first.
+    scheduled: VecDeque<(Instant, Order)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -58,6 +81,7 @@ impl Intake {
         quotes: Arc<dyn Quotes>,
         ids: Arc<IdGen>,
         guard: Arc<ExchangeGuard>,
+        account: Arc<Account>,
         confirm: bool,
         config: &crate::config::Config,
         bus: Bus,
@@ -69,6 +93,7 @@ impl Intake {
             quotes,
             ids,
             guard,
+            account,
             confirm,
             confirm_timeout: config.confirm_timeout,
             stop_loss_pct: config.stop_loss_pct,
@@ -76,18 +101,17 @@ impl Intake {
             to_exchange,
             to_persist,
             pending: VecDeque::new(),
+            scheduled: VecDeque::new(),
         }
     }
 
-    /// Runs until `quit` or end of input; then cancels what still waits for a confirmation.
+    /// Runs until `quit` or end of input; then cancels what still waits for a confirmation and
+    /// sends the TWAP slices still scheduled, on their schedule.
     pub fn run(mut self, from_reader: Receiver<Line>) {
         loop {
-            let received = match self.pending.front() {
-                Some(first) => from_reader
-                    .recv_timeout(first.deadline.saturating_duration_since(Instant::now())),
-                None => from_reader
-                    .recv()
-                    .map_err(|_| RecvTimeoutError::Disconnected),
+            let received = match self.next_deadline() {
+                Some(deadline) => from_reader.recv_timeout(deadline.saturating_duration_since(Instant::now())),
+                None => from_reader.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
             match received {
                 Ok(line) => {
@@ -98,15 +122,57 @@ impl Intake {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.expire_confirmations();
+            self.on_timer();
         }
         while let Some(p) = self.pending.pop_front() {
-            self.cancel_pending(p.order, "input ended before a confirmation");
+            self.cancel_pending(p.orders, "input ended before a confirmation");
+        }
+        while let Some((at, _)) = self.scheduled.front() {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            self.on_timer();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let confirmation = self.pending.iter().map(|p| p.deadline).min();
+        let slice = self.scheduled.front().map(|(at, _)| *at);
+        match (confirmation, slice) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].deadline <= now {
+                if let Some(p) = self.pending.remove(i) {
+                    let reason = format!("no confirmation within {} s", self.confirm_timeout.as_secs());
+                    self.cancel_pending(p.orders, &reason);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        while self.scheduled.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, order)) = self.scheduled.pop_front() {
+                if let Err(refusal) = self.submit(order.clone(), now) {
+                    self.cancel_pending(vec![order], &refusal_text(&refusal));
+                }
+            }
+        }
+        if let Some(change) = self.account.poll_tilt(now_us()) {
+            self.bus.publish(tilt_event(&change));
         }
     }
 
     /// Handles one line; false means stop reading.
     fn handle(&mut self, line: Line) -> bool {
+        // A cooldown that ended shows before whatever the line does.
+        if let Some(change) = self.account.poll_tilt(now_us()) {
+            self.bus.publish(tilt_event(&change));
+        }
         let command = match command::parse(&line.text) {
             Ok(Some(command)) => command,
             Ok(None) => return true,
@@ -115,64 +181,72 @@ impl Intake {
                 return true;
             }
         };
+        let read_at = line.read_at;
         let result = match command {
-            Command::Buy { symbol, quantity } => {
-                self.market_order(Side::Buy, &symbol, quantity, line.read_at)
+            Command::Buy { symbol, quantity } => self.market_order(Side::Buy, &symbol, quantity, read_at),
+            Command::Sell { symbol, quantity } => self.market_order(Side::Sell, &symbol, Some(quantity), read_at),
+            Command::Iceberg { symbol, quantity, slices } => {
+                self.sliced_order(OrderPath::Iceberg, &symbol, quantity, slices, None, read_at)
             }
-            Command::Sell { symbol, quantity } => {
-                self.market_order(Side::Sell, &symbol, Some(quantity), line.read_at)
+            Command::Twap { symbol, quantity, seconds } => {
+                let slices = seconds.clamp(2, 10);
+                let spacing = Duration::from_secs(u64::from(seconds)) / slices;
+                self.sliced_order(OrderPath::Twap, &symbol, quantity, slices, Some(spacing), read_at)
             }
             Command::AnswerOldest { accept } => match self.pending.pop_front() {
                 Some(p) => self.answer(p, accept),
-                None => Err(Refusal(format!(
-                    "no order is waiting for a confirmation ('{}' ignored)",
-                    line.text.trim()
-                ))),
+                None => input(format!("no order is waiting for a confirmation ('{}' ignored)", line.text.trim())),
             },
             Command::Answer { id, accept } => {
-                match self.pending.iter().position(|p| {
-                    p.order.order_id.to_string() == id || p.order.client_order_id == id
-                }) {
-                    Some(i) => {
-                        let p = self.pending.remove(i).expect("index from position()");
-                        self.answer(p, accept)
-                    }
-                    None => Err(Refusal(format!(
-                        "no order '{id}' is waiting for a confirmation"
-                    ))),
+                let found = self
+                    .pending
+                    .iter()
+                    .position(|p| p.first().order_id.to_string() == id || p.first().client_order_id == id);
+                match found.and_then(|i| self.pending.remove(i)) {
+                    Some(p) => self.answer(p, accept),
+                    None => input(format!("no order '{id}' is waiting for a confirmation")),
                 }
             }
             Command::Status { id } => self.query(Query::Status { id }),
             Command::Orders => self.query(Query::Orders),
             Command::Positions => self.query(Query::Positions),
+            Command::Account => self.query(Query::Account { confirm: self.confirm }),
             Command::CancelAll => {
                 while let Some(p) = self.pending.pop_front() {
-                    self.cancel_pending(p.order, "cancel-all");
+                    self.cancel_pending(p.orders, "cancel-all");
+                }
+                let slices: Vec<Order> = self.scheduled.drain(..).map(|(_, o)| o).collect();
+                if !slices.is_empty() {
+                    self.cancel_pending(slices, "cancel-all");
                 }
                 self.send(ToExchange::CancelAll)
             }
             Command::SetConfirm { on } => {
                 self.confirm = on;
                 let value = if on { "on" } else { "off" };
-                let _ = self.to_persist.send(ToPersist::Setting {
-                    key: "confirm",
-                    value: value.to_string(),
-                });
-                self.bus.publish(
-                    Event::new("confirm_set", format!("confirmation {value} (saved)"))
-                        .field("confirm", on),
-                );
+                let _ = self.to_persist.send(ToPersist::Setting { key: "confirm", value: value.to_string() });
+                self.bus
+                    .publish(Event::new("confirm_set", format!("confirmation {value} (saved)")).field("confirm", on));
                 Ok(())
             }
             Command::Help => {
-                self.bus
-                    .publish(Event::new("help", command::HELP).field("commands", command::HELP));
+                self.bus.publish(Event::new("help", command::HELP).field("commands", command::HELP));
                 Ok(())
             }
             Command::Quit => return false,
         };
-        if let Err(Refusal(message)) = result {
-            self.bus.error(format!("line {}: {message}", line.number));
+        match result {
+            Ok(()) => {}
+            Err(Refusal::Input(message)) => self.bus.error(format!("line {}: {message}", line.number)),
+            Err(Refusal::Risk(refusal)) => self.bus.publish(
+                Event::new(
+                    "order_rejected",
+                    format!("line {}: {} refused: {}", line.number, refusal.rule.as_str(), refusal.message),
+                )
+                .field("rule", refusal.rule.as_str())
+                .field("message", refusal.message.as_str())
+                .field("line", line.number),
+            ),
         }
         true
     }
@@ -180,13 +254,57 @@ impl Intake {
     fn send(&self, msg: ToExchange) -> Result<(), Refusal> {
         // Blocking on a full queue is the back-pressure: the reader stops reading stdin,
         // nothing is dropped and nothing grows without bound.
-        self.to_exchange
-            .send(msg)
-            .map_err(|_| Refusal("the engine is shutting down".into()))
+        self.to_exchange.send(msg).map_err(|_| Refusal::Input("the engine is shutting down".into()))
     }
 
     fn query(&self, query: Query) -> Result<(), Refusal> {
         self.send(ToExchange::Query(query))
+    }
+
+    fn rules_of(&self, symbol: &str) -> Result<Arc<Rules>, Refusal> {
+        if self.rules.contains_key(symbol) {
+            return Ok(Arc::clone(&self.rules));
+        }
+        let mut known: Vec<&str> = self.rules.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        input(format!("unknown symbol '{symbol}' (known: {})", known.join(", ")))
+    }
+
+    /// The price an order of `side` would fill at now: the ask for a buy, the bid for a sell.
+    fn expected_price(&self, symbol: &str, side: Side) -> Result<Decimal, Refusal> {
+        let quote = self
+            .quotes
+            .top_of_book(symbol)
+            .ok_or_else(|| Refusal::Input(format!("no price for {symbol} right now")))?;
+        Ok(match side {
+            Side::Buy => quote.ask,
+            Side::Sell => quote.bid,
+        })
+    }
+
+    /// The risk rules for an entry of `notional` (all of it, for a sliced order).
+    fn check_entry(&self, path: OrderPath, rules: &SymbolRules, notional: Decimal) -> Result<(), Refusal> {
+        risk::check_tier(self.account.tier, path).map_err(Refusal::Risk)?;
+        let equity = self.account.equity(self.quotes.as_ref());
+        risk::check_position_size(&self.account.limits, Intent::Entry, notional, equity, &rules.quote_asset)
+            .map_err(Refusal::Risk)?;
+        self.account.check_daily_loss(now_us()).map_err(Refusal::Risk)
+    }
+
+    fn new_order(&self, side: Side, rules: &SymbolRules, quantity: Decimal, expected: Decimal) -> Order {
+        let role = if side == Side::Buy { OrderRole::Entry } else { OrderRole::Exit };
+        let mut order = Order::new(
+            self.ids.next_order_id(),
+            self.ids.client_order_id(role.id_letter()),
+            rules.symbol.clone(),
+            side,
+            role,
+            ExchangeOrderType::Market,
+            quantity,
+            now_us(),
+        );
+        order.expected_price = Some(expected);
+        order
     }
 
     fn market_order(
@@ -196,155 +314,186 @@ impl Intake {
         quantity: Option<Decimal>,
         read_at: Instant,
     ) -> Result<(), Refusal> {
-        let rules = self.rules.get(symbol).ok_or_else(|| {
-            let mut known: Vec<&str> = self.rules.keys().map(String::as_str).collect();
-            known.sort_unstable();
-            Refusal(format!(
-                "unknown symbol '{symbol}' (known: {})",
-                known.join(", ")
-            ))
-        })?;
-        let quantity = quantity
-            .ok_or_else(|| Refusal(format!("buy {symbol} needs a quantity: buy {symbol} QTY")))?;
+        let all = self.rules_of(symbol)?;
+        let rules = &all[symbol];
+        let expected = self.expected_price(symbol, side)?;
+        let quantity = match quantity {
+            Some(q) => q,
+            // `buy SYMBOL`: the largest entry the position rule allows, rounded down to the step.
+            None => risk::size_entry(&self.account.limits, self.account.equity(self.quotes.as_ref()), expected, rules)
+                .map_err(Refusal::Risk)?,
+        };
         rules.check_quantity(quantity)?;
-        let quote = self
-            .quotes
-            .top_of_book(symbol)
-            .ok_or_else(|| Refusal(format!("no price for {symbol} right now")))?;
-        let expected = match side {
-            Side::Buy => quote.ask,
-            Side::Sell => quote.bid,
-        };
         rules.check_notional(quantity, expected)?;
-        let role = if side == Side::Buy {
-            OrderRole::Entry
-        } else {
-            OrderRole::Exit
-        };
-        let mut order = Order::new(
-            self.ids.next_order_id(),
-            self.ids.client_order_id(role.id_letter()),
-            symbol.to_string(),
-            side,
-            role,
-            ExchangeOrderType::Market,
-            quantity,
-            now_us(),
-        );
-        order.expected_price = Some(expected);
-        if self.confirm {
-            self.ask_confirmation(
-                order,
-                read_at,
-                rules.round_price_down(below_by_percent(expected, self.stop_loss_pct)),
-            );
-            Ok(())
-        } else {
-            self.submit(order, read_at)
+        let intent = Intent::of_side(side);
+        let notional = quantity * expected;
+        risk::check_minimum_order(&self.account.limits, intent, notional, rules).map_err(Refusal::Risk)?;
+        if side == Side::Buy {
+            self.check_entry(OrderPath::Market, rules, notional)?;
         }
+        let order = self.new_order(side, rules, quantity, expected);
+        self.decide(vec![order], None, read_at, rules)
+    }
+
+    fn sliced_order(
+        &mut self,
+        path: OrderPath,
+        symbol: &str,
+        quantity: Decimal,
+        slices: u32,
+        spacing: Option<Duration>,
+        read_at: Instant,
+    ) -> Result<(), Refusal> {
+        risk::check_tier(self.account.tier, path).map_err(Refusal::Risk)?;
+        let all = self.rules_of(symbol)?;
+        let rules = &all[symbol];
+        rules.check_quantity(quantity)?;
+        let expected = self.expected_price(symbol, Side::Buy)?;
+        let per_slice = rules.round_qty_down(quantity / Decimal::from(slices));
+        let last = quantity - per_slice * Decimal::from(slices - 1);
+        for (i, slice) in [per_slice, last].into_iter().enumerate() {
+            let name = if i == 0 { "each slice" } else { "the last slice" };
+            rules.check_quantity(slice).map_err(|e| Refusal::Input(format!("{} slices: {name}: {e}", slices)))?;
+            rules
+                .check_notional(slice, expected)
+                .map_err(|e| Refusal::Input(format!("{slices} slices: {name}: {e}")))?;
+            risk::check_minimum_order(&self.account.limits, Intent::Entry, slice * expected, rules)
+                .map_err(Refusal::Risk)?;
+        }
+        self.check_entry(path, rules, quantity * expected)?;
+        let orders: Vec<Order> = (1..=slices)
+            .map(|n| {
+                let q = if n == slices { last } else { per_slice };
+                let mut order = self.new_order(Side::Buy, rules, q, expected);
+                order.slice_number = Some(n);
+                order.total_slices = Some(slices);
+                order
+            })
+            .collect();
+        self.decide(orders, spacing, read_at, rules)
+    }
+
+    /// Sends at once, or asks first (confirmations on, or the tilt guard's cooldown).
+    fn decide(
+        &mut self,
+        orders: Vec<Order>,
+        spacing: Option<Duration>,
+        read_at: Instant,
+        rules: &SymbolRules,
+    ) -> Result<(), Refusal> {
+        let now = now_us();
+        let entry = orders[0].side == Side::Buy;
+        if entry {
+            if let Some(change) = self.account.record_entry(now) {
+                self.bus.publish(tilt_event(&change));
+            }
+        }
+        let tilted = entry && self.account.entry_needs_confirmation(now);
+        if self.confirm || tilted {
+            self.ask_confirmation(orders, spacing, rules, tilted);
+            return Ok(());
+        }
+        self.dispatch(orders, spacing, read_at)
+    }
+
+    /// Submits the first order now and the rest back to back, or on the TWAP schedule.
+    fn dispatch(&mut self, orders: Vec<Order>, spacing: Option<Duration>, read_at: Instant) -> Result<(), Refusal> {
+        let start = Instant::now();
+        for (i, order) in orders.into_iter().enumerate() {
+            match spacing {
+                Some(gap) if i > 0 => self.scheduled.push_back((start + gap * i as u32, order)),
+                _ => self.submit(order, read_at)?,
+            }
+        }
+        Ok(())
     }
 
     fn submit(&mut self, order: Order, read_at: Instant) -> Result<(), Refusal> {
         // An order costs two exchange orders: itself and the stop-loss it places or re-places.
-        self.guard
-            .admit(Instant::now(), 2, order.role == OrderRole::Entry)
-            .map_err(Refusal)?;
+        self.guard.admit(Instant::now(), 2, order.role == OrderRole::Entry).map_err(Refusal::Input)?;
         let timing = Timing::new(read_at);
         self.send(ToExchange::Submit(Box::new(Submission { order, timing })))
     }
 
-    fn ask_confirmation(&mut self, order: Order, read_at: Instant, stop_price: Decimal) {
-        let expected = order.expected_price.unwrap_or_default();
-        let notional = (order.quantity * expected).round_dp(8).normalize();
-        let stop_text = if order.side == Side::Buy {
-            format!(", stop-loss at {stop_price}")
-        } else {
-            String::new()
-        };
+    fn ask_confirmation(&mut self, orders: Vec<Order>, spacing: Option<Duration>, rules: &SymbolRules, tilted: bool) {
+        let first = &orders[0];
+        let total: Decimal = orders.iter().map(|o| o.quantity).sum();
+        let expected = first.expected_price.unwrap_or_default();
+        let notional = (total * expected).round_dp(8).normalize();
+        let stop_price = rules.round_price_down(below_by_percent(expected, self.stop_loss_pct));
+        let slices = if orders.len() > 1 { format!(" in {} slices", orders.len()) } else { String::new() };
+        let stop_text = if first.side == Side::Buy { format!(", stop-loss at {stop_price}") } else { String::new() };
+        let tilt_text = if tilted { " [tilt cooldown: explicit confirmation required]" } else { "" };
         let mut event = Event::new(
             "confirm_request",
             format!(
-                "confirm {}: {} {} {} at ~{} = {} {}{} — answer y/n (or confirm {} / reject {}) within {} s",
-                order.order_id,
-                order.side.as_str(),
-                order.quantity,
-                order.symbol,
-                expected,
-                notional,
-                self.rules.get(&order.symbol).map(|r| r.quote_asset.as_str()).unwrap_or(""),
-                stop_text,
-                order.order_id,
-                order.order_id,
-                self.confirm_timeout.as_secs()
+                "confirm {id}: {} {total} {}{slices} at ~{expected} = {notional} {}{stop_text}{tilt_text} — answer y/n (or confirm {id} / reject {id}) within {} s",
+                first.side.as_str(),
+                first.symbol,
+                rules.quote_asset,
+                self.confirm_timeout.as_secs(),
+                id = first.order_id,
             ),
         )
-        .order(order.order_id, &order.client_order_id)
-        .field("symbol", order.symbol.as_str())
-        .field("side", order.side.as_str())
-        .money("quantity", order.quantity)
+        .order(first.order_id, &first.client_order_id)
+        .field("symbol", first.symbol.as_str())
+        .field("side", first.side.as_str())
+        .money("quantity", total)
         .money("expected_price", expected)
         .money("notional", notional)
+        .field("slices", orders.len())
+        .field("tilt_cooldown", tilted)
         .field("timeout_s", self.confirm_timeout.as_secs());
-        if order.side == Side::Buy {
+        if first.side == Side::Buy {
             event = event.money("stop_loss_price", stop_price);
         }
         self.bus.publish(event);
-        let _ = self
-            .to_persist
-            .send(ToPersist::Order(Box::new(order.clone())));
+        for order in &orders {
+            let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
+        }
         self.pending.push_back(PendingConfirmation {
-            order,
+            orders,
+            spacing,
             deadline: Instant::now() + self.confirm_timeout,
-            read_at,
         });
     }
 
     fn answer(&mut self, pending: PendingConfirmation, accept: bool) -> Result<(), Refusal> {
         if accept {
             // Latency counts from the confirmation, not from the time spent deciding.
-            self.submit(pending.order, Instant::now().max(pending.read_at))
+            self.dispatch(pending.orders, pending.spacing, Instant::now())
         } else {
-            self.cancel_pending(pending.order, "rejected by the user");
+            self.cancel_pending(pending.orders, "rejected by the user");
             Ok(())
         }
     }
 
-    fn expire_confirmations(&mut self) {
-        let now = Instant::now();
-        while self.pending.front().is_some_and(|p| p.deadline <= now) {
-            if let Some(p) = self.pending.pop_front() {
-                let reason = format!(
-                    "no confirmation within {} s",
-                    self.confirm_timeout.as_secs()
-                );
-                self.cancel_pending(p.order, &reason);
-            }
+    fn cancel_pending(&self, orders: Vec<Order>, reason: &str) {
+        for mut order in orders {
+            let _ = order.apply_event(LifecycleEvent::Cancelled, Some(reason.to_string()), now_us());
+            let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
+            self.bus.publish(
+                Event::new(
+                    "order_cancelled",
+                    format!(
+                        "{} {} {} {} cancelled: {reason}",
+                        order.order_id,
+                        order.side.as_str(),
+                        order.quantity,
+                        order.symbol
+                    ),
+                )
+                .order(order.order_id, &order.client_order_id)
+                .field("symbol", order.symbol.as_str())
+                .field("reason", reason),
+            );
         }
     }
+}
 
-    fn cancel_pending(&self, mut order: Order, reason: &str) {
-        let _ = order.apply_event(
-            LifecycleEvent::Cancelled,
-            Some(reason.to_string()),
-            now_us(),
-        );
-        let _ = self
-            .to_persist
-            .send(ToPersist::Order(Box::new(order.clone())));
-        self.bus.publish(
-            Event::new(
-                "order_cancelled",
-                format!(
-                    "{} {} {} {} cancelled: {reason}",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.quantity,
-                    order.symbol
-                ),
-            )
-            .order(order.order_id, &order.client_order_id)
-            .field("symbol", order.symbol.as_str())
-            .field("reason", reason),
-        );
+fn refusal_text(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Input(message) => message.clone(),
+        Refusal::Risk(r) => r.message.clone(),
     }
 }

@@ -7,6 +7,7 @@
 //! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
 //! its senders; verify and persist drain and stop; the writer flushes.
 
+pub mod account;
 pub mod exchange_io;
 pub mod guard;
 pub mod intake;
@@ -19,7 +20,7 @@ use crate::config::{Config, ExchangeKind};
 use crate::domain::ids::IdGen;
 use crate::domain::symbol::SymbolRules;
 use crate::events::{self, Bus, Event, Format};
-use crate::exchange::{Connected, ExchangeError};
+use crate::exchange::{Connected, Exchange, ExchangeError};
 use crate::store::{Store, StoreError};
 use crossbeam_channel::bounded;
 use msg::{Line, Timing};
@@ -78,8 +79,7 @@ pub struct OrderLatency {
 }
 
 fn micros(from: Instant, to: Option<Instant>) -> u64 {
-    to.map(|t| t.saturating_duration_since(from).as_micros() as u64)
-        .unwrap_or(0)
+    to.map(|t| t.saturating_duration_since(from).as_micros() as u64).unwrap_or(0)
 }
 
 impl OrderLatency {
@@ -98,9 +98,7 @@ impl OrderLatency {
 /// The gateway and the quote source for the configured exchange.
 fn connect(config: &Config) -> Result<Connected, RunError> {
     match config.exchange {
-        ExchangeKind::Sim => {
-            crate::exchange::sim::connect_embedded(config).map_err(RunError::Config)
-        }
+        ExchangeKind::Sim => crate::exchange::sim::connect_embedded(config).map_err(RunError::Config),
         ExchangeKind::Binance => connect_binance(config),
     }
 }
@@ -112,26 +110,48 @@ fn connect_binance(config: &Config) -> Result<Connected, RunError> {
         std::env::var(name)
             .ok()
             .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                RunError::Config(format!(
-                    "--exchange binance needs the {name} environment variable"
-                ))
-            })
+            .ok_or_else(|| RunError::Config(format!("--exchange binance needs the {name} environment variable")))
     };
-    let mut binance = BinanceConfig::new(
-        config.base_url.clone(),
-        key("BINANCE_API_KEY")?,
-        key("BINANCE_API_SECRET")?,
-    );
+    let mut binance = BinanceConfig::new(config.base_url.clone(), key("BINANCE_API_KEY")?, key("BINANCE_API_SECRET")?);
     binance.connect_timeout = config.connect_timeout;
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
     let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh)?;
     let gateway = BinanceGateway::connect(binance)?;
-    Ok(Connected {
-        gateway: Box::new(gateway),
-        quotes,
-    })
+    Ok(Connected { gateway: Box::new(gateway), quotes })
+}
+
+/// The account: tier (flag, else saved, else SNIPER; a flag is saved), limits, today's
+/// realized P&L from the database, balances from the exchange.
+fn open_account(config: &Config, store: &mut Store, gateway: &mut dyn Exchange) -> Result<account::Account, RunError> {
+    use crate::domain::risk::{DailyPnl, Tier, DAY_US};
+    use crate::store::Write;
+    let saved = store.setting("tier")?.and_then(|t| Tier::parse(&t));
+    let tier = config.tier.or(saved).unwrap_or_default();
+    if config.tier.is_some() && config.tier != saved {
+        store.write_batch(&[Write::Setting("tier", tier.as_str())])?;
+    }
+    let mut limits = config.limits.clone();
+    if let Some(limit) = config.daily_loss_limit_override {
+        match tier {
+            Tier::Sniper => limits.daily_loss_limit.sniper = limit,
+            Tier::Hunter => limits.daily_loss_limit.hunter = limit,
+            Tier::Strategist => limits.daily_loss_limit.strategist = limit,
+        }
+    }
+    let now = crate::domain::now_us();
+    let today_start = now.div_euclid(DAY_US) * DAY_US;
+    let quote = "USDT";
+    let daily = DailyPnl::from_records(quote, store.realized_since(today_start)?, now);
+    let account = account::Account::new(tier, limits, quote, daily);
+    match gateway.account() {
+        Ok(balances) => {
+            store.write_batch(&[Write::Balances(&balances, now)])?;
+            account.set_balances(balances, now);
+        }
+        Err(e) => log::warn!("balances not synced at start: {e}"),
+    }
+    Ok(account)
 }
 
 /// Pins the calling thread to `core` when pinning is on; never fails the start.
@@ -140,10 +160,7 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
         if core_affinity::set_for_current(core) {
             log::debug!("{name} pinned to core {}", core.id);
         } else {
-            log::warn!(
-                "{name}: could not pin to core {}; running unpinned",
-                core.id
-            );
+            log::warn!("{name}: could not pin to core {}; running unpinned", core.id);
         }
     }
 }
@@ -152,34 +169,16 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
 pub fn run(config: Config) -> Result<(), RunError> {
     let mut store = Store::open(&config.db)?;
     let meta = store.load_meta()?;
-    let ids = Arc::new(IdGen::new(
-        meta.prefix.clone(),
-        meta.last_order_id,
-        meta.last_position_id,
-    ));
+    let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id, meta.last_position_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
-    let Connected {
-        mut gateway,
-        quotes,
-    } = connect(&config)?;
-    let rules: Arc<Rules> = Arc::new(
-        gateway
-            .exchange_info()?
-            .into_iter()
-            .map(|r| (r.symbol.clone(), r))
-            .collect(),
-    );
+    let Connected { mut gateway, quotes } = connect(&config)?;
+    let rules: Arc<Rules> = Arc::new(gateway.exchange_info()?.into_iter().map(|r| (r.symbol.clone(), r)).collect());
     let positions = store.open_positions()?;
-    let resting: Vec<_> = store
-        .open_orders()?
-        .into_iter()
-        .filter(|o| o.exchange_order_id.is_some())
-        .collect();
+    let resting: Vec<_> = store.open_orders()?.into_iter().filter(|o| o.exchange_order_id.is_some()).collect();
     // The limiter follows what the exchange reports; the embedded simulator reports no limit.
-    let order_limit = gateway
-        .order_limit_10s()
-        .map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
+    let order_limit = gateway.order_limit_10s().map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
     let guard = Arc::new(guard::ExchangeGuard::new(order_limit));
+    let account = Arc::new(open_account(&config, &mut store, gateway.as_mut())?);
 
     let cap = config.channel_capacity;
     let (to_stdout, from_bus) = bounded::<Arc<Event>>(cap * 4);
@@ -190,16 +189,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (verify_to_exchange, from_verify_rx) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
-    let format = if config.json {
-        Format::Json
-    } else {
-        Format::Text
-    };
-    let cores = if config.pin {
-        core_affinity::get_core_ids().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let format = if config.json { Format::Json } else { Format::Text };
+    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let core = |i: usize| {
         if cores.is_empty() {
             None
@@ -210,20 +201,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     let mut handles = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        thread::Builder::new()
-            .name(name.to_string())
-            .spawn(f)
-            .map_err(|e| RunError::Thread(format!("{name}: {e}")))
+        thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| RunError::Thread(format!("{name}: {e}")))
     };
 
-    handles.push(spawn(
-        "stdout",
-        Box::new(move || events::run_stdout_writer(from_bus, format)),
-    )?);
-    let persist = persist::Persist {
-        store,
-        bus: Bus::new(to_stdout.clone(), None),
-    };
+    handles.push(spawn("stdout", Box::new(move || events::run_stdout_writer(from_bus, format)))?);
+    let persist = persist::Persist { store, bus: Bus::new(to_stdout.clone(), None) };
     handles.push(spawn("persist", Box::new(move || persist.run(persist_rx)))?);
     let verify = verify::Verify {
         slippage_alert_pct: config.slippage_alert_pct,
@@ -235,6 +217,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
     handles.push(spawn("verify", Box::new(move || verify.run(verify_rx)))?);
     let exchange_io = exchange_io::ExchangeIo::new(
         gateway,
+        Arc::clone(&account),
+        Arc::clone(&quotes),
         Arc::clone(&rules),
         Arc::clone(&ids),
         Arc::clone(&guard),
@@ -258,6 +242,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         quotes,
         ids,
         guard,
+        Arc::clone(&account),
         confirm,
         &config,
         bus.clone(),
@@ -280,11 +265,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
                 "genesis ready: exchange {:?}, database {}, confirmations {}, {} symbols",
                 config.exchange,
                 config.db.display(),
-                if confirm {
-                    format!("on ({} s)", config.confirm_timeout.as_secs())
-                } else {
-                    "off".into()
-                },
+                if confirm { format!("on ({} s)", config.confirm_timeout.as_secs()) } else { "off".into() },
                 rules.len()
             ),
         )
@@ -325,14 +306,7 @@ fn read_stdin(to_intake: crossbeam_channel::Sender<Line>) {
                 let read_at = Instant::now();
                 // Invalid UTF-8 is not a reason to stop: the parser will name the bad line.
                 let text = String::from_utf8_lossy(&buffer).into_owned();
-                if to_intake
-                    .send(Line {
-                        text,
-                        number,
-                        read_at,
-                    })
-                    .is_err()
-                {
+                if to_intake.send(Line { text, number, read_at }).is_err() {
                     break;
                 }
             }

@@ -18,9 +18,15 @@ pub struct Line {
 /// A question answered from the database, after everything before it has been written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
-    Status { id: String },
+    Status {
+        id: String,
+    },
     Orders,
     Positions,
+    /// Answered by exchange I/O (it owns the balances' sync), not from the database.
+    Account {
+        confirm: bool,
+    },
 }
 
 /// intake → exchange I/O
@@ -97,5 +103,7 @@ pub enum ToPersist {
     Position(Box<Position>),
     Event(Arc<Event>),
     Setting { key: &'static str, value: String },
+    Balances { balances: Vec<crate::exchange::Balance>, at_us: i64 },
+    RealizedPnl { at_us: i64, position_id: i64, order_id: i64, pnl: crate::domain::money::Decimal },
     Query(Query),
 }

@@ -41,10 +41,8 @@ impl Persist {
         let mut start = 0;
         while start < batch.len() {
             // Writes up to the next query commit first, so the query sees them.
-            let end = batch[start..]
-                .iter()
-                .position(|m| matches!(m, ToPersist::Query(_)))
-                .map_or(batch.len(), |i| start + i);
+            let end =
+                batch[start..].iter().position(|m| matches!(m, ToPersist::Query(_))).map_or(batch.len(), |i| start + i);
             self.commit(&batch[start..end]);
             if let Some(ToPersist::Query(query)) = batch.get(end) {
                 let reply = self.answer(query);
@@ -68,6 +66,10 @@ impl Persist {
                 ToPersist::Position(p) => Some(Write::Position(p)),
                 ToPersist::Event(e) => Some(Write::Event(e)),
                 ToPersist::Setting { key, value } => Some(Write::Setting(key, value)),
+                ToPersist::Balances { balances, at_us } => Some(Write::Balances(balances, *at_us)),
+                ToPersist::RealizedPnl { at_us, position_id, order_id, pnl } => {
+                    Some(Write::RealizedPnl(*at_us, *position_id, *order_id, *pnl))
+                }
                 ToPersist::Query(_) => None,
             })
             .collect();
@@ -78,11 +80,12 @@ impl Persist {
                 Ok(()) => return,
                 Err(e) => {
                     attempt += 1;
-                    log::error!("database write failed (attempt {attempt}): {e}; {} records kept in memory, retrying", writes.len());
+                    log::error!(
+                        "database write failed (attempt {attempt}): {e}; {} records kept in memory, retrying",
+                        writes.len()
+                    );
                     if attempt == 1 {
-                        self.bus.error(format!(
-                            "database write failed: {e}; retrying, records kept in memory"
-                        ));
+                        self.bus.error(format!("database write failed: {e}; retrying, records kept in memory"));
                     }
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(2));
@@ -96,10 +99,11 @@ impl Persist {
             Query::Status { id } => self.status(id),
             Query::Orders => self.orders(),
             Query::Positions => self.positions(),
+            // Exchange I/O answers it; never forwarded here.
+            Query::Account { .. } => Ok(Event::new("error", "account: not answered by persist")),
         };
         let event = event.unwrap_or_else(|e| {
-            Event::new("error", format!("query failed: {e}"))
-                .field("message", format!("query failed: {e}"))
+            Event::new("error", format!("query failed: {e}")).field("message", format!("query failed: {e}"))
         });
         let event = Arc::new(event);
         self.bus.publish_stdout(Arc::clone(&event));
@@ -145,36 +149,17 @@ impl Persist {
             order.symbol,
             order.status.as_str(),
             order.filled_quantity,
-            order
-                .avg_price
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
-            order
-                .slippage_percent
-                .map(|s| format!("{s}%"))
-                .unwrap_or_else(|| "-".into()),
-            order
-                .latency_us
-                .map(|us| format!("{:.3} ms", us as f64 / 1000.0))
-                .unwrap_or_else(|| "-".into()),
+            order.avg_price.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            order.slippage_percent.map(|s| format!("{s}%")).unwrap_or_else(|| "-".into()),
+            order.latency_us.map(|us| format!("{:.3} ms", us as f64 / 1000.0)).unwrap_or_else(|| "-".into()),
             stop_text,
-            order
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default(),
+            order.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
         );
         Ok(Event::new("status", text)
             .order(order.order_id, &order.client_order_id)
             .field("order", order_json(&order))
-            .field(
-                "position",
-                position.as_ref().map(position_json).unwrap_or(Value::Null),
-            )
-            .field(
-                "stop_loss",
-                stop.as_ref().map(order_json).unwrap_or(Value::Null),
-            ))
+            .field("position", position.as_ref().map(position_json).unwrap_or(Value::Null))
+            .field("stop_loss", stop.as_ref().map(order_json).unwrap_or(Value::Null)))
     }
 
     fn orders(&self) -> Result<Event, crate::store::StoreError> {
@@ -192,9 +177,7 @@ impl Persist {
                         o.side.as_str(),
                         o.exchange_type.as_str(),
                         o.quantity,
-                        o.stop_price
-                            .map(|s| format!(" stop {s}"))
-                            .unwrap_or_default(),
+                        o.stop_price.map(|s| format!(" stop {s}")).unwrap_or_default(),
                         o.status.as_str()
                     )
                 })
@@ -220,9 +203,7 @@ impl Persist {
                         p.symbol,
                         p.quantity,
                         p.entry_price,
-                        p.stop_loss
-                            .map(|s| s.to_string())
-                            .unwrap_or_else(|| "none".into()),
+                        p.stop_loss.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
                         p.status.as_str()
                     )
                 })
@@ -231,16 +212,12 @@ impl Persist {
         };
         Ok(Event::new("positions", text)
             .field("count", positions.len())
-            .field(
-                "positions",
-                positions.iter().map(position_json).collect::<Vec<_>>(),
-            ))
+            .field("positions", positions.iter().map(position_json).collect::<Vec<_>>()))
     }
 }
 
 fn dec(d: Option<crate::domain::money::Decimal>) -> Value {
-    d.map(|d| Value::from(d.normalize().to_string()))
-        .unwrap_or(Value::Null)
+    d.map(|d| Value::from(d.normalize().to_string())).unwrap_or(Value::Null)
 }
 
 pub fn order_json(o: &Order) -> Value {

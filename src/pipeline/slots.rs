@@ -19,11 +19,7 @@ pub struct AlgoSlots {
 
 impl AlgoSlots {
     pub fn get(&self, symbol: &str) -> SlotCount {
-        self.by_symbol
-            .lock()
-            .get(symbol)
-            .copied()
-            .unwrap_or_default()
+        self.by_symbol.lock().get(symbol).copied().unwrap_or_default()
     }
 
     fn update(&self, symbol: &str, change: impl FnOnce(&mut SlotCount)) {
@@ -36,9 +32,7 @@ impl AlgoSlots {
     }
 
     pub fn entry_settled(&self, symbol: &str) {
-        self.update(symbol, |c| {
-            c.entries_in_flight = c.entries_in_flight.saturating_sub(1)
-        })
+        self.update(symbol, |c| c.entries_in_flight = c.entries_in_flight.saturating_sub(1))
     }
 
     pub fn stop_opened(&self, symbol: &str) {

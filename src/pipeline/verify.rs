@@ -43,11 +43,7 @@ impl Verify {
         let verified_at = Instant::now();
         execution.timing.verified_at = Some(verified_at);
         let order = &mut execution.order;
-        order.latency_us = Some(
-            verified_at
-                .duration_since(execution.timing.read_at)
-                .as_micros() as u64,
-        );
+        order.latency_us = Some(verified_at.duration_since(execution.timing.read_at).as_micros() as u64);
         if let (Some(expected), Some(actual)) = (order.expected_price, order.avg_price) {
             order.slippage_percent = slippage_percent(expected, actual);
         }
@@ -83,9 +79,7 @@ impl Verify {
                 );
             }
         }
-        let _ = self
-            .to_persist
-            .send(ToPersist::Order(Box::new(order.clone())));
+        let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
         if let Some(latencies) = &self.latencies {
             let _ = latencies.try_send(super::OrderLatency::of(&execution.timing));
         }

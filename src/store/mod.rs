@@ -13,6 +13,7 @@ use crate::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
 use crate::domain::position::{Position, PositionStatus};
 use crate::domain::{format_ts, ids};
 use crate::events::Event;
+use crate::exchange::Balance;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::str::FromStr;
@@ -62,6 +63,10 @@ pub enum Write<'a> {
     Position(&'a Position),
     Event(&'a Event),
     Setting(&'a str, &'a str),
+    /// The account's balances, replacing what was stored.
+    Balances(&'a [Balance], i64),
+    /// One realized P&L: (at_us, position_id, order_id, pnl).
+    RealizedPnl(i64, i64, i64, Decimal),
 }
 
 pub struct Store {
@@ -98,49 +103,26 @@ impl Store {
     pub fn load_meta(&mut self) -> Result<Meta, StoreError> {
         let prefix: Option<String> = self
             .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'client_id_prefix'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT value FROM meta WHERE key = 'client_id_prefix'", [], |r| r.get(0))
             .optional()?;
         let prefix = match prefix {
             Some(p) => p,
             None => {
                 let p = ids::new_prefix();
-                self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('client_id_prefix', ?1)",
-                    [&p],
-                )?;
+                self.conn.execute("INSERT INTO meta (key, value) VALUES ('client_id_prefix', ?1)", [&p])?;
                 p
             }
         };
         let last_order_id: i64 =
-            self.conn
-                .query_row("SELECT COALESCE(MAX(order_id), 0) FROM orders", [], |r| {
-                    r.get(0)
-                })?;
-        let last_position_id: i64 = self.conn.query_row(
-            "SELECT COALESCE(MAX(position_id), 0) FROM positions",
-            [],
-            |r| r.get(0),
-        )?;
+            self.conn.query_row("SELECT COALESCE(MAX(order_id), 0) FROM orders", [], |r| r.get(0))?;
+        let last_position_id: i64 =
+            self.conn.query_row("SELECT COALESCE(MAX(position_id), 0) FROM positions", [], |r| r.get(0))?;
         let confirm = self.setting("confirm")?.map(|v| v == "on");
-        Ok(Meta {
-            prefix,
-            last_order_id,
-            last_position_id,
-            confirm,
-        })
+        Ok(Meta { prefix, last_order_id, last_position_id, confirm })
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     /// Applies writes in one transaction: all or nothing.
@@ -151,6 +133,26 @@ impl Store {
                 Write::Order(order) => upsert_order(&tx, order)?,
                 Write::Position(position) => upsert_position(&tx, position)?,
                 Write::Event(event) => append_event(&tx, event)?,
+                Write::Balances(balances, at_us) => {
+                    tx.execute("DELETE FROM balances", [])?;
+                    for b in balances.iter() {
+                        tx.prepare_cached(
+                            "INSERT INTO balances (asset, free, locked, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![
+                            b.asset,
+                            text(b.free),
+                            text(b.locked),
+                            format_ts(*at_us)
+                        ])?;
+                    }
+                }
+                Write::RealizedPnl(at_us, position_id, order_id, pnl) => {
+                    tx.prepare_cached(
+                        "INSERT INTO realized_pnl (at_us, position_id, order_id, pnl) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![at_us, position_id, order_id, text(*pnl)])?;
+                }
                 Write::Setting(key, value) => {
                     tx.prepare_cached(
                         "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -170,10 +172,21 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?1 OR order_id = ?2 OR exchange_order_id = ?2
              ORDER BY (client_order_id = ?1) DESC, (order_id = ?2) DESC LIMIT 1"
         ))?;
-        let row = stmt
-            .query_row(params![id, by_number], order_from_row)
-            .optional()?;
+        let row = stmt.query_row(params![id, by_number], order_from_row).optional()?;
         row.transpose()
+    }
+
+    /// Realized P&L records since `since_us`: (pnl, at_us).
+    pub fn realized_since(&self, since_us: i64) -> Result<Vec<(Decimal, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT pnl, at_us FROM realized_pnl WHERE at_us >= ?1 ORDER BY id")?;
+        let rows = stmt.query_map([since_us], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pnl, at) = row?;
+            let pnl = Decimal::from_str(&pnl).map_err(|_| StoreError::Corrupt(format!("realized pnl '{pnl}'")))?;
+            out.push((pnl, at));
+        }
+        Ok(out)
     }
 
     /// Orders still working (PENDING or PARTIAL), oldest first.
@@ -187,9 +200,7 @@ impl Store {
     }
 
     fn orders_where(&self, clause: &str) -> Result<Vec<Order>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}"))?;
         let rows = stmt.query_map([], order_from_row)?;
         let mut out = Vec::new();
         for row in rows {
@@ -212,12 +223,9 @@ impl Store {
     }
 
     pub fn find_position(&self, position_id: i64) -> Result<Option<Position>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {POSITION_COLUMNS} FROM positions WHERE position_id = ?1"
-        ))?;
-        let row = stmt
-            .query_row([position_id], position_from_row)
-            .optional()?;
+        let mut stmt =
+            self.conn.prepare_cached(&format!("SELECT {POSITION_COLUMNS} FROM positions WHERE position_id = ?1"))?;
+        let row = stmt.query_row([position_id], position_from_row).optional()?;
         row.transpose()
     }
 }
@@ -226,9 +234,8 @@ const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_or
 filled_quantity, status, slice_number, total_slices, slippage_percent, symbol, role, exchange_type, expected_price, \
 avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us";
 
-const POSITION_COLUMNS: &str =
-    "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
-stop_loss_order_id, status, realized_pnl, opened_at_us";
+const POSITION_COLUMNS: &str = "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
+stop_loss_order_id, status, realized_pnl, opened_at_us, entry_fees";
 
 fn text(d: Decimal) -> String {
     d.normalize().to_string()
@@ -298,9 +305,10 @@ fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<(), StoreEr
 fn upsert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO positions (position_id, symbol, quantity, entry_price, entry_order_id, stop_loss,
-            stop_loss_order_id, status, realized_pnl, opened_at, updated_at, closed_at, opened_at_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            stop_loss_order_id, status, realized_pnl, opened_at, updated_at, closed_at, opened_at_us, entry_fees)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT(position_id) DO UPDATE SET quantity = excluded.quantity, stop_loss = excluded.stop_loss,
+            entry_fees = excluded.entry_fees,
             stop_loss_order_id = excluded.stop_loss_order_id, status = excluded.status,
             realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at, closed_at = excluded.closed_at",
     )?
@@ -318,20 +326,14 @@ fn upsert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), S
         format_ts(p.updated_at_us),
         p.closed_at_us.map(format_ts),
         p.opened_at_us,
+        text(p.entry_fees),
     ])?;
     Ok(())
 }
 
 fn append_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO event_log (ts, correlation_id, event, details) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        format_ts(e.ts_us),
-        e.client_order_id,
-        e.kind,
-        e.details_json()
-    ])?;
+    tx.prepare_cached("INSERT INTO event_log (ts, correlation_id, event, details) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![format_ts(e.ts_us), e.client_order_id, e.kind, e.details_json()])?;
     Ok(())
 }
 
@@ -344,9 +346,7 @@ fn opt_dec(row: &Row<'_>, idx: usize) -> rusqlite::Result<Result<Option<Decimal>
     let s: Option<String> = row.get(idx)?;
     Ok(match s {
         None => Ok(None),
-        Some(s) => Decimal::from_str(&s)
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt(format!("'{s}' is not a decimal"))),
+        Some(s) => Decimal::from_str(&s).map(Some).map_err(|_| StoreError::Corrupt(format!("'{s}' is not a decimal"))),
     })
 }
 
@@ -374,8 +374,7 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> 
             String::new(),
             Side::parse(&side).ok_or_else(|| bad("side", &side))?,
             OrderRole::parse(&role).ok_or_else(|| bad("role", &role))?,
-            ExchangeOrderType::parse(&exchange_type)
-                .ok_or_else(|| bad("exchange type", &exchange_type))?,
+            ExchangeOrderType::parse(&exchange_type).ok_or_else(|| bad("exchange type", &exchange_type))?,
             quantity?,
             created_at_us,
         );
@@ -414,12 +413,14 @@ fn position_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Position, StoreEr
     let stop = opt_dec(row, 5)?;
     let pnl = dec(row, 8)?;
     let opened_at_us: i64 = row.get(9)?;
+    let entry_fees = dec(row, 10)?;
     let build = || -> Result<Position, StoreError> {
         Ok(Position {
             position_id: 0,
             symbol: String::new(),
             quantity: quantity?,
             entry_price: entry?,
+            entry_fees: entry_fees?,
             entry_order_id: 0,
             stop_loss: stop?,
             stop_loss_order_id: None,
@@ -490,19 +491,15 @@ mod tests {
         assert_eq!(back.cum_quote, d("65.00001"));
         assert_eq!(back.avg_price, Some(d("65000.01")));
         assert_eq!(back.status, OrderStatus::Filled);
-        let kind: String = store
-            .connection()
-            .query_row("SELECT typeof(quantity) FROM orders", [], |r| r.get(0))
-            .unwrap();
+        let kind: String =
+            store.connection().query_row("SELECT typeof(quantity) FROM orders", [], |r| r.get(0)).unwrap();
         assert_eq!(kind, "text");
     }
 
     #[test]
     fn status_finds_an_order_by_order_id_or_client_id() {
         let mut store = Store::open_in_memory().unwrap();
-        store
-            .write_batch(&[Write::Order(&order(7)), Write::Order(&order(8))])
-            .unwrap();
+        store.write_batch(&[Write::Order(&order(7)), Write::Order(&order(8))]).unwrap();
         assert_eq!(store.find_order("7").unwrap().unwrap().order_id, 7);
         assert_eq!(store.find_order("gtest-E8").unwrap().unwrap().order_id, 8);
         assert!(store.find_order("nope").unwrap().is_none());
@@ -516,31 +513,17 @@ mod tests {
         o.status = OrderStatus::Cancelled;
         o.reason = Some("no confirmation within 10 s".into());
         store.write_batch(&[Write::Order(&o)]).unwrap();
-        let count: i64 = store
-            .connection()
-            .query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0))
-            .unwrap();
+        let count: i64 = store.connection().query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)).unwrap();
         assert_eq!(count, 1);
-        assert_eq!(
-            store.find_order("1").unwrap().unwrap().reason.as_deref(),
-            Some("no confirmation within 10 s")
-        );
+        assert_eq!(store.find_order("1").unwrap().unwrap().reason.as_deref(), Some("no confirmation within 10 s"));
     }
 
     #[test]
     fn the_event_log_is_append_only() {
         let mut store = Store::open_in_memory().unwrap();
-        store
-            .write_batch(&[Write::Event(&Event::new("cancel_all", "x"))])
-            .unwrap();
-        assert!(store
-            .connection()
-            .execute("DELETE FROM event_log", [])
-            .is_err());
-        assert!(store
-            .connection()
-            .execute("UPDATE event_log SET event = 'y'", [])
-            .is_err());
+        store.write_batch(&[Write::Event(&Event::new("cancel_all", "x"))]).unwrap();
+        assert!(store.connection().execute("DELETE FROM event_log", []).is_err());
+        assert!(store.connection().execute("UPDATE event_log SET event = 'y'", []).is_err());
     }
 
     #[test]
@@ -549,18 +532,14 @@ mod tests {
         let a = order(1);
         let mut b = order(2);
         b.client_order_id = a.client_order_id.clone(); // violates UNIQUE
-        assert!(store
-            .write_batch(&[Write::Order(&a), Write::Order(&b)])
-            .is_err());
+        assert!(store.write_batch(&[Write::Order(&a), Write::Order(&b)]).is_err());
         assert!(store.find_order("1").unwrap().is_none());
     }
 
     #[test]
     fn settings_persist() {
         let mut store = Store::open_in_memory().unwrap();
-        store
-            .write_batch(&[Write::Setting("confirm", "off")])
-            .unwrap();
+        store.write_batch(&[Write::Setting("confirm", "off")]).unwrap();
         assert_eq!(store.load_meta().unwrap().confirm, Some(false));
     }
 }

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS positions (
     symbol             TEXT NOT NULL,
     quantity           TEXT NOT NULL CHECK (typeof(quantity) = 'text'),
     entry_price        TEXT NOT NULL CHECK (typeof(entry_price) = 'text'),
+    entry_fees         TEXT NOT NULL DEFAULT '0' CHECK (typeof(entry_fees) = 'text'),
     entry_order_id     INTEGER NOT NULL REFERENCES orders (order_id),
     stop_loss          TEXT CHECK (stop_loss IS NULL OR typeof(stop_loss) = 'text'),
     stop_loss_order_id INTEGER,
@@ -78,3 +79,21 @@ CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- The account's balances as last synced from the exchange.
+CREATE TABLE IF NOT EXISTS balances (
+    asset      TEXT PRIMARY KEY,
+    free       TEXT NOT NULL CHECK (typeof(free) = 'text'),
+    locked     TEXT NOT NULL CHECK (typeof(locked) = 'text'),
+    updated_at TEXT NOT NULL
+);
+
+-- Realized P&L, one row per (partial) close, for the daily loss limit after a restart.
+CREATE TABLE IF NOT EXISTS realized_pnl (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us       INTEGER NOT NULL,
+    position_id INTEGER NOT NULL,
+    order_id    INTEGER NOT NULL,
+    pnl         TEXT NOT NULL CHECK (typeof(pnl) = 'text')
+);
+CREATE INDEX IF NOT EXISTS realized_pnl_at ON realized_pnl (at_us);

@@ -20,9 +20,7 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> Workdir {
-        Workdir {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        Workdir { dir: tempfile::tempdir().expect("temp dir") }
     }
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("genesis.db")
@@ -48,18 +46,10 @@ impl Session {
         self.events
             .iter()
             .find(|e| e["event"] == kind)
-            .unwrap_or_else(|| {
-                panic!(
-                    "no '{kind}' event in:\n{}\nstderr:\n{}",
-                    self.stdout, self.stderr
-                )
-            })
+            .unwrap_or_else(|| panic!("no '{kind}' event in:\n{}\nstderr:\n{}", self.stdout, self.stderr))
     }
     pub fn kinds(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .map(|e| e["event"].as_str().unwrap_or("?").to_string())
-            .collect()
+        self.events.iter().map(|e| e["event"].as_str().unwrap_or("?").to_string()).collect()
     }
 }
 
@@ -84,12 +74,7 @@ pub fn run_piped(work: &Workdir, args: &[&str], input: &str) -> Session {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let events = parse_events(&stdout);
-    Session {
-        events,
-        stdout,
-        stderr,
-        status: output.status,
-    }
+    Session { events, stdout, stderr, status: output.status }
 }
 
 fn wait_with_timeout(child: Child, limit: Duration) -> std::process::Output {
@@ -111,9 +96,7 @@ pub fn parse_events(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
         .collect()
 }
 
@@ -153,12 +136,7 @@ impl Live {
                 }
             }
         });
-        let mut live = Live {
-            child,
-            stdin,
-            events: rx,
-            seen: Vec::new(),
-        };
+        let mut live = Live { child, stdin, events: rx, seen: Vec::new() };
         live.wait_for("ready", Duration::from_secs(30));
         live
     }
@@ -214,11 +192,7 @@ impl Drop for Live {
 }
 
 /// Reads one text column of the orders table for an order.
-pub fn order_field(
-    conn: &rusqlite::Connection,
-    client_order_id: &str,
-    column: &str,
-) -> Option<String> {
+pub fn order_field(conn: &rusqlite::Connection, client_order_id: &str, column: &str) -> Option<String> {
     conn.query_row(
         &format!("SELECT CAST({column} AS TEXT) FROM orders WHERE client_order_id = ?1"),
         [client_order_id],
@@ -232,8 +206,5 @@ pub fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
 }
 
 pub fn dec(v: &Value) -> rust_decimal::Decimal {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a decimal string: {v}"))
-        .parse()
-        .expect("decimal")
+    v.as_str().unwrap_or_else(|| panic!("not a decimal string: {v}")).parse().expect("decimal")
 }

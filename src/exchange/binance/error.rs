@@ -62,11 +62,7 @@ pub fn classify_transport(error: &ureq::Error) -> ExchangeError {
 
 /// An HTTP response: `None` for a 2xx (the caller parses the body; if that fails the outcome
 /// is `Unknown`), otherwise the error it stands for. `retry_after` is the raw `Retry-After`.
-pub fn classify_response(
-    status: u16,
-    retry_after: Option<&str>,
-    body: &str,
-) -> Option<ExchangeError> {
+pub fn classify_response(status: u16, retry_after: Option<&str>, body: &str) -> Option<ExchangeError> {
     if (200..300).contains(&status) {
         return None;
     }
@@ -77,42 +73,23 @@ pub fn classify_response(
     };
     if status == 429 || status == 418 {
         let banned = status == 418;
-        let default = if banned {
-            DEFAULT_RETRY_AFTER_418
-        } else {
-            DEFAULT_RETRY_AFTER_429
-        };
-        let retry_after = retry_after
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
-            .unwrap_or(default);
-        return Some(ExchangeError::RateLimited {
-            retry_after,
-            banned,
-            code,
-            msg,
-        });
+        let default = if banned { DEFAULT_RETRY_AFTER_418 } else { DEFAULT_RETRY_AFTER_429 };
+        let retry_after =
+            retry_after.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs).unwrap_or(default);
+        return Some(ExchangeError::RateLimited { retry_after, banned, code, msg });
     }
     if status >= 500 || UNKNOWN_OUTCOME_CODES.contains(&code) {
-        return Some(ExchangeError::Unknown {
-            reason: format!("HTTP {status} ({code}): {msg}"),
-        });
+        return Some(ExchangeError::Unknown { reason: format!("HTTP {status} ({code}): {msg}") });
     }
     if (400..500).contains(&status) {
         return Some(ExchangeError::Rejected {
             http_status: status,
             code,
-            msg: if api.is_some() {
-                msg
-            } else {
-                format!("HTTP {status}: {msg}")
-            },
+            msg: if api.is_some() { msg } else { format!("HTTP {status}: {msg}") },
         });
     }
     // 1xx / 3xx: not an answer Binance gives; what happened is unknown.
-    Some(ExchangeError::Unknown {
-        reason: format!("unexpected HTTP {status}: {msg}"),
-    })
+    Some(ExchangeError::Unknown { reason: format!("unexpected HTTP {status}: {msg}") })
 }
 
 /// The start of a body, for messages (at most 200 characters).
@@ -141,18 +118,9 @@ mod tests {
     #[test]
     fn transport_errors_before_sending_are_not_sent_and_after_are_unknown() {
         let table: Vec<(ureq::Error, &str)> = vec![
-            (
-                ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused)),
-                "NotSent",
-            ),
-            (
-                ureq::Error::Io(io::Error::from(io::ErrorKind::HostUnreachable)),
-                "NotSent",
-            ),
-            (
-                ureq::Error::Io(io::Error::from(io::ErrorKind::NetworkUnreachable)),
-                "NotSent",
-            ),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused)), "NotSent"),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::HostUnreachable)), "NotSent"),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::NetworkUnreachable)), "NotSent"),
             (ureq::Error::HostNotFound, "NotSent"),
             (ureq::Error::ConnectionFailed, "NotSent"),
             (ureq::Error::BadUri("x".into()), "NotSent"),
@@ -163,18 +131,9 @@ mod tests {
             (ureq::Error::Timeout(ureq::Timeout::SendBody), "Unknown"),
             (ureq::Error::Timeout(ureq::Timeout::RecvResponse), "Unknown"),
             (ureq::Error::Timeout(ureq::Timeout::RecvBody), "Unknown"),
-            (
-                ureq::Error::Io(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                "Unknown",
-            ),
-            (
-                ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset)),
-                "Unknown",
-            ),
-            (
-                ureq::Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)),
-                "Unknown",
-            ),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::UnexpectedEof)), "Unknown"),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionReset)), "Unknown"),
+            (ureq::Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)), "Unknown"),
             (ureq::Error::BodyExceedsLimit(10), "Unknown"),
             (ureq::Error::LargeResponseHeader(1, 2), "Unknown"),
         ];
@@ -186,11 +145,7 @@ mod tests {
     #[test]
     fn http_responses_classify_by_status_and_binance_code() {
         let rejected = |http_status: u16, code: i64, msg: &str| {
-            Some(ExchangeError::Rejected {
-                http_status,
-                code,
-                msg: msg.into(),
-            })
+            Some(ExchangeError::Rejected { http_status, code, msg: msg.into() })
         };
         let table: Vec<(u16, Option<&str>, &str, Option<ExchangeError>)> = vec![
             (200, None, "{}", None),
@@ -211,28 +166,15 @@ mod tests {
                 401,
                 None,
                 r#"{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}"#,
-                rejected(
-                    401,
-                    -2015,
-                    "Invalid API-key, IP, or permissions for action.",
-                ),
+                rejected(401, -2015, "Invalid API-key, IP, or permissions for action."),
             ),
             (
                 400,
                 None,
                 r#"{"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}"#,
-                rejected(
-                    400,
-                    -1021,
-                    "Timestamp for this request is outside of the recvWindow.",
-                ),
+                rejected(400, -1021, "Timestamp for this request is outside of the recvWindow."),
             ),
-            (
-                403,
-                None,
-                "<html>WAF</html>",
-                rejected(403, 0, "HTTP 403: <html>WAF</html>"),
-            ),
+            (403, None, "<html>WAF</html>", rejected(403, 0, "HTTP 403: <html>WAF</html>")),
             (
                 429,
                 Some("3"),
@@ -279,11 +221,7 @@ mod tests {
             ),
         ];
         for (status, retry_after, body, expected) in table {
-            assert_eq!(
-                classify_response(status, retry_after, body),
-                expected,
-                "{status} {body}"
-            );
+            assert_eq!(classify_response(status, retry_after, body), expected, "{status} {body}");
         }
     }
 
@@ -292,25 +230,16 @@ mod tests {
         for (status, body) in [
             (500, ""),
             (502, "<html>Bad Gateway</html>"),
-            (
-                503,
-                r#"{"code":-1008,"msg":"Server is currently overloaded"}"#,
-            ),
+            (503, r#"{"code":-1008,"msg":"Server is currently overloaded"}"#),
             (504, "{}"),
             (400, r#"{"code":-1000,"msg":"An unknown error occurred"}"#),
             (400, r#"{"code":-1001,"msg":"Internal error"}"#),
             (400, r#"{"code":-1006,"msg":"Execution status unknown."}"#),
-            (
-                408,
-                r#"{"code":-1007,"msg":"Timeout waiting for response"}"#,
-            ),
+            (408, r#"{"code":-1007,"msg":"Timeout waiting for response"}"#),
             (302, ""),
         ] {
             let e = classify_response(status, None, body);
-            assert!(
-                matches!(e, Some(ExchangeError::Unknown { .. })),
-                "{status} {body}: {e:?}"
-            );
+            assert!(matches!(e, Some(ExchangeError::Unknown { .. })), "{status} {body}: {e:?}");
         }
     }
 

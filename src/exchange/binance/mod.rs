@@ -68,11 +68,7 @@ pub struct BinanceConfig {
 
 impl BinanceConfig {
     /// A configuration with the defaults above.
-    pub fn new(
-        base_url: impl Into<String>,
-        api_key: impl Into<Secret>,
-        api_secret: impl Into<Secret>,
-    ) -> Self {
+    pub fn new(base_url: impl Into<String>, api_key: impl Into<Secret>, api_secret: impl Into<Secret>) -> Self {
         BinanceConfig {
             base_url: base_url.into(),
             api_key: api_key.into(),
@@ -153,13 +149,10 @@ impl BinanceGateway {
     /// tools and tests. The engine uses [`BinanceGateway::connect`].
     pub fn new(config: BinanceConfig) -> Result<Self, ExchangeError> {
         let proxy = match &config.proxy {
-            Some(url) => {
-                Some(
-                    ureq::Proxy::new(url.expose()).map_err(|_| ExchangeError::NotSent {
-                        reason: "invalid proxy URL in the configuration".into(),
-                    })?,
-                )
-            }
+            Some(url) => Some(
+                ureq::Proxy::new(url.expose())
+                    .map_err(|_| ExchangeError::NotSent { reason: "invalid proxy URL in the configuration".into() })?,
+            ),
             None => None,
         };
         // Per-phase timeouts only: a global/per-call/resolve timeout makes ureq's resolver
@@ -211,13 +204,7 @@ impl BinanceGateway {
     /// uses it from now on. Returns the offset in ms.
     pub fn sync_time(&mut self) -> Result<i64, ExchangeError> {
         let before = clock::local_ms();
-        let server = self.request(
-            Method::Get,
-            "/api/v3/time",
-            false,
-            |_| {},
-            wire::parse_server_time,
-        )?;
+        let server = self.request(Method::Get, "/api/v3/time", false, |_| {}, wire::parse_server_time)?;
         let after = clock::local_ms();
         let offset = clock::offset_ms(before, server, after);
         self.clock.set_offset(offset);
@@ -301,19 +288,10 @@ impl BinanceGateway {
                 }
                 continue;
             }
-            if let ExchangeError::RateLimited {
-                retry_after,
-                banned: false,
-                ..
-            } = &error
-            {
-                if !waited && self.retry_after_explicit && *retry_after <= self.max_retry_after_wait
-                {
+            if let ExchangeError::RateLimited { retry_after, banned: false, .. } = &error {
+                if !waited && self.retry_after_explicit && *retry_after <= self.max_retry_after_wait {
                     waited = true;
-                    log::warn!(
-                        "binance: {} {path} rate limited; retrying in {retry_after:?}",
-                        method.as_str()
-                    );
+                    log::warn!("binance: {} {path} rate limited; retrying in {retry_after:?}", method.as_str());
                     std::thread::sleep(*retry_after);
                     continue;
                 }
@@ -337,9 +315,7 @@ impl BinanceGateway {
             let mut query = QueryBuilder::new(&mut self.payload);
             params(&mut query);
             if signed {
-                query
-                    .display("recvWindow", self.recv_window_ms)
-                    .display("timestamp", timestamp);
+                query.display("recvWindow", self.recv_window_ms).display("timestamp", timestamp);
             }
         }
         if signed {
@@ -352,10 +328,7 @@ impl BinanceGateway {
             self.url.push('?');
             self.url.push_str(&self.payload);
         }
-        self.timing = RequestTiming {
-            sign_ns: nanos(start.elapsed()),
-            round_trip_ns: 0,
-        };
+        self.timing = RequestTiming { sign_ns: nanos(start.elapsed()), round_trip_ns: 0 };
         self.sent_at = Instant::now();
 
         let url = self.url.as_str();
@@ -376,10 +349,7 @@ impl BinanceGateway {
                 r.call()
             }
             Method::Post => {
-                let mut r = self
-                    .agent
-                    .post(url)
-                    .header("Content-Type", "application/x-www-form-urlencoded");
+                let mut r = self.agent.post(url).header("Content-Type", "application/x-www-form-urlencoded");
                 if signed {
                     r = r.header(API_KEY_HEADER, key);
                 }
@@ -397,29 +367,16 @@ impl BinanceGateway {
         let status = response.status().as_u16();
         self.track_rate_limits(response.headers());
         let retry_after = if status == 429 || status == 418 {
-            response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned)
         } else {
             None
         };
-        self.retry_after_explicit = retry_after
-            .as_deref()
-            .is_some_and(|v| v.trim().parse::<u64>().is_ok());
+        self.retry_after_explicit = retry_after.as_deref().is_some_and(|v| v.trim().parse::<u64>().is_ok());
         let ok = (200..300).contains(&status);
-        let body = match response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_string()
-        {
+        let body = match response.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_string() {
             Ok(body) => body,
             Err(e) if ok => {
-                return Err(ExchangeError::Unknown {
-                    reason: format!("HTTP {status} but the body was lost: {e}"),
-                })
+                return Err(ExchangeError::Unknown { reason: format!("HTTP {status} but the body was lost: {e}") })
             }
             // The status already says what happened; the body only adds the Binance code.
             Err(_) => String::new(),
@@ -432,12 +389,8 @@ impl BinanceGateway {
     }
 
     fn track_rate_limits(&mut self, headers: &ureq::http::HeaderMap) {
-        let read = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u32>().ok())
-        };
+        let read =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok());
         if let Some(weight) = read(USED_WEIGHT_1M_HEADER) {
             self.used_weight_1m = Some(weight);
         }
@@ -449,14 +402,10 @@ impl BinanceGateway {
 
 /// The parameters of `POST /api/v3/order` for `order`, before recvWindow/timestamp.
 fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
-    q.str("symbol", &order.symbol)
-        .str("side", order.side.as_str())
-        .str("type", order.order_type.as_str());
+    q.str("symbol", &order.symbol).str("side", order.side.as_str()).str("type", order.order_type.as_str());
     let limit_type = matches!(
         order.order_type,
-        ExchangeOrderType::Limit
-            | ExchangeOrderType::StopLossLimit
-            | ExchangeOrderType::TakeProfitLimit
+        ExchangeOrderType::Limit | ExchangeOrderType::StopLossLimit | ExchangeOrderType::TakeProfitLimit
     );
     if limit_type {
         q.str("timeInForce", "GTC");
@@ -468,21 +417,14 @@ fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
     if let Some(stop) = order.stop_price {
         q.display("stopPrice", stop.normalize());
     }
-    q.str("newClientOrderId", &order.client_order_id)
-        .str("newOrderRespType", "FULL");
+    q.str("newClientOrderId", &order.client_order_id).str("newOrderRespType", "FULL");
 }
 
 /// Refuses locally what Binance would refuse with -1102 (a mandatory parameter missing).
 fn check_order(order: &NewOrder) -> Result<(), ExchangeError> {
     use ExchangeOrderType as T;
-    let needs_price = matches!(
-        order.order_type,
-        T::Limit | T::StopLossLimit | T::TakeProfitLimit | T::LimitMaker
-    );
-    let needs_stop = matches!(
-        order.order_type,
-        T::StopLoss | T::StopLossLimit | T::TakeProfit | T::TakeProfitLimit
-    );
+    let needs_price = matches!(order.order_type, T::Limit | T::StopLossLimit | T::TakeProfitLimit | T::LimitMaker);
+    let needs_stop = matches!(order.order_type, T::StopLoss | T::StopLossLimit | T::TakeProfit | T::TakeProfitLimit);
     let missing = if needs_price && order.price.is_none() {
         Some("price")
     } else if needs_stop && order.stop_price.is_none() {
@@ -509,13 +451,7 @@ impl Exchange for BinanceGateway {
     }
 
     fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
-        let info = self.request(
-            Method::Get,
-            "/api/v3/exchangeInfo",
-            false,
-            |_| {},
-            wire::parse_exchange_info,
-        )?;
+        let info = self.request(Method::Get, "/api/v3/exchangeInfo", false, |_| {}, wire::parse_exchange_info)?;
         self.rules = info.symbols;
         self.rate_limits = info.rate_limits;
         Ok(self.rules.clone())
@@ -544,35 +480,25 @@ impl Exchange for BinanceGateway {
         )
     }
 
-    fn query_order(
-        &mut self,
-        symbol: &str,
-        client_order_id: &str,
-    ) -> Result<OrderReport, ExchangeError> {
+    fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
         self.request(
             Method::Get,
             "/api/v3/order",
             true,
             |q| {
-                q.str("symbol", symbol)
-                    .str("origClientOrderId", client_order_id);
+                q.str("symbol", symbol).str("origClientOrderId", client_order_id);
             },
             wire::parse_order,
         )
     }
 
-    fn cancel_order(
-        &mut self,
-        symbol: &str,
-        client_order_id: &str,
-    ) -> Result<OrderReport, ExchangeError> {
+    fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
         self.request(
             Method::Delete,
             "/api/v3/order",
             true,
             |q| {
-                q.str("symbol", symbol)
-                    .str("origClientOrderId", client_order_id);
+                q.str("symbol", symbol).str("origClientOrderId", client_order_id);
             },
             wire::parse_order,
         )
@@ -604,11 +530,7 @@ impl Exchange for BinanceGateway {
         );
         match result {
             // Nothing open: Binance answers 400 / -2011 "Unknown order sent.".
-            Err(ExchangeError::Rejected {
-                http_status: 400,
-                code: -2011,
-                ..
-            }) => Ok(Vec::new()),
+            Err(ExchangeError::Rejected { http_status: 400, code: -2011, .. }) => Ok(Vec::new()),
             other => other,
         }
     }
@@ -626,13 +548,7 @@ impl Exchange for BinanceGateway {
     }
 
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
-        self.request(
-            Method::Get,
-            "/api/v3/account",
-            true,
-            |_| {},
-            wire::parse_account,
-        )
+        self.request(Method::Get, "/api/v3/account", true, |_| {}, wire::parse_account)
     }
 
     fn last_timing(&self) -> RequestTiming {
@@ -725,13 +641,7 @@ mod tests {
 
     #[test]
     fn base_url_ignores_trailing_slash_and_api_suffix() {
-        assert_eq!(
-            normalize_base_url("https://testnet.binance.vision/api"),
-            "https://testnet.binance.vision"
-        );
-        assert_eq!(
-            normalize_base_url("https://api.binance.com/"),
-            "https://api.binance.com"
-        );
+        assert_eq!(normalize_base_url("https://testnet.binance.vision/api"), "https://testnet.binance.vision");
+        assert_eq!(normalize_base_url("https://api.binance.com/"), "https://api.binance.com");
     }
 }

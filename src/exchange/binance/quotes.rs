@@ -33,9 +33,7 @@ impl BinanceQuotes {
         std::thread::Builder::new()
             .name("quotes".into())
             .spawn(move || poll(weak, refresh))
-            .map_err(|e| crate::exchange::ExchangeError::NotSent {
-                reason: format!("quote poller: {e}"),
-            })?;
+            .map_err(|e| crate::exchange::ExchangeError::NotSent { reason: format!("quote poller: {e}") })?;
         Ok(quotes)
     }
 
@@ -43,9 +41,7 @@ impl BinanceQuotes {
         let ticker = self.fetcher.lock().book_ticker(symbol);
         match ticker {
             Ok(t) => {
-                self.cache
-                    .write()
-                    .insert(symbol.to_string(), (t.clone(), Instant::now()));
+                self.cache.write().insert(symbol.to_string(), (t.clone(), Instant::now()));
                 Some(t)
             }
             Err(e) => {

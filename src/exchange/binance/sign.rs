@@ -88,9 +88,7 @@ impl fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &Secret) -> Signer {
-        Signer {
-            keyed: keyed_hmac(secret.expose().as_bytes()),
-        }
+        Signer { keyed: keyed_hmac(secret.expose().as_bytes()) }
     }
 
     /// hex(HMAC-SHA256(secret, query ‖ body)): `query` and `body` exactly as sent (already
@@ -223,9 +221,7 @@ impl fmt::Write for EncodingWriter<'_> {
 /// Decodes a percent-encoded `application/x-www-form-urlencoded` payload into pairs (`+` is a
 /// space). For servers and tests.
 pub fn parse_query(payload: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(payload.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    form_urlencoded::parse(payload.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 #[cfg(test)]
@@ -306,12 +302,7 @@ mod tests {
             "&timestamp=1499827319559&signature=c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
         ));
         let (signed, signature) = split_signature(&payload);
-        assert!(verify(
-            SECRET,
-            signed.as_bytes(),
-            b"",
-            &signature.unwrap_or_default()
-        ));
+        assert!(verify(SECRET, signed.as_bytes(), b"", &signature.unwrap_or_default()));
     }
 
     #[test]
@@ -319,12 +310,7 @@ mod tests {
         let payload = b"symbol=LTCBTC";
         let good = signer().sign(payload, b"");
         assert!(verify(SECRET, payload, b"", good.as_str()));
-        assert!(verify(
-            SECRET,
-            payload,
-            b"",
-            &good.as_str().to_ascii_uppercase()
-        ));
+        assert!(verify(SECRET, payload, b"", &good.as_str().to_ascii_uppercase()));
         assert!(!verify(SECRET, b"symbol=LTCBTD", b"", good.as_str()));
         assert!(!verify("other", payload, b"", good.as_str()));
         assert!(!verify(SECRET, payload, b"", "zz"));
@@ -339,10 +325,7 @@ mod tests {
             .str("id", "g1-E_a.b~c")
             .str("json", "[\"BTCUSDT\"]")
             .display("neg", rust_decimal::Decimal::new(-15, 1));
-        assert_eq!(
-            out,
-            "a%20b=x%26y%3Dz&id=g1-E_a.b~c&json=%5B%22BTCUSDT%22%5D&neg=-1.5"
-        );
+        assert_eq!(out, "a%20b=x%26y%3Dz&id=g1-E_a.b~c&json=%5B%22BTCUSDT%22%5D&neg=-1.5");
         assert_eq!(
             parse_query(&out),
             vec![

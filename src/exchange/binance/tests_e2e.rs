@@ -27,10 +27,7 @@ struct Recorded {
 
 impl Recorded {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
     fn params(&self) -> Vec<(String, String)> {
         let mut all = parse_query(&self.query);
@@ -38,10 +35,7 @@ impl Recorded {
         all
     }
     fn param(&self, name: &str) -> Option<String> {
-        self.params()
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+        self.params().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
     /// The signature verifies over query ‖ body without the signature parameter.
     fn signature_verifies(&self) -> bool {
@@ -65,23 +59,11 @@ enum Reply {
 }
 
 fn respond(status: u16, body: impl Into<String>) -> Reply {
-    Reply::Respond {
-        status,
-        headers: vec![],
-        body: body.into(),
-    }
+    Reply::Respond { status, headers: vec![], body: body.into() }
 }
 
-fn respond_with(
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: impl Into<String>,
-) -> Reply {
-    Reply::Respond {
-        status,
-        headers,
-        body: body.into(),
-    }
+fn respond_with(status: u16, headers: Vec<(&'static str, String)>, body: impl Into<String>) -> Reply {
+    Reply::Respond { status, headers, body: body.into() }
 }
 
 struct FakeServer {
@@ -106,10 +88,7 @@ impl FakeServer {
                 serve_connection(stream, &mut replies, &recorded);
             }
         });
-        FakeServer {
-            base_url: format!("http://{addr}"),
-            requests,
-        }
+        FakeServer { base_url: format!("http://{addr}"), requests }
     }
 
     fn requests(&self) -> Vec<Recorded> {
@@ -123,11 +102,7 @@ impl FakeServer {
     }
 }
 
-fn serve_connection(
-    stream: TcpStream,
-    replies: &mut VecDeque<Reply>,
-    recorded: &Mutex<Vec<Recorded>>,
-) {
+fn serve_connection(stream: TcpStream, replies: &mut VecDeque<Reply>, recorded: &Mutex<Vec<Recorded>>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -138,11 +113,7 @@ fn serve_connection(
         };
         recorded.lock().push(request);
         match replies.pop_front() {
-            Some(Reply::Respond {
-                status,
-                headers,
-                body,
-            }) => {
+            Some(Reply::Respond { status, headers, body }) => {
                 let mut head = format!(
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n",
                     body.len()
@@ -151,9 +122,7 @@ fn serve_connection(
                     head.push_str(&format!("{name}: {value}\r\n"));
                 }
                 head.push_str("\r\n");
-                if writer.write_all(head.as_bytes()).is_err()
-                    || writer.write_all(body.as_bytes()).is_err()
-                {
+                if writer.write_all(head.as_bytes()).is_err() || writer.write_all(body.as_bytes()).is_err() {
                     return;
                 }
                 let _ = writer.flush();
@@ -197,20 +166,10 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
+    let len: usize = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).ok()?;
-    Some(Recorded {
-        method,
-        path,
-        query,
-        headers,
-        body: String::from_utf8(body).ok()?,
-    })
+    Some(Recorded { method, path, query, headers, body: String::from_utf8(body).ok()? })
 }
 
 fn d(s: &str) -> Decimal {
@@ -218,10 +177,7 @@ fn d(s: &str) -> Decimal {
 }
 
 fn time_reply(offset_ms: i64) -> Reply {
-    respond(
-        200,
-        wire::server_time_json(clock::local_ms() + offset_ms).to_string(),
-    )
+    respond(200, wire::server_time_json(clock::local_ms() + offset_ms).to_string())
 }
 
 fn btc_rules() -> SymbolRules {
@@ -289,10 +245,7 @@ fn filled(client_order_id: &str) -> OrderReport {
 fn full_reply(client_order_id: &str) -> Reply {
     respond_with(
         200,
-        vec![
-            ("X-MBX-USED-WEIGHT-1M", "23".into()),
-            ("x-mbx-order-count-10s", "1".into()),
-        ],
+        vec![("X-MBX-USED-WEIGHT-1M", "23".into()), ("x-mbx-order-count-10s", "1".into())],
         wire::order_json(&filled(client_order_id), true).to_string(),
     )
 }
@@ -321,11 +274,7 @@ fn connect_measures_the_clock_offset_and_caches_rules_and_rate_limits() {
 
 #[test]
 fn place_order_posts_a_signed_form_and_parses_the_full_response() {
-    let server = FakeServer::start(vec![
-        time_reply(5_000),
-        info_reply(),
-        full_reply("g1-E0001"),
-    ]);
+    let server = FakeServer::start(vec![time_reply(5_000), info_reply(), full_reply("g1-E0001")]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
     let report = gateway.place_order(&market_buy("g1-E0001")).unwrap();
     assert_eq!(report, filled("g1-E0001"));
@@ -339,10 +288,7 @@ fn place_order_posts_a_signed_form_and_parses_the_full_response() {
     assert_eq!(sent.path, "/api/v3/order");
     assert_eq!(sent.query, "");
     assert_eq!(sent.header("x-mbx-apikey"), Some(API_KEY));
-    assert_eq!(
-        sent.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(sent.header("content-type"), Some("application/x-www-form-urlencoded"));
     assert!(sent.signature_verifies(), "{}", sent.body);
     assert!(sent.body.starts_with(
         "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=g1-E0001&newOrderRespType=FULL&recvWindow=5000&timestamp="
@@ -353,17 +299,9 @@ fn place_order_posts_a_signed_form_and_parses_the_full_response() {
 
 #[test]
 fn queries_and_cancels_use_the_documented_methods_paths_and_parameters() {
-    let order = wire::order_query_json(&OrderReport {
-        fills: vec![],
-        ..filled("g1-E0002")
-    })
-    .to_string();
+    let order = wire::order_query_json(&OrderReport { fills: vec![], ..filled("g1-E0002") }).to_string();
     let cancel = wire::cancel_json(
-        &OrderReport {
-            status: ExchangeStatus::Canceled,
-            fills: vec![],
-            ..filled("g1-E0002")
-        },
+        &OrderReport { status: ExchangeStatus::Canceled, fills: vec![], ..filled("g1-E0002") },
         "cancel-xyz",
     )
     .to_string();
@@ -375,11 +313,7 @@ fn queries_and_cancels_use_the_documented_methods_paths_and_parameters() {
         ask_qty: d("2"),
     })
     .to_string();
-    let balances = vec![Balance {
-        asset: "USDT".into(),
-        free: d("1000"),
-        locked: Decimal::ZERO,
-    }];
+    let balances = vec![Balance { asset: "USDT".into(), free: d("1000"), locked: Decimal::ZERO }];
     let server = FakeServer::start(vec![
         time_reply(0),
         info_reply(),
@@ -408,30 +342,12 @@ fn queries_and_cancels_use_the_documented_methods_paths_and_parameters() {
 
     let requests = server.requests();
     let expect = [
-        (
-            "GET",
-            "/api/v3/order",
-            Some("BTCUSDT"),
-            Some("g1-E0002"),
-            true,
-        ),
-        (
-            "DELETE",
-            "/api/v3/order",
-            Some("BTCUSDT"),
-            Some("g1-E0002"),
-            true,
-        ),
+        ("GET", "/api/v3/order", Some("BTCUSDT"), Some("g1-E0002"), true),
+        ("DELETE", "/api/v3/order", Some("BTCUSDT"), Some("g1-E0002"), true),
         ("GET", "/api/v3/openOrders", Some("BTCUSDT"), None, true),
         ("DELETE", "/api/v3/openOrders", Some("BTCUSDT"), None, true),
         ("GET", "/api/v3/allOrders", Some("BTCUSDT"), None, true),
-        (
-            "GET",
-            "/api/v3/ticker/bookTicker",
-            Some("BTCUSDT"),
-            None,
-            false,
-        ),
+        ("GET", "/api/v3/ticker/bookTicker", Some("BTCUSDT"), None, false),
         ("GET", "/api/v3/account", None, None, true),
         ("GET", "/api/v3/openOrders", None, None, true),
     ];
@@ -440,11 +356,7 @@ fn queries_and_cancels_use_the_documented_methods_paths_and_parameters() {
         assert_eq!(sent.path, path, "{sent:?}");
         assert_eq!(sent.body, "", "{sent:?}");
         assert_eq!(sent.param("symbol").as_deref(), symbol, "{sent:?}");
-        assert_eq!(
-            sent.param("origClientOrderId").as_deref(),
-            orig_id,
-            "{sent:?}"
-        );
+        assert_eq!(sent.param("origClientOrderId").as_deref(), orig_id, "{sent:?}");
         if signed {
             assert!(sent.signature_verifies(), "{sent:?}");
             assert_eq!(sent.header("x-mbx-apikey"), Some(API_KEY));
@@ -458,19 +370,11 @@ fn queries_and_cancels_use_the_documented_methods_paths_and_parameters() {
 
 #[test]
 fn server_error_after_the_request_is_unknown() {
-    let server = FakeServer::start(vec![
-        time_reply(0),
-        info_reply(),
-        respond(503, "<html>Service Unavailable</html>"),
-    ]);
+    let server = FakeServer::start(vec![time_reply(0), info_reply(), respond(503, "<html>Service Unavailable</html>")]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
     let e = gateway.place_order(&market_buy("g1-E0003")).unwrap_err();
     assert!(matches!(e, ExchangeError::Unknown { .. }), "{e:?}");
-    assert_eq!(
-        server.requests().len(),
-        3,
-        "an unknown outcome is never resent"
-    );
+    assert_eq!(server.requests().len(), 3, "an unknown outcome is never resent");
 }
 
 #[test]
@@ -478,11 +382,7 @@ fn too_many_requests_with_a_long_retry_after_is_rate_limited_for_that_long() {
     let server = FakeServer::start(vec![
         time_reply(0),
         info_reply(),
-        respond_with(
-            429,
-            vec![("Retry-After", "3".into())],
-            error_body(-1003, "Too much request weight used"),
-        ),
+        respond_with(429, vec![("Retry-After", "3".into())], error_body(-1003, "Too much request weight used")),
     ]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
     let e = gateway.place_order(&market_buy("g1-E0004")).unwrap_err();
@@ -503,11 +403,7 @@ fn too_many_requests_with_a_short_retry_after_is_waited_out_and_sent_again() {
     let server = FakeServer::start(vec![
         time_reply(0),
         info_reply(),
-        respond_with(
-            429,
-            vec![("Retry-After", "0".into())],
-            error_body(-1003, "Too much request weight used"),
-        ),
+        respond_with(429, vec![("Retry-After", "0".into())], error_body(-1003, "Too much request weight used")),
         full_reply("g1-E0005"),
     ]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
@@ -515,10 +411,7 @@ fn too_many_requests_with_a_short_retry_after_is_waited_out_and_sent_again() {
     assert_eq!(report.client_order_id, "g1-E0005");
     let requests = server.requests();
     assert_eq!(requests.len(), 4);
-    assert_eq!(
-        requests[3].param("newClientOrderId").as_deref(),
-        Some("g1-E0005")
-    );
+    assert_eq!(requests[3].param("newClientOrderId").as_deref(), Some("g1-E0005"));
 }
 
 #[test]
@@ -538,11 +431,7 @@ fn ip_ban_is_rate_limited_and_banned() {
         matches!(e, ExchangeError::RateLimited { banned: true, retry_after, .. } if retry_after == Duration::from_secs(1)),
         "{e:?}"
     );
-    assert_eq!(
-        server.requests().len(),
-        3,
-        "a ban is never waited out in place"
-    );
+    assert_eq!(server.requests().len(), 3, "a ban is never waited out in place");
 }
 
 #[test]
@@ -550,13 +439,7 @@ fn timestamp_rejection_resyncs_the_clock_and_resends_with_the_same_client_id() {
     let server = FakeServer::start(vec![
         time_reply(0),
         info_reply(),
-        respond(
-            400,
-            error_body(
-                -1021,
-                "Timestamp for this request is outside of the recvWindow.",
-            ),
-        ),
+        respond(400, error_body(-1021, "Timestamp for this request is outside of the recvWindow.")),
         time_reply(20_000),
         full_reply("g1-E0006"),
     ]);
@@ -581,22 +464,8 @@ fn timestamp_rejection_resyncs_the_clock_and_resends_with_the_same_client_id() {
 
 #[test]
 fn a_second_timestamp_rejection_is_returned_not_retried_forever() {
-    let refuse = || {
-        respond(
-            400,
-            error_body(
-                -1021,
-                "Timestamp for this request is outside of the recvWindow.",
-            ),
-        )
-    };
-    let server = FakeServer::start(vec![
-        time_reply(0),
-        info_reply(),
-        refuse(),
-        time_reply(0),
-        refuse(),
-    ]);
+    let refuse = || respond(400, error_body(-1021, "Timestamp for this request is outside of the recvWindow."));
+    let server = FakeServer::start(vec![time_reply(0), info_reply(), refuse(), time_reply(0), refuse()]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
     let e = gateway.place_order(&market_buy("g1-E0007")).unwrap_err();
     assert!(e.is_timestamp_error(), "{e:?}");
@@ -616,11 +485,8 @@ fn connection_dropped_after_the_request_is_unknown() {
 
 #[test]
 fn malformed_success_body_for_an_order_is_unknown() {
-    let server = FakeServer::start(vec![
-        time_reply(0),
-        info_reply(),
-        respond(200, r#"{"symbol":"BTCUSDT","orderId":"#),
-    ]);
+    let server =
+        FakeServer::start(vec![time_reply(0), info_reply(), respond(200, r#"{"symbol":"BTCUSDT","orderId":"#)]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
     let e = gateway.place_order(&market_buy("g1-E0009")).unwrap_err();
     assert!(matches!(e, ExchangeError::Unknown { .. }), "{e:?}");
@@ -631,10 +497,7 @@ fn business_rejection_keeps_the_binance_code_and_message_without_secrets() {
     let server = FakeServer::start(vec![
         time_reply(0),
         info_reply(),
-        respond(
-            401,
-            error_body(-2015, "Invalid API-key, IP, or permissions for action."),
-        ),
+        respond(401, error_body(-2015, "Invalid API-key, IP, or permissions for action.")),
     ]);
     let mut gateway = BinanceGateway::connect(server.config()).unwrap();
     let e = gateway.account().unwrap_err();

@@ -56,29 +56,15 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(rate_limit_type: &str, interval: &str, interval_num: u32, limit: u64) -> Self {
-        RateLimit {
-            rate_limit_type: rate_limit_type.to_string(),
-            interval: interval.to_string(),
-            interval_num,
-            limit,
-        }
+        RateLimit { rate_limit_type: rate_limit_type.to_string(), interval: interval.to_string(), interval_num, limit }
     }
 }
 
 /// The limit of the given type over the given window, e.g. `("ORDERS", "SECOND", 10)`.
-pub fn find_rate_limit(
-    limits: &[RateLimit],
-    rate_limit_type: &str,
-    interval: &str,
-    interval_num: u32,
-) -> Option<u64> {
+pub fn find_rate_limit(limits: &[RateLimit], rate_limit_type: &str, interval: &str, interval_num: u32) -> Option<u64> {
     limits
         .iter()
-        .find(|l| {
-            l.rate_limit_type == rate_limit_type
-                && l.interval == interval
-                && l.interval_num == interval_num
-        })
+        .find(|l| l.rate_limit_type == rate_limit_type && l.interval == interval && l.interval_num == interval_num)
         .map(|l| l.limit)
 }
 
@@ -144,21 +130,21 @@ impl WireOrder {
     /// `sent` fills what an ACK response leaves out (side, type, quantity, prices).
     fn into_report(self, sent: Option<&NewOrder>) -> Result<OrderReport, WireError> {
         let side = match (self.side.as_deref(), sent) {
-            (Some(text), _) => {
-                Side::parse(text).ok_or_else(|| WireError(format!("unknown side '{text}'")))?
-            }
+            (Some(text), _) => Side::parse(text).ok_or_else(|| WireError(format!("unknown side '{text}'")))?,
             (None, Some(order)) => order.side,
             (None, None) => return Err(WireError("order without side".into())),
         };
         let order_type = match (self.order_type.as_deref(), sent) {
-            (Some(text), _) => ExchangeOrderType::parse(text)
-                .ok_or_else(|| WireError(format!("unknown order type '{text}'")))?,
+            (Some(text), _) => {
+                ExchangeOrderType::parse(text).ok_or_else(|| WireError(format!("unknown order type '{text}'")))?
+            }
             (None, Some(order)) => order.order_type,
             (None, None) => return Err(WireError("order without type".into())),
         };
         let status = match (self.status.as_deref(), sent) {
-            (Some(text), _) => ExchangeStatus::parse(text)
-                .ok_or_else(|| WireError(format!("unknown order status '{text}'")))?,
+            (Some(text), _) => {
+                ExchangeStatus::parse(text).ok_or_else(|| WireError(format!("unknown order status '{text}'")))?
+            }
             // An ACK: the engine accepted it, nothing more is known.
             (None, Some(_)) => ExchangeStatus::New,
             (None, None) => return Err(WireError("order without status".into())),
@@ -194,11 +180,7 @@ impl WireOrder {
                     trade_id: f.trade_id,
                 })
                 .collect(),
-            time_ms: self
-                .transact_time
-                .or(self.update_time)
-                .or(self.time)
-                .unwrap_or(0),
+            time_ms: self.transact_time.or(self.update_time).or(self.time).unwrap_or(0),
         })
     }
 }
@@ -206,17 +188,13 @@ impl WireOrder {
 /// One order object: a GET order response, a cancel response (the report carries the order's
 /// own client id, `origClientOrderId`), or a RESULT/FULL placement response.
 pub fn parse_order(body: &str) -> Result<OrderReport, WireError> {
-    serde_json::from_str::<WireOrder>(body)
-        .map_err(|e| wire_err("order", e))?
-        .into_report(None)
+    serde_json::from_str::<WireOrder>(body).map_err(|e| wire_err("order", e))?.into_report(None)
 }
 
 /// A placement response of any type (ACK, RESULT, FULL); what an ACK leaves out is taken from
 /// the order as sent, and its status is NEW.
 pub fn parse_placement(body: &str, sent: &NewOrder) -> Result<OrderReport, WireError> {
-    serde_json::from_str::<WireOrder>(body)
-        .map_err(|e| wire_err("order", e))?
-        .into_report(Some(sent))
+    serde_json::from_str::<WireOrder>(body).map_err(|e| wire_err("order", e))?.into_report(Some(sent))
 }
 
 /// An array of orders (GET openOrders, allOrders, DELETE openOrders). Order-list objects in a
@@ -231,8 +209,8 @@ pub fn parse_orders(body: &str) -> Result<Vec<OrderReport>, WireError> {
 }
 
 fn push_order_value(item: Value, out: &mut Vec<OrderReport>) -> Result<(), WireError> {
-    let is_list = item.get("orderId").is_none()
-        && (item.get("orderReports").is_some() || item.get("contingencyType").is_some());
+    let is_list =
+        item.get("orderId").is_none() && (item.get("orderReports").is_some() || item.get("contingencyType").is_some());
     if is_list {
         if let Some(Value::Array(reports)) = item.get("orderReports") {
             for report in reports {
@@ -249,26 +227,16 @@ fn push_order_value(item: Value, out: &mut Vec<OrderReport>) -> Result<(), WireE
 }
 
 fn order_from_value(value: Value) -> Result<OrderReport, WireError> {
-    serde_json::from_value::<WireOrder>(value)
-        .map_err(|e| wire_err("order", e))?
-        .into_report(None)
+    serde_json::from_value::<WireOrder>(value).map_err(|e| wire_err("order", e))?.into_report(None)
 }
 
 #[derive(Deserialize)]
 #[serde(tag = "filterType")]
 enum WireFilter {
     #[serde(rename = "PRICE_FILTER", rename_all = "camelCase")]
-    Price {
-        min_price: Decimal,
-        max_price: Decimal,
-        tick_size: Decimal,
-    },
+    Price { min_price: Decimal, max_price: Decimal, tick_size: Decimal },
     #[serde(rename = "LOT_SIZE", rename_all = "camelCase")]
-    LotSize {
-        min_qty: Decimal,
-        max_qty: Decimal,
-        step_size: Decimal,
-    },
+    LotSize { min_qty: Decimal, max_qty: Decimal, step_size: Decimal },
     #[serde(rename = "NOTIONAL", rename_all = "camelCase")]
     Notional { min_notional: Decimal },
     #[serde(rename = "MIN_NOTIONAL", rename_all = "camelCase")]
@@ -307,30 +275,18 @@ impl WireSymbol {
             max_qty: Decimal::ZERO,
             min_notional: Decimal::ZERO,
             // Types Genesis does not know (new ones Binance may add) are left out.
-            order_types: self
-                .order_types
-                .iter()
-                .filter_map(|t| ExchangeOrderType::parse(t))
-                .collect(),
+            order_types: self.order_types.iter().filter_map(|t| ExchangeOrderType::parse(t)).collect(),
             max_num_algo_orders: None,
         };
         let mut have_notional = false;
         for filter in self.filters {
             match filter {
-                WireFilter::Price {
-                    min_price,
-                    max_price,
-                    tick_size,
-                } => {
+                WireFilter::Price { min_price, max_price, tick_size } => {
                     rules.min_price = min_price;
                     rules.max_price = max_price;
                     rules.tick_size = tick_size;
                 }
-                WireFilter::LotSize {
-                    min_qty,
-                    max_qty,
-                    step_size,
-                } => {
+                WireFilter::LotSize { min_qty, max_qty, step_size } => {
                     rules.min_qty = min_qty;
                     rules.max_qty = max_qty;
                     rules.step_size = step_size;
@@ -343,9 +299,9 @@ impl WireSymbol {
                 WireFilter::MinNotional { min_notional } if !have_notional => {
                     rules.min_notional = min_notional;
                 }
-                WireFilter::MaxNumAlgoOrders {
-                    max_num_algo_orders,
-                } => rules.max_num_algo_orders = Some(max_num_algo_orders),
+                WireFilter::MaxNumAlgoOrders { max_num_algo_orders } => {
+                    rules.max_num_algo_orders = Some(max_num_algo_orders)
+                }
                 _ => {}
             }
         }
@@ -356,9 +312,7 @@ impl WireSymbol {
 /// One `exchangeInfo.symbols[]` entry. Filters it does not use are ignored; a missing
 /// PRICE_FILTER / LOT_SIZE / notional filter leaves that rule at zero (off).
 pub fn parse_symbol(value: &Value) -> Result<SymbolRules, WireError> {
-    WireSymbol::deserialize(value)
-        .map(WireSymbol::into_rules)
-        .map_err(|e| wire_err("exchangeInfo symbol", e))
+    WireSymbol::deserialize(value).map(WireSymbol::into_rules).map_err(|e| wire_err("exchangeInfo symbol", e))
 }
 
 #[derive(Deserialize)]
@@ -374,8 +328,7 @@ struct WireExchangeInfo {
 /// The whole `exchangeInfo` response. A symbol whose entry does not parse is skipped (and
 /// logged) so that one odd listing cannot stop the engine; the top level must be well formed.
 pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
-    let info: WireExchangeInfo =
-        serde_json::from_str(body).map_err(|e| wire_err("exchangeInfo", e))?;
+    let info: WireExchangeInfo = serde_json::from_str(body).map_err(|e| wire_err("exchangeInfo", e))?;
     let mut symbols = Vec::with_capacity(info.symbols.len());
     for value in &info.symbols {
         match parse_symbol(value) {
@@ -386,11 +339,7 @@ pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
             ),
         }
     }
-    Ok(ExchangeInfo {
-        server_time_ms: info.server_time,
-        rate_limits: info.rate_limits,
-        symbols,
-    })
+    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols })
 }
 
 #[derive(Deserialize)]
@@ -406,13 +355,7 @@ struct WireBookTicker {
 /// `GET /api/v3/ticker/bookTicker?symbol=`.
 pub fn parse_book_ticker(body: &str) -> Result<BookTicker, WireError> {
     let t: WireBookTicker = serde_json::from_str(body).map_err(|e| wire_err("bookTicker", e))?;
-    Ok(BookTicker {
-        symbol: t.symbol,
-        bid: t.bid_price,
-        bid_qty: t.bid_qty,
-        ask: t.ask_price,
-        ask_qty: t.ask_qty,
-    })
+    Ok(BookTicker { symbol: t.symbol, bid: t.bid_price, bid_qty: t.bid_qty, ask: t.ask_price, ask_qty: t.ask_qty })
 }
 
 #[derive(Deserialize)]
@@ -430,14 +373,7 @@ struct WireAccount {
 /// `GET /api/v3/account`: the balances.
 pub fn parse_account(body: &str) -> Result<Vec<Balance>, WireError> {
     let a: WireAccount = serde_json::from_str(body).map_err(|e| wire_err("account", e))?;
-    Ok(a.balances
-        .into_iter()
-        .map(|b| Balance {
-            asset: b.asset,
-            free: b.free,
-            locked: b.locked,
-        })
-        .collect())
+    Ok(a.balances.into_iter().map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked }).collect())
 }
 
 #[derive(Deserialize)]
@@ -448,9 +384,7 @@ struct WireTime {
 
 /// `GET /api/v3/time`: server time in ms.
 pub fn parse_server_time(body: &str) -> Result<i64, WireError> {
-    serde_json::from_str::<WireTime>(body)
-        .map(|t| t.server_time)
-        .map_err(|e| wire_err("server time", e))
+    serde_json::from_str::<WireTime>(body).map(|t| t.server_time).map_err(|e| wire_err("server time", e))
 }
 
 #[derive(Deserialize)]
@@ -462,9 +396,7 @@ struct WireApiError {
 
 /// A Binance error body `{"code":-1121,"msg":"Invalid symbol."}`; `None` for anything else.
 pub fn parse_error(body: &str) -> Option<(i64, String)> {
-    serde_json::from_str::<WireApiError>(body)
-        .ok()
-        .map(|e| (e.code, e.msg))
+    serde_json::from_str::<WireApiError>(body).ok().map(|e| (e.code, e.msg))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,11 +582,7 @@ pub fn symbol_json(s: &SymbolRules) -> Value {
 }
 
 /// The whole `exchangeInfo` response.
-pub fn exchange_info_json(
-    symbols: &[SymbolRules],
-    rate_limits: &[RateLimit],
-    server_time_ms: i64,
-) -> Value {
+pub fn exchange_info_json(symbols: &[SymbolRules], rate_limits: &[RateLimit], server_time_ms: i64) -> Value {
     json!({
         "timezone": "UTC",
         "serverTime": server_time_ms,
@@ -925,14 +853,8 @@ mod tests {
         assert_eq!(info.server_time_ms, 1565246363776);
         assert_eq!(info.symbols.len(), 1);
         assert_eq!(info.symbols[0].symbol, "BTCUSDT");
-        assert_eq!(
-            find_rate_limit(&info.rate_limits, "ORDERS", "SECOND", 10),
-            Some(100)
-        );
-        assert_eq!(
-            find_rate_limit(&info.rate_limits, "REQUEST_WEIGHT", "MINUTE", 1),
-            Some(6000)
-        );
+        assert_eq!(find_rate_limit(&info.rate_limits, "ORDERS", "SECOND", 10), Some(100));
+        assert_eq!(find_rate_limit(&info.rate_limits, "REQUEST_WEIGHT", "MINUTE", 1), Some(6000));
         assert!(parse_exchange_info(r#"{"rateLimits":[]}"#).is_err());
     }
 
@@ -940,11 +862,7 @@ mod tests {
     fn account_and_book_ticker_and_time_parse() {
         assert_eq!(
             parse_account(ACCOUNT).unwrap(),
-            vec![Balance {
-                asset: "BTC".into(),
-                free: d("4723846.89208129"),
-                locked: Decimal::ZERO
-            }]
+            vec![Balance { asset: "BTC".into(), free: d("4723846.89208129"), locked: Decimal::ZERO }]
         );
         let t = parse_book_ticker(
             r#"{"symbol":"LTCBTC","bidPrice":"4.00000000","bidQty":"431.00000000","askPrice":"4.00000200","askQty":"9.00000000"}"#,
@@ -953,10 +871,7 @@ mod tests {
         assert_eq!(t.bid, d("4"));
         assert_eq!(t.ask, d("4.000002"));
         assert_eq!(t.ask_qty, d("9"));
-        assert_eq!(
-            parse_server_time(r#"{"serverTime": 1499827319559}"#),
-            Ok(1499827319559)
-        );
+        assert_eq!(parse_server_time(r#"{"serverTime": 1499827319559}"#), Ok(1499827319559));
     }
 
     #[test]
@@ -990,10 +905,7 @@ mod tests {
             Some((-2011, "Unknown order sent.".to_string()))
         );
         let v = error_json(-1121, "Invalid symbol.");
-        assert_eq!(
-            parse_error(&v.to_string()),
-            Some((-1121, "Invalid symbol.".to_string()))
-        );
+        assert_eq!(parse_error(&v.to_string()), Some((-1121, "Invalid symbol.".to_string())));
     }
 
     #[test]
@@ -1036,28 +948,16 @@ mod tests {
         let r = report(ExchangeOrderType::StopLossLimit, ExchangeStatus::Filled);
         assert_eq!(parse_order(&order_json(&r, true).to_string()).unwrap(), r);
 
-        let no_fills = OrderReport {
-            fills: vec![],
-            ..r.clone()
-        };
-        assert_eq!(
-            parse_order(&order_json(&r, false).to_string()).unwrap(),
-            no_fills
-        );
-        assert_eq!(
-            parse_order(&order_query_json(&r).to_string()).unwrap(),
-            no_fills
-        );
+        let no_fills = OrderReport { fills: vec![], ..r.clone() };
+        assert_eq!(parse_order(&order_json(&r, false).to_string()).unwrap(), no_fills);
+        assert_eq!(parse_order(&order_query_json(&r).to_string()).unwrap(), no_fills);
         let cancel = cancel_json(&r, "cancel-1");
         assert_eq!(cancel["clientOrderId"], "cancel-1");
         assert_eq!(cancel["origClientOrderId"], r.client_order_id.as_str());
         assert_eq!(parse_order(&cancel.to_string()).unwrap(), no_fills);
 
         let list = Value::Array(vec![order_query_json(&r), order_query_json(&no_fills)]);
-        assert_eq!(
-            parse_orders(&list.to_string()).unwrap(),
-            vec![no_fills.clone(), no_fills]
-        );
+        assert_eq!(parse_orders(&list.to_string()).unwrap(), vec![no_fills.clone(), no_fills]);
         let ack = order_ack_json(&r);
         assert_eq!(ack["transactTime"], 1737635557417i64);
         assert!(ack.get("status").is_none());
@@ -1116,26 +1016,12 @@ mod tests {
             ask: d("65000.02"),
             ask_qty: d("0.25"),
         };
-        assert_eq!(
-            parse_book_ticker(&book_ticker_json(&t).to_string()).unwrap(),
-            t
-        );
+        assert_eq!(parse_book_ticker(&book_ticker_json(&t).to_string()).unwrap(), t);
         let balances = vec![
-            Balance {
-                asset: "BTC".into(),
-                free: d("0.5"),
-                locked: d("0.001"),
-            },
-            Balance {
-                asset: "USDT".into(),
-                free: d("10000"),
-                locked: Decimal::ZERO,
-            },
+            Balance { asset: "BTC".into(), free: d("0.5"), locked: d("0.001") },
+            Balance { asset: "USDT".into(), free: d("10000"), locked: Decimal::ZERO },
         ];
-        assert_eq!(
-            parse_account(&account_json(&balances).to_string()).unwrap(),
-            balances
-        );
+        assert_eq!(parse_account(&account_json(&balances).to_string()).unwrap(), balances);
         assert_eq!(parse_server_time(&server_time_json(7).to_string()), Ok(7));
     }
 }

@@ -46,21 +46,11 @@ impl Iterator for Levels<'_> {
 
 impl Book {
     pub fn bids(&self) -> Levels<'_> {
-        Levels {
-            top: self.bid,
-            step: -self.gap,
-            qty: self.bid_qty.iter(),
-            offset: Decimal::ZERO,
-        }
+        Levels { top: self.bid, step: -self.gap, qty: self.bid_qty.iter(), offset: Decimal::ZERO }
     }
 
     pub fn asks(&self) -> Levels<'_> {
-        Levels {
-            top: self.ask,
-            step: self.gap,
-            qty: self.ask_qty.iter(),
-            offset: Decimal::ZERO,
-        }
+        Levels { top: self.ask, step: self.gap, qty: self.ask_qty.iter(), offset: Decimal::ZERO }
     }
 
     /// The side a taker of `side` trades against: asks for a buy, bids for a sell.
@@ -81,10 +71,7 @@ impl Book {
 
     /// Quantity a resting order of `side` at `limit` can trade against right now.
     pub fn crossing_qty(&self, side: Side, limit: Decimal) -> Decimal {
-        self.opposite(side)
-            .take_while(|(price, _)| crosses(side, *price, limit))
-            .map(|(_, qty)| qty)
-            .sum()
+        self.opposite(side).take_while(|(price, _)| crosses(side, *price, limit)).map(|(_, qty)| qty).sum()
     }
 }
 

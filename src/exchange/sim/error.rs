@@ -13,11 +13,7 @@ pub struct SimError {
 impl SimError {
     /// A business refusal (Binance answers these with HTTP 400).
     pub fn rejected(code: i64, msg: impl Into<String>) -> SimError {
-        SimError {
-            http_status: 400,
-            code,
-            msg: msg.into(),
-        }
+        SimError { http_status: 400, code, msg: msg.into() }
     }
     pub(crate) fn invalid_symbol() -> SimError {
         SimError::rejected(-1121, "Invalid symbol.")
@@ -61,15 +57,9 @@ impl From<SimError> for ExchangeError {
     /// refusal.
     fn from(e: SimError) -> ExchangeError {
         if e.http_status >= 500 {
-            ExchangeError::Unknown {
-                reason: format!("({}) {}", e.code, e.msg),
-            }
+            ExchangeError::Unknown { reason: format!("({}) {}", e.code, e.msg) }
         } else {
-            ExchangeError::Rejected {
-                http_status: e.http_status,
-                code: e.code,
-                msg: e.msg,
-            }
+            ExchangeError::Rejected { http_status: e.http_status, code: e.code, msg: e.msg }
         }
     }
 }
@@ -77,15 +67,8 @@ impl From<SimError> for ExchangeError {
 /// The exchange state file could not be read or written.
 #[derive(Debug)]
 pub enum SimStoreError {
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    Corrupt {
-        path: std::path::PathBuf,
-        line: usize,
-        reason: String,
-    },
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    Corrupt { path: std::path::PathBuf, line: usize, reason: String },
 }
 
 impl std::fmt::Display for SimStoreError {
@@ -94,11 +77,9 @@ impl std::fmt::Display for SimStoreError {
             SimStoreError::Io { path, source } => {
                 write!(f, "exchange state {}: {source}", path.display())
             }
-            SimStoreError::Corrupt { path, line, reason } => write!(
-                f,
-                "exchange state {} is corrupt at line {line}: {reason}",
-                path.display()
-            ),
+            SimStoreError::Corrupt { path, line, reason } => {
+                write!(f, "exchange state {} is corrupt at line {line}: {reason}", path.display())
+            }
         }
     }
 }

@@ -183,15 +183,7 @@ const SPECS: [Spec; 3] = {
             max_qty: "9000",
             gap: "0.05",
             level_steps: (5_000, 50_000),
-            order_types: &[
-                Limit,
-                LimitMaker,
-                Market,
-                StopLoss,
-                StopLossLimit,
-                TakeProfit,
-                TakeProfitLimit,
-            ],
+            order_types: &[Limit, LimitMaker, Market, StopLoss, StopLossLimit, TakeProfit, TakeProfitLimit],
         },
         Spec {
             symbol: "SOLUSDT",
@@ -203,15 +195,7 @@ const SPECS: [Spec; 3] = {
             max_qty: "90000",
             gap: "0.01",
             level_steps: (5_000, 60_000),
-            order_types: &[
-                Limit,
-                LimitMaker,
-                Market,
-                StopLoss,
-                StopLossLimit,
-                TakeProfit,
-                TakeProfitLimit,
-            ],
+            order_types: &[Limit, LimitMaker, Market, StopLoss, StopLossLimit, TakeProfit, TakeProfitLimit],
         },
     ]
 };
@@ -275,10 +259,7 @@ fn needs_price(order_type: ExchangeOrderType) -> bool {
 
 /// Types that trade as a market order (at once, or when triggered).
 fn is_market_like(order_type: ExchangeOrderType) -> bool {
-    matches!(
-        order_type,
-        ExchangeOrderType::Market | ExchangeOrderType::StopLoss | ExchangeOrderType::TakeProfit
-    )
+    matches!(order_type, ExchangeOrderType::Market | ExchangeOrderType::StopLoss | ExchangeOrderType::TakeProfit)
 }
 
 fn check_param(name: &str, required: bool, value: Option<Decimal>) -> Result<(), SimError> {
@@ -287,10 +268,7 @@ fn check_param(name: &str, required: bool, value: Option<Decimal>) -> Result<(),
             -1102,
             format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
         )),
-        (false, Some(_)) => Err(SimError::rejected(
-            -1106,
-            format!("Parameter '{name}' sent when not required."),
-        )),
+        (false, Some(_)) => Err(SimError::rejected(-1106, format!("Parameter '{name}' sent when not required."))),
         _ => Ok(()),
     }
 }
@@ -324,10 +302,7 @@ fn check_client_id(id: &str) -> Result<(), SimError> {
     if id.is_empty() {
         return Err(SimError::rejected(-1118, "New client order ID was empty."));
     }
-    let legal = id.len() <= 36
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let legal = id.len() <= 36 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if legal {
         Ok(())
     } else {
@@ -341,10 +316,7 @@ fn check_client_id(id: &str) -> Result<(), SimError> {
 /// True when a stop's trigger is crossed by the current book: a stop-loss sell when the bid
 /// falls to it, a stop-loss buy when the ask rises to it; take-profits the other way round.
 fn stop_triggered(order_type: ExchangeOrderType, side: Side, stop: Decimal, book: &Book) -> bool {
-    let stop_loss = matches!(
-        order_type,
-        ExchangeOrderType::StopLoss | ExchangeOrderType::StopLossLimit
-    );
+    let stop_loss = matches!(order_type, ExchangeOrderType::StopLoss | ExchangeOrderType::StopLossLimit);
     match (side, stop_loss) {
         (Side::Sell, true) => book.bid <= stop,
         (Side::Buy, true) => book.ask >= stop,
@@ -383,10 +355,8 @@ fn trim_to_budget(plan: &mut Vec<(Decimal, Decimal)>, budget: Decimal, step: Dec
             spent += cost;
             continue;
         }
-        let affordable = (budget - spent)
-            .checked_div(price)
-            .map(|q| round_down_to_step(q, step))
-            .unwrap_or(Decimal::ZERO);
+        let affordable =
+            (budget - spent).checked_div(price).map(|q| round_down_to_step(q, step)).unwrap_or(Decimal::ZERO);
         if affordable > Decimal::ZERO {
             plan[i].1 = affordable;
             plan.truncate(i + 1);
@@ -401,11 +371,7 @@ fn asset_index(balances: &mut Vec<Balance>, asset: &str) -> usize {
     match balances.iter().position(|b| b.asset == asset) {
         Some(i) => i,
         None => {
-            balances.push(Balance {
-                asset: asset.to_string(),
-                free: Decimal::ZERO,
-                locked: Decimal::ZERO,
-            });
+            balances.push(Balance { asset: asset.to_string(), free: Decimal::ZERO, locked: Decimal::ZERO });
             balances.len() - 1
         }
     }
@@ -420,11 +386,7 @@ impl Simulator {
         let mut balances: Vec<Balance> = config
             .starting_balances
             .iter()
-            .map(|(asset, free)| Balance {
-                asset: asset.clone(),
-                free: *free,
-                locked: Decimal::ZERO,
-            })
+            .map(|(asset, free)| Balance { asset: asset.clone(), free: *free, locked: Decimal::ZERO })
             .collect();
         for m in &markets {
             asset_index(&mut balances, &m.rules.base_asset);
@@ -457,24 +419,19 @@ impl Simulator {
     /// (latency, slippage, probabilities) come from `config`.
     pub fn open(path: &Path, config: SimConfig) -> Result<Simulator, SimStoreError> {
         let (store, snapshot, journal) = Store::open(path)?;
-        let mut sim = match snapshot {
-            Some(snapshot) => Simulator::from_snapshot(config, snapshot).map_err(|reason| {
-                SimStoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: 1,
-                    reason,
-                }
-            })?,
-            None => Simulator::new(config),
-        };
+        let mut sim =
+            match snapshot {
+                Some(snapshot) => Simulator::from_snapshot(config, snapshot)
+                    .map_err(|reason| SimStoreError::Corrupt { path: path.to_path_buf(), line: 1, reason })?,
+                None => Simulator::new(config),
+            };
         for (i, mutation) in journal.into_iter().enumerate() {
             if mutation.seq > sim.seq {
-                sim.replay(mutation)
-                    .map_err(|reason| SimStoreError::Corrupt {
-                        path: store.journal_path().to_path_buf(),
-                        line: i + 1,
-                        reason,
-                    })?;
+                sim.replay(mutation).map_err(|reason| SimStoreError::Corrupt {
+                    path: store.journal_path().to_path_buf(),
+                    line: i + 1,
+                    reason,
+                })?;
             }
         }
         sim.store = Some(store);
@@ -483,26 +440,16 @@ impl Simulator {
     }
 
     fn from_snapshot(config: SimConfig, s: SnapshotIn) -> Result<Simulator, String> {
-        let mut sim = Simulator::new(SimConfig {
-            seed: s.seed,
-            ..config
-        });
+        let mut sim = Simulator::new(SimConfig { seed: s.seed, ..config });
         sim.set_rng_position(&s.rng_word_pos)?;
         for book in s.books {
-            if let Some(m) = sim
-                .markets
-                .iter_mut()
-                .find(|m| m.rules.symbol == book.symbol)
-            {
+            if let Some(m) = sim.markets.iter_mut().find(|m| m.rules.symbol == book.symbol) {
                 m.book = book;
             }
         }
         sim.balances = s.balances;
         for m in 0..sim.markets.len() {
-            let (base, quote) = (
-                sim.markets[m].rules.base_asset.clone(),
-                sim.markets[m].rules.quote_asset.clone(),
-            );
+            let (base, quote) = (sim.markets[m].rules.base_asset.clone(), sim.markets[m].rules.quote_asset.clone());
             asset_index(&mut sim.balances, &base);
             asset_index(&mut sim.balances, &quote);
         }
@@ -517,9 +464,7 @@ impl Simulator {
     }
 
     fn set_rng_position(&mut self, word_pos: &str) -> Result<(), String> {
-        let pos: u128 = word_pos
-            .parse()
-            .map_err(|_| format!("bad RNG position '{word_pos}'"))?;
+        let pos: u128 = word_pos.parse().map_err(|_| format!("bad RNG position '{word_pos}'"))?;
         self.rng = ChaCha8Rng::seed_from_u64(self.seed);
         self.rng.set_word_pos(pos);
         Ok(())
@@ -544,8 +489,7 @@ impl Simulator {
             self.restore_order(order);
         }
         let last_trade = self.trades.back().map_or(0, |t| t.id);
-        self.trades
-            .extend(m.trades.into_iter().filter(|t| t.id > last_trade));
+        self.trades.extend(m.trades.into_iter().filter(|t| t.id > last_trade));
         self.trim_history();
         Ok(())
     }
@@ -554,8 +498,7 @@ impl Simulator {
     fn restore_order(&mut self, order: SimOrder) {
         let id = order.report.exchange_order_id;
         if order.report.status.is_open() {
-            self.open_by_client
-                .insert(order.report.client_order_id.clone(), id);
+            self.open_by_client.insert(order.report.client_order_id.clone(), id);
             self.open.insert(id, order);
             return;
         }
@@ -564,8 +507,7 @@ impl Simulator {
                 self.open_by_client.remove(&prev.report.client_order_id);
             }
         }
-        self.closed_by_client
-            .insert(order.report.client_order_id.clone(), id);
+        self.closed_by_client.insert(order.report.client_order_id.clone(), id);
         if self.closed.insert(id, order).is_none() {
             self.closed_fifo.push_back(id);
         }
@@ -593,11 +535,7 @@ impl Simulator {
             books: self.markets.iter().map(|m| &m.book).collect(),
             balances: &self.balances,
             open: self.open.values().collect(),
-            closed: self
-                .closed_fifo
-                .iter()
-                .filter_map(|id| self.closed.get(id))
-                .collect(),
+            closed: self.closed_fifo.iter().filter_map(|id| self.closed.get(id)).collect(),
             trades: self.trades.iter().collect(),
         };
         store.write_snapshot(&snapshot)
@@ -615,12 +553,7 @@ impl Simulator {
             books: self.markets.iter().map(|m| m.book.clone()).collect(),
             balances: self.balances.clone(),
             open: self.open.values().cloned().collect(),
-            closed: self
-                .closed_fifo
-                .iter()
-                .filter_map(|id| self.closed.get(id))
-                .cloned()
-                .collect(),
+            closed: self.closed_fifo.iter().filter_map(|id| self.closed.get(id)).cloned().collect(),
             trades: self.trades.iter().cloned().collect(),
         }
     }
@@ -650,29 +583,16 @@ impl Simulator {
                     .prices
                     .iter()
                     .filter_map(|&i| self.markets.get(i))
-                    .map(|m| PriceRecord {
-                        symbol: m.rules.symbol.clone(),
-                        bid: m.book.bid,
-                        ask: m.book.ask,
-                    })
+                    .map(|m| PriceRecord { symbol: m.rules.symbol.clone(), bid: m.book.bid, ask: m.book.ask })
                     .collect(),
-                balances: self
-                    .dirty
-                    .assets
-                    .iter()
-                    .filter_map(|&i| self.balances.get(i))
-                    .collect(),
+                balances: self.dirty.assets.iter().filter_map(|&i| self.balances.get(i)).collect(),
                 orders: self
                     .dirty
                     .orders
                     .iter()
                     .filter_map(|id| self.open.get(id).or_else(|| self.closed.get(id)))
                     .collect(),
-                trades: self
-                    .trades
-                    .iter()
-                    .skip(self.trades.len().saturating_sub(self.dirty.trades))
-                    .collect(),
+                trades: self.trades.iter().skip(self.trades.len().saturating_sub(self.dirty.trades)).collect(),
             };
             if let Err(e) = store.append(&record) {
                 outcome = Err(SimError::internal(&format!("journal write failed: {e}")));
@@ -718,17 +638,11 @@ impl Simulator {
     }
 
     pub fn rules(&self, symbol: &str) -> Option<&SymbolRules> {
-        self.markets
-            .iter()
-            .find(|m| m.rules.symbol == symbol)
-            .map(|m| &m.rules)
+        self.markets.iter().find(|m| m.rules.symbol == symbol).map(|m| &m.rules)
     }
 
     fn market_index(&self, symbol: &str) -> Result<usize, SimError> {
-        self.markets
-            .iter()
-            .position(|m| m.rules.symbol == symbol)
-            .ok_or_else(SimError::invalid_symbol)
+        self.markets.iter().position(|m| m.rules.symbol == symbol).ok_or_else(SimError::invalid_symbol)
     }
 
     pub fn book_ticker(&self, symbol: &str) -> Result<BookTicker, SimError> {
@@ -750,10 +664,7 @@ impl Simulator {
         limit: usize,
     ) -> Result<(Vec<(Decimal, Decimal)>, Vec<(Decimal, Decimal)>), SimError> {
         let book = &self.markets[self.market_index(symbol)?].book;
-        Ok((
-            book.bids().take(limit).collect(),
-            book.asks().take(limit).collect(),
-        ))
+        Ok((book.bids().take(limit).collect(), book.asks().take(limit).collect()))
     }
 
     pub fn balances(&self) -> Vec<Balance> {
@@ -766,19 +677,11 @@ impl Simulator {
 
     /// Moves a symbol's top of book (the level shape follows), then fires crossed stops and
     /// fills marketable resting orders. Returns the orders that changed, with their fills.
-    pub fn set_price(
-        &mut self,
-        symbol: &str,
-        bid: Decimal,
-        ask: Decimal,
-    ) -> Result<Vec<OrderReport>, SimError> {
+    pub fn set_price(&mut self, symbol: &str, bid: Decimal, ask: Decimal) -> Result<Vec<OrderReport>, SimError> {
         let m = self.market_index(symbol)?;
         let rules = &self.markets[m].rules;
         if bid <= Decimal::ZERO || ask <= bid {
-            return Err(SimError::rejected(
-                -1102,
-                format!("bid {bid} must be positive and below ask {ask}."),
-            ));
+            return Err(SimError::rejected(-1102, format!("bid {bid} must be positive and below ask {ask}.")));
         }
         check_price(rules, bid)?;
         check_price(rules, ask)?;
@@ -898,13 +801,7 @@ impl Simulator {
 
     /// The trades a taker order of `side` for `qty` (within `limit`) would make now, level by
     /// level, priced with the extra-slippage knob.
-    fn plan_taker(
-        &self,
-        m: usize,
-        side: Side,
-        qty: Decimal,
-        limit: Option<Decimal>,
-    ) -> Vec<(Decimal, Decimal)> {
+    fn plan_taker(&self, m: usize, side: Side, qty: Decimal, limit: Option<Decimal>) -> Vec<(Decimal, Decimal)> {
         let market = &self.markets[m];
         let tick = market.rules.tick_size;
         let bps = self.config.extra_slippage_bps;
@@ -938,13 +835,7 @@ impl Simulator {
         plan
     }
 
-    fn fill_plan(
-        &mut self,
-        m: usize,
-        order: &mut SimOrder,
-        plan: &[(Decimal, Decimal)],
-        now: i64,
-    ) -> Vec<Fill> {
+    fn fill_plan(&mut self, m: usize, order: &mut SimOrder, plan: &[(Decimal, Decimal)], now: i64) -> Vec<Fill> {
         plan.iter()
             .filter(|(_, qty)| *qty > Decimal::ZERO)
             .map(|&(price, qty)| self.apply_fill(m, order, price, qty, false, now))
@@ -969,11 +860,8 @@ impl Simulator {
         let side = order.report.side;
         let (commission, commission_i) = match side {
             Side::Buy => {
-                let lock_price = if order.report.price > Decimal::ZERO {
-                    order.report.price
-                } else {
-                    order.report.stop_price
-                };
+                let lock_price =
+                    if order.report.price > Decimal::ZERO { order.report.price } else { order.report.stop_price };
                 let release = order.locked.min(qty * lock_price);
                 order.locked -= release;
                 let quote = &mut self.balances[quote_i];
@@ -1017,13 +905,7 @@ impl Simulator {
         order.report.executed_qty += qty;
         order.report.cum_quote_qty += quote_qty;
         order.report.time_ms = now;
-        Fill {
-            price,
-            qty,
-            commission,
-            commission_asset,
-            trade_id,
-        }
+        Fill { price, qty, commission, commission_asset, trade_id }
     }
 
     /// Locks `amount` of the asset a `side` order pays with; false when the free balance is
@@ -1070,12 +952,8 @@ impl Simulator {
         self.dirty.any = true;
         push_unique(&mut self.dirty.orders, id);
         if order.report.status.is_open() {
-            if !self
-                .open_by_client
-                .contains_key(&order.report.client_order_id)
-            {
-                self.open_by_client
-                    .insert(order.report.client_order_id.clone(), id);
+            if !self.open_by_client.contains_key(&order.report.client_order_id) {
+                self.open_by_client.insert(order.report.client_order_id.clone(), id);
             }
             self.open.insert(id, order);
             return;
@@ -1092,8 +970,7 @@ impl Simulator {
         match self.closed_by_client.get_mut(&order.report.client_order_id) {
             Some(latest) => *latest = id,
             None => {
-                self.closed_by_client
-                    .insert(order.report.client_order_id.clone(), id);
+                self.closed_by_client.insert(order.report.client_order_id.clone(), id);
             }
         }
         if self.closed.insert(id, order).is_none() {
@@ -1130,9 +1007,7 @@ impl Simulator {
         check_lot(rules, req.quantity)?;
         let reference = match order_type {
             ExchangeOrderType::Market => book.top_for(side),
-            ExchangeOrderType::StopLoss | ExchangeOrderType::TakeProfit => {
-                req.stop_price.unwrap_or(Decimal::ZERO)
-            }
+            ExchangeOrderType::StopLoss | ExchangeOrderType::TakeProfit => req.stop_price.unwrap_or(Decimal::ZERO),
             _ => req.price.unwrap_or(Decimal::ZERO),
         };
         let notional = req.quantity.checked_mul(reference).unwrap_or(Decimal::MAX);
@@ -1141,11 +1016,8 @@ impl Simulator {
         }
         if order_type.is_algo() {
             let max = rules.max_num_algo_orders.map_or(usize::MAX, |n| n as usize);
-            let open_algo = self
-                .open
-                .values()
-                .filter(|o| o.report.symbol == req.symbol && o.report.order_type.is_algo())
-                .count();
+            let open_algo =
+                self.open.values().filter(|o| o.report.symbol == req.symbol && o.report.order_type.is_algo()).count();
             if open_algo >= max {
                 return Err(SimError::filter("MAX_NUM_ALGO_ORDERS"));
             }
@@ -1163,17 +1035,13 @@ impl Simulator {
         let book = &self.markets[m].book;
         if let Some(stop) = req.stop_price {
             if stop_triggered(order_type, side, stop, book) {
-                return Err(SimError::new_order_rejected(
-                    "Order would trigger immediately.",
-                ));
+                return Err(SimError::new_order_rejected("Order would trigger immediately."));
             }
         }
         if order_type == ExchangeOrderType::LimitMaker {
             if let Some(price) = req.price {
                 if crosses(side, book.top_for(side), price) {
-                    return Err(SimError::new_order_rejected(
-                        "Order would immediately match and take.",
-                    ));
+                    return Err(SimError::new_order_rejected("Order would immediately match and take."));
                 }
             }
         }
@@ -1203,10 +1071,8 @@ impl Simulator {
                 self.dirty.any = true;
                 if self.rng.random::<f64>() < self.config.partial_fill_probability {
                     let percent = Decimal::from(self.rng.random_range(10..=90));
-                    target = round_down_to_step(
-                        target * percent / Decimal::ONE_HUNDRED,
-                        self.markets[m].rules.step_size,
-                    );
+                    target =
+                        round_down_to_step(target * percent / Decimal::ONE_HUNDRED, self.markets[m].rules.step_size);
                 }
             }
             let plan = self.plan_taker(m, side, target, None);
@@ -1214,12 +1080,9 @@ impl Simulator {
             let affordable = match side {
                 Side::Buy => {
                     let cost: Decimal = plan.iter().map(|(p, q)| p * q).sum();
-                    self.balance(&rules.quote_asset)
-                        .is_some_and(|b| b.free >= cost)
+                    self.balance(&rules.quote_asset).is_some_and(|b| b.free >= cost)
                 }
-                Side::Sell => self
-                    .balance(&rules.base_asset)
-                    .is_some_and(|b| b.free >= req.quantity),
+                Side::Sell => self.balance(&rules.base_asset).is_some_and(|b| b.free >= req.quantity),
             };
             if !affordable {
                 return Err(SimError::insufficient_balance());
@@ -1260,10 +1123,7 @@ impl Simulator {
             OrderRef::ClientOrderId(client) => *self.open_by_client.get(client)?,
             OrderRef::OrderId(id) => id,
         };
-        self.open
-            .get(&id)
-            .filter(|o| o.report.symbol == symbol)
-            .map(|_| id)
+        self.open.get(&id).filter(|o| o.report.symbol == symbol).map(|_| id)
     }
 
     fn find(&self, symbol: &str, which: OrderRef<'_>) -> Option<&SimOrder> {
@@ -1272,11 +1132,7 @@ impl Simulator {
                 .open_by_client
                 .get(client)
                 .and_then(|id| self.open.get(id))
-                .or_else(|| {
-                    self.closed_by_client
-                        .get(client)
-                        .and_then(|id| self.closed.get(id))
-                }),
+                .or_else(|| self.closed_by_client.get(client).and_then(|id| self.closed.get(id))),
             OrderRef::OrderId(id) => self.open.get(&id).or_else(|| self.closed.get(&id)),
         };
         found.filter(|o| o.report.symbol == symbol)
@@ -1285,9 +1141,7 @@ impl Simulator {
     /// `GET /api/v3/order`: the open order with that id, else the latest closed one.
     pub fn query(&self, symbol: &str, which: OrderRef<'_>) -> Result<OrderReport, SimError> {
         self.market_index(symbol)?;
-        self.find(symbol, which)
-            .map(|o| o.report.clone())
-            .ok_or_else(SimError::no_such_order)
+        self.find(symbol, which).map(|o| o.report.clone()).ok_or_else(SimError::no_such_order)
     }
 
     /// `DELETE /api/v3/order`.
@@ -1299,9 +1153,7 @@ impl Simulator {
 
     fn cancel_inner(&mut self, symbol: &str, which: OrderRef<'_>) -> Result<OrderReport, SimError> {
         self.market_index(symbol)?;
-        let id = self
-            .find_open(symbol, which)
-            .ok_or_else(SimError::unknown_order)?;
+        let id = self.find_open(symbol, which).ok_or_else(SimError::unknown_order)?;
         let mut order = self.open.remove(&id).ok_or_else(SimError::unknown_order)?;
         order.report.status = ExchangeStatus::Canceled;
         order.report.time_ms = now_ms();
@@ -1333,18 +1185,12 @@ impl Simulator {
 
     fn cancel_open_orders_inner(&mut self, symbol: &str) -> Result<Vec<OrderReport>, SimError> {
         self.market_index(symbol)?;
-        let ids: Vec<i64> = self
-            .open
-            .values()
-            .filter(|o| o.report.symbol == symbol)
-            .map(|o| o.report.exchange_order_id)
-            .collect();
+        let ids: Vec<i64> =
+            self.open.values().filter(|o| o.report.symbol == symbol).map(|o| o.report.exchange_order_id).collect();
         if ids.is_empty() {
             return Err(SimError::unknown_order());
         }
-        ids.into_iter()
-            .map(|id| self.cancel_inner(symbol, OrderRef::OrderId(id)))
-            .collect()
+        ids.into_iter().map(|id| self.cancel_inner(symbol, OrderRef::OrderId(id))).collect()
     }
 
     /// `GET /api/v3/allOrders`: the symbol's remembered orders, open or closed, by order id.
@@ -1364,11 +1210,6 @@ impl Simulator {
     /// `GET /api/v3/myTrades`: the symbol's remembered trades, oldest first.
     pub fn my_trades(&self, symbol: &str) -> Result<Vec<Trade>, SimError> {
         self.market_index(symbol)?;
-        Ok(self
-            .trades
-            .iter()
-            .filter(|t| t.symbol == symbol)
-            .cloned()
-            .collect())
+        Ok(self.trades.iter().filter(|t| t.symbol == symbol).cloned().collect())
     }
 }

@@ -45,11 +45,7 @@ impl SimGateway {
     /// A gateway over a simulator that other threads already hold.
     pub fn from_shared(sim: Arc<Mutex<Simulator>>) -> SimGateway {
         let latency = Duration::from_micros(sim.lock().config().latency_us);
-        SimGateway {
-            sim,
-            latency,
-            last: RequestTiming::default(),
-        }
+        SimGateway { sim, latency, last: RequestTiming::default() }
     }
 
     /// The simulator, for threads that read the book or move prices.
@@ -61,19 +57,14 @@ impl SimGateway {
         self.latency = latency;
     }
 
-    fn call<T>(
-        &mut self,
-        request: impl FnOnce(&mut Simulator) -> Result<T, SimError>,
-    ) -> Result<T, ExchangeError> {
+    fn call<T>(&mut self, request: impl FnOnce(&mut Simulator) -> Result<T, SimError>) -> Result<T, ExchangeError> {
         let start = Instant::now();
         let result = request(&mut self.sim.lock());
         if !self.latency.is_zero() {
             wait_until(start + self.latency);
         }
-        self.last = RequestTiming {
-            sign_ns: 0,
-            round_trip_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        };
+        self.last =
+            RequestTiming { sign_ns: 0, round_trip_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX) };
         result.map_err(ExchangeError::from)
     }
 }
@@ -108,19 +99,11 @@ impl Exchange for SimGateway {
         self.call(|sim| sim.place(order))
     }
 
-    fn query_order(
-        &mut self,
-        symbol: &str,
-        client_order_id: &str,
-    ) -> Result<OrderReport, ExchangeError> {
+    fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
         self.call(|sim| sim.query(symbol, OrderRef::ClientOrderId(client_order_id)))
     }
 
-    fn cancel_order(
-        &mut self,
-        symbol: &str,
-        client_order_id: &str,
-    ) -> Result<OrderReport, ExchangeError> {
+    fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
         self.call(|sim| sim.cancel(symbol, OrderRef::ClientOrderId(client_order_id)))
     }
 
@@ -177,14 +160,8 @@ pub fn connect_embedded(config: &crate::config::Config) -> Result<super::Connect
         ..SimConfig::default()
     };
     let path = state_path(&config.db);
-    let sim = Simulator::open(&path, sim_config)
-        .map_err(|e| format!("simulator state {}: {e}", path.display()))?;
+    let sim = Simulator::open(&path, sim_config).map_err(|e| format!("simulator state {}: {e}", path.display()))?;
     let gateway = SimGateway::new(sim);
-    let quotes = Arc::new(SimQuotes {
-        sim: gateway.shared(),
-    });
-    Ok(super::Connected {
-        gateway: Box::new(gateway),
-        quotes,
-    })
+    let quotes = Arc::new(SimQuotes { sim: gateway.shared() });
+    Ok(super::Connected { gateway: Box::new(gateway), quotes })
 }

@@ -148,27 +148,19 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SimStoreError + '_ {
-    move |source| SimStoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| SimStoreError::Io { path: path.to_path_buf(), source }
 }
 
 impl Store {
     /// Opens (creating if needed) the journal and reads what is on disk.
-    pub fn open(
-        path: &Path,
-    ) -> Result<(Store, Option<SnapshotIn>, Vec<MutationIn>), SimStoreError> {
+    pub fn open(path: &Path) -> Result<(Store, Option<SnapshotIn>, Vec<MutationIn>), SimStoreError> {
         let snapshot = read_snapshot(path)?;
         let journal_path = journal_path(path);
         let old_journal_path = with_suffix(path, ".journal.old");
         let mut mutations = read_journal(&old_journal_path)?;
         mutations.extend(read_journal(&journal_path)?);
-        let journal = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&journal_path)
-            .map_err(io_err(&journal_path))?;
+        let journal =
+            OpenOptions::new().create(true).append(true).open(&journal_path).map_err(io_err(&journal_path))?;
         Ok((
             Store {
                 snapshot_path: path.to_path_buf(),
@@ -209,19 +201,14 @@ impl Store {
     pub fn snapshot_in_background(&mut self, snapshot: SnapshotIn) -> std::io::Result<()> {
         self.wait_for_snapshot();
         std::fs::rename(&self.journal_path, &self.old_journal_path)?;
-        self.journal = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.journal_path)?;
+        self.journal = OpenOptions::new().create(true).append(true).open(&self.journal_path)?;
         self.records = 0;
         let snapshot_path = self.snapshot_path.clone();
         let old_journal = self.old_journal_path.clone();
-        let writer = std::thread::Builder::new()
-            .name("sim-snapshot".into())
-            .spawn(move || {
-                write_atomically(&snapshot_path, &snapshot)?;
-                remove_if_present(&old_journal)
-            })?;
+        let writer = std::thread::Builder::new().name("sim-snapshot".into()).spawn(move || {
+            write_atomically(&snapshot_path, &snapshot)?;
+            remove_if_present(&old_journal)
+        })?;
         self.pending = Some(writer);
         Ok(())
     }
@@ -249,12 +236,11 @@ fn read_snapshot(path: &Path) -> Result<Option<SnapshotIn>, SimStoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(path)(e)),
     };
-    let snapshot: SnapshotIn =
-        serde_json::from_slice(&text).map_err(|e| SimStoreError::Corrupt {
-            path: path.to_path_buf(),
-            line: e.line(),
-            reason: e.to_string(),
-        })?;
+    let snapshot: SnapshotIn = serde_json::from_slice(&text).map_err(|e| SimStoreError::Corrupt {
+        path: path.to_path_buf(),
+        line: e.line(),
+        reason: e.to_string(),
+    })?;
     if snapshot.version != SNAPSHOT_VERSION {
         return Err(SimStoreError::Corrupt {
             path: path.to_path_buf(),
@@ -293,11 +279,7 @@ fn read_journal(path: &Path) -> Result<Vec<MutationIn>, SimStoreError> {
                 log::warn!("ignoring a torn last line in {}", path.display());
             }
             Err(e) => {
-                return Err(SimStoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    reason: e.to_string(),
-                })
+                return Err(SimStoreError::Corrupt { path: path.to_path_buf(), line: i + 1, reason: e.to_string() })
             }
         }
     }

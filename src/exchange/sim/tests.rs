@@ -16,20 +16,12 @@ fn sim() -> Simulator {
 
 fn rich_sim() -> Simulator {
     let mut config = SimConfig::default();
-    config
-        .starting_balances
-        .insert("USDT".into(), d("10000000"));
+    config.starting_balances.insert("USDT".into(), d("10000000"));
     config.starting_balances.insert("BTC".into(), d("100"));
     Simulator::new(config)
 }
 
-fn order(
-    symbol: &str,
-    side: Side,
-    order_type: ExchangeOrderType,
-    qty: &str,
-    client: &str,
-) -> NewOrder {
+fn order(symbol: &str, side: Side, order_type: ExchangeOrderType, qty: &str, client: &str) -> NewOrder {
     NewOrder {
         symbol: symbol.into(),
         side,
@@ -46,32 +38,15 @@ fn market(symbol: &str, side: Side, qty: &str, client: &str) -> NewOrder {
 }
 
 fn limit(symbol: &str, side: Side, qty: &str, price: &str, client: &str) -> NewOrder {
-    NewOrder {
-        price: Some(d(price)),
-        ..order(symbol, side, Limit, qty, client)
-    }
+    NewOrder { price: Some(d(price)), ..order(symbol, side, Limit, qty, client) }
 }
 
-fn stop_limit(
-    symbol: &str,
-    side: Side,
-    qty: &str,
-    stop: &str,
-    price: &str,
-    client: &str,
-) -> NewOrder {
-    NewOrder {
-        price: Some(d(price)),
-        stop_price: Some(d(stop)),
-        ..order(symbol, side, StopLossLimit, qty, client)
-    }
+fn stop_limit(symbol: &str, side: Side, qty: &str, stop: &str, price: &str, client: &str) -> NewOrder {
+    NewOrder { price: Some(d(price)), stop_price: Some(d(stop)), ..order(symbol, side, StopLossLimit, qty, client) }
 }
 
 fn stop_market(symbol: &str, side: Side, qty: &str, stop: &str, client: &str) -> NewOrder {
-    NewOrder {
-        stop_price: Some(d(stop)),
-        ..order(symbol, side, StopLoss, qty, client)
-    }
+    NewOrder { stop_price: Some(d(stop)), ..order(symbol, side, StopLoss, qty, client) }
 }
 
 fn free(sim: &Simulator, asset: &str) -> Decimal {
@@ -96,9 +71,7 @@ fn avg_price(r: &OrderReport) -> Decimal {
 #[test]
 fn market_buy_fills_at_the_ask_and_debits_the_quote_balance() {
     let mut sim = sim();
-    let r = sim
-        .place(&market("BTCUSDT", Side::Buy, "0.01", "b1"))
-        .unwrap();
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b1")).unwrap();
     assert_eq!(r.status, ExchangeStatus::Filled);
     assert_eq!(r.fills.len(), 1);
     assert_eq!(r.fills[0].price, d("65000.00"));
@@ -110,9 +83,7 @@ fn market_buy_fills_at_the_ask_and_debits_the_quote_balance() {
 #[test]
 fn market_buy_pays_commission_in_the_base_asset() {
     let mut sim = sim();
-    let r = sim
-        .place(&market("BTCUSDT", Side::Buy, "0.01", "b1"))
-        .unwrap();
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b1")).unwrap();
     assert_eq!(r.fills[0].commission, d("0.00001"));
     assert_eq!(r.fills[0].commission_asset, "BTC");
     assert_eq!(free(&sim, "BTC"), d("1.00999"));
@@ -121,25 +92,18 @@ fn market_buy_pays_commission_in_the_base_asset() {
 #[test]
 fn market_sell_pays_commission_in_the_quote_asset() {
     let mut sim = sim();
-    let r = sim
-        .place(&market("BTCUSDT", Side::Sell, "0.01", "s1"))
-        .unwrap();
+    let r = sim.place(&market("BTCUSDT", Side::Sell, "0.01", "s1")).unwrap();
     assert_eq!(r.fills[0].price, d("64999.99"));
     assert_eq!(r.fills[0].commission, d("0.6499999"));
     assert_eq!(r.fills[0].commission_asset, "USDT");
     assert_eq!(free(&sim, "BTC"), d("0.99"));
-    assert_eq!(
-        free(&sim, "USDT"),
-        d("100000") + d("649.9999") - d("0.6499999")
-    );
+    assert_eq!(free(&sim, "USDT"), d("100000") + d("649.9999") - d("0.6499999"));
 }
 
 #[test]
 fn large_market_buy_walks_the_book_and_slips() {
     let mut sim = rich_sim();
-    let r = sim
-        .place(&market("BTCUSDT", Side::Buy, "2", "big"))
-        .unwrap();
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "2", "big")).unwrap();
     assert_eq!(r.status, ExchangeStatus::Filled);
     assert!(r.fills.len() > 2, "{} fills", r.fills.len());
     assert!(r.fills.windows(2).all(|w| w[1].price > w[0].price));
@@ -151,16 +115,8 @@ fn large_market_buy_walks_the_book_and_slips() {
 #[test]
 fn market_order_larger_than_the_book_expires_partly_filled() {
     let mut sim = rich_sim();
-    let book_asks: Decimal = sim
-        .depth("BTCUSDT", 100)
-        .unwrap()
-        .1
-        .iter()
-        .map(|l| l.1)
-        .sum();
-    let r = sim
-        .place(&market("BTCUSDT", Side::Buy, "50", "huge"))
-        .unwrap();
+    let book_asks: Decimal = sim.depth("BTCUSDT", 100).unwrap().1.iter().map(|l| l.1).sum();
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "50", "huge")).unwrap();
     assert_eq!(r.status, ExchangeStatus::Expired);
     assert_eq!(r.executed_qty, book_asks);
     assert!(r.executed_qty < r.orig_qty);
@@ -188,12 +144,9 @@ fn book_has_levels_a_dollar_apart_around_a_one_tick_spread() {
 #[test]
 fn trades_are_listed_with_account_wide_increasing_ids() {
     let mut sim = sim();
-    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a"))
-        .unwrap();
-    sim.place(&market("ETHUSDT", Side::Buy, "0.1", "b"))
-        .unwrap();
-    sim.place(&market("BTCUSDT", Side::Sell, "0.01", "c"))
-        .unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a")).unwrap();
+    sim.place(&market("ETHUSDT", Side::Buy, "0.1", "b")).unwrap();
+    sim.place(&market("BTCUSDT", Side::Sell, "0.01", "c")).unwrap();
     let trades = sim.my_trades("BTCUSDT").unwrap();
     assert_eq!(trades.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 3]);
     assert!(trades[0].is_buyer && !trades[1].is_buyer);
@@ -204,35 +157,22 @@ fn trades_are_listed_with_account_wide_increasing_ids() {
 
 #[test]
 fn extra_slippage_prices_fills_worse_by_the_given_bps() {
-    let mut sim = Simulator::new(SimConfig {
-        extra_slippage_bps: d("10"),
-        ..SimConfig::default()
-    });
-    let r = sim
-        .place(&market("BTCUSDT", Side::Buy, "0.01", "b"))
-        .unwrap();
+    let mut sim = Simulator::new(SimConfig { extra_slippage_bps: d("10"), ..SimConfig::default() });
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")).unwrap();
     assert_eq!(r.fills[0].price, d("65065.00"));
 }
 
 #[test]
 fn partial_fill_knob_makes_market_orders_expire_part_filled() {
-    let mut sim = Simulator::new(SimConfig {
-        partial_fill_probability: 1.0,
-        ..SimConfig::default()
-    });
-    let r = sim
-        .place(&market("BTCUSDT", Side::Buy, "0.1", "b"))
-        .unwrap();
+    let mut sim = Simulator::new(SimConfig { partial_fill_probability: 1.0, ..SimConfig::default() });
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "0.1", "b")).unwrap();
     assert_eq!(r.status, ExchangeStatus::Expired);
     assert!(r.executed_qty > Decimal::ZERO && r.executed_qty < d("0.1"));
 }
 
 #[test]
 fn reject_knob_refuses_valid_orders_with_2010() {
-    let mut sim = Simulator::new(SimConfig {
-        reject_probability: 1.0,
-        ..SimConfig::default()
-    });
+    let mut sim = Simulator::new(SimConfig { reject_probability: 1.0, ..SimConfig::default() });
     let (status, code, _) = refusal(sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")));
     assert_eq!((status, code), (400, -2010));
     assert!(sim.all_orders("BTCUSDT").unwrap().is_empty());
@@ -249,14 +189,7 @@ fn unknown_symbol_is_invalid() {
 #[test]
 fn stop_loss_on_btcusdt_is_not_supported() {
     let r = sim().place(&stop_market("BTCUSDT", Side::Sell, "0.01", "60000.00", "s"));
-    assert_eq!(
-        refusal(r),
-        (
-            400,
-            -2010,
-            "Stop loss orders are not supported for this symbol.".into()
-        )
-    );
+    assert_eq!(refusal(r), (400, -2010, "Stop loss orders are not supported for this symbol.".into()));
 }
 
 #[test]
@@ -280,26 +213,13 @@ fn quantity_above_max_qty_fails_lot_size() {
 #[test]
 fn price_off_the_tick_fails_price_filter() {
     let r = sim().place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.001", "x"));
-    assert_eq!(
-        refusal(r),
-        (400, -1013, "Filter failure: PRICE_FILTER".into())
-    );
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: PRICE_FILTER".into()));
 }
 
 #[test]
 fn stop_price_off_the_tick_fails_price_filter() {
-    let r = sim().place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.01",
-        "60000.005",
-        "59000",
-        "x",
-    ));
-    assert_eq!(
-        refusal(r),
-        (400, -1013, "Filter failure: PRICE_FILTER".into())
-    );
+    let r = sim().place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "60000.005", "59000", "x"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: PRICE_FILTER".into()));
 }
 
 #[test]
@@ -317,95 +237,42 @@ fn limit_notional_uses_the_limit_price() {
 #[test]
 fn buy_beyond_the_quote_balance_is_refused() {
     let r = sim().place(&market("BTCUSDT", Side::Buy, "1.6", "x"));
-    assert_eq!(
-        refusal(r),
-        (
-            400,
-            -2010,
-            "Account has insufficient balance for requested action.".into()
-        )
-    );
+    assert_eq!(refusal(r), (400, -2010, "Account has insufficient balance for requested action.".into()));
 }
 
 #[test]
 fn sell_beyond_the_base_balance_is_refused() {
     let r = sim().place(&market("BTCUSDT", Side::Sell, "1.00001", "x"));
-    assert_eq!(
-        refusal(r),
-        (
-            400,
-            -2010,
-            "Account has insufficient balance for requested action.".into()
-        )
-    );
+    assert_eq!(refusal(r), (400, -2010, "Account has insufficient balance for requested action.".into()));
 }
 
 #[test]
 fn sell_stop_above_the_bid_would_trigger_immediately() {
-    let r = sim().place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.01",
-        "65000.00",
-        "64900.00",
-        "s",
-    ));
-    assert_eq!(
-        refusal(r),
-        (400, -2010, "Order would trigger immediately.".into())
-    );
+    let r = sim().place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "65000.00", "64900.00", "s"));
+    assert_eq!(refusal(r), (400, -2010, "Order would trigger immediately.".into()));
 }
 
 #[test]
 fn buy_stop_below_the_ask_would_trigger_immediately() {
     let r = sim().place(&stop_market("ETHUSDT", Side::Buy, "0.1", "2999.00", "s"));
-    assert_eq!(
-        refusal(r),
-        (400, -2010, "Order would trigger immediately.".into())
-    );
+    assert_eq!(refusal(r), (400, -2010, "Order would trigger immediately.".into()));
 }
 
 #[test]
 fn sixth_open_stop_on_a_symbol_fails_max_num_algo_orders() {
     let mut sim = sim();
     for i in 0..5 {
-        sim.place(&stop_limit(
-            "BTCUSDT",
-            Side::Sell,
-            "0.01",
-            "60000.00",
-            "59900.00",
-            &format!("s{i}"),
-        ))
-        .unwrap();
+        sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "60000.00", "59900.00", &format!("s{i}"))).unwrap();
     }
-    let r = sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.01",
-        "60000.00",
-        "59900.00",
-        "s5",
-    ));
-    assert_eq!(
-        refusal(r),
-        (400, -1013, "Filter failure: MAX_NUM_ALGO_ORDERS".into())
-    );
+    let r = sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "60000.00", "59900.00", "s5"));
+    assert_eq!(refusal(r), (400, -1013, "Filter failure: MAX_NUM_ALGO_ORDERS".into()));
 }
 
 #[test]
 fn algo_limit_is_per_symbol() {
     let mut sim = sim();
     for i in 0..5 {
-        sim.place(&stop_limit(
-            "BTCUSDT",
-            Side::Sell,
-            "0.01",
-            "60000.00",
-            "59900.00",
-            &format!("s{i}"),
-        ))
-        .unwrap();
+        sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "60000.00", "59900.00", &format!("s{i}"))).unwrap();
     }
     let r = sim.place(&stop_market("ETHUSDT", Side::Sell, "0.1", "2900.00", "e"));
     assert_eq!(r.unwrap().status, ExchangeStatus::New);
@@ -414,8 +281,7 @@ fn algo_limit_is_per_symbol() {
 #[test]
 fn duplicate_client_id_is_refused_while_the_first_order_is_open() {
     let mut sim = sim();
-    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "dup"))
-        .unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "dup")).unwrap();
     let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "dup"));
     assert_eq!(refusal(r), (400, -2010, "Duplicate order sent.".into()));
 }
@@ -423,22 +289,16 @@ fn duplicate_client_id_is_refused_while_the_first_order_is_open() {
 #[test]
 fn client_id_can_be_reused_once_the_first_order_is_filled() {
     let mut sim = sim();
-    let first = sim
-        .place(&market("BTCUSDT", Side::Buy, "0.01", "again"))
-        .unwrap();
-    let second = sim
-        .place(&market("BTCUSDT", Side::Buy, "0.01", "again"))
-        .unwrap();
+    let first = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "again")).unwrap();
+    let second = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "again")).unwrap();
     assert!(second.exchange_order_id > first.exchange_order_id);
 }
 
 #[test]
 fn client_id_can_be_reused_once_the_first_order_is_cancelled() {
     let mut sim = sim();
-    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "again"))
-        .unwrap();
-    sim.cancel("BTCUSDT", OrderRef::ClientOrderId("again"))
-        .unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "again")).unwrap();
+    sim.cancel("BTCUSDT", OrderRef::ClientOrderId("again")).unwrap();
     let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "again"));
     assert_eq!(r.unwrap().status, ExchangeStatus::New);
 }
@@ -451,14 +311,9 @@ fn illegal_client_id_is_refused() {
 
 #[test]
 fn limit_maker_that_would_take_is_refused() {
-    let r = sim().place(&NewOrder {
-        price: Some(d("65000.00")),
-        ..order("BTCUSDT", Side::Buy, LimitMaker, "0.01", "m")
-    });
-    assert_eq!(
-        refusal(r),
-        (400, -2010, "Order would immediately match and take.".into())
-    );
+    let r =
+        sim().place(&NewOrder { price: Some(d("65000.00")), ..order("BTCUSDT", Side::Buy, LimitMaker, "0.01", "m") });
+    assert_eq!(refusal(r), (400, -2010, "Order would immediately match and take.".into()));
 }
 
 #[test]
@@ -469,9 +324,7 @@ fn limit_without_a_price_is_malformed() {
 
 #[test]
 fn query_of_an_unknown_order_says_it_does_not_exist() {
-    let e = sim()
-        .query("BTCUSDT", OrderRef::ClientOrderId("nope"))
-        .unwrap_err();
+    let e = sim().query("BTCUSDT", OrderRef::ClientOrderId("nope")).unwrap_err();
     assert_eq!((e.code, e.msg.as_str()), (-2013, "Order does not exist."));
 }
 
@@ -484,11 +337,8 @@ fn cancel_of_an_unknown_order_is_unknown_order_sent() {
 #[test]
 fn cancel_of_a_filled_order_is_unknown_order_sent() {
     let mut sim = sim();
-    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "m"))
-        .unwrap();
-    let e = sim
-        .cancel("BTCUSDT", OrderRef::ClientOrderId("m"))
-        .unwrap_err();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "m")).unwrap();
+    let e = sim.cancel("BTCUSDT", OrderRef::ClientOrderId("m")).unwrap_err();
     assert_eq!(e.code, -2011);
 }
 
@@ -504,11 +354,7 @@ fn refusals_convert_to_rejected_exchange_errors() {
     assert!(e.would_trigger_immediately());
     assert_eq!(
         e,
-        ExchangeError::Rejected {
-            http_status: 400,
-            code: -2010,
-            msg: "Order would trigger immediately.".into()
-        }
+        ExchangeError::Rejected { http_status: 400, code: -2010, msg: "Order would trigger immediately.".into() }
     );
 }
 
@@ -517,15 +363,7 @@ fn refusals_convert_to_rejected_exchange_errors() {
 #[test]
 fn resting_sell_stop_locks_its_base_quantity() {
     let mut sim = sim();
-    sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.4",
-        "60000.00",
-        "59900.00",
-        "s",
-    ))
-    .unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.4", "60000.00", "59900.00", "s")).unwrap();
     assert_eq!(locked(&sim, "BTC"), d("0.4"));
     assert_eq!(free(&sim, "BTC"), d("0.6"));
 }
@@ -533,15 +371,7 @@ fn resting_sell_stop_locks_its_base_quantity() {
 #[test]
 fn cancelling_a_stop_releases_its_lock() {
     let mut sim = sim();
-    sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.4",
-        "60000.00",
-        "59900.00",
-        "s",
-    ))
-    .unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.4", "60000.00", "59900.00", "s")).unwrap();
     let r = sim.cancel("BTCUSDT", OrderRef::ClientOrderId("s")).unwrap();
     assert_eq!(r.status, ExchangeStatus::Canceled);
     assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
@@ -551,15 +381,7 @@ fn cancelling_a_stop_releases_its_lock() {
 #[test]
 fn locked_base_cannot_be_sold_again() {
     let mut sim = sim();
-    sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.8",
-        "60000.00",
-        "59900.00",
-        "s",
-    ))
-    .unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.8", "60000.00", "59900.00", "s")).unwrap();
     let r = sim.place(&market("BTCUSDT", Side::Sell, "0.5", "m"));
     assert_eq!(refusal(r).1, -2010);
 }
@@ -567,18 +389,8 @@ fn locked_base_cannot_be_sold_again() {
 #[test]
 fn stop_loss_limit_triggers_when_the_bid_falls_to_it_and_fills() {
     let mut sim = sim();
-    sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.01",
-        "64000.00",
-        "63900.00",
-        "s",
-    ))
-    .unwrap();
-    let changed = sim
-        .set_price("BTCUSDT", d("63950.00"), d("63950.01"))
-        .unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "64000.00", "63900.00", "s")).unwrap();
+    let changed = sim.set_price("BTCUSDT", d("63950.00"), d("63950.01")).unwrap();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].status, ExchangeStatus::Filled);
     assert_eq!(changed[0].fills[0].price, d("63950.00"));
@@ -591,18 +403,8 @@ fn stop_loss_limit_triggers_when_the_bid_falls_to_it_and_fills() {
 #[test]
 fn stop_loss_limit_does_nothing_while_the_bid_stays_above() {
     let mut sim = sim();
-    sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.01",
-        "64000.00",
-        "63900.00",
-        "s",
-    ))
-    .unwrap();
-    let changed = sim
-        .set_price("BTCUSDT", d("64000.01"), d("64000.02"))
-        .unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "64000.00", "63900.00", "s")).unwrap();
+    let changed = sim.set_price("BTCUSDT", d("64000.01"), d("64000.02")).unwrap();
     assert!(changed.is_empty());
     assert_eq!(sim.open_orders(Some("BTCUSDT")).unwrap().len(), 1);
 }
@@ -610,23 +412,11 @@ fn stop_loss_limit_does_nothing_while_the_bid_stays_above() {
 #[test]
 fn triggered_stop_limit_rests_when_the_book_gapped_below_its_price() {
     let mut sim = sim();
-    sim.place(&stop_limit(
-        "BTCUSDT",
-        Side::Sell,
-        "0.01",
-        "64000.00",
-        "63900.00",
-        "s",
-    ))
-    .unwrap();
-    let changed = sim
-        .set_price("BTCUSDT", d("63000.00"), d("63000.01"))
-        .unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.01", "64000.00", "63900.00", "s")).unwrap();
+    let changed = sim.set_price("BTCUSDT", d("63000.00"), d("63000.01")).unwrap();
     assert_eq!(changed[0].status, ExchangeStatus::New);
     assert!(changed[0].fills.is_empty());
-    let later = sim
-        .set_price("BTCUSDT", d("63950.00"), d("63950.01"))
-        .unwrap();
+    let later = sim.set_price("BTCUSDT", d("63950.00"), d("63950.01")).unwrap();
     assert_eq!(later[0].status, ExchangeStatus::Filled);
     assert_eq!(later[0].fills[0].price, d("63900.00"));
 }
@@ -634,11 +424,8 @@ fn triggered_stop_limit_rests_when_the_book_gapped_below_its_price() {
 #[test]
 fn stop_loss_on_ethusdt_becomes_a_market_sell_when_triggered() {
     let mut sim = sim();
-    sim.place(&stop_market("ETHUSDT", Side::Sell, "1", "2900.00", "s"))
-        .unwrap();
-    let changed = sim
-        .set_price("ETHUSDT", d("2899.00"), d("2899.01"))
-        .unwrap();
+    sim.place(&stop_market("ETHUSDT", Side::Sell, "1", "2900.00", "s")).unwrap();
+    let changed = sim.set_price("ETHUSDT", d("2899.00"), d("2899.01")).unwrap();
     assert_eq!(changed[0].status, ExchangeStatus::Filled);
     assert_eq!(changed[0].fills[0].price, d("2899.00"));
     assert_eq!(free(&sim, "ETH"), d("9"));
@@ -647,14 +434,10 @@ fn stop_loss_on_ethusdt_becomes_a_market_sell_when_triggered() {
 #[test]
 fn resting_limit_buy_fills_at_its_price_when_the_ask_falls_to_it() {
     let mut sim = sim();
-    let r = sim
-        .place(&limit("BTCUSDT", Side::Buy, "0.01", "64000.00", "l"))
-        .unwrap();
+    let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "64000.00", "l")).unwrap();
     assert_eq!(r.status, ExchangeStatus::New);
     assert_eq!(locked(&sim, "USDT"), d("640"));
-    let changed = sim
-        .set_price("BTCUSDT", d("63899.99"), d("63900.00"))
-        .unwrap();
+    let changed = sim.set_price("BTCUSDT", d("63899.99"), d("63900.00")).unwrap();
     assert_eq!(changed[0].status, ExchangeStatus::Filled);
     assert_eq!(changed[0].fills[0].price, d("64000.00"));
     assert_eq!(locked(&sim, "USDT"), Decimal::ZERO);
@@ -664,9 +447,7 @@ fn resting_limit_buy_fills_at_its_price_when_the_ask_falls_to_it() {
 #[test]
 fn marketable_limit_buy_fills_at_book_prices_up_to_its_limit() {
     let mut sim = rich_sim();
-    let r = sim
-        .place(&limit("BTCUSDT", Side::Buy, "100", "65002.00", "l"))
-        .unwrap();
+    let r = sim.place(&limit("BTCUSDT", Side::Buy, "100", "65002.00", "l")).unwrap();
     assert_eq!(r.status, ExchangeStatus::PartiallyFilled);
     assert_eq!(r.fills.len(), 3);
     assert!(r.fills.iter().all(|f| f.price <= d("65002.00")));
@@ -674,9 +455,7 @@ fn marketable_limit_buy_fills_at_book_prices_up_to_its_limit() {
 
 #[test]
 fn set_price_refuses_a_bid_at_or_above_the_ask() {
-    let e = sim()
-        .set_price("BTCUSDT", d("65000"), d("65000"))
-        .unwrap_err();
+    let e = sim().set_price("BTCUSDT", d("65000"), d("65000")).unwrap_err();
     assert_eq!(e.http_status, 400);
 }
 
@@ -697,13 +476,9 @@ fn random_walk_moves_prices_and_keeps_the_spread() {
 #[test]
 fn query_finds_an_order_by_client_id_and_by_order_id() {
     let mut sim = sim();
-    let r = sim
-        .place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "q"))
-        .unwrap();
+    let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "q")).unwrap();
     let by_client = sim.query("BTCUSDT", OrderRef::ClientOrderId("q")).unwrap();
-    let by_id = sim
-        .query("BTCUSDT", OrderRef::OrderId(r.exchange_order_id))
-        .unwrap();
+    let by_id = sim.query("BTCUSDT", OrderRef::OrderId(r.exchange_order_id)).unwrap();
     assert_eq!(by_client, by_id);
     assert!(by_client.fills.is_empty());
 }
@@ -711,17 +486,12 @@ fn query_finds_an_order_by_client_id_and_by_order_id() {
 #[test]
 fn cancel_open_orders_cancels_only_that_symbol() {
     let mut sim = sim();
-    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "a"))
-        .unwrap();
-    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "b"))
-        .unwrap();
-    sim.place(&limit("ETHUSDT", Side::Buy, "0.1", "2000.00", "c"))
-        .unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "a")).unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "b")).unwrap();
+    sim.place(&limit("ETHUSDT", Side::Buy, "0.1", "2000.00", "c")).unwrap();
     let cancelled = sim.cancel_open_orders("BTCUSDT").unwrap();
     assert_eq!(cancelled.len(), 2);
-    assert!(cancelled
-        .iter()
-        .all(|r| r.status == ExchangeStatus::Canceled));
+    assert!(cancelled.iter().all(|r| r.status == ExchangeStatus::Canceled));
     assert_eq!(sim.open_orders(None).unwrap().len(), 1);
     assert_eq!(locked(&sim, "USDT"), d("200"));
 }
@@ -729,10 +499,8 @@ fn cancel_open_orders_cancels_only_that_symbol() {
 #[test]
 fn all_orders_lists_open_and_closed_orders_by_id() {
     let mut sim = sim();
-    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a"))
-        .unwrap();
-    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "b"))
-        .unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a")).unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "b")).unwrap();
     let all = sim.all_orders("BTCUSDT").unwrap();
     let ids: Vec<&str> = all.iter().map(|o| o.client_order_id.as_str()).collect();
     assert_eq!(ids, vec!["a", "b"]);
@@ -741,14 +509,11 @@ fn all_orders_lists_open_and_closed_orders_by_id() {
 #[test]
 fn closed_order_history_is_bounded() {
     let mut sim = Simulator::new(SimConfig {
-        starting_balances: [("USDT".to_string(), d("1000000000"))]
-            .into_iter()
-            .collect(),
+        starting_balances: [("USDT".to_string(), d("1000000000"))].into_iter().collect(),
         ..SimConfig::default()
     });
     for i in 0..CLOSED_ORDERS_KEPT + 5 {
-        sim.place(&market("SOLUSDT", Side::Buy, "0.1", &format!("o{i}")))
-            .unwrap();
+        sim.place(&market("SOLUSDT", Side::Buy, "0.1", &format!("o{i}"))).unwrap();
     }
     assert_eq!(sim.all_orders("SOLUSDT").unwrap().len(), CLOSED_ORDERS_KEPT);
     assert!(sim.query("SOLUSDT", OrderRef::ClientOrderId("o0")).is_err());
@@ -760,28 +525,15 @@ fn closed_order_history_is_bounded() {
 
 fn script(sim: &mut Simulator) -> Vec<OrderReport> {
     let mut out = vec![
-        sim.place(&market("BTCUSDT", Side::Buy, "0.7", "a"))
-            .unwrap(),
+        sim.place(&market("BTCUSDT", Side::Buy, "0.7", "a")).unwrap(),
         sim.place(&market("ETHUSDT", Side::Sell, "3", "b")).unwrap(),
-        sim.place(&stop_limit(
-            "BTCUSDT",
-            Side::Sell,
-            "0.5",
-            "64000.00",
-            "63000.00",
-            "c",
-        ))
-        .unwrap(),
-        sim.place(&limit("SOLUSDT", Side::Buy, "10", "149.50", "d"))
-            .unwrap(),
+        sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.5", "64000.00", "63000.00", "c")).unwrap(),
+        sim.place(&limit("SOLUSDT", Side::Buy, "10", "149.50", "d")).unwrap(),
     ];
     for _ in 0..50 {
         out.extend(sim.random_walk_step().unwrap());
     }
-    out.extend(
-        sim.set_price("BTCUSDT", d("63500.00"), d("63500.01"))
-            .unwrap(),
-    );
+    out.extend(sim.set_price("BTCUSDT", d("63500.00"), d("63500.01")).unwrap());
     out
 }
 
@@ -794,11 +546,7 @@ fn without_times(mut reports: Vec<OrderReport>) -> Vec<OrderReport> {
 
 #[test]
 fn same_seed_and_orders_give_the_same_fills() {
-    let config = SimConfig {
-        partial_fill_probability: 0.5,
-        seed: 7,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { partial_fill_probability: 0.5, seed: 7, ..SimConfig::default() };
     let a = script(&mut Simulator::new(config.clone()));
     let b = script(&mut Simulator::new(config));
     assert_eq!(without_times(a), without_times(b));
@@ -806,18 +554,9 @@ fn same_seed_and_orders_give_the_same_fills() {
 
 #[test]
 fn different_seeds_give_different_books() {
-    let a = Simulator::new(SimConfig {
-        seed: 1,
-        ..SimConfig::default()
-    });
-    let b = Simulator::new(SimConfig {
-        seed: 2,
-        ..SimConfig::default()
-    });
-    assert_ne!(
-        a.depth("BTCUSDT", 20).unwrap(),
-        b.depth("BTCUSDT", 20).unwrap()
-    );
+    let a = Simulator::new(SimConfig { seed: 1, ..SimConfig::default() });
+    let b = Simulator::new(SimConfig { seed: 2, ..SimConfig::default() });
+    assert_ne!(a.depth("BTCUSDT", 20).unwrap(), b.depth("BTCUSDT", 20).unwrap());
 }
 
 /// Everything observable, for comparing two simulators.
@@ -846,9 +585,7 @@ fn reopened_exchange_has_the_state_it_was_left_in() {
     drop(sim);
     let mut reopened = Simulator::open(&path, SimConfig::default()).unwrap();
     assert_eq!(state(&reopened), before);
-    let next = reopened
-        .place(&market("BTCUSDT", Side::Buy, "0.01", "z"))
-        .unwrap();
+    let next = reopened.place(&market("BTCUSDT", Side::Buy, "0.01", "z")).unwrap();
     assert_eq!(next.exchange_order_id, 5);
 }
 
@@ -879,12 +616,8 @@ fn journal_survives_without_a_snapshot_refresh_and_ignores_a_torn_last_line() {
     std::mem::forget(sim);
     let journal = journal_path(&path);
     assert!(std::fs::metadata(&journal).unwrap().len() > 0);
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&journal)
-        .unwrap();
-    file.write_all(br#"{"seq":999,"rng_word_pos":"0","next_order_id":9"#)
-        .unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+    file.write_all(br#"{"seq":999,"rng_word_pos":"0","next_order_id":9"#).unwrap();
     drop(file);
     let reopened = Simulator::open(&path, SimConfig::default()).unwrap();
     assert_eq!(state(&reopened), before);
@@ -894,10 +627,7 @@ fn journal_survives_without_a_snapshot_refresh_and_ignores_a_torn_last_line() {
 fn compaction_folds_the_journal_into_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exchange.json");
-    let config = SimConfig {
-        compact_every: 3,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { compact_every: 3, ..SimConfig::default() };
     let mut sim = Simulator::open(&path, config.clone()).unwrap();
     script(&mut sim);
     let before = state(&sim);
@@ -930,16 +660,12 @@ fn corrupt_journal_line_before_the_end_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("exchange.json");
     let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
-    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a"))
-        .unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a")).unwrap();
     std::mem::forget(sim);
     let journal = journal_path(&path);
     let text = std::fs::read_to_string(&journal).unwrap();
     std::fs::write(&journal, format!("garbage\n{text}")).unwrap();
-    assert!(matches!(
-        Simulator::open(&path, SimConfig::default()),
-        Err(SimStoreError::Corrupt { .. })
-    ));
+    assert!(matches!(Simulator::open(&path, SimConfig::default()), Err(SimStoreError::Corrupt { .. })));
 }
 
 // ---- gateway ---------------------------------------------------------------------------------
@@ -959,10 +685,7 @@ fn gateway_maps_refusals_to_rejected() {
 
 #[test]
 fn gateway_waits_out_the_configured_latency() {
-    let mut gw = SimGateway::new(Simulator::new(SimConfig {
-        latency_us: 2_000,
-        ..SimConfig::default()
-    }));
+    let mut gw = SimGateway::new(Simulator::new(SimConfig { latency_us: 2_000, ..SimConfig::default() }));
     let start = std::time::Instant::now();
     gw.book_ticker("BTCUSDT").unwrap();
     assert!(start.elapsed() >= std::time::Duration::from_micros(2_000));
@@ -974,10 +697,7 @@ fn gateway_shares_the_simulator_with_other_threads() {
     let mut gw = SimGateway::new(sim());
     let shared = gw.shared();
     std::thread::spawn(move || {
-        shared
-            .lock()
-            .set_price("BTCUSDT", d("70000.00"), d("70000.01"))
-            .unwrap();
+        shared.lock().set_price("BTCUSDT", d("70000.00"), d("70000.01")).unwrap();
     })
     .join()
     .unwrap();
@@ -991,10 +711,7 @@ fn bench_place_and_query() {
     const N: usize = 10_000;
     let run = |sim: Simulator, label: &str| {
         let mut gw = SimGateway::new(sim);
-        gw.shared()
-            .lock()
-            .set_price("BTCUSDT", d("64999.99"), d("65000.00"))
-            .unwrap();
+        gw.shared().lock().set_price("BTCUSDT", d("64999.99"), d("65000.00")).unwrap();
         let ids: Vec<String> = (0..N).map(|i| format!("bench-{i}")).collect();
         let orders: Vec<NewOrder> = ids
             .iter()
