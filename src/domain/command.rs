@@ -28,6 +28,8 @@ pub enum Command {
     },
     /// Tier, balances, equity, the day's P&L and the tilt guard.
     Account,
+    /// Latency per stage, counts, the circuit breaker.
+    Stats,
     /// `y` / `n`: answer the oldest pending confirmation.
     AnswerOldest {
         accept: bool,
@@ -60,10 +62,10 @@ impl std::fmt::Display for ParseError {
 }
 
 pub const COMMANDS: &str =
-    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, cancel-all, help, quit";
+    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, stats, cancel-all, help, quit";
 
 pub const HELP: &str = "commands: buy SYMBOL [QTY] | sell SYMBOL QTY | iceberg SYMBOL QTY SLICES | \
-twap SYMBOL QTY SECONDS | y | n | confirm ID | reject ID | status ID | orders | positions | account | \
+twap SYMBOL QTY SECONDS | y | n | confirm ID | reject ID | status ID | orders | positions | account | stats | \
 cancel-all | confirm on|off | help | quit";
 
 /// Most slices an iceberg or TWAP may be split into.
@@ -104,6 +106,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         },
         "iceberg" | "twap" => parse_sliced(&verb, args)?,
         "account" => no_args(&verb, args, Command::Account)?,
+        "stats" => no_args(&verb, args, Command::Stats)?,
         "orders" => no_args(&verb, args, Command::Orders)?,
         "positions" => no_args(&verb, args, Command::Positions)?,
         "cancel-all" => no_args(&verb, args, Command::CancelAll)?,

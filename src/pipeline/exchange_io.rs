@@ -56,6 +56,7 @@ pub struct ExchangeIo {
     gateway: Box<dyn Exchange>,
     account: Arc<Account>,
     quotes: Arc<dyn Quotes>,
+    stats: Arc<super::stats::Stats>,
     /// Balances are synced after fills (when idle) and at this interval.
     balance_sync: Duration,
     balances_dirty: bool,
@@ -90,6 +91,7 @@ impl ExchangeIo {
         gateway: Box<dyn Exchange>,
         account: Arc<Account>,
         quotes: Arc<dyn Quotes>,
+        stats: Arc<super::stats::Stats>,
         rules: Arc<Rules>,
         ids: Arc<IdGen>,
         guard: Arc<ExchangeGuard>,
@@ -118,6 +120,7 @@ impl ExchangeIo {
             gateway,
             account,
             quotes,
+            stats,
             balance_sync: config.balance_sync,
             balances_dirty: false,
             last_balance_sync: Instant::now(),
@@ -622,6 +625,7 @@ impl ExchangeIo {
         };
         let mut backoff = self.stop_loss_backoff;
         let mut last_reason = String::new();
+        let started = Instant::now();
         for attempt in 1..=self.stop_loss_attempts {
             match self.place(&request, true) {
                 Ok(report) => {
@@ -632,6 +636,7 @@ impl ExchangeIo {
                     position.status = PositionStatus::Open;
                     position.updated_at_us = now_us();
                     self.slots.stop_opened(&stop.symbol);
+                    self.stats.record_stop_loss(started.elapsed().as_micros() as u64);
                     self.persist_order(&stop);
                     self.bus.publish(
                         Event::new(

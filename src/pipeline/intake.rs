@@ -211,6 +211,7 @@ impl Intake {
             Command::Orders => self.query(Query::Orders),
             Command::Positions => self.query(Query::Positions),
             Command::Account => self.query(Query::Account { confirm: self.confirm }),
+            Command::Stats => self.query(Query::Stats),
             Command::CancelAll => {
                 while let Some(p) = self.pending.pop_front() {
                     self.cancel_pending(p.orders, "cancel-all");

@@ -14,6 +14,7 @@ pub mod intake;
 pub mod msg;
 pub mod persist;
 pub mod slots;
+pub mod stats;
 pub mod verify;
 
 use crate::config::{Config, ExchangeKind};
@@ -178,6 +179,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // The limiter follows what the exchange reports; the embedded simulator reports no limit.
     let order_limit = gateway.order_limit_10s().map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
     let guard = Arc::new(guard::ExchangeGuard::new(order_limit));
+    let stats = Arc::new(stats::Stats::default());
     let account = Arc::new(open_account(&config, &mut store, gateway.as_mut())?);
 
     let cap = config.channel_capacity;
@@ -205,20 +207,26 @@ pub fn run(config: Config) -> Result<(), RunError> {
     };
 
     handles.push(spawn("stdout", Box::new(move || events::run_stdout_writer(from_bus, format)))?);
-    let persist = persist::Persist { store, bus: Bus::new(to_stdout.clone(), None) };
+    let persist = persist::Persist {
+        store,
+        stats: Arc::clone(&stats),
+        guard: Arc::clone(&guard),
+        bus: Bus::new(to_stdout.clone(), None),
+    };
     handles.push(spawn("persist", Box::new(move || persist.run(persist_rx)))?);
     let verify = verify::Verify {
         slippage_alert_pct: config.slippage_alert_pct,
         bus: bus.clone(),
         to_exchange_io: verify_to_exchange,
         to_persist: to_persist.clone(),
-        latencies: None,
+        stats: Arc::clone(&stats),
     };
     handles.push(spawn("verify", Box::new(move || verify.run(verify_rx)))?);
     let exchange_io = exchange_io::ExchangeIo::new(
         gateway,
         Arc::clone(&account),
         Arc::clone(&quotes),
+        Arc::clone(&stats),
         Arc::clone(&rules),
         Arc::clone(&ids),
         Arc::clone(&guard),

@@ -27,6 +27,8 @@ pub enum Query {
     Account {
         confirm: bool,
     },
+    /// Latency per stage; answered by persist, after every write before it.
+    Stats,
 }
 
 /// intake → exchange I/O

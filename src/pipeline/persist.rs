@@ -18,6 +18,8 @@ const MAX_BATCH: usize = 1024;
 
 pub struct Persist {
     pub store: Store,
+    pub stats: Arc<super::stats::Stats>,
+    pub guard: Arc<super::guard::ExchangeGuard>,
     /// Publishes query replies (to stdout only: this stage writes its own events to the log).
     pub bus: Bus,
 }
@@ -73,11 +75,15 @@ impl Persist {
                 ToPersist::Query(_) => None,
             })
             .collect();
+        let started = std::time::Instant::now();
         let mut wait = Duration::from_millis(10);
         let mut attempt = 0u32;
         loop {
             match self.store.write_batch(&writes) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.stats.record_commit(started.elapsed().as_micros() as u64, writes.len());
+                    return;
+                }
                 Err(e) => {
                     attempt += 1;
                     log::error!(
@@ -99,6 +105,14 @@ impl Persist {
             Query::Status { id } => self.status(id),
             Query::Orders => self.orders(),
             Query::Positions => self.positions(),
+            Query::Stats => {
+                let breaker = match self.guard.breaker() {
+                    super::guard::BreakerState::Closed => "CLOSED",
+                    super::guard::BreakerState::Open { .. } => "OPEN",
+                    super::guard::BreakerState::HalfOpen => "HALF_OPEN",
+                };
+                Ok(self.stats.event(vec![("circuit_breaker", Value::from(breaker))]))
+            }
             // Exchange I/O answers it; never forwarded here.
             Query::Account { .. } => Ok(Event::new("error", "account: not answered by persist")),
         };

@@ -18,7 +18,7 @@ pub struct Verify {
     pub bus: Bus,
     pub to_exchange_io: Sender<FromVerify>,
     pub to_persist: Sender<ToPersist>,
-    pub latencies: Option<Sender<super::OrderLatency>>,
+    pub stats: std::sync::Arc<super::stats::Stats>,
 }
 
 /// True when slippage hurts the trader by more than `threshold` percent: a buy filled above,
@@ -47,7 +47,8 @@ impl Verify {
         if let (Some(expected), Some(actual)) = (order.expected_price, order.avg_price) {
             order.slippage_percent = slippage_percent(expected, actual);
         }
-        self.publish_fill(order, execution.verification_error.as_deref());
+        let latency = super::OrderLatency::of(&execution.timing);
+        self.publish_fill(order, execution.verification_error.as_deref(), &latency);
         if let Some(slippage) = order.slippage_percent {
             if is_adverse(order.side, slippage, self.slippage_alert_pct) {
                 log::warn!(
@@ -80,13 +81,11 @@ impl Verify {
             }
         }
         let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
-        if let Some(latencies) = &self.latencies {
-            let _ = latencies.try_send(super::OrderLatency::of(&execution.timing));
-        }
+        self.stats.record_order(&latency);
         let _ = self.to_exchange_io.send(FromVerify::Verified(execution));
     }
 
-    fn publish_fill(&self, order: &Order, verification_error: Option<&str>) {
+    fn publish_fill(&self, order: &Order, verification_error: Option<&str>, latency: &super::OrderLatency) {
         let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
         let (kind, text) = match order.status {
             OrderStatus::Filled => (
@@ -150,7 +149,18 @@ impl Verify {
             .money("commission", order.commission)
             .field("commission_asset", order.commission_asset.clone())
             .field("latency_ms", latency_ms)
-            .field("exchange_order_id", order.exchange_order_id);
+            .field("exchange_order_id", order.exchange_order_id)
+            .field(
+                "stages_us",
+                serde_json::json!({
+                    "intake": latency.intake_us,
+                    "sign": latency.sign_us,
+                    "round_trip": latency.round_trip_us,
+                    "verify_query": latency.verify_query_us,
+                    "verify": latency.verify_us,
+                    "total": latency.total_us,
+                }),
+            );
         if let Some(error) = verification_error {
             event = event.field("verification_error", error);
         }

@@ -1,0 +1,113 @@
+//! Latency statistics per stage, recorded off the critical path (after the order's work is
+//! done) and reported by `stats`: where every microsecond goes.
+
+use super::OrderLatency;
+use crate::events::Event;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+/// The stages measured, in the order of an order's path.
+pub const STAGES: [&str; 8] =
+    ["intake", "sign", "round_trip", "verify_query", "verify", "total", "stop_loss", "persist_commit"];
+
+#[derive(Debug)]
+struct Inner {
+    histograms: Vec<Histogram<u64>>,
+    orders: u64,
+    records_persisted: u64,
+}
+
+#[derive(Debug)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let histograms =
+            STAGES.iter().map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")).collect();
+        Stats { inner: Mutex::new(Inner { histograms, orders: 0, records_persisted: 0 }) }
+    }
+}
+
+fn record(h: &mut Histogram<u64>, us: u64) {
+    let _ = h.record(us.clamp(1, 60_000_000));
+}
+
+impl Stats {
+    pub fn record_order(&self, l: &OrderLatency) {
+        let mut s = self.inner.lock();
+        s.orders += 1;
+        for (i, us) in [l.intake_us, l.sign_us, l.round_trip_us, l.verify_query_us, l.verify_us, l.total_us]
+            .into_iter()
+            .enumerate()
+        {
+            record(&mut s.histograms[i], us);
+        }
+    }
+
+    pub fn record_stop_loss(&self, us: u64) {
+        record(&mut self.inner.lock().histograms[6], us);
+    }
+
+    pub fn record_commit(&self, us: u64, records: usize) {
+        let mut s = self.inner.lock();
+        s.records_persisted += records as u64;
+        record(&mut s.histograms[7], us);
+    }
+
+    /// The `stats` reply: per stage count, min, p50, p90, p99, p99.9 and max in microseconds.
+    pub fn event(&self, extra: Vec<(&'static str, Value)>) -> Event {
+        let s = self.inner.lock();
+        let mut stages = serde_json::Map::new();
+        let mut text = Vec::new();
+        for (name, h) in STAGES.iter().zip(&s.histograms) {
+            if h.is_empty() {
+                continue;
+            }
+            let q = |p: f64| h.value_at_quantile(p);
+            stages.insert(
+                name.to_string(),
+                json!({"count": h.len(), "min": h.min(), "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": h.max()}),
+            );
+            text.push(format!("{name} p50 {} p99 {} max {} µs", q(0.5), q(0.99), h.max()));
+        }
+        let mut event = Event::new("stats", format!("{} orders verified; {}", s.orders, text.join("; ")))
+            .field("orders", s.orders)
+            .field("records_persisted", s.records_persisted)
+            .field("latency_us", Value::Object(stages));
+        for (key, value) in extra {
+            event = event.field(key, value);
+        }
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_report_percentiles_per_stage() {
+        let stats = Stats::default();
+        for total in 1..=100 {
+            stats.record_order(&OrderLatency {
+                intake_us: 2,
+                sign_us: 1,
+                round_trip_us: 50,
+                verify_query_us: 40,
+                verify_us: 5,
+                total_us: total,
+            });
+        }
+        stats.record_commit(12, 3);
+        let e = stats.event(vec![]);
+        assert_eq!(e.fields["orders"], 100);
+        assert_eq!(e.fields["records_persisted"], 3);
+        assert_eq!(e.fields["latency_us"]["total"]["p50"], 50);
+        assert_eq!(e.fields["latency_us"]["total"]["max"], 100);
+        assert_eq!(e.fields["latency_us"]["persist_commit"]["count"], 1);
+        assert!(e.fields["latency_us"].get("stop_loss").is_none());
+    }
+}
