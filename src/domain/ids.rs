@@ -18,22 +18,26 @@ pub fn new_prefix() -> String {
     format!("g{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
 }
 
+/// The parts of one of our client order ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedClientId {
+    pub role_letter: char,
+    pub order_id: i64,
+    pub position_id: Option<i64>,
+}
+
 /// Hands out order ids, position ids and client order ids; shared by the stages.
 #[derive(Debug)]
 pub struct IdGen {
     prefix: String,
     next_order_id: AtomicI64,
-    next_position_id: AtomicI64,
 }
 
 impl IdGen {
-    /// `prefix` must be short and of `[A-Za-z0-9]`; ids continue after the given last ones.
-    pub fn new(prefix: String, last_order_id: i64, last_position_id: i64) -> Self {
-        IdGen {
-            prefix,
-            next_order_id: AtomicI64::new(last_order_id + 1),
-            next_position_id: AtomicI64::new(last_position_id + 1),
-        }
+    /// `prefix` must be short and of `[A-Za-z0-9]`; ids continue after the last stored one.
+    /// (A position is named after its entry order: it has no id sequence of its own.)
+    pub fn new(prefix: String, last_order_id: i64) -> Self {
+        IdGen { prefix, next_order_id: AtomicI64::new(last_order_id + 1) }
     }
 
     pub fn prefix(&self) -> &str {
@@ -44,21 +48,34 @@ impl IdGen {
         self.next_order_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn next_position_id(&self) -> i64 {
-        self.next_position_id.fetch_add(1, Ordering::Relaxed)
+    /// Makes sure ids handed out from now on are above `order_id` (after reconciliation
+    /// recovered orders the database did not have).
+    pub fn skip_past(&self, order_id: i64) {
+        self.next_order_id.fetch_max(order_id + 1, Ordering::Relaxed);
     }
 
-    /// `<prefix>-<role letter><random>`: unique across restarts (random part), recognisably ours
-    /// (prefix), at most 36 characters.
-    pub fn client_order_id(&self, role_letter: char) -> String {
+    /// `<prefix>-<role letter><order_id>-<position_id>-<random>`: recognisably ours (prefix),
+    /// unique across restarts (random part), and self-describing, so that start-up
+    /// reconciliation can put an order the database lost back under its order id and its
+    /// position. At most 36 characters.
+    pub fn client_order_id(&self, role_letter: char, order_id: i64, position_id: Option<i64>) -> String {
+        let mut id = format!("{}-{role_letter}{order_id}-{}-", self.prefix, position_id.unwrap_or(0));
         let random = uuid::Uuid::new_v4().simple().to_string();
-        let mut id = String::with_capacity(MAX_CLIENT_ORDER_ID_LEN);
-        id.push_str(&self.prefix);
-        id.push('-');
-        id.push(role_letter);
-        let room = MAX_CLIENT_ORDER_ID_LEN - id.len();
-        id.push_str(&random[..room.min(random.len())]);
+        let room = MAX_CLIENT_ORDER_ID_LEN.saturating_sub(id.len()).min(random.len());
+        id.push_str(&random[..room]);
+        id.truncate(MAX_CLIENT_ORDER_ID_LEN);
         id
+    }
+
+    /// What one of our client order ids says: (role letter, order_id, position_id).
+    pub fn parse_client_order_id(&self, client_order_id: &str) -> Option<ParsedClientId> {
+        let rest = client_order_id.strip_prefix(self.prefix.as_str())?.strip_prefix('-')?;
+        let mut parts = rest.splitn(3, '-');
+        let head = parts.next()?;
+        let position: i64 = parts.next()?.parse().ok()?;
+        let role_letter = head.chars().next()?;
+        let order_id: i64 = head.get(1..)?.parse().ok()?;
+        Some(ParsedClientId { role_letter, order_id, position_id: (position > 0).then_some(position) })
     }
 
     /// True when a client order id on the exchange was made by this database's engine.
@@ -73,28 +90,50 @@ mod tests {
 
     #[test]
     fn client_order_ids_are_valid_for_binance_and_recognisably_ours() {
-        let ids = IdGen::new("gabc123".into(), 0, 0);
-        let id = ids.client_order_id('E');
+        let ids = IdGen::new("gabc123".into(), 0);
+        let id = ids.client_order_id('E', 123_456_789_012, Some(9_999_999_999));
         assert!(is_valid_client_order_id(&id), "{id}");
-        assert_eq!(id.len(), MAX_CLIENT_ORDER_ID_LEN);
+        assert!(id.len() <= MAX_CLIENT_ORDER_ID_LEN);
         assert!(ids.is_ours(&id));
-        assert!(!IdGen::new("gother1".into(), 0, 0).is_ours(&id));
+        assert!(!IdGen::new("gother1".into(), 0).is_ours(&id));
     }
 
     #[test]
     fn client_order_ids_do_not_repeat() {
-        let ids = IdGen::new(new_prefix(), 0, 0);
-        let a = ids.client_order_id('E');
-        let b = ids.client_order_id('E');
+        let ids = IdGen::new(new_prefix(), 0);
+        let a = ids.client_order_id('E', 1, None);
+        let b = ids.client_order_id('E', 1, None);
         assert_ne!(a, b);
     }
 
     #[test]
+    fn client_order_ids_say_role_order_and_position() {
+        let ids = IdGen::new("gabc123".into(), 0);
+        let stop = ids.client_order_id('S', 42, Some(7));
+        assert_eq!(
+            ids.parse_client_order_id(&stop),
+            Some(ParsedClientId { role_letter: 'S', order_id: 42, position_id: Some(7) })
+        );
+        let entry = ids.client_order_id('E', 41, None);
+        assert_eq!(ids.parse_client_order_id(&entry).map(|p| (p.order_id, p.position_id)), Some((41, None)));
+        assert_eq!(ids.parse_client_order_id("x-R4BD3S824d31be3228a348eaa0a303"), None);
+        assert_eq!(ids.parse_client_order_id("gabc123-Exx-0-abc"), None);
+    }
+
+    #[test]
+    fn skip_past_moves_ids_beyond_recovered_ones() {
+        let ids = IdGen::new("gx".into(), 5);
+        ids.skip_past(9);
+        assert_eq!(ids.next_order_id(), 10);
+        ids.skip_past(3);
+        assert_eq!(ids.next_order_id(), 11);
+    }
+
+    #[test]
     fn order_ids_continue_after_the_last_stored_one() {
-        let ids = IdGen::new("gx".into(), 41, 7);
+        let ids = IdGen::new("gx".into(), 41);
         assert_eq!(ids.next_order_id(), 42);
         assert_eq!(ids.next_order_id(), 43);
-        assert_eq!(ids.next_position_id(), 8);
     }
 
     #[test]

@@ -546,7 +546,9 @@ impl ExchangeIo {
         let quantity = position::quantity_held(&rules, order.filled_quantity, base_commission);
         let now = now_us();
         let mut position = Position {
-            position_id: self.ids.next_position_id(),
+            // A position is named after its entry: a stop's client order id carries the position
+            // id, so reconciliation can rebuild a lost position from its entry order.
+            position_id: order.order_id,
             symbol: order.symbol.clone(),
             quantity,
             entry_price: avg_price,
@@ -600,9 +602,10 @@ impl ExchangeIo {
                 (quantity, stop_price, order_type, limit_price)
             }
         };
+        let stop_id = self.ids.next_order_id();
         let mut stop = Order::new(
-            self.ids.next_order_id(),
-            self.ids.client_order_id(OrderRole::StopLoss.id_letter()),
+            stop_id,
+            self.ids.client_order_id(OrderRole::StopLoss.id_letter(), stop_id, Some(position.position_id)),
             position.symbol.clone(),
             Side::Sell,
             OrderRole::StopLoss,
@@ -702,9 +705,10 @@ impl ExchangeIo {
 
     /// The market is already through the stop: sell the position at market now.
     fn emergency_exit(&mut self, position: &mut Position, stop_price: Decimal) {
+        let exit_id = self.ids.next_order_id();
         let mut exit = Order::new(
-            self.ids.next_order_id(),
-            self.ids.client_order_id(OrderRole::EmergencyExit.id_letter()),
+            exit_id,
+            self.ids.client_order_id(OrderRole::EmergencyExit.id_letter(), exit_id, Some(position.position_id)),
             position.symbol.clone(),
             Side::Sell,
             OrderRole::EmergencyExit,

@@ -294,9 +294,10 @@ impl Intake {
 
     fn new_order(&self, side: Side, rules: &SymbolRules, quantity: Decimal, expected: Decimal) -> Order {
         let role = if side == Side::Buy { OrderRole::Entry } else { OrderRole::Exit };
+        let order_id = self.ids.next_order_id();
         let mut order = Order::new(
-            self.ids.next_order_id(),
-            self.ids.client_order_id(role.id_letter()),
+            order_id,
+            self.ids.client_order_id(role.id_letter(), order_id, None),
             rules.symbol.clone(),
             side,
             role,

@@ -170,7 +170,7 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
 pub fn run(config: Config) -> Result<(), RunError> {
     let mut store = Store::open(&config.db)?;
     let meta = store.load_meta()?;
-    let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id, meta.last_position_id));
+    let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
     let Connected { mut gateway, quotes } = connect(&config)?;
     let rules: Arc<Rules> = Arc::new(gateway.exchange_info()?.into_iter().map(|r| (r.symbol.clone(), r)).collect());

@@ -51,7 +51,6 @@ pub struct Meta {
     /// The client order id prefix fixed for this database.
     pub prefix: String,
     pub last_order_id: i64,
-    pub last_position_id: i64,
     /// Stored confirmation preference (`confirm on|off`), if any.
     pub confirm: Option<bool>,
 }
@@ -115,10 +114,8 @@ impl Store {
         };
         let last_order_id: i64 =
             self.conn.query_row("SELECT COALESCE(MAX(order_id), 0) FROM orders", [], |r| r.get(0))?;
-        let last_position_id: i64 =
-            self.conn.query_row("SELECT COALESCE(MAX(position_id), 0) FROM positions", [], |r| r.get(0))?;
         let confirm = self.setting("confirm")?.map(|v| v == "on");
-        Ok(Meta { prefix, last_order_id, last_position_id, confirm })
+        Ok(Meta { prefix, last_order_id, confirm })
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
