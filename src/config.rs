@@ -93,6 +93,12 @@ pub struct Cli {
     /// The tilt guard (cooldowns after losing streaks or order bursts) [default: on].
     #[arg(long, value_enum, value_name = "on|off")]
     pub tilt: Option<OnOff>,
+    /// Our resting orders (stop-losses) are polled this often, milliseconds.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub watch_ms: u64,
+    /// Simulator: prices take a seeded random-walk step this often, milliseconds (0: never).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub sim_walk_ms: u64,
     /// Balances are synced from the exchange at start, after fills and this often, seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub balance_sync_secs: u64,
@@ -133,6 +139,8 @@ pub struct Config {
     /// `--daily-loss-limit`: overrides the limit of the account's tier.
     pub daily_loss_limit_override: Option<Decimal>,
     pub balance_sync: Duration,
+    pub watch_interval: Duration,
+    pub sim_walk: Option<Duration>,
     pub base_url: String,
     pub live: bool,
     pub connect_timeout: Duration,
@@ -305,6 +313,8 @@ impl Config {
             limits,
             daily_loss_limit_override: cli.daily_loss_limit,
             balance_sync: Duration::from_secs(cli.balance_sync_secs.max(1)),
+            watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
+            sim_walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms.max(1)),

@@ -289,3 +289,31 @@ fn text_output_is_one_readable_line_per_event() {
     assert!(text.lines().any(|l| l.contains("order_filled") && l.contains("BTCUSDT")), "{text}");
     assert!(text.lines().all(|l| !l.starts_with('{')));
 }
+
+#[test]
+fn a_price_move_through_the_stop_is_detected_and_closes_the_position() {
+    let work = Workdir::new();
+    let mut live = Live::start(&work, &["--no-confirm", "--daily-loss-limit", "5"]);
+    live.send("buy ETHUSDT 0.01");
+    let placed = live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    live.send("price ETHUSDT 2000 2000.01");
+    live.wait_for("price_set", Duration::from_secs(5));
+    let moved = std::time::Instant::now();
+    let triggered = live.wait_for("stop_loss_triggered", Duration::from_secs(5));
+    assert!(moved.elapsed() < Duration::from_secs(1), "detected after {:?}", moved.elapsed());
+    assert_eq!(triggered["client_order_id"], placed["client_order_id"]);
+    assert_eq!(triggered["fill_price"], "2000");
+    let closed = live.wait_for("position_closed", Duration::from_secs(5));
+    // Bought 0.01 at 3000, 0.0099 sold at 2000: about -10 USDT with fees.
+    assert!(dec(&closed["realized_pnl"]) < d("-9.9"));
+    // The stop-out's loss counts against the day: the next entry is refused.
+    live.send("buy SOLUSDT 0.1");
+    let refused = live.wait_for("order_rejected", Duration::from_secs(5));
+    assert_eq!(refused["rule"], "daily_loss_limit");
+    assert!(live.finish().success());
+    let conn = work.conn();
+    let stop_cid = placed["client_order_id"].as_str().unwrap();
+    assert_eq!(order_field(&conn, stop_cid, "status").as_deref(), Some("FILLED"));
+    assert_eq!(order_field(&conn, stop_cid, "filled_quantity").as_deref(), Some("0.0099"));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM positions WHERE status = 'CLOSED'"), 1);
+}

@@ -30,6 +30,12 @@ pub enum Command {
     Account,
     /// Latency per stage, counts, the circuit breaker.
     Stats,
+    /// Set the simulator's top of book (tests and demos).
+    Price {
+        symbol: String,
+        bid: Decimal,
+        ask: Decimal,
+    },
     /// `y` / `n`: answer the oldest pending confirmation.
     AnswerOldest {
         accept: bool,
@@ -62,10 +68,10 @@ impl std::fmt::Display for ParseError {
 }
 
 pub const COMMANDS: &str =
-    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, stats, cancel-all, help, quit";
+    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, stats, price, cancel-all, help, quit";
 
 pub const HELP: &str = "commands: buy SYMBOL [QTY] | sell SYMBOL QTY | iceberg SYMBOL QTY SLICES | \
-twap SYMBOL QTY SECONDS | y | n | confirm ID | reject ID | status ID | orders | positions | account | stats | \
+twap SYMBOL QTY SECONDS | y | n | confirm ID | reject ID | status ID | orders | positions | account | stats | price SYMBOL BID ASK | \
 cancel-all | confirm on|off | help | quit";
 
 /// Most slices an iceberg or TWAP may be split into.
@@ -107,6 +113,18 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "iceberg" | "twap" => parse_sliced(&verb, args)?,
         "account" => no_args(&verb, args, Command::Account)?,
         "stats" => no_args(&verb, args, Command::Stats)?,
+        "price" => match args {
+            [symbol, bid, ask] => {
+                let symbol = parse_symbol(symbol)?;
+                let bid = parse_positive(bid).map_err(|e| ParseError(format!("bad bid: {e}")))?;
+                let ask = parse_positive(ask).map_err(|e| ParseError(format!("bad ask: {e}")))?;
+                if bid >= ask {
+                    return err(format!("bad price: bid {bid} must be below ask {ask}"));
+                }
+                Command::Price { symbol, bid, ask }
+            }
+            _ => return err("usage: price SYMBOL BID ASK"),
+        },
         "orders" => no_args(&verb, args, Command::Orders)?,
         "positions" => no_args(&verb, args, Command::Positions)?,
         "cancel-all" => no_args(&verb, args, Command::CancelAll)?,
@@ -267,6 +285,16 @@ mod tests {
         assert_eq!(parse_err("iceberg BTCUSDT 0.01 1"), "bad slices: 1 (an iceberg takes 2 to 100 slices)");
         assert_eq!(parse_err("twap BTCUSDT 0.01 x"), "bad seconds: 'x' is not a whole number");
         assert_eq!(parse_err("twap BTCUSDT 0.01 0"), "bad seconds: 0 (a TWAP runs 1 to 86400 seconds)");
+    }
+
+    #[test]
+    fn price_parses_and_checks_bid_below_ask() {
+        assert_eq!(
+            parse("price BTCUSDT 60000 60000.01"),
+            Ok(Some(Command::Price { symbol: "BTCUSDT".into(), bid: d("60000"), ask: d("60000.01") }))
+        );
+        assert_eq!(parse_err("price BTCUSDT 2 1"), "bad price: bid 2 must be below ask 1");
+        assert_eq!(parse_err("price BTCUSDT 2"), "usage: price SYMBOL BID ASK");
     }
 
     #[test]

@@ -128,6 +128,11 @@ pub trait Exchange: Send {
 /// Top of book for intake's expected price, readable from any thread without a round trip.
 pub trait Quotes: Send + Sync {
     fn top_of_book(&self, symbol: &str) -> Option<BookTicker>;
+
+    /// Moves the market (tests and demos): only the simulator can.
+    fn set_price(&self, _symbol: &str, _bid: Decimal, _ask: Decimal) -> Result<(), String> {
+        Err("price control is only available on the simulator (--exchange sim)".into())
+    }
 }
 
 /// A connected gateway and the quote source that goes with it.

@@ -212,6 +212,7 @@ impl Intake {
             Command::Positions => self.query(Query::Positions),
             Command::Account => self.query(Query::Account { confirm: self.confirm }),
             Command::Stats => self.query(Query::Stats),
+            Command::Price { symbol, bid, ask } => self.set_price(&symbol, bid, ask),
             Command::CancelAll => {
                 while let Some(p) = self.pending.pop_front() {
                     self.cancel_pending(p.orders, "cancel-all");
@@ -250,6 +251,18 @@ impl Intake {
             ),
         }
         true
+    }
+
+    fn set_price(&self, symbol: &str, bid: Decimal, ask: Decimal) -> Result<(), Refusal> {
+        self.rules_of(symbol)?;
+        self.quotes.set_price(symbol, bid, ask).map_err(Refusal::Input)?;
+        self.bus.publish(
+            Event::new("price_set", format!("{symbol} bid {bid} ask {ask}"))
+                .field("symbol", symbol)
+                .money("bid", bid)
+                .money("ask", ask),
+        );
+        Ok(())
     }
 
     fn send(&self, msg: ToExchange) -> Result<(), Refusal> {

@@ -16,6 +16,8 @@ struct Inner {
     histograms: Vec<Histogram<u64>>,
     orders: u64,
     records_persisted: u64,
+    updates_by_poll: u64,
+    worst_detection_ms: u64,
 }
 
 #[derive(Debug)]
@@ -27,7 +29,15 @@ impl Default for Stats {
     fn default() -> Self {
         let histograms =
             STAGES.iter().map(|_| Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")).collect();
-        Stats { inner: Mutex::new(Inner { histograms, orders: 0, records_persisted: 0 }) }
+        Stats {
+            inner: Mutex::new(Inner {
+                histograms,
+                orders: 0,
+                records_persisted: 0,
+                updates_by_poll: 0,
+                worst_detection_ms: 0,
+            }),
+        }
     }
 }
 
@@ -49,6 +59,13 @@ impl Stats {
 
     pub fn record_stop_loss(&self, us: u64) {
         record(&mut self.inner.lock().histograms[6], us);
+    }
+
+    /// A change to a resting order learnt by the poll, `delay_ms` after the exchange made it.
+    pub fn record_detection(&self, delay_ms: u64) {
+        let mut s = self.inner.lock();
+        s.updates_by_poll += 1;
+        s.worst_detection_ms = s.worst_detection_ms.max(delay_ms);
     }
 
     pub fn record_commit(&self, us: u64, records: usize) {
@@ -76,6 +93,9 @@ impl Stats {
         let mut event = Event::new("stats", format!("{} orders verified; {}", s.orders, text.join("; ")))
             .field("orders", s.orders)
             .field("records_persisted", s.records_persisted)
+            .field("updates_by_poll", s.updates_by_poll)
+            .field("updates_by_stream", 0)
+            .field("worst_detection_ms", s.worst_detection_ms)
             .field("latency_us", Value::Object(stages));
         for (key, value) in extra {
             event = event.field(key, value);

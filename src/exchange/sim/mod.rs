@@ -140,6 +140,28 @@ impl super::Quotes for SimQuotes {
     fn top_of_book(&self, symbol: &str) -> Option<BookTicker> {
         self.sim.lock().book_ticker(symbol).ok()
     }
+
+    fn set_price(
+        &self,
+        symbol: &str,
+        bid: crate::domain::money::Decimal,
+        ask: crate::domain::money::Decimal,
+    ) -> Result<(), String> {
+        self.sim.lock().set_price(symbol, bid, ask).map(|_| ()).map_err(|e| e.msg)
+    }
+}
+
+/// Moves every price one seeded random-walk step per `every`, until the simulator is dropped.
+fn start_random_walk(sim: &Arc<Mutex<Simulator>>, every: Duration) {
+    let weak = Arc::downgrade(sim);
+    let _ = std::thread::Builder::new().name("sim-walk".into()).spawn(move || loop {
+        std::thread::sleep(every);
+        let Some(sim) = weak.upgrade() else { return };
+        let stepped = sim.lock().random_walk_step();
+        if let Err(e) = stepped {
+            log::warn!("simulator random walk: {e}");
+        }
+    });
 }
 
 /// The simulator state file that goes with an engine database.
@@ -162,6 +184,9 @@ pub fn connect_embedded(config: &crate::config::Config) -> Result<super::Connect
     let path = state_path(&config.db);
     let sim = Simulator::open(&path, sim_config).map_err(|e| format!("simulator state {}: {e}", path.display()))?;
     let gateway = SimGateway::new(sim);
+    if let Some(every) = config.sim_walk {
+        start_random_walk(&gateway.shared(), every);
+    }
     let quotes = Arc::new(SimQuotes { sim: gateway.shared() });
     Ok(super::Connected { gateway: Box::new(gateway), quotes })
 }

@@ -23,6 +23,9 @@ use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use watch::{OnCancel, Seen};
+
+mod watch;
 
 /// Waits between queries that resolve an unknown outcome (bounded: then the order stays
 /// PENDING, visibly).
@@ -57,6 +60,9 @@ pub struct ExchangeIo {
     account: Arc<Account>,
     quotes: Arc<dyn Quotes>,
     stats: Arc<super::stats::Stats>,
+    /// Our resting orders are polled this often (live tracking).
+    watch_interval: Duration,
+    last_watch: Instant,
     /// Balances are synced after fills (when idle) and at this interval.
     balance_sync: Duration,
     balances_dirty: bool,
@@ -121,6 +127,8 @@ impl ExchangeIo {
             account,
             quotes,
             stats,
+            watch_interval: config.watch_interval,
+            last_watch: Instant::now(),
             balance_sync: config.balance_sync,
             balances_dirty: false,
             last_balance_sync: Instant::now(),
@@ -154,7 +162,13 @@ impl ExchangeIo {
             if self.balances_dirty && from_intake.is_empty() && from_verify.is_empty() {
                 self.sync_balances();
             }
-            let periodic = self.balance_sync.saturating_sub(self.last_balance_sync.elapsed());
+            let now = Instant::now();
+            if self.next_watch().is_some_and(|due| due <= now) {
+                self.watch();
+            }
+            let sync_due = self.last_balance_sync + self.balance_sync;
+            let next = self.next_watch().map_or(sync_due, |w| w.min(sync_due));
+            let periodic = next.saturating_duration_since(Instant::now());
             select! {
                 recv(from_verify) -> reply => match reply {
                     Ok(reply) => self.on_verified(reply),
@@ -167,7 +181,11 @@ impl ExchangeIo {
                         break;
                     }
                 },
-                default(periodic) => self.sync_balances(),
+                default(periodic) => {
+                    if self.last_balance_sync.elapsed() >= self.balance_sync {
+                        self.sync_balances();
+                    }
+                }
             }
         }
         if self.balances_dirty {
@@ -790,7 +808,7 @@ impl ExchangeIo {
             Err(_) => self.gateway.query_order(symbol, client_order_id).ok(),
         };
         if let Some(report) = report {
-            self.on_order_closed(&report, why);
+            self.on_resting_report(report, Seen::Request, why, OnCancel::Expected);
         }
     }
 
@@ -872,47 +890,6 @@ impl ExchangeIo {
         self.persist_position(position);
     }
 
-    /// Records that one of our resting orders ended (cancelled here, by cancel-all, or elsewhere).
-    fn on_order_closed(&mut self, report: &OrderReport, why: &str) {
-        let Some(mut order) = self.resting.remove(&report.client_order_id) else {
-            return;
-        };
-        self.apply(&mut order, report);
-        if order.status == OrderStatus::Cancelled && order.reason.is_none() {
-            order.reason = Some(why.to_string());
-        }
-        self.persist_order(&order);
-        if order.exchange_type.is_algo() {
-            self.slots.stop_closed(&order.symbol);
-        }
-        if let Some(position) = order.position_id.and_then(|id| self.positions.get_mut(&id)) {
-            if position.stop_loss_client_id.as_deref() == Some(order.client_order_id.as_str()) {
-                position.stop_loss_client_id = None;
-                position.stop_loss_order_id = None;
-                position.stop_loss = None;
-                position.status = PositionStatus::Unprotected;
-                position.updated_at_us = now_us();
-                let position = position.clone();
-                self.persist_position(&position);
-            }
-        }
-        self.bus.publish(
-            Event::new(
-                "order_cancelled",
-                format!(
-                    "{} {} {} {} cancelled: {why}",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.quantity,
-                    order.symbol
-                ),
-            )
-            .order(order.order_id, &order.client_order_id)
-            .field("symbol", order.symbol.as_str())
-            .field("reason", why),
-        );
-    }
-
     /// Emergency cancel: every open order on every symbol, not only the ones we know.
     fn cancel_all(&mut self) {
         let mut symbols: BTreeSet<String> = self.resting.values().map(|o| o.symbol.clone()).collect();
@@ -930,7 +907,7 @@ impl ExchangeIo {
                     cancelled += reports.len();
                     cancelled_symbols.push(symbol.clone());
                     for report in reports {
-                        self.on_order_closed(&report, "cancel-all");
+                        self.on_resting_report(report, Seen::Request, "cancel-all", OnCancel::Expected);
                     }
                 }
                 Ok(_) => {}

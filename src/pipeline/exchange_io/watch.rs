@@ -1,0 +1,172 @@
+//! Live order tracking: our resting orders (stop-losses above all) are watched, so a fill,
+//! cancel or expiry done by the exchange or another client is seen within the poll interval,
+//! recorded, and acted on (a triggered stop closes its position; a vanished stop is replaced).
+
+use super::*;
+
+/// How a change reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// The periodic open-orders poll.
+    Poll,
+    /// A request of ours (cancel, cancel-all, release for a sell).
+    Request,
+}
+
+/// What to do when a resting order turns out cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OnCancel {
+    /// We asked for it (cancel-all, a sell releasing its stops): leave the position as it is.
+    Expected,
+    /// Someone else did it: re-protect the position at once.
+    Reprotect,
+}
+
+impl ExchangeIo {
+    /// When the next watch poll is due (`None` while nothing rests on the exchange).
+    pub(super) fn next_watch(&self) -> Option<Instant> {
+        (!self.resting.is_empty()).then(|| self.last_watch + self.watch_interval)
+    }
+
+    /// One poll: `GET openOrders` per symbol with our resting orders (weight 6 each); an order
+    /// of ours missing from the answer is queried to learn how it ended.
+    pub(super) fn watch(&mut self) {
+        self.last_watch = Instant::now();
+        let symbols: BTreeSet<String> = self.resting.values().map(|o| o.symbol.clone()).collect();
+        for symbol in symbols {
+            let open = match self.gateway.open_orders(Some(&symbol)) {
+                Ok(open) => open,
+                Err(e) => {
+                    log::warn!("watch {symbol}: {e}");
+                    continue;
+                }
+            };
+            let ours: Vec<(String, Decimal)> = self
+                .resting
+                .values()
+                .filter(|o| o.symbol == symbol)
+                .map(|o| (o.client_order_id.clone(), o.filled_quantity))
+                .collect();
+            for (client_order_id, filled) in ours {
+                match open.iter().find(|r| r.client_order_id == client_order_id) {
+                    Some(report) if report.executed_qty > filled => {
+                        self.on_resting_report(report.clone(), Seen::Poll, "partly filled", OnCancel::Reprotect)
+                    }
+                    Some(_) => {}
+                    None => match self.gateway.query_order(&symbol, &client_order_id) {
+                        Ok(report) => {
+                            self.on_resting_report(report, Seen::Poll, "cancelled outside Genesis", OnCancel::Reprotect)
+                        }
+                        Err(e) => log::warn!("{client_order_id} left the open orders; query failed: {e}"),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Applies a report about one of our resting orders and acts on what changed.
+    pub(super) fn on_resting_report(&mut self, report: OrderReport, seen: Seen, why: &str, on_cancel: OnCancel) {
+        let Some(mut order) = self.resting.remove(&report.client_order_id) else {
+            return;
+        };
+        if seen == Seen::Poll {
+            let delay_ms = (now_us() / 1000 - report.time_ms).max(0) as u64;
+            self.stats.record_detection(delay_ms);
+        }
+        let before = order.filled_quantity;
+        self.apply(&mut order, &report);
+        let newly_filled = order.filled_quantity - before;
+        self.persist_order(&order);
+        if newly_filled > Decimal::ZERO {
+            self.balances_dirty = true;
+            if order.role == OrderRole::StopLoss {
+                self.stop_triggered(&order, newly_filled);
+            }
+        }
+        match order.status {
+            OrderStatus::Pending | OrderStatus::Partial => {
+                self.resting.insert(order.client_order_id.clone(), order);
+            }
+            OrderStatus::Filled => {
+                if order.exchange_type.is_algo() {
+                    self.slots.stop_closed(&order.symbol);
+                }
+            }
+            OrderStatus::Cancelled | OrderStatus::Failed => {
+                if order.reason.is_none() {
+                    order.reason = Some(why.to_string());
+                    self.persist_order(&order);
+                }
+                if order.exchange_type.is_algo() {
+                    self.slots.stop_closed(&order.symbol);
+                }
+                self.bus.publish(
+                    Event::new(
+                        "order_cancelled",
+                        format!(
+                            "{} {} {} {} cancelled: {why}",
+                            order.order_id,
+                            order.side.as_str(),
+                            order.quantity,
+                            order.symbol
+                        ),
+                    )
+                    .order(order.order_id, &order.client_order_id)
+                    .field("symbol", order.symbol.as_str())
+                    .field("reason", why),
+                );
+                self.unlink_stop(&order, on_cancel);
+            }
+        }
+    }
+
+    /// A stop-loss filled (wholly or partly): the position it protected closes by that much.
+    fn stop_triggered(&mut self, stop: &Order, filled: Decimal) {
+        let Some(mut position) = stop.position_id.and_then(|id| self.positions.remove(&id)) else {
+            log::warn!("{} stop-loss filled, but its position is not open", stop.client_order_id);
+            return;
+        };
+        self.bus.publish(
+            Event::new(
+                "stop_loss_triggered",
+                format!(
+                    "position {}: stop-loss {} triggered, sold {filled} {} at {}",
+                    position.position_id,
+                    stop.order_id,
+                    stop.symbol,
+                    stop.avg_price.unwrap_or_default()
+                ),
+            )
+            .order(stop.order_id, &stop.client_order_id)
+            .field("position_id", position.position_id)
+            .money("quantity", filled)
+            .money_opt("fill_price", stop.avg_price)
+            .money("commission", stop.commission)
+            .money_opt("stop_price", stop.stop_price),
+        );
+        let take = filled.min(position.quantity);
+        self.close_part(&mut position, take, stop);
+        if position.status != PositionStatus::Closed {
+            self.positions.insert(position.position_id, position);
+        }
+    }
+
+    /// A stop that ended without filling no longer protects its position.
+    fn unlink_stop(&mut self, stop: &Order, on_cancel: OnCancel) {
+        let Some(mut position) = stop.position_id.and_then(|id| self.positions.remove(&id)) else {
+            return;
+        };
+        if position.stop_loss_client_id.as_deref() == Some(stop.client_order_id.as_str()) {
+            position.stop_loss_client_id = None;
+            position.stop_loss_order_id = None;
+            position.stop_loss = None;
+            position.status = PositionStatus::Unprotected;
+            position.updated_at_us = now_us();
+            if on_cancel == OnCancel::Reprotect {
+                self.protect(&mut position);
+            }
+            self.persist_position(&position);
+        }
+        self.positions.insert(position.position_id, position);
+    }
+}
