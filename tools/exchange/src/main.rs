@@ -1,1 +1,198 @@
-fn main() {}
+//! `genesis-exchange`: the Genesis simulator behind a Binance-compatible HTTP server on
+//! 127.0.0.1, with reproducible fault injection. Flags → configuration → serve.
+//!
+//! - `api`: routing and endpoint handlers (pure: no sockets), `/sim/*` control endpoints.
+//! - `auth`: API key, signature, timestamp / recvWindow.
+//! - `limits`: request weight per minute, orders per 10 s and per day.
+//! - `faults`: the scripted fault plan.
+//! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
+
+mod api;
+mod auth;
+mod faults;
+mod limits;
+mod server;
+
+use clap::Parser;
+use genesis::domain::money::Decimal;
+use genesis::exchange::sim::{SimConfig, Simulator};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Genesis simulator behind a Binance Spot compatible HTTP API on 127.0.0.1.
+#[derive(Parser, Debug)]
+#[command(name = "genesis-exchange", version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// API key the clients must send in X-MBX-APIKEY.
+    #[arg(long, env = "BINANCE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Secret the clients sign with (HMAC-SHA256).
+    #[arg(long, env = "BINANCE_API_SECRET", hide_env_values = true)]
+    api_secret: Option<String>,
+    /// Seed of the simulator (book shapes, random walk).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// New orders allowed per 10 s (exchangeInfo rateLimits ORDERS SECOND 10).
+    #[arg(long, default_value_t = 50)]
+    order_limit: u64,
+    /// Starting balances, ASSET=AMOUNT,… (ignored when --state loads a saved exchange).
+    #[arg(long, default_value = "USDT=100000,BTC=1,ETH=10,SOL=100")]
+    balances: String,
+    /// Keep the exchange in this file (and FILE.journal); default: in memory.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Added to every response, microseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_us: u64,
+    /// Move every price by a seeded random step every N ms (default: prices stand still).
+    #[arg(long)]
+    walk_ms: Option<u64>,
+    /// A scripted fault, STEP:KIND[:ARG][@N][xK] (repeatable), e.g. place:5xx-after-execute@2.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<String>,
+}
+
+fn parse_balances(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (asset, amount) = item
+            .split_once('=')
+            .ok_or_else(|| format!("balance '{item}' is not ASSET=AMOUNT"))?;
+        let asset = asset.trim().to_ascii_uppercase();
+        if asset.is_empty() || !asset.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!("balance '{item}': bad asset name"));
+        }
+        let amount: Decimal = api::parse_decimal(amount.trim())
+            .ok_or_else(|| format!("balance '{item}': '{amount}' is not a decimal amount"))?;
+        out.insert(asset, amount);
+    }
+    Ok(out)
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("genesis-exchange: {msg}");
+    std::process::exit(2);
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    let args = Args::parse();
+    let (Some(api_key), Some(api_secret)) = (
+        args.api_key.filter(|k| !k.is_empty()),
+        args.api_secret.filter(|s| !s.is_empty()),
+    ) else {
+        fail(
+            "no credentials: pass --api-key and --api-secret, or set BINANCE_API_KEY and \
+             BINANCE_API_SECRET (the clients must sign with the same pair)",
+        );
+    };
+    let starting_balances = parse_balances(&args.balances).unwrap_or_else(|e| fail(&e));
+    let faults = args
+        .faults
+        .iter()
+        .map(|spec| faults::Fault::parse(spec))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| fail(&e));
+    let config = SimConfig {
+        seed: args.seed,
+        starting_balances,
+        ..SimConfig::default()
+    };
+    let sim = match &args.state {
+        Some(path) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
+        None => Simulator::new(config),
+    };
+    let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
+    let app = Arc::new(api::App::new(
+        sim,
+        auth::Credentials {
+            api_key,
+            api_secret,
+        },
+        args.order_limit,
+        faults,
+        id_base,
+    ));
+    let listener = server::bind(args.port)
+        .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{}: {e}", args.port)));
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| fail(&format!("no local address: {e}")));
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "genesis-exchange listening on http://127.0.0.1:{port}");
+        let _ = out.flush();
+    }
+    log::info!(
+        "seed {}, order limit {}/10s, latency {} us, state {}",
+        args.seed,
+        args.order_limit,
+        args.latency_us,
+        args.state
+            .as_ref()
+            .map_or("in memory".to_string(), |p| p.display().to_string())
+    );
+    if let Some(ms) = args.walk_ms.filter(|ms| *ms > 0) {
+        let app = Arc::clone(&app);
+        std::thread::Builder::new()
+            .name("walk".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(ms));
+                app.walk();
+            })
+            .unwrap_or_else(|e| fail(&format!("cannot start the random walk: {e}")));
+    }
+    server::serve(listener, app, Duration::from_micros(args.latency_us));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balances_flag_parses_and_refuses_junk() {
+        let b = parse_balances("USDT=100000,BTC=1,ETH=10,SOL=100").unwrap();
+        assert_eq!(b["USDT"], Decimal::from(100_000));
+        assert_eq!(b["SOL"], Decimal::from(100));
+        assert_eq!(
+            parse_balances("btc=0.5").unwrap()["BTC"],
+            "0.5".parse().unwrap()
+        );
+        assert!(parse_balances("USDT").is_err());
+        assert!(parse_balances("USDT=-1").is_err());
+        assert!(parse_balances("=1").is_err());
+        assert!(parse_balances("USDT=1e3").is_err());
+    }
+
+    #[test]
+    fn flags_parse_with_their_defaults() {
+        let a = Args::try_parse_from(["genesis-exchange", "--api-key", "k", "--api-secret", "s"])
+            .unwrap();
+        assert_eq!(
+            (a.port, a.seed, a.order_limit, a.latency_us),
+            (0, 42, 50, 0)
+        );
+        assert_eq!(a.walk_ms, None);
+        let a = Args::try_parse_from([
+            "genesis-exchange",
+            "--fault",
+            "place:5xx-after-execute@2",
+            "--fault",
+            "stop:reject x3",
+            "--walk-ms",
+            "250",
+        ])
+        .unwrap();
+        assert_eq!(a.faults.len(), 2);
+        assert_eq!(a.walk_ms, Some(250));
+    }
+}
