@@ -174,8 +174,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
     let Connected { mut gateway, quotes } = connect(&config)?;
     let rules: Arc<Rules> = Arc::new(gateway.exchange_info()?.into_iter().map(|r| (r.symbol.clone(), r)).collect());
-    let positions = store.open_positions()?;
-    let resting: Vec<_> = store.open_orders()?.into_iter().filter(|o| o.exchange_order_id.is_some()).collect();
     // The limiter follows what the exchange reports; the embedded simulator reports no limit.
     let order_limit = gateway.order_limit_10s().map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
     let guard = Arc::new(guard::ExchangeGuard::new(order_limit));
@@ -222,7 +220,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         stats: Arc::clone(&stats),
     };
     handles.push(spawn("verify", Box::new(move || verify.run(verify_rx)))?);
-    let exchange_io = exchange_io::ExchangeIo::new(
+    let mut exchange_io = exchange_io::ExchangeIo::new(
         gateway,
         Arc::clone(&account),
         Arc::clone(&quotes),
@@ -234,9 +232,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
         bus.clone(),
         to_verify,
         to_persist.clone(),
-        positions,
-        resting,
     );
+    // Before the first command: the database and the exchange agree, every position is protected.
+    exchange_io.reconcile(&Store::open_reader(&config.db)?)?;
     let exchange_core = core(1);
     handles.push(spawn(
         "exchange-io",

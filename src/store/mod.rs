@@ -186,6 +186,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Every symbol an order was ever recorded on.
+    pub fn traded_symbols(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT DISTINCT symbol FROM orders ORDER BY symbol")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Opens a second connection for reads beside the writer (WAL allows both).
+    pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Store { conn })
+    }
+
     /// Orders still working (PENDING or PARTIAL), oldest first.
     pub fn open_orders(&self) -> Result<Vec<Order>, StoreError> {
         self.orders_where("status IN ('PENDING', 'PARTIAL') ORDER BY order_id")

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use watch::{OnCancel, Seen};
 
+pub mod reconcile;
 mod watch;
 
 /// Waits between queries that resolve an unknown outcome (bounded: then the order stays
@@ -105,23 +106,10 @@ impl ExchangeIo {
         bus: Bus,
         to_verify: Sender<ToVerify>,
         to_persist: Sender<ToPersist>,
-        positions: Vec<Position>,
-        resting: Vec<Order>,
     ) -> ExchangeIo {
+        // Positions and resting orders come from `reconcile`, checked against the exchange.
         let slots = AlgoSlots::default();
-        for order in &resting {
-            if order.exchange_type.is_algo() {
-                slots.stop_opened(&order.symbol);
-            }
-        }
-        let mut positions: BTreeMap<i64, Position> = positions.into_iter().map(|p| (p.position_id, p)).collect();
-        for order in &resting {
-            if let Some(p) = order.position_id.and_then(|id| positions.get_mut(&id)) {
-                if p.stop_loss_order_id == Some(order.order_id) {
-                    p.stop_loss_client_id = Some(order.client_order_id.clone());
-                }
-            }
-        }
+        let positions = BTreeMap::new();
         ExchangeIo {
             gateway,
             account,
@@ -144,7 +132,7 @@ impl ExchangeIo {
             to_verify,
             to_persist,
             positions,
-            resting: resting.into_iter().map(|o| (o.client_order_id.clone(), o)).collect(),
+            resting: HashMap::new(),
             allocations: HashMap::new(),
             in_verify: 0,
             exits_in_verify: 0,
@@ -533,7 +521,7 @@ impl ExchangeIo {
             OrderRole::Entry => {
                 self.slots.entry_settled(&order.symbol);
                 if order.filled_quantity > Decimal::ZERO {
-                    self.open_position(order);
+                    self.open_position(order, true);
                 }
             }
             OrderRole::Exit | OrderRole::EmergencyExit => {
@@ -544,7 +532,9 @@ impl ExchangeIo {
         }
     }
 
-    fn open_position(&mut self, mut order: Order) {
+    /// Opens the position of a filled entry and protects it (`protect_now`; reconciliation
+    /// protects later, once it knows which stops survived on the exchange).
+    fn open_position(&mut self, mut order: Order, protect_now: bool) {
         let Some(rules) = self.rules.get(&order.symbol).cloned() else {
             log::error!("{} no rules for {}", order.client_order_id, order.symbol);
             return;
@@ -585,8 +575,10 @@ impl ExchangeIo {
         self.persist_order(&order);
         // The position row goes first: its stop-loss order refers to it.
         self.persist_position(&position);
-        self.protect(&mut position);
-        self.persist_position(&position);
+        if protect_now {
+            self.protect(&mut position);
+            self.persist_position(&position);
+        }
         if position.status != PositionStatus::Closed {
             self.positions.insert(position.position_id, position);
         }

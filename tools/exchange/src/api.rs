@@ -14,8 +14,8 @@ use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
 use genesis::exchange::binance::sign::parse_query;
 use genesis::exchange::binance::wire::{
-    account_json, book_ticker_json, cancel_json, error_json, exchange_info_json, fmt_decimal,
-    order_ack_json, order_json, order_query_json, server_time_json, RateLimit,
+    account_json, book_ticker_json, cancel_json, error_json, exchange_info_json, fmt_decimal, order_ack_json,
+    order_json, order_query_json, server_time_json, RateLimit,
 };
 use genesis::exchange::sim::{OrderRef, SimError, Simulator, Trade};
 use genesis::exchange::NewOrder;
@@ -44,28 +44,17 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: i64, msg: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            msg: msg.into(),
-            retry_after_secs: None,
-        }
+        ApiError { status, code, msg: msg.into(), retry_after_secs: None }
     }
     /// HTTP 400.
     pub fn bad(code: i64, msg: impl Into<String>) -> ApiError {
         ApiError::new(400, code, msg)
     }
     pub fn mandatory(name: &str) -> ApiError {
-        ApiError::bad(
-            -1102,
-            format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
-        )
+        ApiError::bad(-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."))
     }
     pub fn illegal(name: &str, range: &str) -> ApiError {
-        ApiError::bad(
-            -1100,
-            format!("Illegal characters found in parameter '{name}'; legal range is '{range}'."),
-        )
+        ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '{range}'."))
     }
     fn not_required(name: &str) -> ApiError {
         ApiError::bad(-1106, format!("Parameter '{name}' sent when not required."))
@@ -103,11 +92,7 @@ impl ApiError {
     fn too_many_orders(limit: u64, retry_after_secs: u64) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
-            ..ApiError::new(
-                429,
-                -1015,
-                format!("Too many new orders; current limit is {limit} orders per 10 SECOND."),
-            )
+            ..ApiError::new(429, -1015, format!("Too many new orders; current limit is {limit} orders per 10 SECOND."))
         }
     }
 
@@ -162,10 +147,7 @@ impl Params {
 
     /// The value as sent, empty included.
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// A non-empty value.
@@ -180,9 +162,9 @@ impl Params {
     pub fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(text) => parse_decimal(text)
-                .map(Some)
-                .ok_or_else(|| ApiError::illegal(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$")),
+            Some(text) => {
+                parse_decimal(text).map(Some).ok_or_else(|| ApiError::illegal(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$"))
+            }
         }
     }
 
@@ -223,19 +205,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, value: Value) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: value.to_string(),
-            after: After::Respond,
-        }
+        Reply { status, headers: Vec::new(), body: value.to_string(), after: After::Respond }
     }
     #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -275,15 +249,11 @@ fn splitmix(mut x: u64) -> u64 {
 
 impl IdGen {
     pub fn new(base: u64) -> IdGen {
-        IdGen {
-            base,
-            counter: AtomicU64::new(0),
-        }
+        IdGen { base, counter: AtomicU64::new(0) }
     }
 
     pub fn next_id(&self) -> String {
-        const ALPHABET: &[u8; 62] =
-            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let hi = splitmix(self.base ^ n);
         let lo = splitmix(hi ^ n.rotate_left(32));
@@ -337,11 +307,7 @@ impl Endpoint {
             "/api/v3/ticker/bookTicker" => &[("GET", BookTicker)],
             "/api/v3/ticker/price" => &[("GET", TickerPrice)],
             "/api/v3/depth" => &[("GET", Depth)],
-            "/api/v3/order" => &[
-                ("POST", NewOrder),
-                ("GET", QueryOrder),
-                ("DELETE", CancelOrder),
-            ],
+            "/api/v3/order" => &[("POST", NewOrder), ("GET", QueryOrder), ("DELETE", CancelOrder)],
             "/api/v3/order/test" => &[("POST", TestOrder)],
             "/api/v3/openOrders" => &[("GET", OpenOrders), ("DELETE", CancelOpenOrders)],
             "/api/v3/allOrders" => &[("GET", AllOrders)],
@@ -349,11 +315,7 @@ impl Endpoint {
             "/api/v3/account" => &[("GET", Account)],
             _ => return Err(NoRoute::NotFound),
         };
-        candidates
-            .iter()
-            .find(|(m, _)| *m == method)
-            .map(|(_, e)| *e)
-            .ok_or(NoRoute::MethodNotAllowed)
+        candidates.iter().find(|(m, _)| *m == method).map(|(_, e)| *e).ok_or(NoRoute::MethodNotAllowed)
     }
 
     pub fn signed(self) -> bool {
@@ -467,10 +429,7 @@ pub struct Ctx<'a> {
 }
 
 fn depth_limit(p: &Params) -> u64 {
-    p.get("limit")
-        .and_then(|l| l.parse::<u64>().ok())
-        .unwrap_or(100)
-        .clamp(1, 5000)
+    p.get("limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(100).clamp(1, 5000)
 }
 
 pub fn rate_limits(order_limit_10s: u64) -> Vec<RateLimit> {
@@ -486,10 +445,7 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
         Some(vec![symbol.to_string()])
     } else if let Some(list) = p.get("symbols") {
         Some(serde_json::from_str::<Vec<String>>(list).map_err(|_| {
-            ApiError::illegal(
-                "symbols",
-                "^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$",
-            )
+            ApiError::illegal("symbols", "^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$")
         })?)
     } else {
         None
@@ -498,19 +454,10 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
         None => all,
         Some(names) => names
             .iter()
-            .map(|n| {
-                all.iter()
-                    .find(|r| r.symbol == *n)
-                    .cloned()
-                    .ok_or_else(ApiError::invalid_symbol)
-            })
+            .map(|n| all.iter().find(|r| r.symbol == *n).cloned().ok_or_else(ApiError::invalid_symbol))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    Ok(exchange_info_json(
-        &symbols,
-        &rate_limits(ctx.order_limit_10s),
-        ctx.server_now_ms,
-    ))
+    Ok(exchange_info_json(&symbols, &rate_limits(ctx.order_limit_10s), ctx.server_now_ms))
 }
 
 fn tickers(
@@ -523,17 +470,11 @@ fn tickers(
     }
     let names: Vec<String> = match p.get("symbols") {
         Some(list) => serde_json::from_str(list).map_err(|_| {
-            ApiError::illegal(
-                "symbols",
-                "^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$",
-            )
+            ApiError::illegal("symbols", "^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$")
         })?,
         None => sim.exchange_info().into_iter().map(|r| r.symbol).collect(),
     };
-    let items = names
-        .iter()
-        .map(|n| sim.book_ticker(n).map(|t| shape(&t)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = names.iter().map(|n| sim.book_ticker(n).map(|t| shape(&t))).collect::<Result<Vec<_>, _>>()?;
     Ok(Value::Array(items))
 }
 
@@ -543,9 +484,7 @@ fn depth(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> 
     let limit = usize::try_from(depth_limit(p)).unwrap_or(100);
     let (bids, asks) = sim.depth(symbol, limit)?;
     let levels = |side: Vec<(Decimal, Decimal)>| {
-        side.into_iter()
-            .map(|(price, qty)| json!([fmt_decimal(price), fmt_decimal(qty)]))
-            .collect::<Vec<_>>()
+        side.into_iter().map(|(price, qty)| json!([fmt_decimal(price), fmt_decimal(qty)])).collect::<Vec<_>>()
     };
     Ok(json!({
         "lastUpdateId": ctx.server_now_ms,
@@ -562,19 +501,14 @@ enum RespType {
 }
 
 /// The order a POST /api/v3/order describes, and the response shape asked for.
-fn parse_new_order(
-    p: &Params,
-    sim: &Simulator,
-    ids: &IdGen,
-) -> Result<(NewOrder, RespType), ApiError> {
+fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Result<(NewOrder, RespType), ApiError> {
     use ExchangeOrderType as T;
     let symbol = p.require("symbol")?;
     let side_text = p.require("side")?;
     let type_text = p.require("type")?;
     let rules = sim.rules(symbol).ok_or_else(ApiError::invalid_symbol)?;
     let side = Side::parse(side_text).ok_or_else(|| ApiError::bad(-1117, "Invalid side."))?;
-    let order_type =
-        T::parse(type_text).ok_or_else(|| ApiError::bad(-1116, "Invalid orderType."))?;
+    let order_type = T::parse(type_text).ok_or_else(|| ApiError::bad(-1116, "Invalid orderType."))?;
     let needs_tif = matches!(order_type, T::Limit | T::StopLossLimit | T::TakeProfitLimit);
     match (needs_tif, p.get("timeInForce")) {
         (true, None) => return Err(ApiError::mandatory("timeInForce")),
@@ -600,10 +534,7 @@ fn parse_new_order(
             // As close to the quote amount as the step allows, at the top of the book.
             let top = sim.book_ticker(symbol)?;
             let price = if side == Side::Buy { top.ask } else { top.bid };
-            let qty = quote
-                .checked_div(price)
-                .map(|q| round_down_to_step(q, rules.step_size))
-                .unwrap_or(Decimal::ZERO);
+            let qty = quote.checked_div(price).map(|q| round_down_to_step(q, rules.step_size)).unwrap_or(Decimal::ZERO);
             quantity = Some(qty);
         }
         _ => {}
@@ -634,17 +565,10 @@ fn parse_new_order(
     Ok((order, resp))
 }
 
-fn new_order(
-    p: &Params,
-    sim: &mut Simulator,
-    ctx: &Ctx<'_>,
-    test: bool,
-) -> Result<Value, ApiError> {
+fn new_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, test: bool) -> Result<Value, ApiError> {
     let (order, resp) = parse_new_order(p, sim, ctx.ids)?;
     if test {
-        let rules = sim
-            .rules(&order.symbol)
-            .ok_or_else(ApiError::invalid_symbol)?;
+        let rules = sim.rules(&order.symbol).ok_or_else(ApiError::invalid_symbol)?;
         if !rules.order_types.contains(&order.order_type) {
             return Err(ApiError::bad(-2010, "Unsupported order combination"));
         }
@@ -664,10 +588,9 @@ fn find_order(p: &Params, sim: &Simulator, symbol: &str) -> Result<OrderReport, 
     let order_id = p.int("orderId")?;
     let client = p.get("origClientOrderId");
     match (order_id, client) {
-        (None, None) => Err(ApiError::bad(
-            -1102,
-            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-        )),
+        (None, None) => {
+            Err(ApiError::bad(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"))
+        }
         (Some(id), client) => {
             let report = sim.query(symbol, OrderRef::OrderId(id))?;
             if client.is_some_and(|c| c != report.client_order_id) {
@@ -708,12 +631,7 @@ fn open_orders(p: &Params, sim: &Simulator) -> Result<Value, ApiError> {
 fn cancel_open_orders(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
     let symbol = p.require("symbol")?;
     let canceled = sim.cancel_open_orders(symbol)?;
-    Ok(Value::Array(
-        canceled
-            .iter()
-            .map(|r| cancel_json(r, &ctx.ids.next_id()))
-            .collect(),
-    ))
+    Ok(Value::Array(canceled.iter().map(|r| cancel_json(r, &ctx.ids.next_id())).collect()))
 }
 
 /// `limit` (default 500, at most 1000).
@@ -811,20 +729,11 @@ pub struct App {
 }
 
 fn is_form(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|ct| {
-        ct.to_ascii_lowercase()
-            .starts_with("application/x-www-form-urlencoded")
-    })
+    content_type.is_none_or(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
 }
 
 impl App {
-    pub fn new(
-        sim: Simulator,
-        creds: Credentials,
-        order_limit_10s: u64,
-        faults: Vec<Fault>,
-        id_base: u64,
-    ) -> App {
+    pub fn new(sim: Simulator, creds: Credentials, order_limit_10s: u64, faults: Vec<Fault>, id_base: u64) -> App {
         let mut plan = FaultPlan::default();
         for fault in faults {
             plan.add(fault);
@@ -852,48 +761,32 @@ impl App {
             self.api(req, local_now_ms)
         };
         let used = self.limits.lock().used_weight(local_now_ms);
-        reply
-            .headers
-            .push(("X-MBX-USED-WEIGHT-1M", used.to_string()));
+        reply.headers.push(("X-MBX-USED-WEIGHT-1M", used.to_string()));
         reply
     }
 
     fn api(&self, req: &HttpRequest<'_>, now: i64) -> Reply {
         let endpoint = match Endpoint::route(req.method, req.path) {
             Ok(e) => e,
-            Err(NoRoute::NotFound) => {
-                return ApiError::new(404, -1, format!("Unknown endpoint {}.", req.path)).reply()
-            }
+            Err(NoRoute::NotFound) => return ApiError::new(404, -1, format!("Unknown endpoint {}.", req.path)).reply(),
             Err(NoRoute::MethodNotAllowed) => {
-                return ApiError::new(
-                    405,
-                    -1,
-                    format!("Method {} is not allowed on {}.", req.method, req.path),
-                )
-                .reply()
+                return ApiError::new(405, -1, format!("Method {} is not allowed on {}.", req.method, req.path)).reply()
             }
         };
         let body = is_form(req.content_type).then_some(req.body);
         let params = Params::from_sources(req.query, body);
         let weight = endpoint.weight(&params);
-        if let Err(Exceeded::Weight { retry_after_secs }) =
-            self.limits.lock().charge_weight(weight, now)
-        {
+        if let Err(Exceeded::Weight { retry_after_secs }) = self.limits.lock().charge_weight(weight, now) {
             return ApiError::too_much_weight(retry_after_secs).reply();
         }
         let signed = endpoint.signed();
         if signed {
-            if let Err(e) =
-                auth::check_key_and_signature(&self.creds, req.api_key, req.query, req.body)
-            {
+            if let Err(e) = auth::check_key_and_signature(&self.creds, req.api_key, req.query, req.body) {
                 return e.reply();
             }
         }
         let what = format!("{} {}", req.method, req.path);
-        let fault = self
-            .faults
-            .lock()
-            .next(endpoint.step(&params), signed, &what, now);
+        let fault = self.faults.lock().next(endpoint.step(&params), signed, &what, now);
         let mut after_execute = None;
         match fault {
             None => {}
@@ -921,16 +814,11 @@ impl App {
         }
         let order_limit = self.limits.lock().order_limit_10s();
         if endpoint == Endpoint::NewOrder {
-            if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now)
-            {
+            if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now) {
                 return ApiError::too_many_orders(order_limit, retry_after_secs).reply();
             }
         }
-        let ctx = Ctx {
-            server_now_ms: server_now,
-            order_limit_10s: order_limit,
-            ids: &self.ids,
-        };
+        let ctx = Ctx { server_now_ms: server_now, order_limit_10s: order_limit, ids: &self.ids };
         let result = endpoint.execute(&params, &mut self.sim.lock(), &ctx);
         let mut reply = match result {
             Ok(value) => Reply::json(200, value),
@@ -938,12 +826,8 @@ impl App {
         };
         if endpoint == Endpoint::NewOrder && reply.status == 200 {
             let (count_10s, count_1d) = self.limits.lock().count_order(now);
-            reply
-                .headers
-                .push(("X-MBX-ORDER-COUNT-10S", count_10s.to_string()));
-            reply
-                .headers
-                .push(("X-MBX-ORDER-COUNT-1D", count_1d.to_string()));
+            reply.headers.push(("X-MBX-ORDER-COUNT-10S", count_10s.to_string()));
+            reply.headers.push(("X-MBX-ORDER-COUNT-1D", count_1d.to_string()));
         }
         match after_execute {
             Some(FaultKind::ServerErrorAfterExecute) => {
@@ -951,14 +835,8 @@ impl App {
                 failed.headers.extend(reply.headers);
                 failed
             }
-            Some(FaultKind::DropAfterExecute) => Reply {
-                after: After::Drop,
-                ..reply
-            },
-            Some(FaultKind::DelayAfterExecute(ms)) => Reply {
-                after: After::Delay(Duration::from_millis(ms)),
-                ..reply
-            },
+            Some(FaultKind::DropAfterExecute) => Reply { after: After::Drop, ..reply },
+            Some(FaultKind::DelayAfterExecute(ms)) => Reply { after: After::Delay(Duration::from_millis(ms)), ..reply },
             _ => reply,
         }
     }
@@ -966,8 +844,7 @@ impl App {
     /// `/sim/*`: the fault plan, prices, state. No auth; loopback peers only.
     fn control(&self, req: &HttpRequest<'_>, now: i64) -> Reply {
         if !req.loopback {
-            return ApiError::new(403, -1, "The /sim endpoints answer loopback peers only.")
-                .reply();
+            return ApiError::new(403, -1, "The /sim endpoints answer loopback peers only.").reply();
         }
         let bad = |msg: String| ApiError::bad(-1100, msg).reply();
         match (req.method, req.path.strip_suffix('/').unwrap_or(req.path)) {
@@ -1039,10 +916,7 @@ impl App {
             return bad("\"bid\" and \"ask\" must be decimal strings");
         };
         match self.sim.lock().set_price(symbol, bid, ask) {
-            Ok(changed) => Reply::json(
-                200,
-                Value::Array(changed.iter().map(order_query_json).collect()),
-            ),
+            Ok(changed) => Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect())),
             Err(e) => ApiError::from(e).reply(),
         }
     }
@@ -1050,11 +924,7 @@ impl App {
     fn state_json(&self, now: i64) -> Value {
         let (used, (count_10s, count_1d), limit) = {
             let mut limits = self.limits.lock();
-            (
-                limits.used_weight(now),
-                limits.order_counts(now),
-                limits.order_limit_10s(),
-            )
+            (limits.used_weight(now), limits.order_counts(now), limits.order_limit_10s())
         };
         let sim = self.sim.lock();
         let books: Vec<Value> = sim
@@ -1063,12 +933,7 @@ impl App {
             .filter_map(|r| sim.book_ticker(&r.symbol).ok())
             .map(|t| book_ticker_json(&t))
             .collect();
-        let open: Vec<Value> = sim
-            .open_orders(None)
-            .unwrap_or_default()
-            .iter()
-            .map(order_query_json)
-            .collect();
+        let open: Vec<Value> = sim.open_orders(None).unwrap_or_default().iter().map(order_query_json).collect();
         json!({
             "serverTime": self.server_now_ms(now),
             "skewMs": self.skew_ms.load(Ordering::Relaxed),

@@ -13,10 +13,7 @@ const NOW: i64 = 1_700_000_040_000;
 fn app(order_limit: u64, faults: &[&str]) -> App {
     App::new(
         Simulator::new(SimConfig::default()),
-        Credentials {
-            api_key: KEY.into(),
-            api_secret: SECRET.into(),
-        },
+        Credentials { api_key: KEY.into(), api_secret: SECRET.into() },
         order_limit,
         faults.iter().map(|f| Fault::parse(f).unwrap()).collect(),
         7,
@@ -42,28 +39,12 @@ fn signed(method: &'static str, path: &str, params: &[(&str, &str)], timestamp: 
         q.display("timestamp", timestamp);
     }
     Signer::new(&Secret::from(SECRET)).append_signature(&mut payload);
-    let (query, body) = if method == "POST" {
-        (String::new(), payload)
-    } else {
-        (payload, String::new())
-    };
-    Call {
-        method,
-        path: path.into(),
-        query,
-        body,
-        key: Some(KEY),
-    }
+    let (query, body) = if method == "POST" { (String::new(), payload) } else { (payload, String::new()) };
+    Call { method, path: path.into(), query, body, key: Some(KEY) }
 }
 
 fn public(path: &str, query: &str) -> Call {
-    Call {
-        method: "GET",
-        path: path.into(),
-        query: query.into(),
-        body: String::new(),
-        key: None,
-    }
+    Call { method: "GET", path: path.into(), query: query.into(), body: String::new(), key: None }
 }
 
 fn send(app: &App, call: &Call, now: i64) -> (Reply, Value) {
@@ -100,13 +81,7 @@ fn market(id: &str) -> Call {
     signed(
         "POST",
         "/api/v3/order",
-        &[
-            ("symbol", "BTCUSDT"),
-            ("side", "BUY"),
-            ("type", "MARKET"),
-            ("quantity", "0.001"),
-            ("newClientOrderId", id),
-        ],
+        &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001"), ("newClientOrderId", id)],
         NOW,
     )
 }
@@ -130,12 +105,7 @@ fn stop_limit(id: &str) -> Call {
 }
 
 fn query(id: &str) -> Call {
-    signed(
-        "GET",
-        "/api/v3/order",
-        &[("symbol", "BTCUSDT"), ("origClientOrderId", id)],
-        NOW,
-    )
+    signed("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", id)], NOW)
 }
 
 #[test]
@@ -166,27 +136,15 @@ fn stop_limit_defaults_to_ack_and_query_cancel_and_lists_follow_it() {
 
     let (reply, v) = send(&app, &query("s1"), NOW);
     assert_eq!(reply.status, 200);
-    assert_eq!(
-        (v["status"].as_str(), v["type"].as_str()),
-        (Some("NEW"), Some("STOP_LOSS_LIMIT"))
-    );
+    assert_eq!((v["status"].as_str(), v["type"].as_str()), (Some("NEW"), Some("STOP_LOSS_LIMIT")));
     assert_eq!(v["stopPrice"], "60100.00000000");
     assert_eq!(reply.header("X-MBX-USED-WEIGHT-1M"), Some("5"));
-    let by_id = signed(
-        "GET",
-        "/api/v3/order",
-        &[("symbol", "BTCUSDT"), ("orderId", &order_id.to_string())],
-        NOW,
-    );
+    let by_id = signed("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &order_id.to_string())], NOW);
     assert_eq!(send(&app, &by_id, NOW).1["clientOrderId"], "s1");
     let mismatch = signed(
         "GET",
         "/api/v3/order",
-        &[
-            ("symbol", "BTCUSDT"),
-            ("orderId", &order_id.to_string()),
-            ("origClientOrderId", "other"),
-        ],
+        &[("symbol", "BTCUSDT"), ("orderId", &order_id.to_string()), ("origClientOrderId", "other")],
         NOW,
     );
     assert_eq!(send(&app, &mismatch, NOW).1["code"], -2013);
@@ -201,11 +159,7 @@ fn stop_limit_defaults_to_ack_and_query_cancel_and_lists_follow_it() {
     let cancel = signed(
         "DELETE",
         "/api/v3/order",
-        &[
-            ("symbol", "BTCUSDT"),
-            ("origClientOrderId", "s1"),
-            ("newClientOrderId", "c1"),
-        ],
+        &[("symbol", "BTCUSDT"), ("origClientOrderId", "s1"), ("newClientOrderId", "c1")],
         NOW,
     );
     let (reply, v) = send(&app, &cancel, NOW);
@@ -218,12 +172,7 @@ fn stop_limit_defaults_to_ack_and_query_cancel_and_lists_follow_it() {
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-2011)));
 
     // Cancel-all with nothing open: 400 -2011; with orders: cancel-shaped items, generated ids.
-    let all = signed(
-        "DELETE",
-        "/api/v3/openOrders",
-        &[("symbol", "BTCUSDT")],
-        NOW,
-    );
+    let all = signed("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], NOW);
     let (reply, v) = send(&app, &all, NOW);
     assert_eq!(reply.status, 400);
     assert_eq!(v, json!({"code": -2011, "msg": "Unknown order sent."}));
@@ -245,23 +194,13 @@ fn stop_limit_defaults_to_ack_and_query_cancel_and_lists_follow_it() {
 fn trades_account_and_market_data_have_binance_shapes() {
     let app = app(50, &[]);
     let (_, placed) = send(&app, &market("m1"), NOW);
-    let trades = signed(
-        "GET",
-        "/api/v3/myTrades",
-        &[
-            ("symbol", "BTCUSDT"),
-            ("orderId", &placed["orderId"].to_string()),
-        ],
-        NOW,
-    );
+    let trades =
+        signed("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("orderId", &placed["orderId"].to_string())], NOW);
     let (_, v) = send(&app, &trades, NOW);
     let t = &v.as_array().unwrap()[0];
     assert_eq!(t["orderId"], placed["orderId"]);
     assert_eq!(t["isBuyer"], true);
-    assert!(t["price"]
-        .as_str()
-        .unwrap()
-        .ends_with(|c: char| c.is_ascii_digit()));
+    assert!(t["price"].as_str().unwrap().ends_with(|c: char| c.is_ascii_digit()));
 
     let (_, v) = send(&app, &signed("GET", "/api/v3/account", &[], NOW), NOW);
     assert_eq!(v["makerCommission"], 10);
@@ -271,12 +210,14 @@ fn trades_account_and_market_data_have_binance_shapes() {
     let (reply, v) = send(&app, &public("/api/v3/exchangeInfo", ""), NOW);
     assert_eq!(reply.status, 200);
     assert_eq!(v["symbols"].as_array().unwrap().len(), 3);
-    assert!(v["rateLimits"].as_array().unwrap().contains(
-        &json!({"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":50})
-    ));
-    assert!(v["rateLimits"].as_array().unwrap().contains(
-        &json!({"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000})
-    ));
+    assert!(v["rateLimits"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":50})));
+    assert!(v["rateLimits"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000})));
     let (_, v) = send(&app, &public("/api/v3/exchangeInfo", "symbol=ETHUSDT"), NOW);
     assert_eq!(v["symbols"][0]["symbol"], "ETHUSDT");
     let q = "symbols=%5B%22BTCUSDT%22%2C%22SOLUSDT%22%5D";
@@ -284,51 +225,24 @@ fn trades_account_and_market_data_have_binance_shapes() {
     assert_eq!(v["symbols"].as_array().unwrap().len(), 2);
     let (reply, v) = send(&app, &public("/api/v3/exchangeInfo", "symbol=NOPE"), NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-1121)));
-    let (_, v) = send(
-        &app,
-        &public("/api/v3/exchangeInfo", "symbols=%5Bjunk"),
-        NOW,
-    );
+    let (_, v) = send(&app, &public("/api/v3/exchangeInfo", "symbols=%5Bjunk"), NOW);
     assert_eq!(v["code"], -1100);
 
-    let (_, v) = send(
-        &app,
-        &public("/api/v3/ticker/bookTicker", "symbol=BTCUSDT"),
-        NOW,
-    );
+    let (_, v) = send(&app, &public("/api/v3/ticker/bookTicker", "symbol=BTCUSDT"), NOW);
     assert_eq!(v["bidPrice"], "64999.99000000");
     let (_, v) = send(&app, &public("/api/v3/ticker/bookTicker", ""), NOW);
     assert_eq!(v.as_array().unwrap().len(), 3);
     let (_, v) = send(&app, &public("/api/v3/ticker/price", "symbol=SOLUSDT"), NOW);
     assert_eq!(v["price"], "149.99500000");
-    let (reply, v) = send(
-        &app,
-        &public("/api/v3/depth", "symbol=BTCUSDT&limit=5"),
-        NOW,
-    );
+    let (reply, v) = send(&app, &public("/api/v3/depth", "symbol=BTCUSDT&limit=5"), NOW);
     assert_eq!(v["bids"].as_array().unwrap().len(), 5);
     assert_eq!(v["asks"][0][0], "65000.00000000");
-    let before: u64 = reply
-        .header("X-MBX-USED-WEIGHT-1M")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (reply, _) = send(
-        &app,
-        &public("/api/v3/depth", "symbol=BTCUSDT&limit=1000"),
-        NOW,
-    );
-    let after: u64 = reply
-        .header("X-MBX-USED-WEIGHT-1M")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let before: u64 = reply.header("X-MBX-USED-WEIGHT-1M").unwrap().parse().unwrap();
+    let (reply, _) = send(&app, &public("/api/v3/depth", "symbol=BTCUSDT&limit=1000"), NOW);
+    let after: u64 = reply.header("X-MBX-USED-WEIGHT-1M").unwrap().parse().unwrap();
     assert_eq!(after - before, 50);
     assert_eq!(send(&app, &public("/api/v3/ping", ""), NOW).1, json!({}));
-    assert_eq!(
-        send(&app, &public("/api/v3/time", ""), NOW).1,
-        json!({"serverTime": NOW})
-    );
+    assert_eq!(send(&app, &public("/api/v3/time", ""), NOW).1, json!({"serverTime": NOW}));
 }
 
 #[test]
@@ -338,14 +252,9 @@ fn security_key_signature_and_timestamp() {
     call.key = Some("wrong");
     let (reply, v) = send(&app, &call, NOW);
     assert_eq!(reply.status, 401);
-    assert_eq!(
-        v,
-        json!({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."})
-    );
+    assert_eq!(v, json!({"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}));
     let mut call = query("x");
-    call.query = call
-        .query
-        .replace("origClientOrderId=x", "origClientOrderId=y");
+    call.query = call.query.replace("origClientOrderId=x", "origClientOrderId=y");
     let (reply, v) = send(&app, &call, NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-1022)));
     let stale = signed("GET", "/api/v3/account", &[], NOW - 6000);
@@ -355,18 +264,10 @@ fn security_key_signature_and_timestamp() {
     assert_eq!(v["msg"], crate::auth::MSG_OUTSIDE_WINDOW);
     let ahead = signed("GET", "/api/v3/account", &[], NOW + 1500);
     assert_eq!(send(&app, &ahead, NOW).1["msg"], crate::auth::MSG_AHEAD);
-    let wide = signed(
-        "GET",
-        "/api/v3/account",
-        &[("recvWindow", "10000")],
-        NOW - 6000,
-    );
+    let wide = signed("GET", "/api/v3/account", &[("recvWindow", "10000")], NOW - 6000);
     assert_eq!(send(&app, &wide, NOW).0.status, 200);
     // Every reply carries the weight header, refusals included.
-    assert!(send(&app, &stale, NOW)
-        .0
-        .header("X-MBX-USED-WEIGHT-1M")
-        .is_some());
+    assert!(send(&app, &stale, NOW).0.header("X-MBX-USED-WEIGHT-1M").is_some());
 }
 
 #[test]
@@ -383,19 +284,10 @@ fn query_string_wins_over_the_body_and_both_are_signed_together() {
         .display("timestamp", NOW);
     let sig = Signer::new(&Secret::from(SECRET)).sign(query.as_bytes(), body.as_bytes());
     body.push_str(&format!("&signature={sig}"));
-    let call = Call {
-        method: "POST",
-        path: "/api/v3/order".into(),
-        query,
-        body,
-        key: Some(KEY),
-    };
+    let call = Call { method: "POST", path: "/api/v3/order".into(), query, body, key: Some(KEY) };
     let (reply, v) = send(&app, &call, NOW);
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(
-        (v["symbol"].as_str(), v["side"].as_str()),
-        (Some("BTCUSDT"), Some("SELL"))
-    );
+    assert_eq!((v["symbol"].as_str(), v["side"].as_str()), (Some("BTCUSDT"), Some("SELL")));
 }
 
 #[test]
@@ -403,63 +295,14 @@ fn malformed_orders_get_binance_errors_not_panics() {
     let app = app(50, &[]);
     let cases: Vec<(Vec<(&str, &str)>, i64)> = vec![
         (vec![("side", "BUY"), ("type", "MARKET")], -1102),
+        (vec![("symbol", "BTCUSDT"), ("side", "UP"), ("type", "MARKET"), ("quantity", "1")], -1117),
+        (vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "ICEBERG"), ("quantity", "1")], -1116),
+        (vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET")], -1102),
+        (vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "1e3")], -1100),
+        (vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "-1")], -1100),
+        (vec![("symbol", "XXX"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "1")], -1121),
         (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "UP"),
-                ("type", "MARKET"),
-                ("quantity", "1"),
-            ],
-            -1117,
-        ),
-        (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "ICEBERG"),
-                ("quantity", "1"),
-            ],
-            -1116,
-        ),
-        (
-            vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET")],
-            -1102,
-        ),
-        (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "MARKET"),
-                ("quantity", "1e3"),
-            ],
-            -1100,
-        ),
-        (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "MARKET"),
-                ("quantity", "-1"),
-            ],
-            -1100,
-        ),
-        (
-            vec![
-                ("symbol", "XXX"),
-                ("side", "BUY"),
-                ("type", "MARKET"),
-                ("quantity", "1"),
-            ],
-            -1121,
-        ),
-        (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "LIMIT"),
-                ("quantity", "0.001"),
-                ("price", "1000"),
-            ],
+            vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("quantity", "0.001"), ("price", "1000")],
             -1102,
         ),
         (
@@ -492,15 +335,7 @@ fn malformed_orders_get_binance_errors_not_panics() {
             ],
             -1100,
         ),
-        (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "MARKET"),
-                ("quantity", "0.0000001"),
-            ],
-            -1013,
-        ),
+        (vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.0000001")], -1013),
         (
             vec![
                 ("symbol", "BTCUSDT"),
@@ -511,15 +346,7 @@ fn malformed_orders_get_binance_errors_not_panics() {
             ],
             -2010,
         ),
-        (
-            vec![
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "MARKET"),
-                ("quantity", "100"),
-            ],
-            -2010,
-        ),
+        (vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "100")], -2010),
     ];
     for (params, code) in cases {
         let call = signed("POST", "/api/v3/order", &params, NOW);
@@ -535,13 +362,7 @@ fn malformed_orders_get_binance_errors_not_panics() {
         ("PUT", "/api/v3/order", ""),
         ("GET", "/sim/nothing", ""),
     ] {
-        let call = Call {
-            method,
-            path: path.into(),
-            query: query.into(),
-            body: "\u{0}\u{ff}".into(),
-            key: Some(KEY),
-        };
+        let call = Call { method, path: path.into(), query: query.into(), body: "\u{0}\u{ff}".into(), key: Some(KEY) };
         let (reply, v) = send(&app, &call, NOW);
         assert!(reply.status >= 400, "{method} {path}");
         assert!(v["code"].is_i64(), "{method} {path}: {}", reply.body);
@@ -550,12 +371,7 @@ fn malformed_orders_get_binance_errors_not_panics() {
     let call = signed(
         "POST",
         "/api/v3/order",
-        &[
-            ("symbol", "SOLUSDT"),
-            ("side", "BUY"),
-            ("type", "MARKET"),
-            ("quoteOrderQty", "1500"),
-        ],
+        &[("symbol", "SOLUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quoteOrderQty", "1500")],
         NOW,
     );
     let (reply, v) = send(&app, &call, NOW);
@@ -575,21 +391,13 @@ fn order_limit_refuses_with_429_and_retry_after() {
     assert_eq!(send(&app, &market("b"), NOW).0.status, 200);
     let (reply, v) = send(&app, &market("c"), NOW + 3_000);
     assert_eq!(reply.status, 429);
-    assert_eq!(
-        v,
-        json!({"code": -1015, "msg": "Too many new orders; current limit is 2 orders per 10 SECOND."})
-    );
+    assert_eq!(v, json!({"code": -1015, "msg": "Too many new orders; current limit is 2 orders per 10 SECOND."}));
     assert_eq!(reply.header("Retry-After"), Some("7"));
     assert_eq!(send(&app, &query("c"), NOW + 3_000).1["code"], -2013);
     let later = signed(
         "POST",
         "/api/v3/order",
-        &[
-            ("symbol", "BTCUSDT"),
-            ("side", "BUY"),
-            ("type", "MARKET"),
-            ("quantity", "0.001"),
-        ],
+        &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.001")],
         NOW + 10_000,
     );
     assert_eq!(send(&app, &later, NOW + 10_000).0.status, 200);
@@ -611,14 +419,7 @@ fn weight_limit_refuses_with_429_minus_1003() {
 
 #[test]
 fn faults_after_execute_leave_the_order_placed() {
-    let app = app(
-        50,
-        &[
-            "place:5xx-after-execute",
-            "place:drop-after-execute",
-            "place:delay-after-execute:1500",
-        ],
-    );
+    let app = app(50, &["place:5xx-after-execute", "place:drop-after-execute", "place:delay-after-execute:1500"]);
     let (reply, v) = send(&app, &market("f1"), NOW);
     assert_eq!(reply.status, 503);
     assert_eq!(v, json!({"code": -1007, "msg": MSG_TIMEOUT}));
@@ -635,25 +436,13 @@ fn faults_after_execute_leave_the_order_placed() {
 
 #[test]
 fn refusing_faults_do_not_execute() {
-    let app = app(
-        50,
-        &[
-            "place:429:7",
-            "place:418:120",
-            "place:1021",
-            "stop:reject x2",
-            "cancel-all:reject",
-        ],
-    );
+    let app = app(50, &["place:429:7", "place:418:120", "place:1021", "stop:reject x2", "cancel-all:reject"]);
     let (reply, v) = send(&app, &market("r1"), NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1003)));
     assert_eq!(reply.header("Retry-After"), Some("7"));
     let (reply, v) = send(&app, &market("r1"), NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (418, Some(-1003)));
-    assert!(v["msg"]
-        .as_str()
-        .unwrap()
-        .starts_with("Way too much request weight used; IP banned until"));
+    assert!(v["msg"].as_str().unwrap().starts_with("Way too much request weight used; IP banned until"));
     assert_eq!(reply.header("Retry-After"), Some("120"));
     let (reply, v) = send(&app, &market("r1"), NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-1021)));
@@ -665,12 +454,7 @@ fn refusing_faults_do_not_execute() {
     }
     assert_eq!(send(&app, &stop_limit("r2"), NOW).0.status, 200);
     assert_eq!(send(&app, &market("r1"), NOW).0.status, 200);
-    let all = signed(
-        "DELETE",
-        "/api/v3/openOrders",
-        &[("symbol", "BTCUSDT")],
-        NOW,
-    );
+    let all = signed("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], NOW);
     assert_eq!(send(&app, &all, NOW).1["code"], -2010);
     assert_eq!(send(&app, &query("r2"), NOW).1["status"], "NEW");
 }
@@ -681,30 +465,20 @@ fn skew_moves_the_server_clock_from_then_on() {
     let (reply, v) = send(&app, &query("nothing"), NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-1021)));
     assert_eq!(v["msg"], crate::auth::MSG_AHEAD);
-    assert_eq!(
-        send(&app, &public("/api/v3/time", ""), NOW).1["serverTime"],
-        NOW - 10_000
-    );
+    assert_eq!(send(&app, &public("/api/v3/time", ""), NOW).1["serverTime"], NOW - 10_000);
     let synced = signed("GET", "/api/v3/account", &[], NOW - 10_000);
     assert_eq!(send(&app, &synced, NOW).0.status, 200);
     let (_, v) = control(&app, "GET", "/sim/fault", "");
     assert_eq!(v["skewMs"], -10_000);
     control(&app, "DELETE", "/sim/fault", "");
-    assert_eq!(
-        send(&app, &public("/api/v3/time", ""), NOW).1["serverTime"],
-        NOW
-    );
+    assert_eq!(send(&app, &public("/api/v3/time", ""), NOW).1["serverTime"], NOW);
 }
 
 #[test]
 fn control_endpoints_add_faults_move_prices_and_show_state() {
     let app = app(50, &[]);
-    let (reply, v) = control(
-        &app,
-        "POST",
-        "/sim/fault",
-        r#"{"step":"place","kind":"reject","arg":null,"nth":2,"times":1}"#,
-    );
+    let (reply, v) =
+        control(&app, "POST", "/sim/fault", r#"{"step":"place","kind":"reject","arg":null,"nth":2,"times":1}"#);
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(v["plan"][0]["spec"], "place:reject@2x1");
     control(&app, "POST", "/sim/fault", r#"[{"spec":"query:1021"}]"#);
@@ -714,12 +488,7 @@ fn control_endpoints_add_faults_move_prices_and_show_state() {
     assert_eq!(v["plan"].as_array().unwrap().len(), 2);
     assert_eq!(v["fired"][0]["spec"], "place:reject@2x1");
     assert_eq!(v["fired"][0]["request"], "POST /api/v3/order");
-    let (reply, _) = control(
-        &app,
-        "POST",
-        "/sim/fault",
-        r#"{"step":"x","kind":"reject"}"#,
-    );
+    let (reply, _) = control(&app, "POST", "/sim/fault", r#"{"step":"x","kind":"reject"}"#);
     assert_eq!(reply.status, 400);
     let (reply, _) = control(&app, "POST", "/sim/fault", "not json");
     assert_eq!(reply.status, 400);
@@ -728,23 +497,13 @@ fn control_endpoints_add_faults_move_prices_and_show_state() {
 
     // A stop-limit sell triggers when the bid falls to its stop.
     send(&app, &stop_limit("sl"), NOW);
-    let (reply, v) = control(
-        &app,
-        "POST",
-        "/sim/price",
-        r#"{"symbol":"BTCUSDT","bid":"60050.00","ask":"60050.01"}"#,
-    );
+    let (reply, v) = control(&app, "POST", "/sim/price", r#"{"symbol":"BTCUSDT","bid":"60050.00","ask":"60050.01"}"#);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let changed = v.as_array().unwrap();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0]["clientOrderId"], "sl");
     assert_eq!(changed[0]["status"], "FILLED");
-    let (reply, v) = control(
-        &app,
-        "POST",
-        "/sim/price",
-        r#"{"symbol":"BTCUSDT","bid":"2","ask":"1"}"#,
-    );
+    let (reply, v) = control(&app, "POST", "/sim/price", r#"{"symbol":"BTCUSDT","bid":"2","ask":"1"}"#);
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-1102)));
     let (reply, _) = control(&app, "POST", "/sim/price", r#"{"symbol":"BTCUSDT"}"#);
     assert_eq!(reply.status, 400);

@@ -42,28 +42,13 @@ pub fn check_key_and_signature(
     raw_body: &str,
 ) -> Result<(), ApiError> {
     if api_key_header != Some(creds.api_key.as_str()) {
-        return Err(ApiError::new(
-            401,
-            -2015,
-            "Invalid API-key, IP, or permissions for action.",
-        ));
+        return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
     }
     let (query, query_sig) = split_signature(raw_query);
     let (body, body_sig) = split_signature(raw_body);
-    let signature = query_sig
-        .or(body_sig)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::mandatory("signature"))?;
-    if !verify(
-        &creds.api_secret,
-        query.as_bytes(),
-        body.as_bytes(),
-        &signature,
-    ) {
-        return Err(ApiError::bad(
-            -1022,
-            "Signature for this request is not valid.",
-        ));
+    let signature = query_sig.or(body_sig).filter(|s| !s.is_empty()).ok_or_else(|| ApiError::mandatory("signature"))?;
+    if !verify(&creds.api_secret, query.as_bytes(), body.as_bytes(), &signature) {
+        return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
     }
     Ok(())
 }
@@ -71,19 +56,10 @@ pub fn check_key_and_signature(
 /// `timestamp` (ms, or µs when it has 16 digits or more) within `recvWindow` (default 5000,
 /// at most 60000, up to 3 decimals) of `server_now_ms`, and at most 1000 ms ahead of it.
 pub fn check_timestamp(params: &Params, server_now_ms: i64) -> Result<(), ApiError> {
-    let text = params
-        .get("timestamp")
-        .ok_or_else(|| ApiError::mandatory("timestamp"))?;
-    let timestamp: i64 = text
-        .parse()
-        .ok()
-        .filter(|t: &i64| *t >= 0)
-        .ok_or_else(|| ApiError::illegal("timestamp", "^[0-9]{1,20}$"))?;
-    let timestamp_us = if timestamp >= 1_000_000_000_000_000 {
-        timestamp
-    } else {
-        timestamp.saturating_mul(1000)
-    };
+    let text = params.get("timestamp").ok_or_else(|| ApiError::mandatory("timestamp"))?;
+    let timestamp: i64 =
+        text.parse().ok().filter(|t: &i64| *t >= 0).ok_or_else(|| ApiError::illegal("timestamp", "^[0-9]{1,20}$"))?;
+    let timestamp_us = if timestamp >= 1_000_000_000_000_000 { timestamp } else { timestamp.saturating_mul(1000) };
     let window_us = match params.get("recvWindow") {
         None => i64::try_from(DEFAULT_RECV_WINDOW_MS * 1000).unwrap_or(i64::MAX),
         Some(text) => {
@@ -117,10 +93,7 @@ mod tests {
     const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
     fn creds() -> Credentials {
-        Credentials {
-            api_key: KEY.into(),
-            api_secret: SECRET.into(),
-        }
+        Credentials { api_key: KEY.into(), api_secret: SECRET.into() }
     }
 
     #[test]
@@ -128,35 +101,21 @@ mod tests {
         let payload = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559";
         let sig = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71";
         let signed = format!("{payload}&signature={sig}");
-        assert_eq!(
-            check_key_and_signature(&creds(), Some(KEY), &signed, ""),
-            Ok(())
-        );
-        assert_eq!(
-            check_key_and_signature(&creds(), Some(KEY), "", &signed),
-            Ok(())
-        );
+        assert_eq!(check_key_and_signature(&creds(), Some(KEY), &signed, ""), Ok(()));
+        assert_eq!(check_key_and_signature(&creds(), Some(KEY), "", &signed), Ok(()));
         // Upper-case hex is the same HMAC.
         let upper = format!("{payload}&signature={}", sig.to_uppercase());
-        assert_eq!(
-            check_key_and_signature(&creds(), Some(KEY), &upper, ""),
-            Ok(())
-        );
+        assert_eq!(check_key_and_signature(&creds(), Some(KEY), &upper, ""), Ok(()));
         // Mixed: no separator between query and body.
         let query = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC";
         let body = "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559&signature=0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7d1c602f9a77";
-        assert_eq!(
-            check_key_and_signature(&creds(), Some(KEY), query, body),
-            Ok(())
-        );
+        assert_eq!(check_key_and_signature(&creds(), Some(KEY), query, body), Ok(()));
     }
 
     #[test]
     fn wrong_key_bad_or_missing_signature_are_refused_with_binance_codes() {
         let mut payload = String::new();
-        QueryBuilder::new(&mut payload)
-            .str("symbol", "BTCUSDT")
-            .display("timestamp", 1);
+        QueryBuilder::new(&mut payload).str("symbol", "BTCUSDT").display("timestamp", 1);
         Signer::new(&Secret::from(SECRET)).append_signature(&mut payload);
         let e = check_key_and_signature(&creds(), Some("other"), &payload, "").unwrap_err();
         assert_eq!((e.status, e.code), (401, -2015));
@@ -166,8 +125,7 @@ mod tests {
         let e = check_key_and_signature(&creds(), Some(KEY), &tampered, "").unwrap_err();
         assert_eq!((e.status, e.code), (400, -1022));
         assert_eq!(e.msg, "Signature for this request is not valid.");
-        let e =
-            check_key_and_signature(&creds(), Some(KEY), "symbol=X&signature=zz", "").unwrap_err();
+        let e = check_key_and_signature(&creds(), Some(KEY), "symbol=X&signature=zz", "").unwrap_err();
         assert_eq!(e.code, -1022);
         let e = check_key_and_signature(&creds(), Some(KEY), "symbol=X", "").unwrap_err();
         assert_eq!(e.code, -1102);
@@ -180,25 +138,16 @@ mod tests {
     #[test]
     fn timestamps_must_fall_in_the_window_and_not_run_ahead() {
         let now = 1_700_000_000_000;
-        assert_eq!(
-            check_timestamp(&params(&format!("timestamp={now}")), now),
-            Ok(())
-        );
+        assert_eq!(check_timestamp(&params(&format!("timestamp={now}")), now), Ok(()));
         let ok_old = format!("timestamp={}", now - 5000);
         assert_eq!(check_timestamp(&params(&ok_old), now), Ok(()));
         let stale = format!("timestamp={}", now - 5001);
         let e = check_timestamp(&params(&stale), now).unwrap_err();
-        assert_eq!(
-            (e.status, e.code, e.msg.as_str()),
-            (400, -1021, MSG_OUTSIDE_WINDOW)
-        );
+        assert_eq!((e.status, e.code, e.msg.as_str()), (400, -1021, MSG_OUTSIDE_WINDOW));
         let wide = format!("timestamp={}&recvWindow=60000", now - 59_000);
         assert_eq!(check_timestamp(&params(&wide), now), Ok(()));
         let too_wide = format!("timestamp={now}&recvWindow=60001");
-        assert_eq!(
-            check_timestamp(&params(&too_wide), now).unwrap_err().code,
-            -1131
-        );
+        assert_eq!(check_timestamp(&params(&too_wide), now).unwrap_err().code, -1131);
         let ahead = format!("timestamp={}", now + 1000);
         let e = check_timestamp(&params(&ahead), now).unwrap_err();
         assert_eq!((e.code, e.msg.as_str()), (-1021, MSG_AHEAD));
@@ -207,22 +156,9 @@ mod tests {
         let micros = format!("timestamp={}", now * 1000 - 10);
         assert_eq!(check_timestamp(&params(&micros), now), Ok(()));
         let fractional = format!("timestamp={}&recvWindow=0.5", now - 1);
-        assert_eq!(
-            check_timestamp(&params(&fractional), now).unwrap_err().code,
-            -1021
-        );
+        assert_eq!(check_timestamp(&params(&fractional), now).unwrap_err().code, -1021);
         assert_eq!(check_timestamp(&params(""), now).unwrap_err().code, -1102);
-        assert_eq!(
-            check_timestamp(&params("timestamp=abc"), now)
-                .unwrap_err()
-                .code,
-            -1100
-        );
-        assert_eq!(
-            check_timestamp(&params(&format!("timestamp={now}&recvWindow=x")), now)
-                .unwrap_err()
-                .code,
-            -1100
-        );
+        assert_eq!(check_timestamp(&params("timestamp=abc"), now).unwrap_err().code, -1100);
+        assert_eq!(check_timestamp(&params(&format!("timestamp={now}&recvWindow=x")), now).unwrap_err().code, -1100);
     }
 }

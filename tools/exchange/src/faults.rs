@@ -27,15 +27,8 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 7] = [
-        Step::Place,
-        Step::Stop,
-        Step::Query,
-        Step::Cancel,
-        Step::OpenOrders,
-        Step::CancelAll,
-        Step::Any,
-    ];
+    pub const ALL: [Step; 7] =
+        [Step::Place, Step::Stop, Step::Query, Step::Cancel, Step::OpenOrders, Step::CancelAll, Step::Any];
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Place => "place",
@@ -89,9 +82,9 @@ impl FaultKind {
 
     fn arg(self) -> Option<i64> {
         match self {
-            FaultKind::DelayAfterExecute(v)
-            | FaultKind::TooManyRequests(v)
-            | FaultKind::Banned(v) => Some(i64::try_from(v).unwrap_or(i64::MAX)),
+            FaultKind::DelayAfterExecute(v) | FaultKind::TooManyRequests(v) | FaultKind::Banned(v) => {
+                Some(i64::try_from(v).unwrap_or(i64::MAX))
+            }
             FaultKind::Skew(v) => Some(v),
             _ => None,
         }
@@ -101,9 +94,7 @@ impl FaultKind {
     pub fn parse(kind: &str, arg: Option<&str>) -> Result<FaultKind, String> {
         let unsigned = |what: &str| -> Result<u64, String> {
             let text = arg.ok_or_else(|| format!("fault kind '{kind}' needs {what}"))?;
-            text.trim()
-                .parse::<u64>()
-                .map_err(|_| format!("fault kind '{kind}': '{text}' is not {what}"))
+            text.trim().parse::<u64>().map_err(|_| format!("fault kind '{kind}': '{text}' is not {what}"))
         };
         let no_arg = |k: FaultKind| -> Result<FaultKind, String> {
             match arg {
@@ -116,12 +107,8 @@ impl FaultKind {
             "drop-after-execute" => no_arg(FaultKind::DropAfterExecute),
             "1021" => no_arg(FaultKind::Timestamp),
             "reject" => no_arg(FaultKind::Reject),
-            "delay-after-execute" => Ok(FaultKind::DelayAfterExecute(unsigned(
-                "a delay in milliseconds",
-            )?)),
-            "429" => Ok(FaultKind::TooManyRequests(unsigned(
-                "a Retry-After in seconds",
-            )?)),
+            "delay-after-execute" => Ok(FaultKind::DelayAfterExecute(unsigned("a delay in milliseconds")?)),
+            "429" => Ok(FaultKind::TooManyRequests(unsigned("a Retry-After in seconds")?)),
             "418" => Ok(FaultKind::Banned(unsigned("a Retry-After in seconds")?)),
             "skew" => {
                 let text = arg.ok_or("fault kind 'skew' needs an offset in milliseconds")?;
@@ -158,9 +145,7 @@ fn strip_count(text: &mut &str, marker: char) -> Result<Option<u64>, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(None);
     }
-    let n = digits
-        .parse::<u64>()
-        .map_err(|_| format!("'{digits}' is too large"))?;
+    let n = digits.parse::<u64>().map_err(|_| format!("'{digits}' is too large"))?;
     *text = text[..pos].trim_end();
     Ok(Some(n))
 }
@@ -184,8 +169,8 @@ impl Fault {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| format!("fault '{spec}': expected STEP:KIND[:ARG][@N][xK]"))?;
-        let kind = FaultKind::parse(kind_text, parts.next().map(str::trim))
-            .map_err(|e| format!("fault '{spec}': {e}"))?;
+        let kind =
+            FaultKind::parse(kind_text, parts.next().map(str::trim)).map_err(|e| format!("fault '{spec}': {e}"))?;
         Fault::new(step, kind, nth, times).map_err(|e| format!("fault '{spec}': {e}"))
     }
 
@@ -196,12 +181,7 @@ impl Fault {
         if times == 0 {
             return Err("xK must be at least 1".into());
         }
-        Ok(Fault {
-            step,
-            kind,
-            nth,
-            times,
-        })
+        Ok(Fault { step, kind, nth, times })
     }
 
     /// `{"step":"place","kind":"drop-after-execute","arg":null,"nth":1,"times":1}`; `arg`,
@@ -216,9 +196,7 @@ impl Fault {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),
-            Some(other) => {
-                return Err(format!("\"arg\" must be a number or a string, not {other}"))
-            }
+            Some(other) => return Err(format!("\"arg\" must be a number or a string, not {other}")),
         };
         let (kind_name, arg) = match (kind_text.split_once(':'), arg) {
             (Some((name, inline)), None) => (name, Some(inline.to_string())),
@@ -228,9 +206,7 @@ impl Fault {
         let count = |name: &str| -> Result<u64, String> {
             match value.get(name) {
                 None | Some(Value::Null) => Ok(1),
-                Some(v) => v
-                    .as_u64()
-                    .ok_or_else(|| format!("\"{name}\" must be a positive integer")),
+                Some(v) => v.as_u64().ok_or_else(|| format!("\"{name}\" must be a positive integer")),
             }
         };
         Fault::new(step, kind, count("nth")?, count("times")?)
@@ -285,11 +261,7 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     pub fn add(&mut self, fault: Fault) {
-        self.rules.push(Rule {
-            fault,
-            seen: 0,
-            fired: 0,
-        });
+        self.rules.push(Rule { fault, seen: 0, fired: 0 });
     }
 
     /// Forgets every fault and what fired.
@@ -301,13 +273,7 @@ impl FaultPlan {
     /// Counts a request against every fault watching it and returns the fault that fires, if
     /// any (the earliest added one that is due). `step` is the request's own step (None for
     /// other endpoints); `signed` makes it match `any`.
-    pub fn next(
-        &mut self,
-        step: Option<Step>,
-        signed: bool,
-        request: &str,
-        now_ms: i64,
-    ) -> Option<FaultKind> {
+    pub fn next(&mut self, step: Option<Step>, signed: bool, request: &str, now_ms: i64) -> Option<FaultKind> {
         let mut firing: Option<usize> = None;
         for (i, rule) in self.rules.iter_mut().enumerate() {
             let matches = match rule.fault.step {
@@ -330,11 +296,7 @@ impl FaultPlan {
         if self.fired.len() >= FIRED_KEPT {
             self.fired.remove(0);
         }
-        self.fired.push(Fired {
-            spec: rule.fault.spec(),
-            request: request.to_string(),
-            at_ms: now_ms,
-        });
+        self.fired.push(Fired { spec: rule.fault.spec(), request: request.to_string(), at_ms: now_ms });
         log::info!("fault {} fired on {request}", rule.fault.spec());
         Some(kind)
     }
@@ -364,40 +326,17 @@ mod tests {
     #[test]
     fn flag_syntax_parses_step_kind_arg_nth_and_times() {
         let f = Fault::parse("place:5xx-after-execute@2").unwrap();
-        assert_eq!(
-            f,
-            Fault {
-                step: Step::Place,
-                kind: FaultKind::ServerErrorAfterExecute,
-                nth: 2,
-                times: 1
-            }
-        );
+        assert_eq!(f, Fault { step: Step::Place, kind: FaultKind::ServerErrorAfterExecute, nth: 2, times: 1 });
         let f = Fault::parse("stop:reject x3").unwrap();
-        assert_eq!(
-            (f.step, f.kind, f.nth, f.times),
-            (Step::Stop, FaultKind::Reject, 1, 3)
-        );
+        assert_eq!((f.step, f.kind, f.nth, f.times), (Step::Stop, FaultKind::Reject, 1, 3));
         let f = Fault::parse("query:delay-after-execute:8000@3x2").unwrap();
         assert_eq!(f.kind, FaultKind::DelayAfterExecute(8000));
         assert_eq!((f.nth, f.times), (3, 2));
-        assert_eq!(
-            Fault::parse("any:429:7").unwrap().kind,
-            FaultKind::TooManyRequests(7)
-        );
-        assert_eq!(
-            Fault::parse("cancel-all:418:120").unwrap().kind,
-            FaultKind::Banned(120)
-        );
-        assert_eq!(
-            Fault::parse("any:skew:-3000").unwrap().kind,
-            FaultKind::Skew(-3000)
-        );
+        assert_eq!(Fault::parse("any:429:7").unwrap().kind, FaultKind::TooManyRequests(7));
+        assert_eq!(Fault::parse("cancel-all:418:120").unwrap().kind, FaultKind::Banned(120));
+        assert_eq!(Fault::parse("any:skew:-3000").unwrap().kind, FaultKind::Skew(-3000));
         assert_eq!(Fault::parse("open-orders:1021x2").unwrap().times, 2);
-        assert_eq!(
-            Fault::parse("cancel:drop-after-execute").unwrap().kind,
-            FaultKind::DropAfterExecute
-        );
+        assert_eq!(Fault::parse("cancel:drop-after-execute").unwrap().kind, FaultKind::DropAfterExecute);
         // Round trip through the canonical form.
         let f = Fault::parse("query:delay-after-execute:8000@3x2").unwrap();
         assert_eq!(Fault::parse(&f.spec()).unwrap(), f);
@@ -424,25 +363,15 @@ mod tests {
 
     #[test]
     fn json_form_matches_the_flag_form() {
-        let v: Value = serde_json::from_str(
-            r#"{"step":"place","kind":"drop-after-execute","arg":null,"nth":1,"times":1}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            Fault::from_json(&v).unwrap(),
-            Fault::parse("place:drop-after-execute").unwrap()
-        );
+        let v: Value =
+            serde_json::from_str(r#"{"step":"place","kind":"drop-after-execute","arg":null,"nth":1,"times":1}"#)
+                .unwrap();
+        assert_eq!(Fault::from_json(&v).unwrap(), Fault::parse("place:drop-after-execute").unwrap());
         let v = json!({"step":"query","kind":"delay-after-execute","arg":1500});
-        assert_eq!(
-            Fault::from_json(&v).unwrap().kind,
-            FaultKind::DelayAfterExecute(1500)
-        );
+        assert_eq!(Fault::from_json(&v).unwrap().kind, FaultKind::DelayAfterExecute(1500));
         let v = json!({"step":"any","kind":"429:3","nth":2,"times":4});
         let f = Fault::from_json(&v).unwrap();
-        assert_eq!(
-            (f.kind, f.nth, f.times),
-            (FaultKind::TooManyRequests(3), 2, 4)
-        );
+        assert_eq!((f.kind, f.nth, f.times), (FaultKind::TooManyRequests(3), 2, 4));
         assert!(Fault::from_json(&json!({"kind":"reject"})).is_err());
         assert!(Fault::from_json(&json!({"step":"place","kind":"reject","nth":0})).is_err());
         assert!(Fault::from_json(&json!({"step":"place","kind":"reject","arg":[1]})).is_err());
@@ -456,10 +385,7 @@ mod tests {
         for _ in 0..5 {
             // Other steps do not count.
             assert_eq!(plan.next(Some(Step::Query), true, "GET order", 0), None);
-            fired.push(
-                plan.next(Some(Step::Place), true, "POST order", 0)
-                    .is_some(),
-            );
+            fired.push(plan.next(Some(Step::Place), true, "POST order", 0).is_some());
         }
         assert_eq!(fired, [false, true, true, false, false]);
         let v = plan.to_json();
@@ -476,15 +402,9 @@ mod tests {
         plan.add(Fault::parse("any:1021").unwrap());
         plan.add(Fault::parse("place:reject").unwrap());
         assert_eq!(plan.next(None, false, "GET time", 0), None);
-        assert_eq!(
-            plan.next(Some(Step::Place), true, "POST order", 0),
-            Some(FaultKind::Timestamp)
-        );
+        assert_eq!(plan.next(Some(Step::Place), true, "POST order", 0), Some(FaultKind::Timestamp));
         // The place fault was due too; it fires next time.
-        assert_eq!(
-            plan.next(Some(Step::Place), true, "POST order", 0),
-            Some(FaultKind::Reject)
-        );
+        assert_eq!(plan.next(Some(Step::Place), true, "POST order", 0), Some(FaultKind::Reject));
         assert_eq!(plan.next(Some(Step::Place), true, "POST order", 0), None);
         assert_eq!(plan.next(None, true, "GET account", 0), None);
     }

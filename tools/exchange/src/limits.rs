@@ -18,11 +18,7 @@ struct Window {
 
 impl Window {
     fn new(len_ms: i64) -> Window {
-        Window {
-            len_ms,
-            index: i64::MIN,
-            count: 0,
-        }
+        Window { len_ms, index: i64::MIN, count: 0 }
     }
 
     fn roll(&mut self, now_ms: i64) {
@@ -86,9 +82,7 @@ impl Limits {
     pub fn charge_weight(&mut self, weight: u64, now_ms: i64) -> Result<u64, Exceeded> {
         let used = self.weight_1m.count(now_ms);
         if used.saturating_add(weight) > WEIGHT_LIMIT_1M {
-            return Err(Exceeded::Weight {
-                retry_after_secs: self.weight_1m.retry_after_secs(now_ms),
-            });
+            return Err(Exceeded::Weight { retry_after_secs: self.weight_1m.retry_after_secs(now_ms) });
         }
         Ok(self.weight_1m.add(weight, now_ms))
     }
@@ -100,19 +94,14 @@ impl Limits {
     /// Whether one more order fits in the current 10 s.
     pub fn check_order(&mut self, now_ms: i64) -> Result<(), Exceeded> {
         if self.orders_10s.count(now_ms) >= self.order_limit_10s {
-            return Err(Exceeded::Orders {
-                retry_after_secs: self.orders_10s.retry_after_secs(now_ms),
-            });
+            return Err(Exceeded::Orders { retry_after_secs: self.orders_10s.retry_after_secs(now_ms) });
         }
         Ok(())
     }
 
     /// Counts a placed order; returns the counts (10 s, day) after it.
     pub fn count_order(&mut self, now_ms: i64) -> (u64, u64) {
-        (
-            self.orders_10s.add(1, now_ms),
-            self.orders_1d.add(1, now_ms),
-        )
+        (self.orders_10s.add(1, now_ms), self.orders_1d.add(1, now_ms))
     }
 
     /// Orders placed in the current (10 s, day).
@@ -132,12 +121,7 @@ mod tests {
         assert_eq!(l.charge_weight(20, t), Ok(20));
         assert_eq!(l.charge_weight(4, t + 10), Ok(24));
         assert_eq!(l.charge_weight(5976, t + 20), Ok(6000));
-        assert_eq!(
-            l.charge_weight(1, t + 30_500),
-            Err(Exceeded::Weight {
-                retry_after_secs: 30
-            })
-        );
+        assert_eq!(l.charge_weight(1, t + 30_500), Err(Exceeded::Weight { retry_after_secs: 30 }));
         assert_eq!(l.used_weight(t + 59_999), 6000);
         // The next minute starts from zero.
         assert_eq!(l.charge_weight(1, t + MINUTE_MS), Ok(1));
@@ -150,18 +134,8 @@ mod tests {
         assert_eq!(l.check_order(t), Ok(()));
         assert_eq!(l.count_order(t), (1, 1));
         assert_eq!(l.count_order(t + 100), (2, 2));
-        assert_eq!(
-            l.check_order(t + 2_500),
-            Err(Exceeded::Orders {
-                retry_after_secs: 8
-            })
-        );
-        assert_eq!(
-            l.check_order(t + 9_999),
-            Err(Exceeded::Orders {
-                retry_after_secs: 1
-            })
-        );
+        assert_eq!(l.check_order(t + 2_500), Err(Exceeded::Orders { retry_after_secs: 8 }));
+        assert_eq!(l.check_order(t + 9_999), Err(Exceeded::Orders { retry_after_secs: 1 }));
         assert_eq!(l.check_order(t + 10_000), Ok(()));
         assert_eq!(l.count_order(t + 10_000), (1, 3));
         assert_eq!(l.order_counts(t + 10_001), (1, 3));

@@ -61,9 +61,7 @@ struct Args {
 fn parse_balances(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
     let mut out = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (asset, amount) = item
-            .split_once('=')
-            .ok_or_else(|| format!("balance '{item}' is not ASSET=AMOUNT"))?;
+        let (asset, amount) = item.split_once('=').ok_or_else(|| format!("balance '{item}' is not ASSET=AMOUNT"))?;
         let asset = asset.trim().to_ascii_uppercase();
         if asset.is_empty() || !asset.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(format!("balance '{item}': bad asset name"));
@@ -85,10 +83,9 @@ fn main() {
         .target(env_logger::Target::Stderr)
         .init();
     let args = Args::parse();
-    let (Some(api_key), Some(api_secret)) = (
-        args.api_key.filter(|k| !k.is_empty()),
-        args.api_secret.filter(|s| !s.is_empty()),
-    ) else {
+    let (Some(api_key), Some(api_secret)) =
+        (args.api_key.filter(|k| !k.is_empty()), args.api_secret.filter(|s| !s.is_empty()))
+    else {
         fail(
             "no credentials: pass --api-key and --api-secret, or set BINANCE_API_KEY and \
              BINANCE_API_SECRET (the clients must sign with the same pair)",
@@ -101,32 +98,17 @@ fn main() {
         .map(|spec| faults::Fault::parse(spec))
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| fail(&e));
-    let config = SimConfig {
-        seed: args.seed,
-        starting_balances,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { seed: args.seed, starting_balances, ..SimConfig::default() };
     let sim = match &args.state {
         Some(path) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
         None => Simulator::new(config),
     };
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
-    let app = Arc::new(api::App::new(
-        sim,
-        auth::Credentials {
-            api_key,
-            api_secret,
-        },
-        args.order_limit,
-        faults,
-        id_base,
-    ));
-    let listener = server::bind(args.port)
-        .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{}: {e}", args.port)));
-    let port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| fail(&format!("no local address: {e}")));
+    let app =
+        Arc::new(api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base));
+    let listener =
+        server::bind(args.port).unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{}: {e}", args.port)));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| fail(&format!("no local address: {e}")));
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "genesis-exchange listening on http://127.0.0.1:{port}");
@@ -137,9 +119,7 @@ fn main() {
         args.seed,
         args.order_limit,
         args.latency_us,
-        args.state
-            .as_ref()
-            .map_or("in memory".to_string(), |p| p.display().to_string())
+        args.state.as_ref().map_or("in memory".to_string(), |p| p.display().to_string())
     );
     if let Some(ms) = args.walk_ms.filter(|ms| *ms > 0) {
         let app = Arc::clone(&app);
@@ -163,10 +143,7 @@ mod tests {
         let b = parse_balances("USDT=100000,BTC=1,ETH=10,SOL=100").unwrap();
         assert_eq!(b["USDT"], Decimal::from(100_000));
         assert_eq!(b["SOL"], Decimal::from(100));
-        assert_eq!(
-            parse_balances("btc=0.5").unwrap()["BTC"],
-            "0.5".parse().unwrap()
-        );
+        assert_eq!(parse_balances("btc=0.5").unwrap()["BTC"], "0.5".parse().unwrap());
         assert!(parse_balances("USDT").is_err());
         assert!(parse_balances("USDT=-1").is_err());
         assert!(parse_balances("=1").is_err());
@@ -175,12 +152,8 @@ mod tests {
 
     #[test]
     fn flags_parse_with_their_defaults() {
-        let a = Args::try_parse_from(["genesis-exchange", "--api-key", "k", "--api-secret", "s"])
-            .unwrap();
-        assert_eq!(
-            (a.port, a.seed, a.order_limit, a.latency_us),
-            (0, 42, 50, 0)
-        );
+        let a = Args::try_parse_from(["genesis-exchange", "--api-key", "k", "--api-secret", "s"]).unwrap();
+        assert_eq!((a.port, a.seed, a.order_limit, a.latency_us), (0, 42, 50, 0));
         assert_eq!(a.walk_ms, None);
         let a = Args::try_parse_from([
             "genesis-exchange",

@@ -21,10 +21,7 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// Local wall-clock time, ms since the epoch.
 pub fn local_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// Binds 127.0.0.1:`port` (0: a free port).
@@ -51,14 +48,12 @@ pub fn serve(listener: TcpListener, app: Arc<App>, latency: Duration) {
         active.fetch_add(1, Ordering::Relaxed);
         let app = Arc::clone(&app);
         let active_here = Arc::clone(&active);
-        let spawned = std::thread::Builder::new()
-            .name("conn".into())
-            .spawn(move || {
-                if let Err(e) = connection(stream, &app, latency) {
-                    log::debug!("connection: {e}");
-                }
-                active_here.fetch_sub(1, Ordering::Relaxed);
-            });
+        let spawned = std::thread::Builder::new().name("conn".into()).spawn(move || {
+            if let Err(e) = connection(stream, &app, latency) {
+                log::debug!("connection: {e}");
+            }
+            active_here.fetch_sub(1, Ordering::Relaxed);
+        });
         if let Err(e) = spawned {
             log::warn!("cannot start a connection thread: {e}");
             active.fetch_sub(1, Ordering::Relaxed);
@@ -79,10 +74,7 @@ struct RawRequest {
 
 impl RawRequest {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -115,10 +107,7 @@ fn read_line(reader: &mut BufReader<TcpStream>, buf: &mut Vec<u8>) -> Result<usi
     Ok(n)
 }
 
-fn read_request(
-    reader: &mut BufReader<TcpStream>,
-    writer: &mut TcpStream,
-) -> Result<RawRequest, ReadError> {
+fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> Result<RawRequest, ReadError> {
     let mut line = Vec::with_capacity(256);
     // Blank lines before a request are allowed (RFC 9112 §2.2).
     loop {
@@ -142,8 +131,7 @@ fn read_request(
     }
     let request_line = String::from_utf8_lossy(&line).into_owned();
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ReadError::Bad(400, "malformed request line".into()));
     };
@@ -173,8 +161,7 @@ fn read_request(
         let Some((name, value)) = text.split_once(':') else {
             return Err(ReadError::Bad(400, "malformed header".into()));
         };
-        req.headers
-            .push((name.trim().to_string(), value.trim().to_string()));
+        req.headers.push((name.trim().to_string(), value.trim().to_string()));
     }
     let connection = req.header("Connection").map(str::to_ascii_lowercase);
     req.keep_alive = match connection.as_deref() {
@@ -182,21 +169,14 @@ fn read_request(
         Some(c) if c.contains("keep-alive") => true,
         _ => !http10,
     };
-    if req
-        .header("Expect")
-        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-    {
+    if req.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
         writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
-    let chunked = req
-        .header("Transfer-Encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let chunked = req.header("Transfer-Encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
     if chunked {
         req.body = read_chunked(reader)?;
     } else if let Some(length) = req.header("Content-Length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| ReadError::Bad(400, "bad Content-Length".into()))?;
+        let length: usize = length.parse().map_err(|_| ReadError::Bad(400, "bad Content-Length".into()))?;
         if length > MAX_BODY {
             return Err(ReadError::Bad(413, "body too large".into()));
         }
@@ -214,8 +194,7 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, ReadError>
         read_line(reader, &mut line)?;
         let text = String::from_utf8_lossy(&line);
         let size_text = text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| ReadError::Bad(400, "bad chunk size".into()))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| ReadError::Bad(400, "bad chunk size".into()))?;
         if size == 0 {
             // Trailers up to the blank line.
             while read_line(reader, &mut line)? > 0 && !line.is_empty() {}
@@ -294,10 +273,7 @@ fn wait_until(deadline: Instant) {
 fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    let loopback = stream
-        .peer_addr()
-        .map(|a: SocketAddr| a.ip().is_loopback())
-        .unwrap_or(false);
+    let loopback = stream.peer_addr().map(|a: SocketAddr| a.ip().is_loopback()).unwrap_or(false);
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     loop {
@@ -324,13 +300,7 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
             loopback,
         };
         let reply = app.handle(&http, local_ms());
-        log::debug!(
-            "{} {} -> {} {:?}",
-            req.method,
-            req.path,
-            reply.status,
-            reply.after
-        );
+        log::debug!("{} {} -> {} {:?}", req.method, req.path, reply.status, reply.after);
         match reply.after {
             After::Drop => {
                 log::info!("{} {}: connection dropped (fault)", req.method, req.path);

@@ -28,29 +28,19 @@ impl Drop for Server {
 
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_genesis-exchange"));
-    cmd.args(args)
-        .env_remove("BINANCE_API_KEY")
-        .env_remove("BINANCE_API_SECRET")
-        .env("RUST_LOG", "warn");
+    cmd.args(args).env_remove("BINANCE_API_KEY").env_remove("BINANCE_API_SECRET").env("RUST_LOG", "warn");
     cmd
 }
 
 fn start(extra: &[&str]) -> Server {
     let mut args = vec!["--port", "0", "--api-key", KEY, "--api-secret", SECRET];
     args.extend_from_slice(extra);
-    let mut child = command(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start genesis-exchange");
+    let mut child =
+        command(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start genesis-exchange");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
-    let start = line
-        .find("http://127.0.0.1:")
-        .expect("URL on the first line");
+    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    let start = line.find("http://127.0.0.1:").expect("URL on the first line");
     let url = line[start..].trim().to_string();
     Server { child, url }
 }
@@ -94,10 +84,7 @@ fn stop_limit(id: &str) -> NewOrder {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent()
+    ureq::Agent::config_builder().http_status_as_error(false).build().new_agent()
 }
 
 fn control(server: &Server, method: &str, path: &str, body: &str) -> Value {
@@ -106,10 +93,7 @@ fn control(server: &Server, method: &str, path: &str, body: &str) -> Value {
     let mut response = match method {
         "GET" => agent.get(&url).call(),
         "DELETE" => agent.delete(&url).call(),
-        _ => agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(body.as_bytes()),
+        _ => agent.post(&url).header("Content-Type", "application/json").send(body.as_bytes()),
     }
     .expect("control request");
     let text = response.body_mut().read_to_string().unwrap();
@@ -118,19 +102,11 @@ fn control(server: &Server, method: &str, path: &str, body: &str) -> Value {
 }
 
 fn add_fault(server: &Server, spec: &str) {
-    control(
-        server,
-        "POST",
-        "/sim/fault",
-        &format!("{{\"spec\":\"{spec}\"}}"),
-    );
+    control(server, "POST", "/sim/fault", &format!("{{\"spec\":\"{spec}\"}}"));
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// A signed GET built by hand: (status, headers we care about, body).
@@ -145,16 +121,9 @@ fn raw_signed_get(
     let mut payload = params.to_string();
     QueryBuilder::new(&mut payload).display("timestamp", timestamp);
     Signer::new(&Secret::from(secret)).append_signature(&mut payload);
-    let mut response = agent()
-        .get(format!("{}{path}?{payload}", server.url))
-        .header("X-MBX-APIKEY", key)
-        .call()
-        .expect("request");
-    let weight = response
-        .headers()
-        .get("x-mbx-used-weight-1m")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let mut response =
+        agent().get(format!("{}{path}?{payload}", server.url)).header("X-MBX-APIKEY", key).call().expect("request");
+    let weight = response.headers().get("x-mbx-used-weight-1m").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_string().unwrap();
     (status, weight, serde_json::from_str(&body).unwrap())
@@ -196,9 +165,7 @@ fn gateway_trades_lists_cancels_and_reads_balances() {
     // The id is free again once the order is closed; a duplicate of an open one is refused.
     gw.place_order(&stop_limit("e2e-s2")).unwrap();
     match gw.place_order(&stop_limit("e2e-s2")) {
-        Err(ExchangeError::Rejected {
-            code: -2010, msg, ..
-        }) => {
+        Err(ExchangeError::Rejected { code: -2010, msg, .. }) => {
             assert_eq!(msg, "Duplicate order sent.")
         }
         other => panic!("{other:?}"),
@@ -215,17 +182,9 @@ fn gateway_trades_lists_cancels_and_reads_balances() {
     assert!(ticker.bid < ticker.ask);
 
     // A stop that the price crosses fills (control endpoint).
-    let changed = control(
-        &server,
-        "POST",
-        "/sim/price",
-        r#"{"symbol":"BTCUSDT","bid":"60050.00","ask":"60050.01"}"#,
-    );
+    let changed = control(&server, "POST", "/sim/price", r#"{"symbol":"BTCUSDT","bid":"60050.00","ask":"60050.01"}"#);
     assert_eq!(changed[0]["clientOrderId"], "e2e-s2");
-    assert_eq!(
-        gw.query_order("BTCUSDT", "e2e-s2").unwrap().status,
-        ExchangeStatus::Filled
-    );
+    assert_eq!(gw.query_order("BTCUSDT", "e2e-s2").unwrap().status, ExchangeStatus::Filled);
 }
 
 #[test]
@@ -237,10 +196,7 @@ fn outcome_unknown_faults_execute_and_the_order_exists_afterwards() {
         Err(ExchangeError::Unknown { reason }) => assert!(reason.contains("-1007"), "{reason}"),
         other => panic!("5xx: {other:?}"),
     }
-    assert_eq!(
-        gw.query_order("BTCUSDT", "u-5xx").unwrap().status,
-        ExchangeStatus::Filled
-    );
+    assert_eq!(gw.query_order("BTCUSDT", "u-5xx").unwrap().status, ExchangeStatus::Filled);
 
     add_fault(&server, "place:drop-after-execute");
     match gw.place_order(&market("u-drop")) {
@@ -248,10 +204,7 @@ fn outcome_unknown_faults_execute_and_the_order_exists_afterwards() {
         Err(ExchangeError::Unknown { reason }) => assert!(!reason.starts_with("HTTP"), "{reason}"),
         other => panic!("drop: {other:?}"),
     }
-    assert_eq!(
-        gw.query_order("BTCUSDT", "u-drop").unwrap().status,
-        ExchangeStatus::Filled
-    );
+    assert_eq!(gw.query_order("BTCUSDT", "u-drop").unwrap().status, ExchangeStatus::Filled);
 
     let mut short = config(&server);
     short.read_timeout = Duration::from_millis(300);
@@ -264,10 +217,7 @@ fn outcome_unknown_faults_execute_and_the_order_exists_afterwards() {
     }
     assert!(started.elapsed() < Duration::from_millis(1400));
     // The delayed request holds only its own connection: others are answered meanwhile.
-    assert_eq!(
-        impatient.query_order("BTCUSDT", "u-delay").unwrap().status,
-        ExchangeStatus::New
-    );
+    assert_eq!(impatient.query_order("BTCUSDT", "u-delay").unwrap().status, ExchangeStatus::New);
 
     let fired = control(&server, "GET", "/sim/fault", "");
     assert_eq!(fired["fired"].as_array().unwrap().len(), 3);
@@ -279,18 +229,12 @@ fn refusals_rate_limits_bans_timestamps_and_skew_classify_as_the_engine_expects(
     let mut gw = connect(&server);
 
     match gw.place_order(&market("r-429")) {
-        Err(ExchangeError::RateLimited {
-            retry_after,
-            banned: false,
-            code: -1003,
-            ..
-        }) => assert_eq!(retry_after, Duration::from_secs(7)),
+        Err(ExchangeError::RateLimited { retry_after, banned: false, code: -1003, .. }) => {
+            assert_eq!(retry_after, Duration::from_secs(7))
+        }
         other => panic!("429: {other:?}"),
     }
-    assert!(gw
-        .query_order("BTCUSDT", "r-429")
-        .unwrap_err()
-        .is_no_such_order());
+    assert!(gw.query_order("BTCUSDT", "r-429").unwrap_err().is_no_such_order());
 
     // A short Retry-After is waited out by the gateway and the order goes through.
     add_fault(&server, "place:429:1");
@@ -300,12 +244,7 @@ fn refusals_rate_limits_bans_timestamps_and_skew_classify_as_the_engine_expects(
 
     add_fault(&server, "query:418:120");
     match gw.query_order("BTCUSDT", "r-429-short") {
-        Err(ExchangeError::RateLimited {
-            retry_after,
-            banned: true,
-            code: -1003,
-            msg,
-        }) => {
+        Err(ExchangeError::RateLimited { retry_after, banned: true, code: -1003, msg }) => {
             assert_eq!(retry_after, Duration::from_secs(120));
             assert!(msg.contains("IP banned until"), "{msg}");
         }
@@ -317,22 +256,13 @@ fn refusals_rate_limits_bans_timestamps_and_skew_classify_as_the_engine_expects(
     let placed = gw.place_order(&market("r-1021")).unwrap();
     assert_eq!(placed.status, ExchangeStatus::Filled);
     let plan = control(&server, "GET", "/sim/fault", "");
-    assert!(plan["fired"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|f| f["spec"] == "place:1021@1x1"));
+    assert!(plan["fired"].as_array().unwrap().iter().any(|f| f["spec"] == "place:1021@1x1"));
 
     add_fault(&server, "stop:reject");
     match gw.place_order(&stop_limit("r-reject")) {
-        Err(ExchangeError::Rejected {
-            http_status: 400,
-            code: -2010,
-            msg,
-        }) => assert_eq!(
-            msg,
-            "Account has insufficient balance for requested action."
-        ),
+        Err(ExchangeError::Rejected { http_status: 400, code: -2010, msg }) => {
+            assert_eq!(msg, "Account has insufficient balance for requested action.")
+        }
         other => panic!("reject: {other:?}"),
     }
 
@@ -348,45 +278,23 @@ fn refusals_rate_limits_bans_timestamps_and_skew_classify_as_the_engine_expects(
 #[test]
 fn bad_credentials_stale_timestamps_and_the_order_limit_are_refused() {
     let server = start(&["--order-limit", "3"]);
-    let mut wrong_secret = BinanceGateway::new(BinanceConfig::new(
-        server.url.as_str(),
-        KEY,
-        "not-the-secret",
-    ))
-    .unwrap();
+    let mut wrong_secret = BinanceGateway::new(BinanceConfig::new(server.url.as_str(), KEY, "not-the-secret")).unwrap();
     match wrong_secret.account() {
-        Err(ExchangeError::Rejected {
-            http_status: 400,
-            code: -1022,
-            ..
-        }) => {}
+        Err(ExchangeError::Rejected { http_status: 400, code: -1022, .. }) => {}
         other => panic!("bad signature: {other:?}"),
     }
-    let mut wrong_key =
-        BinanceGateway::new(BinanceConfig::new(server.url.as_str(), "nope", SECRET)).unwrap();
+    let mut wrong_key = BinanceGateway::new(BinanceConfig::new(server.url.as_str(), "nope", SECRET)).unwrap();
     match wrong_key.account() {
-        Err(ExchangeError::Rejected {
-            http_status: 401,
-            code: -2015,
-            msg,
-        }) => assert_eq!(msg, "Invalid API-key, IP, or permissions for action."),
+        Err(ExchangeError::Rejected { http_status: 401, code: -2015, msg }) => {
+            assert_eq!(msg, "Invalid API-key, IP, or permissions for action.")
+        }
         other => panic!("wrong key: {other:?}"),
     }
 
-    let (status, weight, body) = raw_signed_get(
-        &server,
-        "/api/v3/account",
-        "",
-        now_ms() - 10_000,
-        KEY,
-        SECRET,
-    );
+    let (status, weight, body) = raw_signed_get(&server, "/api/v3/account", "", now_ms() - 10_000, KEY, SECRET);
     assert_eq!(status, 400);
     assert_eq!(body["code"], -1021);
-    assert_eq!(
-        body["msg"],
-        "Timestamp for this request is outside of the recvWindow."
-    );
+    assert_eq!(body["msg"], "Timestamp for this request is outside of the recvWindow.");
     assert!(weight.is_some());
     let (status, weight, _) = raw_signed_get(&server, "/api/v3/account", "", now_ms(), KEY, SECRET);
     assert_eq!(status, 200);
@@ -411,22 +319,9 @@ fn bad_credentials_stale_timestamps_and_the_order_limit_are_refused() {
     match refused {
         // The 10 s window may roll over during the loop; then the 4th order is accepted and
         // the limit is hit only by a 5th, which this loop does not send.
-        Some((
-            3,
-            ExchangeError::RateLimited {
-                retry_after,
-                banned: false,
-                code: -1015,
-                msg,
-            },
-        )) => {
-            assert!(
-                retry_after <= Duration::from_secs(10) && retry_after >= Duration::from_secs(1)
-            );
-            assert_eq!(
-                msg,
-                "Too many new orders; current limit is 3 orders per 10 SECOND."
-            );
+        Some((3, ExchangeError::RateLimited { retry_after, banned: false, code: -1015, msg })) => {
+            assert!(retry_after <= Duration::from_secs(10) && retry_after >= Duration::from_secs(1));
+            assert_eq!(msg, "Too many new orders; current limit is 3 orders per 10 SECOND.");
         }
         None => {}
         other => panic!("order limit: {other:?}"),
@@ -455,10 +350,7 @@ fn state_file_survives_a_restart() {
     }
     let server = start(&["--state", path_text]);
     let mut gw = connect(&server);
-    assert_eq!(
-        gw.query_order("BTCUSDT", "kept").unwrap().status,
-        ExchangeStatus::New
-    );
+    assert_eq!(gw.query_order("BTCUSDT", "kept").unwrap().status, ExchangeStatus::New);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
