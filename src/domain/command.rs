@@ -30,6 +30,9 @@ pub enum Command {
     Account,
     /// Latency per stage, counts, the circuit breaker.
     Stats,
+    /// Kill switch: cancel every open order and refuse new entries until `resume`.
+    Halt,
+    Resume,
     /// Set the simulator's top of book (tests and demos).
     Price {
         symbol: String,
@@ -68,11 +71,11 @@ impl std::fmt::Display for ParseError {
 }
 
 pub const COMMANDS: &str =
-    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, stats, price, cancel-all, help, quit";
+    "buy, sell, iceberg, twap, y, n, confirm, reject, status, orders, positions, account, stats, price, cancel-all, halt, resume, help, quit";
 
 pub const HELP: &str = "commands: buy SYMBOL [QTY] | sell SYMBOL QTY | iceberg SYMBOL QTY SLICES | \
 twap SYMBOL QTY SECONDS | y | n | confirm ID | reject ID | status ID | orders | positions | account | stats | price SYMBOL BID ASK | \
-cancel-all | confirm on|off | help | quit";
+cancel-all | halt | resume | confirm on|off | help | quit";
 
 /// Most slices an iceberg or TWAP may be split into.
 pub const MAX_SLICES: u32 = 100;
@@ -113,6 +116,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "iceberg" | "twap" => parse_sliced(&verb, args)?,
         "account" => no_args(&verb, args, Command::Account)?,
         "stats" => no_args(&verb, args, Command::Stats)?,
+        "halt" => no_args(&verb, args, Command::Halt)?,
+        "resume" => no_args(&verb, args, Command::Resume)?,
         "price" => match args {
             [symbol, bid, ask] => {
                 let symbol = parse_symbol(symbol)?;
@@ -300,6 +305,8 @@ mod tests {
     #[test]
     fn account_parses() {
         assert_eq!(parse("account"), Ok(Some(Command::Account)));
+        assert_eq!(parse("halt"), Ok(Some(Command::Halt)));
+        assert_eq!(parse("resume"), Ok(Some(Command::Resume)));
     }
 
     #[test]

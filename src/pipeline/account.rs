@@ -23,6 +23,10 @@ pub struct Account {
     /// The asset equity and P&L are counted in.
     pub quote_asset: String,
     state: Mutex<State>,
+    /// The kill switch: new entries refused until `resume` (saved in the database).
+    halted: std::sync::atomic::AtomicBool,
+    /// The database refuses writes: new orders refused until it recovers.
+    db_error: Mutex<Option<String>>,
 }
 
 /// What `account` shows.
@@ -42,7 +46,33 @@ impl Account {
             limits,
             quote_asset: quote_asset.to_string(),
             state: Mutex::new(State { balances: Vec::new(), synced_at_us: None, daily, tilt }),
+            halted: std::sync::atomic::AtomicBool::new(false),
+            db_error: Mutex::new(None),
         }
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_halted(&self, halted: bool) {
+        self.halted.store(halted, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses a new entry while the kill switch is on.
+    pub fn check_not_halted(&self) -> Result<(), RiskRefusal> {
+        if self.is_halted() {
+            return Err(RiskRefusal::halted("halt"));
+        }
+        Ok(())
+    }
+
+    pub fn set_db_error(&self, error: Option<String>) {
+        *self.db_error.lock() = error;
+    }
+
+    pub fn db_error(&self) -> Option<String> {
+        self.db_error.lock().clone()
     }
 
     pub fn set_balances(&self, balances: Vec<Balance>, at_us: i64) {

@@ -20,7 +20,7 @@ use crate::domain::risk::{self, Intent, OrderPath, RiskRefusal};
 use crate::domain::symbol::SymbolRules;
 use crate::events::{Bus, Event};
 use crate::exchange::Quotes;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +70,8 @@ pub struct Intake {
     to_exchange: Sender<ToExchange>,
     to_persist: Sender<ToPersist>,
     pending: VecDeque<PendingConfirmation>,
+    /// SIGINT/SIGTERM: take no more commands.
+    from_signals: Receiver<()>,
     /// TWAP slices waiting for their time, earliest first.
     scheduled: VecDeque<(Instant, Order)>,
 }
@@ -87,6 +89,7 @@ impl Intake {
         bus: Bus,
         to_exchange: Sender<ToExchange>,
         to_persist: Sender<ToPersist>,
+        from_signals: Receiver<()>,
     ) -> Intake {
         Intake {
             rules,
@@ -101,6 +104,7 @@ impl Intake {
             to_exchange,
             to_persist,
             pending: VecDeque::new(),
+            from_signals,
             scheduled: VecDeque::new(),
         }
     }
@@ -109,9 +113,18 @@ impl Intake {
     /// sends the TWAP slices still scheduled, on their schedule.
     pub fn run(mut self, from_reader: Receiver<Line>) {
         loop {
-            let received = match self.next_deadline() {
-                Some(deadline) => from_reader.recv_timeout(deadline.saturating_duration_since(Instant::now())),
-                None => from_reader.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            let wait =
+                self.next_deadline().map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+            let received = select! {
+                recv(from_reader) -> line => line.map_err(|_| RecvTimeoutError::Disconnected),
+                recv(self.from_signals) -> _ => {
+                    self.bus.publish(Event::new(
+                        "shutting_down",
+                        "signal received: no more commands; finishing the orders in flight (a second signal exits at once)",
+                    ));
+                    break;
+                }
+                default(wait) => Err(RecvTimeoutError::Timeout),
             };
             match received {
                 Ok(line) => {
@@ -212,6 +225,28 @@ impl Intake {
             Command::Positions => self.query(Query::Positions),
             Command::Account => self.query(Query::Account { confirm: self.confirm }),
             Command::Stats => self.query(Query::Stats),
+            Command::Halt => {
+                self.account.set_halted(true);
+                let _ = self.to_persist.send(ToPersist::Setting { key: "halted", value: "on".into() });
+                self.bus.publish(
+                    Event::new("halted", "HALTED: cancelling every open order; new entries refused until resume")
+                        .field("halted", true),
+                );
+                while let Some(p) = self.pending.pop_front() {
+                    self.cancel_pending(p.orders, "halt");
+                }
+                let slices: Vec<Order> = self.scheduled.drain(..).map(|(_, o)| o).collect();
+                if !slices.is_empty() {
+                    self.cancel_pending(slices, "halt");
+                }
+                self.send(ToExchange::CancelAll)
+            }
+            Command::Resume => {
+                self.account.set_halted(false);
+                let _ = self.to_persist.send(ToPersist::Setting { key: "halted", value: "off".into() });
+                self.bus.publish(Event::new("resumed", "resumed: new entries allowed again").field("halted", false));
+                Ok(())
+            }
             Command::Price { symbol, bid, ask } => self.set_price(&symbol, bid, ask),
             Command::CancelAll => {
                 while let Some(p) = self.pending.pop_front() {
@@ -237,16 +272,19 @@ impl Intake {
             }
             Command::Quit => return false,
         };
+        // While the kill switch is on, every refusal says so.
+        let halted = if self.account.is_halted() { " [HALTED: resume to trade]" } else { "" };
         match result {
             Ok(()) => {}
-            Err(Refusal::Input(message)) => self.bus.error(format!("line {}: {message}", line.number)),
+            Err(Refusal::Input(message)) => self.bus.error(format!("line {}: {message}{halted}", line.number)),
             Err(Refusal::Risk(refusal)) => self.bus.publish(
                 Event::new(
                     "order_rejected",
-                    format!("line {}: {} refused: {}", line.number, refusal.rule.as_str(), refusal.message),
+                    format!("line {}: {} refused: {}{halted}", line.number, refusal.rule.as_str(), refusal.message),
                 )
                 .field("rule", refusal.rule.as_str())
                 .field("message", refusal.message.as_str())
+                .field("halted", self.account.is_halted())
                 .field("line", line.number),
             ),
         }
@@ -298,6 +336,7 @@ impl Intake {
 
     /// The risk rules for an entry of `notional` (all of it, for a sliced order).
     fn check_entry(&self, path: OrderPath, rules: &SymbolRules, notional: Decimal) -> Result<(), Refusal> {
+        self.account.check_not_halted().map_err(Refusal::Risk)?;
         risk::check_tier(self.account.tier, path).map_err(Refusal::Risk)?;
         let equity = self.account.equity(self.quotes.as_ref());
         risk::check_position_size(&self.account.limits, Intent::Entry, notional, equity, &rules.quote_asset)
@@ -329,6 +368,9 @@ impl Intake {
         quantity: Option<Decimal>,
         read_at: Instant,
     ) -> Result<(), Refusal> {
+        if let Some(error) = self.account.db_error() {
+            return input(format!("the database refuses writes ({error}): new orders refused until it recovers"));
+        }
         let all = self.rules_of(symbol)?;
         let rules = &all[symbol];
         let expected = self.expected_price(symbol, side)?;

@@ -145,6 +145,7 @@ fn open_account(config: &Config, store: &mut Store, gateway: &mut dyn Exchange) 
     let quote = "USDT";
     let daily = DailyPnl::from_records(quote, store.realized_since(today_start)?, now);
     let account = account::Account::new(tier, limits, quote, daily);
+    account.set_halted(store.setting("halted")?.as_deref() == Some("on"));
     match gateway.account() {
         Ok(balances) => {
             store.write_batch(&[Write::Balances(&balances, now)])?;
@@ -179,6 +180,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let guard = Arc::new(guard::ExchangeGuard::new(order_limit));
     let stats = Arc::new(stats::Stats::default());
     let account = Arc::new(open_account(&config, &mut store, gateway.as_mut())?);
+    let (signals_tx, signals_rx) = bounded::<()>(1);
 
     let cap = config.channel_capacity;
     let (to_stdout, from_bus) = bounded::<Arc<Event>>(cap * 4);
@@ -207,6 +209,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     handles.push(spawn("stdout", Box::new(move || events::run_stdout_writer(from_bus, format)))?);
     let persist = persist::Persist {
         store,
+        account: Arc::clone(&account),
         stats: Arc::clone(&stats),
         guard: Arc::clone(&guard),
         bus: Bus::new(to_stdout.clone(), None),
@@ -254,6 +257,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         bus.clone(),
         to_exchange,
         to_persist,
+        signals_rx,
     );
     let intake_core = core(0);
     handles.push(spawn(
@@ -282,6 +286,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     drop(bus);
     drop(to_stdout);
 
+    watch_signals(signals_tx)?;
     // The reader is not joined: it may sit in a blocking read after `quit`.
     thread::Builder::new()
         .name("stdin".into())
@@ -294,6 +299,30 @@ pub fn run(config: Config) -> Result<(), RunError> {
             return Err(RunError::Thread(format!("the {name} stage panicked")));
         }
     }
+    Ok(())
+}
+
+/// SIGINT / SIGTERM: the first stops taking commands (what is in flight finishes, the
+/// database is flushed, exit 0); a second exits at once (the next start reconciles).
+/// (The thread holds nothing but intake's signal channel, so it never keeps a stage alive.)
+fn watch_signals(to_intake: crossbeam_channel::Sender<()>) -> Result<(), RunError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| RunError::Thread(format!("signal handler: {e}")))?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for _ in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    eprintln!("genesis: second signal: exiting now; the next start reconciles");
+                    std::process::exit(130);
+                }
+                let _ = to_intake.try_send(());
+            }
+        })
+        .map_err(|e| RunError::Thread(format!("signals: {e}")))?;
     Ok(())
 }
 

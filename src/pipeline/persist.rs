@@ -18,6 +18,8 @@ const MAX_BATCH: usize = 1024;
 
 pub struct Persist {
     pub store: Store,
+    /// Told when the database refuses writes, so intake refuses new orders meanwhile.
+    pub account: Arc<super::account::Account>,
     pub stats: Arc<super::stats::Stats>,
     pub guard: Arc<super::guard::ExchangeGuard>,
     /// Publishes query replies (to stdout only: this stage writes its own events to the log).
@@ -81,6 +83,13 @@ impl Persist {
         loop {
             match self.store.write_batch(&writes) {
                 Ok(()) => {
+                    if attempt > 0 {
+                        self.account.set_db_error(None);
+                        self.bus.publish_stdout(Arc::new(Event::new(
+                            "database_ok",
+                            "database writes succeed again; new orders accepted",
+                        )));
+                    }
                     self.stats.record_commit(started.elapsed().as_micros() as u64, writes.len());
                     return;
                 }
@@ -91,7 +100,10 @@ impl Persist {
                         writes.len()
                     );
                     if attempt == 1 {
-                        self.bus.error(format!("database write failed: {e}; retrying, records kept in memory"));
+                        self.account.set_db_error(Some(e.to_string()));
+                        self.bus.error(format!(
+                            "database write failed: {e}; new orders refused, records kept in memory and retried"
+                        ));
                     }
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(2));

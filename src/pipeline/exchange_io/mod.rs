@@ -256,7 +256,8 @@ impl ExchangeIo {
         if order.role == OrderRole::Entry {
             // Intake checked the day's losses when the line was read; the exits queued before
             // this entry may have booked more since. This is the last point before sending.
-            if let Err(refusal) = self.account.check_daily_loss(now_us()) {
+            if let Err(refusal) = self.account.check_not_halted().and_then(|_| self.account.check_daily_loss(now_us()))
+            {
                 self.refuse(&mut order, refusal.rule.as_str(), &refusal.message);
                 return;
             }
