@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -55,10 +57,16 @@ impl Session {
 
 /// Runs the engine with `args` (plus --json and --db), pipes `input`, waits for exit.
 pub fn run_piped(work: &Workdir, args: &[&str], input: &str) -> Session {
+    run_piped_env(work, args, input, &[])
+}
+
+/// As `run_piped`, with environment variables (API keys).
+pub fn run_piped_env(work: &Workdir, args: &[&str], input: &str, env: &[(&str, &str)]) -> Session {
     let mut child = Command::new(engine_bin())
         .args(["--json", "--db"])
         .arg(work.db())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -114,10 +122,15 @@ impl Live {
     }
 
     pub fn start_bin(bin: &Path, db: &Path, args: &[&str]) -> Live {
+        Self::start_env(bin, db, args, &[])
+    }
+
+    pub fn start_env(bin: &Path, db: &Path, args: &[&str], env: &[(&str, &str)]) -> Live {
         let mut child = Command::new(bin)
             .args(["--json", "--db"])
             .arg(db)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -165,6 +178,16 @@ impl Live {
     }
 
     /// Closes stdin and waits for a clean exit.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9`: no chance to flush or finish anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn finish(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(60);
