@@ -1,1 +1,55 @@
-fn main() {}
+//! `genesis-bench`: drives the real engine end to end (optionally against the Binance-compatible
+//! `genesis-exchange` server), measures a bare baseline of the same exchange requests, and
+//! reports where every microsecond goes.
+//!
+//! - [`args`]: the flags.
+//! - [`workload`]: the seeded order stream (quantities as exact decimal strings).
+//! - [`run`]: the processes: server, engine, memory sampler, idle CPU.
+//! - [`baseline`]: the same exchange requests sent bare through the engine's own gateway.
+//! - [`report`]: statistics, targets, the table and the JSON.
+//! - [`plot`]: the hand-written SVG.
+
+mod args;
+mod baseline;
+mod plot;
+mod report;
+mod run;
+mod workload;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = args::Args::parse();
+    match bench(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("genesis-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs everything; `Ok(false)` when the engine lost orders or failed.
+fn bench(args: &args::Args) -> Result<bool, String> {
+    let setup = args.resolve()?;
+    let server = match args.exchange {
+        args::ExchangeKind::Binance => Some(run::Server::start(&setup.server, args.seed)?),
+        args::ExchangeKind::Sim => None,
+    };
+    let engine = run::run_engine(args, &setup, server.as_ref())?;
+    let baseline = baseline::run(args, server.as_ref())?;
+    drop(server);
+    let report = report::Report::build(args, &setup, &engine, &baseline);
+    let files = report.write(&args.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", report.text);
+        for file in &files {
+            println!("wrote {}", file.display());
+        }
+    }
+    Ok(engine.healthy())
+}

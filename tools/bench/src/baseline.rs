@@ -1,0 +1,102 @@
+//! The baseline: the exchange requests the engine makes for one order (the placement, then
+//! the verification query), sent bare through the engine's own gateway: signed, on a warm
+//! keep-alive connection (binance) or on an in-process simulator (sim), nothing around them.
+
+use crate::args::{Args, ExchangeKind};
+use crate::run::Server;
+use crate::workload::{self, Workload};
+use genesis::domain::money::Decimal;
+use genesis::domain::order::{ExchangeOrderType, Side};
+use genesis::exchange::binance::{BinanceConfig, BinanceGateway};
+use genesis::exchange::sim::{SimConfig, SimGateway, Simulator};
+use genesis::exchange::{Exchange, NewOrder};
+use std::str::FromStr;
+use std::time::Instant;
+
+/// Unmeasured pairs sent first, so connection set-up and first-touch costs are not counted.
+const WARM_UP: u64 = 20;
+
+/// Microseconds per pair, in request order.
+#[derive(Debug, Default, Clone)]
+pub struct Baseline {
+    pub target: String,
+    /// Signing the placement (binance), microseconds.
+    pub sign: Vec<u64>,
+    pub place: Vec<u64>,
+    pub query: Vec<u64>,
+    /// Placement + query, back to back: what the engine's total is compared with.
+    pub pair: Vec<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+fn micros(from: Instant, to: Instant) -> u64 {
+    to.saturating_duration_since(from).as_micros() as u64
+}
+
+pub fn run(args: &Args, server: Option<&Server>) -> Result<Baseline, String> {
+    if args.baseline == 0 {
+        return Ok(Baseline::default());
+    }
+    match (args.exchange, server) {
+        (ExchangeKind::Binance, Some(server)) => {
+            let config = BinanceConfig::new(server.url.clone(), server.api_key.as_str(), server.api_secret.as_str());
+            let gateway = BinanceGateway::connect(config).map_err(|e| format!("baseline gateway: {e}"))?;
+            Ok(measure(gateway, args, format!("BinanceGateway → genesis-exchange at {}", server.url)))
+        }
+        _ => {
+            let sim = Simulator::new(SimConfig { seed: args.seed, ..SimConfig::default() });
+            Ok(measure(SimGateway::new(sim), args, "SimGateway on an in-memory Simulator (in process)".into()))
+        }
+    }
+}
+
+fn new_order(order: &workload::Order, client_order_id: String) -> NewOrder {
+    NewOrder {
+        symbol: order.symbol.to_string(),
+        side: match order.side {
+            workload::Side::Buy => Side::Buy,
+            workload::Side::Sell => Side::Sell,
+        },
+        order_type: ExchangeOrderType::Market,
+        quantity: Decimal::from_str(&order.quantity).expect("the workload writes valid decimals"),
+        price: None,
+        stop_price: None,
+        client_order_id,
+    }
+}
+
+fn measure(mut gateway: impl Exchange, args: &Args, target: String) -> Baseline {
+    let mut b = Baseline { target, ..Baseline::default() };
+    // The same stream as the engine gets (a different seed would do as well: the requests are
+    // the same kind); buy/sell alternate so balances hold.
+    let total = WARM_UP * 2 + args.baseline;
+    let nonce = std::process::id();
+    for (i, order) in Workload::new(args.seed).take(total as usize).enumerate() {
+        let request = new_order(&order, format!("bench-{nonce}-{i}"));
+        let start = Instant::now();
+        let placed = gateway.place_order(&request);
+        let sign_ns = gateway.last_timing().sign_ns;
+        let placed_at = Instant::now();
+        let queried = placed.as_ref().ok().map(|_| gateway.query_order(&request.symbol, &request.client_order_id));
+        let queried_at = Instant::now();
+        let error = match (&placed, &queried) {
+            (Err(e), _) => Some(format!("place: {e}")),
+            (Ok(_), Some(Err(e))) => Some(format!("query: {e}")),
+            _ => None,
+        };
+        if (i as u64) < WARM_UP * 2 {
+            continue;
+        }
+        if let Some(error) = error {
+            b.errors += 1;
+            b.first_error.get_or_insert(error);
+            continue;
+        }
+        b.sign.push(sign_ns / 1000);
+        b.place.push(micros(start, placed_at));
+        b.query.push(micros(placed_at, queried_at));
+        b.pair.push(micros(start, queried_at));
+    }
+    b
+}

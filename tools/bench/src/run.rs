@@ -1,0 +1,575 @@
+//! Driving the processes: the exchange server, the engine (stdin writer, stdout event reader,
+//! stderr tail), the resident-memory sampler and the idle CPU measurement.
+
+use crate::args::{Args, Setup};
+use crate::workload::Workload;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Stages carried by every `order_filled` event (`stages_us`), in this order.
+pub const FILL_STAGES: [&str; 6] = ["intake", "sign", "round_trip", "verify_query", "verify", "total"];
+
+/// Events that mean something went wrong (an order not verified in full, or a protection lost).
+const PROBLEM_EVENTS: [&str; 10] = [
+    "error",
+    "order_rejected",
+    "order_failed",
+    "order_unknown",
+    "order_partially_filled",
+    "stop_loss_failed",
+    "emergency_exit",
+    "rate_limited",
+    "circuit_breaker",
+    "position_dust",
+];
+
+/// Lines of stderr kept for the report.
+const TAIL: usize = 20;
+
+/// `genesis-exchange` on a free port, with generated keys; terminated on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub args: Vec<String>,
+}
+
+impl Server {
+    pub fn start(path: &Path, seed: u64) -> Result<Server, String> {
+        let api_key = random_hex(32)?;
+        let api_secret = random_hex(32)?;
+        let args: Vec<String> = ["--port", "0", "--seed", &seed.to_string(), "--order-limit", "100000000"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut child = Command::new(path)
+            .args(&args)
+            .arg("--api-key")
+            .arg(&api_key)
+            .arg("--api-secret")
+            .arg(&api_secret)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", path.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for _ in lines {} // keep the pipe drained
+        });
+        thread::spawn(move || drain(stderr, None));
+        let mut server = Server { child, url: String::new(), api_key, api_secret, args };
+        let first = rx
+            .recv_timeout(Duration::from_secs(20))
+            .map_err(|_| "genesis-exchange printed no address within 20 s".to_string())?;
+        server.url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(|w| w.trim_end_matches(['/', ',', '.']).to_string())
+            .ok_or_else(|| format!("genesis-exchange's first line has no http:// address: {first}"))?;
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// SIGTERM (the server's contract), then SIGKILL if it is still there after 3 s.
+fn terminate(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).stderr(Stdio::null()).status();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `n` random bytes from the kernel, hex.
+fn random_hex(n: usize) -> Result<String, String> {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn drain(from: impl Read, tail: Option<Arc<Mutex<VecDeque<String>>>>) {
+    for line in BufReader::new(from).lines() {
+        let Ok(line) = line else { break };
+        if let Some(tail) = &tail {
+            let mut t = tail.lock().expect("tail lock");
+            if t.len() == TAIL {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+}
+
+/// One resident-memory sample.
+#[derive(Debug, Clone, Copy)]
+pub struct MemSample {
+    /// Seconds since the engine was started.
+    pub at_s: f64,
+    /// Orders verified so far.
+    pub verified: u64,
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+}
+
+/// CPU used by the idle engine.
+#[derive(Debug, Clone)]
+pub struct Idle {
+    pub secs: f64,
+    /// utime + stime (/proc/PID/stat), milliseconds.
+    pub cpu_ms: f64,
+    /// Time on a CPU from /proc/PID/schedstat (nanosecond clock), milliseconds, when available.
+    pub sched_ms: Option<f64>,
+    /// Per thread: name and on-CPU milliseconds (schedstat, else utime+stime).
+    pub threads: Vec<(String, f64)>,
+}
+
+/// Everything the engine run produced.
+#[derive(Debug, Default)]
+pub struct EngineOutcome {
+    pub engine_args: Vec<String>,
+    /// The server's flags (keys left out).
+    pub server_args: Vec<String>,
+    pub sent: u64,
+    /// Per verified order: the six `stages_us` values in [`FILL_STAGES`] order.
+    pub fills: Vec<[u64; 6]>,
+    pub events: BTreeMap<String, u64>,
+    pub problem_count: u64,
+    pub problems: Vec<String>,
+    /// The `stats` reply.
+    pub stats: Option<Value>,
+    pub startup_ms: f64,
+    /// First line written → last line written.
+    pub write_s: f64,
+    /// First line written → last `order_filled` read.
+    pub fill_s: f64,
+    /// First line written → engine exited.
+    pub drain_s: f64,
+    pub mem: Vec<MemSample>,
+    pub vm_hwm_kb: u64,
+    pub idle: Option<Idle>,
+    pub exit: String,
+    pub exit_ok: bool,
+    pub write_error: Option<String>,
+    pub stderr_tail: Vec<String>,
+}
+
+impl EngineOutcome {
+    pub fn verified(&self) -> u64 {
+        self.fills.len() as u64
+    }
+    /// Orders written but not verified as filled.
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.verified())
+    }
+    pub fn healthy(&self) -> bool {
+        self.exit_ok && self.lost() == 0 && self.problem_count == 0 && self.write_error.is_none()
+    }
+}
+
+/// What the stdout reader hands back.
+#[derive(Default)]
+struct Events {
+    fills: Vec<[u64; 6]>,
+    last_fill: Option<Instant>,
+    counts: BTreeMap<String, u64>,
+    problem_count: u64,
+    problems: Vec<String>,
+    stats: Option<Value>,
+}
+
+/// The event name of a JSON line, without parsing the whole line.
+pub fn event_name(line: &str) -> Option<&str> {
+    let start = line.find("\"event\":\"")? + 9;
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+/// The `stages_us` object of an `order_filled` line, in [`FILL_STAGES`] order.
+pub fn fill_stages(line: &str) -> Option<[u64; 6]> {
+    let start = line.find("\"stages_us\":")? + 12;
+    let len = line[start..].find('}')? + 1;
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&line[start..start + len]).ok()?;
+    let mut out = [0u64; 6];
+    for (slot, name) in out.iter_mut().zip(FILL_STAGES) {
+        *slot = map.get(name)?.as_u64()?;
+    }
+    Some(out)
+}
+
+fn read_events(stdout: ChildStdout, ready: mpsc::Sender<Instant>, verified: Arc<AtomicU64>) -> Events {
+    let mut ev = Events::default();
+    let mut reader = BufReader::with_capacity(1 << 16, stdout);
+    let mut line = String::with_capacity(1024);
+    let mut ready = Some(ready);
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let now = Instant::now();
+        let Some(name) = event_name(&line) else {
+            ev.problem_count += 1;
+            if ev.problems.len() < TAIL {
+                ev.problems.push(format!("unparsed output: {}", line.trim_end()));
+            }
+            continue;
+        };
+        *ev.counts.entry(name.to_string()).or_default() += 1;
+        match name {
+            "order_filled" => match fill_stages(&line) {
+                Some(stages) => {
+                    ev.fills.push(stages);
+                    ev.last_fill = Some(now);
+                    verified.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    ev.problem_count += 1;
+                    if ev.problems.len() < TAIL {
+                        ev.problems.push(format!("order_filled without stages_us: {}", line.trim_end()));
+                    }
+                }
+            },
+            "ready" => {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(now);
+                }
+            }
+            "stats" => ev.stats = serde_json::from_str(&line).ok(),
+            "order_cancelled" if line.contains("released for a sell") => {}
+            other if PROBLEM_EVENTS.contains(&other) || other == "order_cancelled" => {
+                ev.problem_count += 1;
+                if ev.problems.len() < TAIL {
+                    ev.problems.push(line.trim_end().to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    ev
+}
+
+fn read_proc(pid: u32, file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
+}
+
+/// A `kB` field of /proc/PID/status (VmRSS, VmHWM).
+pub fn status_kb(status: &str, key: &str) -> Option<u64> {
+    status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// utime + stime in clock ticks from a /proc stat line.
+pub fn stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state(3) ... utime(14) stime(15), 1-based → index 11 and 12.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// On-CPU nanoseconds from a schedstat line.
+fn sched_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+fn clock_ticks_per_s() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU per thread: (tid, name, ticks, schedstat ns).
+fn thread_cpu(pid: u32) -> BTreeMap<String, (String, u64, Option<u64>)> {
+    let mut out = BTreeMap::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for entry in dir.flatten() {
+            let tid = entry.file_name().to_string_lossy().to_string();
+            let base = format!("task/{tid}");
+            let name = read_proc(pid, &format!("{base}/comm")).unwrap_or_default().trim().to_string();
+            let ticks = read_proc(pid, &format!("{base}/stat")).and_then(|s| stat_ticks(&s)).unwrap_or(0);
+            let ns = read_proc(pid, &format!("{base}/schedstat")).and_then(|s| sched_ns(&s));
+            out.insert(tid, (name, ticks, ns));
+        }
+    }
+    out
+}
+
+fn measure_idle(pid: u32, secs: u64) -> Idle {
+    let hz = clock_ticks_per_s();
+    let t0 = read_proc(pid, "stat").and_then(|s| stat_ticks(&s)).unwrap_or(0);
+    let s0 = read_proc(pid, "schedstat").and_then(|s| sched_ns(&s));
+    let th0 = thread_cpu(pid);
+    let start = Instant::now();
+    thread::sleep(Duration::from_secs(secs));
+    let elapsed = start.elapsed().as_secs_f64();
+    let t1 = read_proc(pid, "stat").and_then(|s| stat_ticks(&s)).unwrap_or(0);
+    let s1 = read_proc(pid, "schedstat").and_then(|s| sched_ns(&s));
+    let th1 = thread_cpu(pid);
+    let mut threads: Vec<(String, f64)> = th1
+        .iter()
+        .map(|(tid, (name, ticks, ns))| {
+            let (t_before, ns_before) = th0.get(tid).map(|(_, t, n)| (*t, *n)).unwrap_or((0, Some(0)));
+            let ms = match (ns, ns_before) {
+                (Some(a), Some(b)) => a.saturating_sub(b) as f64 / 1e6,
+                _ => ticks.saturating_sub(t_before) as f64 * 1000.0 / hz,
+            };
+            (format!("{name} ({tid})"), ms)
+        })
+        .collect();
+    threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Idle {
+        secs: elapsed,
+        cpu_ms: t1.saturating_sub(t0) as f64 * 1000.0 / hz,
+        sched_ms: match (s0, s1) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6),
+            _ => None,
+        },
+        threads,
+    }
+}
+
+/// A scratch directory for the engine's database, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, String> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let dir = std::env::temp_dir().join(format!("genesis-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The engine's flags for this run (keys go through the environment, never the command line).
+pub fn engine_args(args: &Args, db: &Path, server: Option<&Server>) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "--exchange".into(),
+        args.exchange.as_str().into(),
+        "--db".into(),
+        db.display().to_string(),
+        "--no-confirm".into(),
+        "--json".into(),
+        "--tilt".into(),
+        "off".into(),
+        "--seed".into(),
+        args.seed.to_string(),
+        "--pin".into(),
+        args.pin.as_str().into(),
+        // Every round trip pays fees: without this the default 25 USD daily loss limit (SNIPER)
+        // would stop entries after a few thousand orders.
+        "--daily-loss-limit".into(),
+        "1000000000".into(),
+    ];
+    if let Some(server) = server {
+        v.push("--base-url".into());
+        v.push(server.url.clone());
+    }
+    v
+}
+
+/// Starts the engine, optionally leaves it idle, writes the order stream, reads every event
+/// until the engine exits.
+pub fn run_engine(args: &Args, setup: &Setup, server: Option<&Server>) -> Result<EngineOutcome, String> {
+    let scratch = Scratch::new()?;
+    let db = scratch.0.join("bench.db");
+    let engine_args = engine_args(args, &db, server);
+    let script = Workload::script(args.seed, args.orders);
+    let lines: Vec<&str> = script.split_inclusive('\n').collect();
+
+    let mut cmd = Command::new(&setup.engine);
+    cmd.args(&engine_args).env("RUST_LOG", "warn").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(server) = server {
+        cmd.env("BINANCE_API_KEY", &server.api_key).env("BINANCE_API_SECRET", &server.api_secret);
+    } else {
+        cmd.env_remove("BINANCE_API_KEY").env_remove("BINANCE_API_SECRET");
+    }
+    let spawned = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("starting {}: {e}", setup.engine.display()))?;
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+
+    let verified = Arc::new(AtomicU64::new(0));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let reader = {
+        let verified = Arc::clone(&verified);
+        thread::spawn(move || read_events(stdout, ready_tx, verified))
+    };
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr_thread = {
+        let tail = Arc::clone(&tail);
+        thread::spawn(move || drain(stderr, Some(tail)))
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (stop, verified) = (Arc::clone(&stop), Arc::clone(&verified));
+        let every = Duration::from_millis(args.sample_ms.max(1));
+        thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let Some(status) = read_proc(pid, "status") else { break };
+                if let (Some(rss_kb), Some(hwm_kb)) = (status_kb(&status, "VmRSS:"), status_kb(&status, "VmHWM:")) {
+                    samples.push(MemSample {
+                        at_s: spawned.elapsed().as_secs_f64(),
+                        verified: verified.load(Ordering::Relaxed),
+                        rss_kb,
+                        hwm_kb,
+                    });
+                }
+                thread::sleep(every);
+            }
+            samples
+        })
+    };
+
+    let server_args = server.map(|s| s.args.clone()).unwrap_or_default();
+    let mut out = EngineOutcome { engine_args, server_args, ..EngineOutcome::default() };
+    let ready_at = match ready_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(at) => at,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            stop.store(true, Ordering::Relaxed);
+            let _ = stderr_thread.join();
+            let tail: Vec<String> = tail.lock().expect("tail lock").iter().cloned().collect();
+            return Err(format!("the engine did not print `ready` within 30 s; stderr:\n{}", tail.join("\n")));
+        }
+    };
+    out.startup_ms = ready_at.duration_since(spawned).as_secs_f64() * 1e3;
+
+    if args.idle_secs > 0 {
+        out.idle = Some(measure_idle(pid, args.idle_secs));
+    }
+
+    // The load.
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    let write_result: std::io::Result<()> = (|| {
+        if args.rate > 0.0 {
+            for (i, line) in lines.iter().enumerate() {
+                let due = t0 + Duration::from_secs_f64(i as f64 / args.rate);
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep(due - now);
+                }
+                stdin.write_all(line.as_bytes())?;
+                sent += 1;
+            }
+        } else {
+            // One write of the whole stream: the pipe and the engine's reader set the pace.
+            stdin.write_all(script.as_bytes())?;
+            sent = lines.len() as u64;
+        }
+        Ok(())
+    })();
+    out.write_s = t0.elapsed().as_secs_f64();
+    if let Err(e) = write_result {
+        out.write_error = Some(format!("writing to the engine after {sent} orders: {e}"));
+    }
+    out.sent = sent;
+    // `stats` is answered after every write before it; end of input then finishes the engine.
+    let _ = stdin.write_all(b"stats\n");
+    drop(stdin);
+
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Err(_) => break None,
+        }
+    };
+    out.drain_s = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    out.mem = sampler.join().unwrap_or_default();
+    out.vm_hwm_kb = out.mem.iter().map(|s| s.hwm_kb).max().unwrap_or(0);
+    // Samples before `ready` catch the process between fork and exec, or half loaded.
+    let ready_s = out.startup_ms / 1e3;
+    out.mem.retain(|s| s.at_s >= ready_s);
+    let events = reader.join().map_err(|_| "the event reader panicked".to_string())?;
+    let _ = stderr_thread.join();
+    out.stderr_tail = tail.lock().expect("tail lock").iter().cloned().collect();
+    (out.exit, out.exit_ok) = match status {
+        Some(s) => (s.to_string(), s.success()),
+        None => (format!("killed after the {} s timeout", args.timeout_secs), false),
+    };
+    out.fill_s = events.last_fill.map(|t| t.saturating_duration_since(t0).as_secs_f64()).unwrap_or(0.0);
+    out.fills = events.fills;
+    out.events = events.counts;
+    out.problem_count = events.problem_count;
+    out.problems = events.problems;
+    out.stats = events.stats;
+    drop(scratch);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_recognised_without_a_full_parse() {
+        let line = r#"{"avg_price":"150","event":"order_filled","latency_ms":0.5,"stages_us":{"intake":77,"round_trip":36,"sign":0,"total":508,"verify":13,"verify_query":14},"status":"FILLED"}"#;
+        assert_eq!(event_name(line), Some("order_filled"));
+        assert_eq!(fill_stages(line), Some([77, 0, 36, 14, 13, 508]));
+        assert_eq!(event_name("not json"), None);
+        assert_eq!(fill_stages(r#"{"event":"order_filled"}"#), None);
+    }
+
+    #[test]
+    fn proc_fields_are_read() {
+        let status = "Name:\tgenesis\nVmHWM:\t   12345 kB\nVmRSS:\t   12000 kB\n";
+        assert_eq!(status_kb(status, "VmHWM:"), Some(12345));
+        assert_eq!(status_kb(status, "VmRSS:"), Some(12000));
+        let stat = "1234 (genesis (x) y) S 1 2 3 4 5 6 7 8 9 10 25 7 0 0 20 0 9 0 100 0";
+        assert_eq!(stat_ticks(stat), Some(32));
+        assert_eq!(sched_ns("123456 789 10\n"), Some(123456));
+    }
+}
