@@ -3,5 +3,6 @@
 
 mod support;
 
+mod engine_binance;
 mod engine_risk;
 mod engine_sim;

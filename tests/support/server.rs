@@ -153,7 +153,8 @@ pub fn assert_server_and_database_agree(server: &Server, work: &Workdir) -> Agre
                 Ok((r.get(0)?, r.get(1)?))
             })
             .ok();
-        let (status, filled) = row.unwrap_or_else(|| panic!("server order {cid} ({:?}) missing from the database", report.status));
+        let (status, filled) =
+            row.unwrap_or_else(|| panic!("server order {cid} ({:?}) missing from the database", report.status));
         assert_eq!(status, expected_db_status(report), "status of {cid}");
         assert_eq!(filled.parse::<rust_decimal::Decimal>().unwrap(), report.executed_qty, "filled quantity of {cid}");
     }
@@ -176,7 +177,9 @@ pub fn assert_server_and_database_agree(server: &Server, work: &Workdir) -> Agre
         let live: Vec<&String> = orders
             .iter()
             .filter(|(cid, r)| {
-                cid.starts_with(&format!("{prefix}-S")) && r.status.is_open() && cid.split('-').nth(2) == Some(&position_id.to_string())
+                cid.starts_with(&format!("{prefix}-S"))
+                    && r.status.is_open()
+                    && cid.split('-').nth(2) == Some(&position_id.to_string())
             })
             .map(|(cid, _)| cid)
             .collect();

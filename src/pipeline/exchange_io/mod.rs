@@ -28,6 +28,9 @@ use watch::{OnCancel, Seen};
 pub mod reconcile;
 mod watch;
 
+/// Shortest gap between two balance syncs after fills.
+const AFTER_FILL_SYNC_GAP: Duration = Duration::from_secs(1);
+
 /// Waits between queries that resolve an unknown outcome (bounded: then the order stays
 /// PENDING, visibly).
 const RESOLVE_SCHEDULE: [Duration; 5] = [
@@ -146,15 +149,22 @@ impl ExchangeIo {
             while let Ok(reply) = from_verify.try_recv() {
                 self.on_verified(reply);
             }
-            // Idle: the balances after the last fills (off the order path).
-            if self.balances_dirty && from_intake.is_empty() && from_verify.is_empty() {
+            // Idle: the balances after the last fills (off the order path). At most once per
+            // second: `account` weighs 20, a sync per fill would eat the exchange's weight budget.
+            let after_fills_due = self.last_balance_sync + AFTER_FILL_SYNC_GAP;
+            if self.balances_dirty
+                && from_intake.is_empty()
+                && from_verify.is_empty()
+                && Instant::now() >= after_fills_due
+            {
                 self.sync_balances();
             }
             let now = Instant::now();
             if self.next_watch().is_some_and(|due| due <= now) {
                 self.watch();
             }
-            let sync_due = self.last_balance_sync + self.balance_sync;
+            let sync_due =
+                if self.balances_dirty { after_fills_due } else { self.last_balance_sync + self.balance_sync };
             let next = self.next_watch().map_or(sync_due, |w| w.min(sync_due));
             let periodic = next.saturating_duration_since(Instant::now());
             select! {
@@ -170,7 +180,9 @@ impl ExchangeIo {
                     }
                 },
                 default(periodic) => {
-                    if self.last_balance_sync.elapsed() >= self.balance_sync {
+                    if self.last_balance_sync.elapsed() >= self.balance_sync
+                        || (self.balances_dirty && Instant::now() >= after_fills_due)
+                    {
                         self.sync_balances();
                     }
                 }
@@ -895,16 +907,34 @@ impl ExchangeIo {
         let mut cancelled = 0usize;
         let mut cancelled_symbols = Vec::new();
         for symbol in symbols {
-            match self.with_retries("cancel open orders", |gw| gw.cancel_open_orders(&symbol)) {
-                Ok(reports) if !reports.is_empty() => {
-                    cancelled += reports.len();
-                    cancelled_symbols.push(symbol.clone());
+            let mut count = match self.with_retries("cancel open orders", |gw| gw.cancel_open_orders(&symbol)) {
+                Ok(reports) => {
+                    let n = reports.len();
                     for report in reports {
                         self.on_resting_report(report, Seen::Request, "cancel-all", OnCancel::Expected);
                     }
+                    n
                 }
-                Ok(_) => {}
-                Err(e) => self.bus.error(format!("cancel-all: {symbol}: {e}")),
+                Err(e) => {
+                    self.bus.error(format!("cancel-all: {symbol}: {e}"));
+                    0
+                }
+            };
+            // A cancel whose answer was lost (timeout, 5xx) may have worked: ask about each of
+            // ours that no answer covered, so it is not mistaken later for someone else's cancel.
+            let unreported: Vec<String> =
+                self.resting.values().filter(|o| o.symbol == symbol).map(|o| o.client_order_id.clone()).collect();
+            for client_order_id in unreported {
+                if let Ok(report) = self.gateway.query_order(&symbol, &client_order_id) {
+                    if !report.status.is_open() {
+                        count += usize::from(report.executed_qty < report.orig_qty);
+                        self.on_resting_report(report, Seen::Request, "cancel-all", OnCancel::Expected);
+                    }
+                }
+            }
+            if count > 0 {
+                cancelled += count;
+                cancelled_symbols.push(symbol.clone());
             }
         }
         log::warn!("cancel-all: cancelled {cancelled} open orders on {:?}", cancelled_symbols);

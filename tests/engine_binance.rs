@@ -1,0 +1,195 @@
+//! The binance gateway end to end, over HTTP on loopback, against genesis-exchange.
+
+use crate::support::server::*;
+use crate::support::*;
+use std::time::Duration;
+
+const CALM: [&str; 3] = ["--no-confirm", "--tilt", "off"];
+
+#[test]
+fn buy_verify_protect_sell_and_cancel_all_over_http() {
+    let server = Server::start(&[]);
+    let work = Workdir::new();
+    let input = "buy BTCUSDT 0.001\nbuy ETHUSDT 0.01\nsell ETHUSDT 0.0099\nbyu BTCUSDT 1\ncancel-all\npositions\n";
+    let s = run_on(&server, &work, &CALM, input);
+    assert!(s.status.success(), "{}", s.stderr);
+    assert_eq!(s.of_kind("order_filled").len(), 3, "{}", s.stdout);
+    let stops = s.of_kind("stop_loss_placed");
+    assert_eq!(stops[0]["exchange_type"], "STOP_LOSS_LIMIT", "BTCUSDT allows no plain STOP_LOSS");
+    assert!(s.of_kind("position_closed").iter().any(|e| e["position_id"].as_i64().is_some()));
+    assert!(s.first("error")["message"].as_str().unwrap().contains("unknown command 'byu'"));
+    assert_eq!(s.first("cancel_all")["cancelled"], 1);
+    assert_eq!(s.first("positions")["positions"][0]["status"], "UNPROTECTED");
+    // The next start re-protects the position cancel-all left bare, then all agrees.
+    let again = run_on(&server, &work, &CALM, "");
+    assert_eq!(again.first("reconciled")["stop_losses_placed"], 1);
+    assert_server_and_database_agree(&server, &work);
+}
+
+#[test]
+fn an_order_cancelled_by_another_client_is_noticed_and_the_position_reprotected() {
+    use genesis::exchange::Exchange;
+    let server = Server::start(&[]);
+    let work = Workdir::new();
+    let mut args = server.engine_args();
+    args.extend(CALM.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut live =
+        Live::start_env(&engine_bin(), &work.db(), &args, &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)]);
+    live.send("buy ETHUSDT 0.01");
+    let placed = live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    let stop_id = placed["client_order_id"].as_str().unwrap().to_string();
+    server.client().cancel_order("ETHUSDT", &stop_id).expect("another client cancels the stop");
+    let cancelled = live.wait_for("order_cancelled", Duration::from_secs(5));
+    assert_eq!(cancelled["client_order_id"], stop_id.as_str());
+    assert_eq!(cancelled["reason"], "cancelled outside Genesis");
+    let replaced = live.wait_for("stop_loss_placed", Duration::from_secs(5));
+    assert_ne!(replaced["client_order_id"], stop_id.as_str());
+    assert!(live.finish().success());
+    assert_server_and_database_agree(&server, &work);
+}
+
+#[test]
+fn a_stop_triggered_by_a_price_move_is_seen_within_a_second_and_closes_the_position() {
+    let server = Server::start(&[]);
+    let work = Workdir::new();
+    let mut args = server.engine_args();
+    args.extend(CALM.iter().map(|a| a.to_string()));
+    args.extend(["--daily-loss-limit".to_string(), "5".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut live =
+        Live::start_env(&engine_bin(), &work.db(), &args, &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)]);
+    live.send("buy ETHUSDT 0.01");
+    live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    let moved = std::time::Instant::now();
+    server.set_price("ETHUSDT", "2000.00", "2000.01");
+    live.wait_for("stop_loss_triggered", Duration::from_secs(5));
+    assert!(moved.elapsed() < Duration::from_secs(1), "seen after {:?}", moved.elapsed());
+    live.wait_for("position_closed", Duration::from_secs(5));
+    live.send("buy SOLUSDT 0.1");
+    assert_eq!(live.wait_for("order_rejected", Duration::from_secs(5))["rule"], "daily_loss_limit");
+    assert!(live.finish().success());
+    assert_server_and_database_agree(&server, &work);
+}
+
+#[test]
+fn secrets_never_reach_stdout_logs_or_the_database() {
+    let server = Server::start(&[]);
+    let work = Workdir::new();
+    let mut all = server.engine_args();
+    all.extend(CALM.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let s = run_piped_env(
+        &work,
+        &refs,
+        "buy BTCUSDT 0.001\nstatus 1\naccount\n",
+        &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET), ("RUST_LOG", "trace")],
+    );
+    assert!(s.status.success());
+    for secret in [KEY, SECRET] {
+        assert!(!s.stdout.contains(secret), "secret on stdout");
+        assert!(!s.stderr.contains(secret), "secret in the logs");
+    }
+    let dump = std::fs::read(work.db()).unwrap();
+    for secret in [KEY, SECRET] {
+        assert!(!dump.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret in the database");
+    }
+}
+
+#[test]
+fn a_missing_key_is_a_clear_startup_error() {
+    let work = Workdir::new();
+    let s = run_piped_env(
+        &work,
+        &["--exchange", "binance", "--base-url", "http://127.0.0.1:9"],
+        "",
+        &[("BINANCE_API_KEY", ""), ("BINANCE_API_SECRET", "")],
+    );
+    assert!(!s.status.success());
+    assert!(s.stderr.contains("needs the BINANCE_API_KEY environment variable"), "{}", s.stderr);
+}
+
+#[test]
+fn production_is_refused_without_live() {
+    let work = Workdir::new();
+    let s = run_piped(&work, &["--exchange", "binance", "--base-url", "https://api.binance.com"], "");
+    assert_eq!(s.status.code(), Some(2));
+    assert!(s.stderr.contains("is the production exchange (real money): add --live"), "{}", s.stderr);
+}
+
+/// One fault of the exchange server on one step of the order path.
+struct Case {
+    step: &'static str,
+    fault: &'static str,
+}
+
+fn outcome(s: &Session) -> String {
+    let mut parts = Vec::new();
+    let filled = s.of_kind("order_filled").len();
+    let failed: Vec<String> =
+        s.of_kind("order_failed").iter().map(|e| e["reason"].as_str().unwrap_or("").to_string()).collect();
+    if filled > 0 {
+        parts.push(format!("{filled} filled"));
+    }
+    for reason in failed {
+        parts.push(format!("failed ({})", reason.chars().take(60).collect::<String>()));
+    }
+    if !s.of_kind("order_unknown").is_empty() {
+        parts.push("left PENDING, unknown".into());
+    }
+    let stops = s.of_kind("stop_loss_placed").len();
+    if stops > 0 {
+        parts.push(format!("{stops} stop placed"));
+    }
+    if !s.of_kind("stop_loss_failed").is_empty() {
+        parts.push("stop failed: UNPROTECTED".into());
+    }
+    if !s.of_kind("rate_limited").is_empty() {
+        parts.push("waited out the limit".into());
+    }
+    for c in s.of_kind("cancel_all") {
+        parts.push(format!("cancel-all cancelled {}", c["cancelled"]));
+    }
+    parts.join("; ")
+}
+
+/// Every fault of the server on placement, verification, stop-loss placement and cancel-all;
+/// after each, the server and the database agree (after the restart's reconciliation).
+#[test]
+fn fault_matrix_server_and_database_agree_after_every_fault() {
+    let faults = [
+        "5xx-after-execute",
+        "drop-after-execute",
+        "delay-after-execute:1500",
+        "429:1",
+        "418:1",
+        "1021",
+        "skew:-3000",
+        "reject",
+    ];
+    let steps = ["place", "query", "stop", "cancel-all"];
+    let mut table = String::from(
+        "| fault \\ step | placement | verification | stop-loss placement | cancel-all |\n|---|---|---|---|---|\n",
+    );
+    for fault in faults {
+        table.push_str(&format!("| `{fault}` |"));
+        for step in steps {
+            let case = Case { step, fault };
+            let server = Server::start(&[]);
+            server.fault(&format!("{}:{}", case.step, case.fault));
+            let work = Workdir::new();
+            let args = ["--no-confirm", "--tilt", "off", "--read-timeout-ms", "500"];
+            let input = if step == "cancel-all" { "buy ETHUSDT 0.01\ncancel-all\n" } else { "buy ETHUSDT 0.01\n" };
+            let s = run_on(&server, &work, &args, input);
+            assert!(s.status.success(), "{fault} on {step}: {}", s.stderr);
+            assert!(server.faults_fired() >= 1, "{fault} on {step} never fired");
+            // A restart reconciles whatever the fault left unknown.
+            let again = run_on(&server, &work, &args, "");
+            assert!(again.status.success(), "{fault} on {step}, restart: {}", again.stderr);
+            assert_server_and_database_agree(&server, &work);
+            table.push_str(&format!(" {} |", outcome(&s)));
+        }
+        table.push('\n');
+    }
+    println!("{table}");
+}
