@@ -3,6 +3,7 @@
 
 mod support;
 
+mod crash;
 mod engine_binance;
 mod engine_risk;
 mod engine_sim;

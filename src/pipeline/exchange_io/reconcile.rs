@@ -98,13 +98,16 @@ impl ExchangeIo {
     /// Step 2: orders of ours on the exchange that the database lacks.
     fn recover(&mut self, store: &Store, summary: &mut Summary) -> Result<(), StoreError> {
         let mut symbols: BTreeSet<String> = store.traded_symbols()?.into_iter().collect();
-        match self.gateway.open_orders(None) {
-            Ok(open) => symbols.extend(open.into_iter().map(|r| r.symbol)),
-            Err(e) => log::warn!("reconcile: open orders: {e}"),
-        }
-        // A small exchange (the simulator): look everywhere. Binance has thousands of symbols.
         if self.rules.len() <= 20 {
+            // A small exchange (the simulator): look everywhere (allOrders, weight 20 each).
             symbols.extend(self.rules.keys().cloned());
+        } else {
+            // Binance has thousands of symbols: where we traded, plus any with open orders
+            // (weight 80 for all of them at once).
+            match self.gateway.open_orders(None) {
+                Ok(open) => symbols.extend(open.into_iter().map(|r| r.symbol)),
+                Err(e) => log::warn!("reconcile: open orders: {e}"),
+            }
         }
         let mut missing: Vec<(ParsedClientId, OrderReport)> = Vec::new();
         for symbol in symbols {

@@ -9,7 +9,7 @@
 
 use crate::auth::{self, Credentials};
 use crate::faults::{Fault, FaultKind, FaultPlan, Step};
-use crate::limits::{Exceeded, Limits, WEIGHT_LIMIT_1M};
+use crate::limits::{Exceeded, Limits};
 use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
 use genesis::exchange::binance::sign::parse_query;
@@ -62,14 +62,14 @@ impl ApiError {
     fn invalid_symbol() -> ApiError {
         ApiError::bad(-1121, "Invalid symbol.")
     }
-    fn too_much_weight(retry_after_secs: u64) -> ApiError {
+    fn too_much_weight(retry_after_secs: u64, limit: u64) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
             ..ApiError::new(
                 429,
                 -1003,
                 format!(
-                    "Too much request weight used; current limit is {WEIGHT_LIMIT_1M} request \
+                    "Too much request weight used; current limit is {limit} request \
                      weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid \
                      polling the API."
                 ),
@@ -425,6 +425,7 @@ impl Endpoint {
 pub struct Ctx<'a> {
     pub server_now_ms: i64,
     pub order_limit_10s: u64,
+    pub weight_limit_1m: u64,
     pub ids: &'a IdGen,
 }
 
@@ -432,9 +433,9 @@ fn depth_limit(p: &Params) -> u64 {
     p.get("limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(100).clamp(1, 5000)
 }
 
-pub fn rate_limits(order_limit_10s: u64) -> Vec<RateLimit> {
+pub fn rate_limits(order_limit_10s: u64, weight_limit_1m: u64) -> Vec<RateLimit> {
     vec![
-        RateLimit::new("REQUEST_WEIGHT", "MINUTE", 1, WEIGHT_LIMIT_1M),
+        RateLimit::new("REQUEST_WEIGHT", "MINUTE", 1, weight_limit_1m),
         RateLimit::new("ORDERS", "SECOND", 10, order_limit_10s),
     ]
 }
@@ -457,7 +458,7 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
             .map(|n| all.iter().find(|r| r.symbol == *n).cloned().ok_or_else(ApiError::invalid_symbol))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    Ok(exchange_info_json(&symbols, &rate_limits(ctx.order_limit_10s), ctx.server_now_ms))
+    Ok(exchange_info_json(&symbols, &rate_limits(ctx.order_limit_10s, ctx.weight_limit_1m), ctx.server_now_ms))
 }
 
 fn tickers(
@@ -748,6 +749,11 @@ impl App {
         }
     }
 
+    /// `--weight-limit`.
+    pub fn set_weight_limit(&self, limit: u64) {
+        self.limits.lock().set_weight_limit_1m(limit);
+    }
+
     pub fn server_now_ms(&self, local_now_ms: i64) -> i64 {
         local_now_ms.saturating_add(self.skew_ms.load(Ordering::Relaxed))
     }
@@ -776,8 +782,9 @@ impl App {
         let body = is_form(req.content_type).then_some(req.body);
         let params = Params::from_sources(req.query, body);
         let weight = endpoint.weight(&params);
-        if let Err(Exceeded::Weight { retry_after_secs }) = self.limits.lock().charge_weight(weight, now) {
-            return ApiError::too_much_weight(retry_after_secs).reply();
+        let charged = self.limits.lock().charge_weight(weight, now);
+        if let Err(Exceeded::Weight { retry_after_secs }) = charged {
+            return ApiError::too_much_weight(retry_after_secs, self.limits.lock().weight_limit_1m()).reply();
         }
         let signed = endpoint.signed();
         if signed {
@@ -792,7 +799,7 @@ impl App {
             None => {}
             Some(FaultKind::Skew(ms)) => self.skew_ms.store(ms, Ordering::Relaxed),
             Some(FaultKind::TooManyRequests(secs)) => {
-                let mut e = ApiError::too_much_weight(secs);
+                let mut e = ApiError::too_much_weight(secs, self.limits.lock().weight_limit_1m());
                 e.retry_after_secs = Some(secs);
                 return e.reply();
             }
@@ -812,13 +819,21 @@ impl App {
                 return e.reply();
             }
         }
-        let order_limit = self.limits.lock().order_limit_10s();
+        let (order_limit, weight_limit) = {
+            let limits = self.limits.lock();
+            (limits.order_limit_10s(), limits.weight_limit_1m())
+        };
         if endpoint == Endpoint::NewOrder {
             if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now) {
                 return ApiError::too_many_orders(order_limit, retry_after_secs).reply();
             }
         }
-        let ctx = Ctx { server_now_ms: server_now, order_limit_10s: order_limit, ids: &self.ids };
+        let ctx = Ctx {
+            server_now_ms: server_now,
+            order_limit_10s: order_limit,
+            weight_limit_1m: weight_limit,
+            ids: &self.ids,
+        };
         let result = endpoint.execute(&params, &mut self.sim.lock(), &ctx);
         let mut reply = match result {
             Ok(value) => Reply::json(200, value),

@@ -1,7 +1,7 @@
 //! Request weight and order counts in fixed windows aligned to the clock, as Binance counts
 //! them: weight per minute (limit 6000), new orders per 10 s (the `--order-limit`) and per day.
 
-/// REQUEST_WEIGHT per MINUTE 1.
+/// REQUEST_WEIGHT per MINUTE 1, unless `--weight-limit` says otherwise.
 pub const WEIGHT_LIMIT_1M: u64 = 6000;
 
 const MINUTE_MS: i64 = 60_000;
@@ -59,6 +59,7 @@ pub enum Exceeded {
 #[derive(Debug)]
 pub struct Limits {
     order_limit_10s: u64,
+    weight_limit_1m: u64,
     weight_1m: Window,
     orders_10s: Window,
     orders_1d: Window,
@@ -68,6 +69,7 @@ impl Limits {
     pub fn new(order_limit_10s: u64) -> Limits {
         Limits {
             order_limit_10s,
+            weight_limit_1m: WEIGHT_LIMIT_1M,
             weight_1m: Window::new(MINUTE_MS),
             orders_10s: Window::new(TEN_SECONDS_MS),
             orders_1d: Window::new(DAY_MS),
@@ -78,10 +80,19 @@ impl Limits {
         self.order_limit_10s
     }
 
+    pub fn weight_limit_1m(&self) -> u64 {
+        self.weight_limit_1m
+    }
+
+    /// `--weight-limit`: a test or benchmark that restarts an engine many times a minute.
+    pub fn set_weight_limit_1m(&mut self, limit: u64) {
+        self.weight_limit_1m = limit.max(1);
+    }
+
     /// Adds a request's weight; refused (and not counted) when it would pass the limit.
     pub fn charge_weight(&mut self, weight: u64, now_ms: i64) -> Result<u64, Exceeded> {
         let used = self.weight_1m.count(now_ms);
-        if used.saturating_add(weight) > WEIGHT_LIMIT_1M {
+        if used.saturating_add(weight) > self.weight_limit_1m {
             return Err(Exceeded::Weight { retry_after_secs: self.weight_1m.retry_after_secs(now_ms) });
         }
         Ok(self.weight_1m.add(weight, now_ms))

@@ -41,6 +41,9 @@ struct Args {
     /// New orders allowed per 10 s (exchangeInfo rateLimits ORDERS SECOND 10).
     #[arg(long, default_value_t = 50)]
     order_limit: u64,
+    /// Request weight allowed per minute (exchangeInfo rateLimits REQUEST_WEIGHT MINUTE 1).
+    #[arg(long, default_value_t = 6000)]
+    weight_limit: u64,
     /// Starting balances, ASSET=AMOUNT,… (ignored when --state loads a saved exchange).
     #[arg(long, default_value = "USDT=100000,BTC=1,ETH=10,SOL=100")]
     balances: String,
@@ -106,6 +109,7 @@ fn main() {
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
     let app =
         Arc::new(api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base));
+    app.set_weight_limit(args.weight_limit);
     let listener =
         server::bind(args.port).unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{}: {e}", args.port)));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| fail(&format!("no local address: {e}")));
