@@ -393,3 +393,124 @@ impl Order {
         Ok(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn order(quantity: &str) -> Order {
+        Order::new(
+            1,
+            "g1-E1-0-x".into(),
+            "BTCUSDT".into(),
+            Side::Buy,
+            OrderRole::Entry,
+            ExchangeOrderType::Market,
+            d(quantity),
+            0,
+        )
+    }
+
+    fn report(status: ExchangeStatus, executed: Decimal, fills: Vec<Fill>) -> OrderReport {
+        OrderReport {
+            symbol: "BTCUSDT".into(),
+            exchange_order_id: 7,
+            client_order_id: "g1-E1-0-x".into(),
+            side: Side::Buy,
+            order_type: ExchangeOrderType::Market,
+            status,
+            orig_qty: d("1"),
+            executed_qty: executed,
+            cum_quote_qty: executed * d("100"),
+            price: Decimal::ZERO,
+            stop_price: Decimal::ZERO,
+            fills,
+            time_ms: 0,
+        }
+    }
+
+    fn fill(trade_id: i64, qty: Decimal) -> Fill {
+        Fill { price: d("100"), qty, commission: d("0.001"), commission_asset: "BTC".into(), trade_id }
+    }
+
+    #[test]
+    fn a_fill_reported_after_a_cancel_is_accepted() {
+        let mut o = order("1");
+        o.apply_report(&report(ExchangeStatus::Canceled, d("0"), vec![]), 1).unwrap();
+        assert_eq!(o.status, OrderStatus::Cancelled);
+        o.apply_report(&report(ExchangeStatus::Filled, d("1"), vec![fill(1, d("1"))]), 2).unwrap();
+        assert_eq!(o.status, OrderStatus::Filled);
+        assert_eq!(o.filled_quantity, d("1"));
+    }
+
+    #[test]
+    fn a_repeated_fill_report_counts_its_commission_once() {
+        let mut o = order("1");
+        let r = report(ExchangeStatus::Filled, d("1"), vec![fill(9, d("1"))]);
+        o.apply_report(&r, 1).unwrap();
+        o.apply_report(&r, 2).unwrap();
+        assert_eq!(o.commission, d("0.001"));
+        assert_eq!(o.filled_quantity, d("1"));
+    }
+
+    #[test]
+    fn filled_with_less_than_the_quantity_is_a_partial_fill() {
+        let mut o = order("1");
+        assert_eq!(o.apply_report(&report(ExchangeStatus::Filled, d("0.4"), vec![]), 1), Ok(OrderStatus::Partial));
+    }
+
+    #[test]
+    fn average_price_is_quote_over_quantity_of_what_filled() {
+        let mut o = order("1");
+        o.apply_report(&report(ExchangeStatus::PartiallyFilled, d("0.5"), vec![]), 1).unwrap();
+        assert_eq!(o.avg_price, Some(d("100")));
+    }
+
+    const STATUSES: [ExchangeStatus; 7] = [
+        ExchangeStatus::New,
+        ExchangeStatus::PartiallyFilled,
+        ExchangeStatus::Filled,
+        ExchangeStatus::Canceled,
+        ExchangeStatus::Rejected,
+        ExchangeStatus::Expired,
+        ExchangeStatus::PendingCancel,
+    ];
+
+    proptest! {
+        /// No sequence of exchange reports panics or corrupts an order: filled quantity never
+        /// decreases nor exceeds the quantity; each trade's commission counts once; a refused
+        /// transition leaves the order as it was.
+        #[test]
+        fn no_report_sequence_corrupts_an_order(
+            reports in proptest::collection::vec((0usize..7, 0u32..=250, proptest::collection::vec(0i64..6, 0..3)), 0..40)
+        ) {
+            let mut o = order("1");
+            let mut trades = std::collections::HashSet::new();
+            for (status, hundredths, trade_ids) in reports {
+                let executed = Decimal::new(i64::from(hundredths), 2);
+                let fills: Vec<Fill> = trade_ids.iter().map(|&id| fill(id, d("0.01"))).collect();
+                let before = o.clone();
+                let result = o.apply_report(&report(STATUSES[status], executed, fills), 1);
+                match result {
+                    Ok(_) => {
+                        for id in &trade_ids {
+                            trades.insert(*id);
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(&o, &before, "a refused report changed the order"),
+                }
+                prop_assert!(o.filled_quantity >= before.filled_quantity, "filled went down");
+                prop_assert!(o.filled_quantity <= o.quantity, "filled beyond the quantity");
+                prop_assert_eq!(o.commission, d("0.001") * Decimal::from(trades.len() as u64));
+                if before.status.is_terminal() && before.status != OrderStatus::Cancelled {
+                    prop_assert!(o.status.is_terminal(), "{:?} went back to {:?}", before.status, o.status);
+                }
+            }
+        }
+    }
+}
