@@ -193,3 +193,28 @@ fn fault_matrix_server_and_database_agree_after_every_fault() {
     }
     println!("{table}");
 }
+
+#[test]
+fn an_unknown_outcome_stays_pending_visibly_and_is_resolved_during_operation() {
+    let server = Server::start(&[]);
+    // The placement executes but its answer is lost; the next five queries fail too.
+    server.fault("place:drop-after-execute");
+    server.fault("query:5xx-after-execute x5");
+    let work = Workdir::new();
+    let mut args = server.engine_args();
+    args.extend(CALM.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut live =
+        Live::start_env(&engine_bin(), &work.db(), &args, &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)]);
+    live.send("buy ETHUSDT 0.01");
+    let unknown = live.wait_for("order_unknown", Duration::from_secs(20));
+    live.send(&format!("status {}", unknown["order_id"]));
+    let status = live.wait_for("status", Duration::from_secs(5));
+    assert_eq!(status["order"]["status"], "PENDING");
+    assert!(status["order"]["reason"].as_str().unwrap().starts_with("outcome unknown"));
+    let resolved = live.wait_for("order_resolved", Duration::from_secs(15));
+    assert_eq!(resolved["exchange_status"], "FILLED");
+    live.wait_for("stop_loss_placed", Duration::from_secs(5));
+    assert!(live.finish().success());
+    assert_server_and_database_agree(&server, &work);
+}

@@ -28,6 +28,19 @@ use watch::{OnCancel, Seen};
 pub mod reconcile;
 mod watch;
 
+/// An order whose placement outcome is still unknown, re-checked on a schedule.
+struct Unresolved {
+    order: Order,
+    timing: super::msg::Timing,
+    next_check: Instant,
+    checks: u32,
+    absent: u32,
+}
+
+/// Re-check schedule of unknown outcomes during operation: every 5 s, 24 times (2 minutes).
+const RECHECK_EVERY: Duration = Duration::from_secs(5);
+const RECHECKS: u32 = 24;
+
 /// Shortest gap between two balance syncs after fills.
 const AFTER_FILL_SYNC_GAP: Duration = Duration::from_secs(1);
 
@@ -93,6 +106,8 @@ pub struct ExchangeIo {
     in_verify: usize,
     /// Of those, the exits (their realized P&L is not booked yet).
     exits_in_verify: usize,
+    /// Orders whose placement outcome is still unknown.
+    unresolved: Vec<Unresolved>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -139,6 +154,7 @@ impl ExchangeIo {
             allocations: HashMap::new(),
             in_verify: 0,
             exits_in_verify: 0,
+            unresolved: Vec::new(),
         }
     }
 
@@ -163,9 +179,12 @@ impl ExchangeIo {
             if self.next_watch().is_some_and(|due| due <= now) {
                 self.watch();
             }
+            if self.next_recheck().is_some_and(|due| due <= now) {
+                self.recheck_unresolved();
+            }
             let sync_due =
                 if self.balances_dirty { after_fills_due } else { self.last_balance_sync + self.balance_sync };
-            let next = self.next_watch().map_or(sync_due, |w| w.min(sync_due));
+            let next = [self.next_watch(), self.next_recheck()].into_iter().flatten().fold(sync_due, Instant::min);
             let periodic = next.saturating_duration_since(Instant::now());
             select! {
                 recv(from_verify) -> reply => match reply {
@@ -350,8 +369,13 @@ impl ExchangeIo {
                 self.reprotect_after_sell(&order.client_order_id, Decimal::ZERO, &order);
             }
             Err(PlaceFailure::Unresolved(reason)) => {
-                // Stays PENDING: the exchange may hold it. Reconciliation resolves it later.
-                order.reason = Some(format!("outcome unknown: {reason}"));
+                // Stays PENDING: the exchange may hold it. Re-checked on a bounded schedule below,
+                // then by the next start's reconciliation.
+                order.reason = Some(format!(
+                    "outcome unknown: {reason}; re-checked every {} s, {} times",
+                    RECHECK_EVERY.as_secs(),
+                    RECHECKS
+                ));
                 order.updated_at_us = now_us();
                 self.persist_order(&order);
                 self.bus.publish(
@@ -365,6 +389,71 @@ impl ExchangeIo {
                     )
                     .order(order.order_id, &order.client_order_id)
                     .field("reason", reason),
+                );
+                self.unresolved.push(Unresolved {
+                    order,
+                    timing,
+                    next_check: Instant::now() + RECHECK_EVERY,
+                    checks: 0,
+                    absent: 0,
+                });
+            }
+        }
+    }
+
+    /// When the next re-check of an unknown outcome is due.
+    fn next_recheck(&self) -> Option<Instant> {
+        self.unresolved.iter().map(|u| u.next_check).min()
+    }
+
+    /// Re-checks the orders whose outcome is still unknown; a resolved one continues as if
+    /// its placement had answered (verification, position, stop-loss).
+    fn recheck_unresolved(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<Unresolved>, Vec<Unresolved>) =
+            std::mem::take(&mut self.unresolved).into_iter().partition(|u| u.next_check <= now);
+        self.unresolved = later;
+        for mut u in due {
+            u.checks += 1;
+            match self.gateway.query_order(&u.order.symbol, &u.order.client_order_id) {
+                Ok(report) => {
+                    self.apply(&mut u.order, &report);
+                    u.order.reason = None;
+                    self.bus.publish(
+                        Event::new(
+                            "order_resolved",
+                            format!("{} outcome known: {}", u.order.order_id, report.status.as_str()),
+                        )
+                        .order(u.order.order_id, &u.order.client_order_id)
+                        .field("exchange_status", report.status.as_str()),
+                    );
+                    u.timing.queried_at = Some(Instant::now());
+                    self.in_verify += 1;
+                    if u.order.side == Side::Sell {
+                        self.exits_in_verify += 1;
+                    }
+                    let execution = Execution { order: u.order, timing: u.timing, verification_error: None };
+                    let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
+                    continue;
+                }
+                Err(e) if e.is_no_such_order() => u.absent += 1,
+                Err(e) => log::warn!("{} still unknown: {e}", u.order.client_order_id),
+            }
+            if u.absent >= 3 {
+                // Minutes after the request, three times absent: it never reached the book.
+                let mut order = u.order;
+                self.fail(&mut order, "not placed: the exchange has no such order after an unknown outcome");
+                if order.role == OrderRole::Entry {
+                    self.slots.entry_settled(&order.symbol);
+                }
+                self.reprotect_after_sell(&order.client_order_id.clone(), Decimal::ZERO, &order);
+            } else if u.checks < RECHECKS {
+                u.next_check = Instant::now() + RECHECK_EVERY;
+                self.unresolved.push(u);
+            } else {
+                log::error!(
+                    "{} outcome still unknown after {RECHECKS} re-checks; the next start reconciles it",
+                    u.order.client_order_id
                 );
             }
         }
