@@ -218,3 +218,33 @@ fn an_unknown_outcome_stays_pending_visibly_and_is_resolved_during_operation() {
     assert!(live.finish().success());
     assert_server_and_database_agree(&server, &work);
 }
+
+#[test]
+fn a_stop_loss_that_cannot_be_placed_leaves_the_position_unprotected_and_says_so() {
+    let server = Server::start(&[]);
+    server.fault("stop:reject x3");
+    let work = Workdir::new();
+    let s = run_on(&server, &work, &CALM, "buy ETHUSDT 0.01\npositions\n");
+    let failed = s.first("stop_loss_failed");
+    assert!(failed["reason"].as_str().unwrap().contains("-2010"), "{failed}");
+    assert!(s.stderr.contains("UNPROTECTED"), "logged at error level: {}", s.stderr);
+    assert_eq!(s.first("positions")["positions"][0]["status"], "UNPROTECTED");
+    assert_eq!(count(&work.conn(), "SELECT COUNT(*) FROM orders WHERE role = 'STOP_LOSS' AND status = 'FAILED'"), 1);
+}
+
+#[test]
+fn a_stop_the_market_already_passed_becomes_an_emergency_exit_at_market() {
+    let server = Server::start(&[]);
+    server.fault("stop:trigger-immediately");
+    let work = Workdir::new();
+    let s = run_on(&server, &work, &CALM, "buy ETHUSDT 0.01\npositions\n");
+    let exit = s.first("emergency_exit");
+    assert_eq!(exit["quantity"], "0.0099");
+    assert!(s.of_kind("position_closed").len() == 1, "{}", s.stdout);
+    assert_eq!(s.first("positions")["count"], 0);
+    assert_eq!(
+        count(&work.conn(), "SELECT COUNT(*) FROM orders WHERE role = 'EMERGENCY_EXIT' AND status = 'FILLED'"),
+        1
+    );
+    assert_server_and_database_agree(&server, &work);
+}

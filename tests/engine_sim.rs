@@ -317,3 +317,28 @@ fn a_price_move_through_the_stop_is_detected_and_closes_the_position() {
     assert_eq!(order_field(&conn, stop_cid, "filled_quantity").as_deref(), Some("0.0099"));
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM positions WHERE status = 'CLOSED'"), 1);
 }
+
+#[test]
+fn a_locked_database_stops_new_orders_keeps_the_records_and_recovers() {
+    let work = Workdir::new();
+    let mut live = Live::start(&work, &["--no-confirm"]);
+    live.send("buy ETHUSDT 0.01");
+    live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    // Another process holds the database exclusively for longer than the engine's busy timeout.
+    let holder = work.conn();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    live.send("buy SOLUSDT 0.1");
+    live.wait_for("order_filled", Duration::from_secs(10));
+    let error = live.wait_for("error", Duration::from_secs(15));
+    assert!(error["message"].as_str().unwrap().starts_with("database write failed"), "{error}");
+    live.send("buy SOLUSDT 0.1");
+    let refused = live.wait_for("error", Duration::from_secs(5));
+    assert!(refused["message"].as_str().unwrap().contains("the database refuses writes"), "{refused}");
+    holder.execute_batch("COMMIT").unwrap();
+    live.wait_for("database_ok", Duration::from_secs(10));
+    assert!(live.finish().success());
+    // Nothing the engine did while the database was locked was lost.
+    let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM orders WHERE role = 'ENTRY' AND status = 'FILLED'"), 2);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM positions WHERE status = 'OPEN'"), 2);
+}

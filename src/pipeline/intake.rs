@@ -66,6 +66,7 @@ pub struct Intake {
     confirm: bool,
     confirm_timeout: Duration,
     stop_loss_pct: Decimal,
+    spin: Duration,
     bus: Bus,
     to_exchange: Sender<ToExchange>,
     to_persist: Sender<ToPersist>,
@@ -99,6 +100,7 @@ impl Intake {
             account,
             confirm,
             confirm_timeout: config.confirm_timeout,
+            spin: config.spin,
             stop_loss_pct: config.stop_loss_pct,
             bus,
             to_exchange,
@@ -113,6 +115,7 @@ impl Intake {
     /// sends the TWAP slices still scheduled, on their schedule.
     pub fn run(mut self, from_reader: Receiver<Line>) {
         loop {
+            super::spin_until(self.spin, || !from_reader.is_empty());
             let wait =
                 self.next_deadline().map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
             let received = select! {

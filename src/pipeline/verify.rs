@@ -21,6 +21,19 @@ pub struct Verify {
     pub stats: std::sync::Arc<super::stats::Stats>,
 }
 
+/// The verified fill's numbers, computed where the verification query returned (exchange
+/// I/O), so that "verified" costs no thread hop: latency from the command, and slippage
+/// against the expected price. Everything else about the fill (events, alerts, records)
+/// happens in this stage, off the order's critical path.
+pub fn assess(order: &mut Order, timing: &mut super::msg::Timing) {
+    let verified_at = Instant::now();
+    timing.verified_at = Some(verified_at);
+    order.latency_us = Some(verified_at.duration_since(timing.read_at).as_micros() as u64);
+    if let (Some(expected), Some(actual)) = (order.expected_price, order.avg_price) {
+        order.slippage_percent = slippage_percent(expected, actual);
+    }
+}
+
 /// True when slippage hurts the trader by more than `threshold` percent: a buy filled above,
 /// a sell below the expected price.
 pub fn is_adverse(side: Side, slippage: Decimal, threshold: Decimal) -> bool {
@@ -40,13 +53,10 @@ impl Verify {
     }
 
     fn verify(&self, mut execution: Box<Execution>) {
-        let verified_at = Instant::now();
-        execution.timing.verified_at = Some(verified_at);
-        let order = &mut execution.order;
-        order.latency_us = Some(verified_at.duration_since(execution.timing.read_at).as_micros() as u64);
-        if let (Some(expected), Some(actual)) = (order.expected_price, order.avg_price) {
-            order.slippage_percent = slippage_percent(expected, actual);
+        if execution.timing.verified_at.is_none() {
+            assess(&mut execution.order, &mut execution.timing);
         }
+        let order = &mut execution.order;
         let latency = super::OrderLatency::of(&execution.timing);
         self.publish_fill(order, execution.verification_error.as_deref(), &latency);
         if let Some(slippage) = order.slippage_percent {

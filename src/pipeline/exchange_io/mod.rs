@@ -77,6 +77,8 @@ pub struct ExchangeIo {
     account: Arc<Account>,
     quotes: Arc<dyn Quotes>,
     stats: Arc<super::stats::Stats>,
+    /// Busy-wait before blocking (`--spin-us`, off by default).
+    spin: Duration,
     /// Our resting orders are polled this often (live tracking).
     watch_interval: Duration,
     last_watch: Instant,
@@ -133,6 +135,7 @@ impl ExchangeIo {
             account,
             quotes,
             stats,
+            spin: config.spin,
             watch_interval: config.watch_interval,
             last_watch: Instant::now(),
             balance_sync: config.balance_sync,
@@ -186,6 +189,7 @@ impl ExchangeIo {
                 if self.balances_dirty { after_fills_due } else { self.last_balance_sync + self.balance_sync };
             let next = [self.next_watch(), self.next_recheck()].into_iter().flatten().fold(sync_due, Instant::min);
             let periodic = next.saturating_duration_since(Instant::now());
+            super::spin_until(self.spin, || !from_intake.is_empty() || !from_verify.is_empty());
             select! {
                 recv(from_verify) -> reply => match reply {
                     Ok(reply) => self.on_verified(reply),
@@ -353,6 +357,7 @@ impl ExchangeIo {
                     }
                 };
                 timing.queried_at = Some(Instant::now());
+                super::verify::assess(&mut order, &mut timing);
                 self.in_verify += 1;
                 if order.side == Side::Sell {
                     self.exits_in_verify += 1;

@@ -72,6 +72,9 @@ pub struct Args {
     /// Pin the engine's hot stages to cores (the engine's --pin).
     #[arg(long, value_enum, default_value = "on")]
     pub pin: OnOff,
+    /// The engine's --spin-us: busy-wait before blocking (0: block at once, the default).
+    #[arg(long, default_value_t = 0)]
+    pub spin_us: u64,
     /// Resident-memory sampling interval, milliseconds.
     #[arg(long, default_value_t = 50)]
     pub sample_ms: u64,

@@ -184,7 +184,7 @@ fn table_head(out: &mut String, title: &str) {
 /// The `--flag value` form of the run's configuration.
 fn flags(args: &Args) -> String {
     let mut f = format!(
-        "--exchange {} --orders {} --rate {} --seed {} --baseline {} --idle-secs {} --pin {} --sample-ms {}",
+        "--exchange {} --orders {} --rate {} --seed {} --baseline {} --idle-secs {} --pin {} --spin-us {} --sample-ms {}",
         args.exchange.as_str(),
         args.orders,
         args.rate,
@@ -192,6 +192,7 @@ fn flags(args: &Args) -> String {
         args.baseline,
         args.idle_secs,
         args.pin.as_str(),
+        args.spin_us,
         args.sample_ms
     );
     let _ = write!(f, " --out {}", args.out.display());
@@ -488,7 +489,7 @@ impl Report {
         let json = json!({
             "config": {
                 "exchange": args.exchange.as_str(), "orders": args.orders, "rate": args.rate, "seed": args.seed,
-                "baseline": args.baseline, "idle_secs": args.idle_secs, "pin": args.pin.as_str(),
+                "baseline": args.baseline, "idle_secs": args.idle_secs, "pin": args.pin.as_str(), "spin_us": args.spin_us,
                 "sample_ms": args.sample_ms, "out": args.out.display().to_string(), "flags": flags(args),
                 "engine": setup.engine.display().to_string(), "engine_args": engine.engine_args,
                 "server": if args.exchange == ExchangeKind::Binance { json!(setup.server.display().to_string()) } else { Value::Null },

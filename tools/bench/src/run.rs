@@ -47,10 +47,11 @@ impl Server {
     pub fn start(path: &Path, seed: u64) -> Result<Server, String> {
         let api_key = random_hex(32)?;
         let api_secret = random_hex(32)?;
-        let args: Vec<String> = ["--port", "0", "--seed", &seed.to_string(), "--order-limit", "100000000"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> =
+            ["--port", "0", "--seed", &seed.to_string(), "--order-limit", "100000000", "--weight-limit", "100000000"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let mut child = Command::new(path)
             .args(&args)
             .arg("--api-key")
@@ -396,6 +397,8 @@ pub fn engine_args(args: &Args, db: &Path, server: Option<&Server>) -> Vec<Strin
         args.seed.to_string(),
         "--pin".into(),
         args.pin.as_str().into(),
+        "--spin-us".into(),
+        args.spin_us.to_string(),
         // Every round trip pays fees: without this the default 25 USD daily loss limit (SNIPER)
         // would stop entries after a few thousand orders.
         "--daily-loss-limit".into(),

@@ -811,6 +811,9 @@ impl App {
             }
             Some(FaultKind::Timestamp) => return auth::timestamp_error(false).reply(),
             Some(FaultKind::Reject) => return ApiError::bad(-2010, MSG_INSUFFICIENT).reply(),
+            Some(FaultKind::TriggerImmediately) => {
+                return ApiError::bad(-2010, "Order would trigger immediately.").reply()
+            }
             Some(kind) => after_execute = Some(kind),
         }
         let server_now = self.server_now_ms(now);

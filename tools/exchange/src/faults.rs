@@ -64,6 +64,8 @@ pub enum FaultKind {
     Skew(i64),
     /// Refuse with 400 / -2010 "Account has insufficient balance for requested action.".
     Reject,
+    /// Refuse a stop with -2010 "Order would trigger immediately." (the market moved first).
+    TriggerImmediately,
 }
 
 impl FaultKind {
@@ -77,6 +79,7 @@ impl FaultKind {
             FaultKind::Timestamp => "1021",
             FaultKind::Skew(_) => "skew",
             FaultKind::Reject => "reject",
+            FaultKind::TriggerImmediately => "trigger-immediately",
         }
     }
 
@@ -107,6 +110,7 @@ impl FaultKind {
             "drop-after-execute" => no_arg(FaultKind::DropAfterExecute),
             "1021" => no_arg(FaultKind::Timestamp),
             "reject" => no_arg(FaultKind::Reject),
+            "trigger-immediately" => no_arg(FaultKind::TriggerImmediately),
             "delay-after-execute" => Ok(FaultKind::DelayAfterExecute(unsigned("a delay in milliseconds")?)),
             "429" => Ok(FaultKind::TooManyRequests(unsigned("a Retry-After in seconds")?)),
             "418" => Ok(FaultKind::Banned(unsigned("a Retry-After in seconds")?)),
