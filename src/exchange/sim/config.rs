@@ -38,7 +38,7 @@ impl Default for SimConfig {
             partial_fill_probability: 0.0,
             reject_probability: 0.0,
             starting_balances,
-            compact_every: 5_000,
+            compact_every: 20_000,
         }
     }
 }
