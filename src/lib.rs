@@ -1,15 +1,17 @@
 //! Genesis: a low-latency market-order execution engine for Binance Spot.
 //!
 //! ```text
-//!  stdin ─► intake ──Submit──► exchange I/O ──Executed──► verify ──Record──► persist ─► SQLite
-//!             │  ▲                 ▲    │                    │
-//!             │  └─ confirmation   │    └── HTTP (ureq) ─► Binance / simulator
-//!             │     timer          └──── Verified (stop-loss, positions) ◄┘
-//!             └──────────────── events ──► stdout (text or JSON lines)
+//!  stdin ─► reader ─► intake ──Submit──► exchange I/O ──Executed──► verify ──records──► persist ─► SQLite
+//!                       │  ▲              │  ▲     │  place, query, verified fill        │
+//!                       │  └ confirmation │  │     └── HTTP (ureq) ─► Binance / simulator │
+//!                       │    timer        │  └──── Verified: position, stop-loss ◄───────┘
+//!                       │                 └─ watch (live tracking), reconcile (start-up)
+//!                       └────────────── events (bus) ──► stdout (text or JSON lines), event_log
 //! ```
 //!
 //! Modules in data-flow order: [`config`], [`domain`] (pure model), [`pipeline`] (the stage
-//! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus).
+//! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus). The README's
+//! architecture section says what each stage owns and why the shape differs from the sketch.
 
 pub mod config;
 pub mod domain;

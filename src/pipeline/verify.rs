@@ -66,8 +66,8 @@ impl Verify {
                     order.client_order_id,
                     order.side.as_str(),
                     order.symbol,
-                    order.expected_price.unwrap_or_default(),
-                    order.avg_price.unwrap_or_default()
+                    order.expected_price.unwrap_or_default().normalize(),
+                    order.avg_price.unwrap_or_default().normalize()
                 );
                 self.bus.publish(
                     Event::new(
@@ -78,8 +78,8 @@ impl Verify {
                             order.side.as_str(),
                             order.symbol,
                             self.slippage_alert_pct,
-                            order.expected_price.unwrap_or_default(),
-                            order.avg_price.unwrap_or_default()
+                            order.expected_price.unwrap_or_default().normalize(),
+                            order.avg_price.unwrap_or_default().normalize()
                         ),
                     )
                     .order(order.order_id, &order.client_order_id)
@@ -106,8 +106,8 @@ impl Verify {
                     order.side.as_str(),
                     order.filled_quantity,
                     order.symbol,
-                    order.avg_price.unwrap_or_default(),
-                    order.expected_price.unwrap_or_default(),
+                    order.avg_price.unwrap_or_default().normalize(),
+                    order.expected_price.unwrap_or_default().normalize(),
                     order.slippage_percent.unwrap_or_default(),
                     latency_ms
                 ),
@@ -121,7 +121,7 @@ impl Verify {
                     order.symbol,
                     order.filled_quantity,
                     order.quantity,
-                    order.avg_price.unwrap_or_default(),
+                    order.avg_price.unwrap_or_default().normalize(),
                     order.status.as_str()
                 ),
             ),
