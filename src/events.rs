@@ -86,15 +86,57 @@ pub enum Format {
     Json,
 }
 
+/// Replies to questions: the lane a slow reader loses first.
+const LOW_PRIORITY: [&str; 8] =
+    ["status", "orders", "positions", "account", "stats", "help", "confirm_set", "price_set"];
+
+/// The stdout subscriber's two queues. Publishing never waits on them: when a reader is too
+/// slow and a queue is full, the event is counted and the writer says how many it lost (the
+/// database's event log still has every one). Order, protection and alert events ride the
+/// high-priority lane, drained first.
+#[derive(Clone)]
+pub struct StdoutLanes {
+    high: Sender<Arc<Event>>,
+    low: Sender<Arc<Event>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The writer's side of [`StdoutLanes`].
+pub struct StdoutQueues {
+    high: Receiver<Arc<Event>>,
+    low: Receiver<Arc<Event>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The two lanes, with their capacities.
+pub fn stdout_lanes(high: usize, low: usize) -> (StdoutLanes, StdoutQueues) {
+    let (high_tx, high_rx) = crossbeam_channel::bounded(high);
+    let (low_tx, low_rx) = crossbeam_channel::bounded(low);
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    (
+        StdoutLanes { high: high_tx, low: low_tx, dropped: Arc::clone(&dropped) },
+        StdoutQueues { high: high_rx, low: low_rx, dropped },
+    )
+}
+
+impl StdoutLanes {
+    fn send(&self, event: Arc<Event>) {
+        let lane = if LOW_PRIORITY.contains(&event.kind) { &self.low } else { &self.high };
+        if let Err(crossbeam_channel::TrySendError::Full(_)) = lane.try_send(event) {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// The publishing side; cheap to clone, one per stage.
 #[derive(Clone)]
 pub struct Bus {
-    to_stdout: Sender<Arc<Event>>,
+    to_stdout: StdoutLanes,
     to_log: Option<Sender<crate::pipeline::msg::ToPersist>>,
 }
 
 impl Bus {
-    pub fn new(to_stdout: Sender<Arc<Event>>, to_log: Option<Sender<crate::pipeline::msg::ToPersist>>) -> Bus {
+    pub fn new(to_stdout: StdoutLanes, to_log: Option<Sender<crate::pipeline::msg::ToPersist>>) -> Bus {
         Bus { to_stdout, to_log }
     }
 
@@ -112,12 +154,12 @@ impl Bus {
         if let Some(log) = &self.to_log {
             let _ = log.send(crate::pipeline::msg::ToPersist::Event(Arc::clone(&event)));
         }
-        let _ = self.to_stdout.send(event);
+        self.to_stdout.send(event);
     }
 
     /// Publishes to stdout only (for the persist stage, which logs its own events).
     pub fn publish_stdout(&self, event: Arc<Event>) {
-        let _ = self.to_stdout.send(event);
+        self.to_stdout.send(event);
     }
 
     /// A one-line `error` event; `message` repeats the sentence for programs.
@@ -136,22 +178,43 @@ impl Event {
 
 /// The stdout subscriber: renders each event on one line; flushes when the queue is empty so
 /// a person sees every event at once and a pipe gets whole lines.
-pub fn run_stdout_writer(from_bus: Receiver<Arc<Event>>, format: Format) {
+pub fn run_stdout_writer(queues: StdoutQueues, format: Format) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    while let Ok(event) = from_bus.recv() {
-        let mut write = |event: &Event| {
-            let line = match format {
-                Format::Json => event.to_json_line(),
-                Format::Text => event.to_text_line(),
-            };
-            let _ = writeln!(out, "{line}");
+    let mut reported = 0u64;
+    let write = |out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>, event: &Event| {
+        let line = match format {
+            Format::Json => event.to_json_line(),
+            Format::Text => event.to_text_line(),
         };
-        write(&event);
-        while let Ok(event) = from_bus.try_recv() {
-            write(&event);
+        let _ = writeln!(out, "{line}");
+    };
+    loop {
+        // High priority first; then one low-priority event at a time.
+        let event = match queues.high.try_recv() {
+            Ok(event) => event,
+            Err(_) => crossbeam_channel::select! {
+                recv(queues.high) -> e => match e { Ok(e) => e, Err(_) => match queues.low.recv() { Ok(e) => e, Err(_) => break } },
+                recv(queues.low) -> e => match e { Ok(e) => e, Err(_) => match queues.high.recv() { Ok(e) => e, Err(_) => break } },
+            },
+        };
+        write(&mut out, &event);
+        if queues.high.is_empty() && queues.low.is_empty() {
+            let dropped = queues.dropped.load(std::sync::atomic::Ordering::Relaxed);
+            if dropped > reported {
+                let lost = Event::new(
+                    "events_dropped",
+                    format!(
+                        "{} events not shown: stdout was read too slowly (the database's event_log has them)",
+                        dropped - reported
+                    ),
+                )
+                .field("count", dropped - reported);
+                write(&mut out, &lost);
+                reported = dropped;
+            }
+            let _ = out.flush();
         }
-        let _ = out.flush();
     }
     let _ = out.flush();
 }
@@ -175,11 +238,23 @@ mod tests {
 
     #[test]
     fn error_events_carry_the_message() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Bus::new(tx, None).error("unknown symbol 'XYZ'");
-        let e = rx.recv().unwrap();
+        let (lanes, queues) = stdout_lanes(4, 4);
+        Bus::new(lanes, None).error("unknown symbol 'XYZ'");
+        let e = queues.high.recv().unwrap();
         assert_eq!(e.kind, "error");
         assert_eq!(e.fields["message"], "unknown symbol 'XYZ'");
+    }
+
+    #[test]
+    fn a_full_stdout_queue_counts_the_event_instead_of_waiting() {
+        let (lanes, queues) = stdout_lanes(1, 1);
+        let bus = Bus::new(lanes, None);
+        bus.publish(Event::new("order_filled", "a"));
+        bus.publish(Event::new("order_filled", "b"));
+        bus.publish(Event::new("status", "c"));
+        assert_eq!(queues.high.len(), 1);
+        assert_eq!(queues.low.len(), 1);
+        assert_eq!(queues.dropped.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub trait Exchange: Send {
     fn order_limit_10s(&self) -> Option<u64> {
         None
     }
+    /// Request weight used this minute and the limit, as the exchange last reported them.
+    fn weight_status(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Top of book for intake's expected price, readable from any thread without a round trip.

@@ -33,6 +33,8 @@ struct State {
     consecutive_failures: u32,
     /// How many times in a row the breaker opened: the next open lasts 2^opens s.
     opens: u32,
+    /// Request weight used this minute and the limit, as the exchange last reported them.
+    weight: Option<(u64, u64)>,
 }
 
 /// A change worth an event.
@@ -58,6 +60,7 @@ impl ExchangeGuard {
                 breaker: BreakerState::Closed,
                 consecutive_failures: 0,
                 opens: 0,
+                weight: None,
             }),
         }
     }
@@ -94,6 +97,14 @@ impl ExchangeGuard {
                 BreakerState::HalfOpen | BreakerState::Closed => {}
             }
         }
+        // Keep a tenth of the weight budget for protective calls and live tracking.
+        if let Some((used, limit)) = s.weight {
+            if is_entry && used * 10 >= limit * 9 {
+                return Err(format!(
+                    "request weight: {used} of the exchange's {limit} per minute used; new entries refused until the minute frees"
+                ));
+            }
+        }
         while s.admitted.front().is_some_and(|t| now.duration_since(*t) >= ORDER_WINDOW) {
             s.admitted.pop_front();
         }
@@ -113,6 +124,11 @@ impl ExchangeGuard {
             s.admitted.push_back(now);
         }
         Ok(())
+    }
+
+    /// The weight the exchange reported in its last response.
+    pub fn record_weight(&self, used: u64, limit: u64) {
+        self.state.lock().weight = Some((used, limit));
     }
 
     /// The exchange answered (accepted or rejected: it is alive).
@@ -211,6 +227,18 @@ mod tests {
             let _ = guard.admit(now, 1, true);
         }
         assert_eq!(last, BREAKER_MAX_OPEN);
+    }
+
+    #[test]
+    fn entries_are_refused_near_the_weight_limit_but_exits_are_not() {
+        let guard = ExchangeGuard::new(50);
+        let now = Instant::now();
+        guard.record_weight(5399, 6000);
+        assert!(guard.admit(now, 2, true).is_ok());
+        guard.record_weight(5400, 6000);
+        let err = guard.admit(now, 2, true).unwrap_err();
+        assert!(err.starts_with("request weight: 5400 of the exchange's 6000 per minute used"), "{err}");
+        assert!(guard.admit(now, 2, false).is_ok());
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (signals_tx, signals_rx) = bounded::<()>(1);
 
     let cap = config.channel_capacity;
-    let (to_stdout, from_bus) = bounded::<Arc<Event>>(cap * 4);
+    let (to_stdout, from_bus) = events::stdout_lanes(cap * 16, cap * 4);
     let (to_persist, persist_rx) = bounded(cap * 4);
     let (to_intake, intake_rx) = bounded::<Line>(65_536);
     let (to_exchange, exchange_rx) = bounded(cap);

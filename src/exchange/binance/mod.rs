@@ -450,6 +450,10 @@ impl Exchange for BinanceGateway {
         BinanceGateway::order_limit_10s(self)
     }
 
+    fn weight_status(&self) -> Option<(u64, u64)> {
+        Some((u64::from(self.used_weight_1m()?), self.weight_limit_1m()?))
+    }
+
     fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
         let info = self.request(Method::Get, "/api/v3/exchangeInfo", false, |_| {}, wire::parse_exchange_info)?;
         self.rules = info.symbols;

@@ -550,6 +550,7 @@ impl ExchangeIo {
                         )
                         .field("client_order_id", request.client_order_id.as_str())
                         .field("retry_after_ms", retry_after.as_millis() as u64)
+                        .field("until", crate::domain::format_ts(now_us() + retry_after.as_micros() as i64))
                         .field("banned", banned),
                     );
                     std::thread::sleep(retry_after);
@@ -562,6 +563,9 @@ impl ExchangeIo {
 
     /// Feeds the guard: the breaker counts failures, a 418 stops new entries.
     fn record_outcome<T>(&self, result: &Result<T, ExchangeError>) {
+        if let Some((used, limit)) = self.gateway.weight_status() {
+            self.guard.record_weight(used, limit);
+        }
         let change = match result {
             Ok(_) | Err(ExchangeError::Rejected { .. }) => self.guard.record_success(),
             Err(ExchangeError::RateLimited { retry_after, banned, .. }) => {
@@ -1072,7 +1076,8 @@ impl ExchangeIo {
                                 retry_after.as_secs_f64()
                             ),
                         )
-                        .field("retry_after_ms", retry_after.as_millis() as u64),
+                        .field("retry_after_ms", retry_after.as_millis() as u64)
+                        .field("until", crate::domain::format_ts(now_us() + retry_after.as_micros() as i64)),
                     );
                     std::thread::sleep(retry_after);
                 }
