@@ -169,6 +169,19 @@ impl Bus {
 }
 
 impl Event {
+    /// `order_cancelled` / `order_failed`: one order ended, and why.
+    pub fn order_ended(kind: &'static str, order: &crate::domain::order::Order, reason: &str) -> Event {
+        let verb = if kind == "order_failed" { "failed" } else { "cancelled" };
+        Event::new(
+            kind,
+            format!("{} {} {} {} {verb}: {reason}", order.order_id, order.side.as_str(), order.quantity, order.symbol),
+        )
+        .order(order.order_id, &order.client_order_id)
+        .field("symbol", order.symbol.as_str())
+        .field("side", order.side.as_str())
+        .field("reason", reason)
+    }
+
     /// Copies the sentence into a `message` field (for `error` events).
     fn with_message(mut self) -> Event {
         self.fields.insert("message".into(), Value::from(self.text.clone()));

@@ -532,21 +532,7 @@ impl Intake {
         for mut order in orders {
             let _ = order.apply_event(LifecycleEvent::Cancelled, Some(reason.to_string()), now_us());
             let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
-            self.bus.publish(
-                Event::new(
-                    "order_cancelled",
-                    format!(
-                        "{} {} {} {} cancelled: {reason}",
-                        order.order_id,
-                        order.side.as_str(),
-                        order.quantity,
-                        order.symbol
-                    ),
-                )
-                .order(order.order_id, &order.client_order_id)
-                .field("symbol", order.symbol.as_str())
-                .field("reason", reason),
-            );
+            self.bus.publish(Event::order_ended("order_cancelled", &order, reason));
         }
     }
 }

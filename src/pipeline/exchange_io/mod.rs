@@ -498,22 +498,7 @@ impl ExchangeIo {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
-        self.bus.publish(
-            Event::new(
-                "order_failed",
-                format!(
-                    "{} {} {} {} failed: {reason}",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.quantity,
-                    order.symbol
-                ),
-            )
-            .order(order.order_id, &order.client_order_id)
-            .field("symbol", order.symbol.as_str())
-            .field("side", order.side.as_str())
-            .field("reason", reason),
-        );
+        self.bus.publish(Event::order_ended("order_failed", order, reason));
     }
 
     /// Places with the retry policy: -1021 is retried by the gateway; "never sent" is retried;

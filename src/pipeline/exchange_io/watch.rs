@@ -100,21 +100,7 @@ impl ExchangeIo {
                 if order.exchange_type.is_algo() {
                     self.slots.stop_closed(&order.symbol);
                 }
-                self.bus.publish(
-                    Event::new(
-                        "order_cancelled",
-                        format!(
-                            "{} {} {} {} cancelled: {why}",
-                            order.order_id,
-                            order.side.as_str(),
-                            order.quantity,
-                            order.symbol
-                        ),
-                    )
-                    .order(order.order_id, &order.client_order_id)
-                    .field("symbol", order.symbol.as_str())
-                    .field("reason", why),
-                );
+                self.bus.publish(Event::order_ended("order_cancelled", &order, why));
                 self.unlink_stop(&order, on_cancel);
             }
         }
