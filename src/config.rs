@@ -93,9 +93,13 @@ pub struct Cli {
     /// The tilt guard (cooldowns after losing streaks or order bursts) [default: on].
     #[arg(long, value_enum, value_name = "on|off")]
     pub tilt: Option<OnOff>,
-    /// Our resting orders (stop-losses) are polled this often, milliseconds.
+    /// Our resting orders (stop-losses) are polled this often, milliseconds (every 1 s at most
+    /// while the user data stream is up: the stream is the fast path, the poll its check).
     #[arg(long, default_value_t = 250, value_name = "MS")]
     pub watch_ms: u64,
+    /// Binance: the user data stream of the WebSocket API (push of order changes), beside the poll.
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    pub stream: OnOff,
     /// Simulator: prices take a seeded random-walk step this often, milliseconds (0: never).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub sim_walk_ms: u64,
@@ -144,6 +148,8 @@ pub struct Config {
     pub daily_loss_limit_override: Option<Decimal>,
     pub balance_sync: Duration,
     pub watch_interval: Duration,
+    /// `--stream`: subscribe to the user data stream (binance only).
+    pub stream: bool,
     pub sim_walk: Option<Duration>,
     pub base_url: String,
     pub live: bool,
@@ -319,6 +325,7 @@ impl Config {
             daily_loss_limit_override: cli.daily_loss_limit,
             balance_sync: Duration::from_secs(cli.balance_sync_secs.max(1)),
             watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
+            stream: cli.stream == OnOff::On,
             sim_walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,

@@ -30,6 +30,8 @@ fn init_logging(json: bool) {
     // At trace level ureq dumps raw request bytes, API key header included: never that.
     builder.filter_module("ureq", log::LevelFilter::Info);
     builder.filter_module("ureq_proto", log::LevelFilter::Info);
+    // Its trace lines carry whole frames: the user data stream's subscription has the key.
+    builder.filter_module("tungstenite", log::LevelFilter::Info);
     if json {
         builder.format(|buf, record| {
             use std::io::Write;

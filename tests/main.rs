@@ -7,3 +7,4 @@ mod crash;
 mod engine_binance;
 mod engine_risk;
 mod engine_sim;
+mod live_tracking;

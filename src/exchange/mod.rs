@@ -143,4 +143,6 @@ pub trait Quotes: Send + Sync {
 pub struct Connected {
     pub gateway: Box<dyn Exchange>,
     pub quotes: std::sync::Arc<dyn Quotes>,
+    /// Where to subscribe to the exchange's push of order changes (binance, `--stream on`).
+    pub stream: Option<binance::stream::StreamConfig>,
 }

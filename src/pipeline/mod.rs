@@ -130,8 +130,17 @@ fn connect_binance(config: &Config) -> Result<Connected, RunError> {
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
     let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh)?;
+    let stream = config.stream.then(|| crate::exchange::binance::stream::StreamConfig {
+        url: crate::exchange::binance::user_data::ws_api_url(&binance.base_url),
+        api_key: binance.api_key.clone(),
+        api_secret: binance.api_secret.clone(),
+        connect_timeout: binance.connect_timeout,
+        clock_offset_ms: 0,
+    });
     let gateway = BinanceGateway::connect(binance)?;
-    Ok(Connected { gateway: Box::new(gateway), quotes })
+    let stream = stream
+        .map(|s| crate::exchange::binance::stream::StreamConfig { clock_offset_ms: gateway.clock_offset_ms(), ..s });
+    Ok(Connected { gateway: Box::new(gateway), quotes, stream })
 }
 
 /// The account: tier (flag, else saved, else SNIPER; a flag is saved), limits, today's
@@ -185,7 +194,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let meta = store.load_meta()?;
     let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
-    let Connected { mut gateway, quotes } = connect(&config)?;
+    let Connected { mut gateway, quotes, stream } = connect(&config)?;
     let rules: Arc<Rules> = Arc::new(gateway.exchange_info()?.into_iter().map(|r| (r.symbol.clone(), r)).collect());
     // The limiter follows what the exchange reports; the embedded simulator reports no limit.
     let order_limit = gateway.order_limit_10s().map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
@@ -250,6 +259,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
     );
     // Before the first command: the database and the exchange agree, every position is protected.
     exchange_io.reconcile(&Store::open_reader(&config.db)?)?;
+    // After reconciliation, so the first `Subscribed` poll covers everything since. The stream
+    // thread is not joined: it holds only its channel to exchange I/O and stops when that goes.
+    if let Some(stream) = stream {
+        let link = crate::exchange::binance::stream::start(stream, cap)
+            .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
+        exchange_io.set_stream(link);
+    }
     let exchange_core = core(1);
     handles.push(spawn(
         "exchange-io",

@@ -17,7 +17,12 @@ struct Inner {
     orders: u64,
     records_persisted: u64,
     updates_by_poll: u64,
+    updates_by_stream: u64,
     worst_detection_ms: u64,
+    /// Detection delays (exchange transaction time → seen), ms: by poll, by stream.
+    detection: [Histogram<u64>; 2],
+    /// The user data stream: off, connecting, up, down.
+    stream: &'static str,
 }
 
 #[derive(Debug)]
@@ -35,7 +40,10 @@ impl Default for Stats {
                 orders: 0,
                 records_persisted: 0,
                 updates_by_poll: 0,
+                updates_by_stream: 0,
                 worst_detection_ms: 0,
+                detection: [Histogram::new(3).expect("valid"), Histogram::new(3).expect("valid")],
+                stream: "off",
             }),
         }
     }
@@ -61,11 +69,22 @@ impl Stats {
         record(&mut self.inner.lock().histograms[6], us);
     }
 
-    /// A change to a resting order learnt by the poll, `delay_ms` after the exchange made it.
-    pub fn record_detection(&self, delay_ms: u64) {
+    /// A change to a resting order learnt by the poll or (`by_stream`) the user data stream,
+    /// `delay_ms` after the exchange made it.
+    pub fn record_detection(&self, delay_ms: u64, by_stream: bool) {
         let mut s = self.inner.lock();
-        s.updates_by_poll += 1;
+        if by_stream {
+            s.updates_by_stream += 1;
+        } else {
+            s.updates_by_poll += 1;
+        }
         s.worst_detection_ms = s.worst_detection_ms.max(delay_ms);
+        let _ = s.detection[usize::from(by_stream)].record(delay_ms.min(3_600_000));
+    }
+
+    /// The user data stream's state, for `stats`.
+    pub fn set_stream_state(&self, state: &'static str) {
+        self.inner.lock().stream = state;
     }
 
     pub fn record_commit(&self, us: u64, records: usize) {
@@ -94,8 +113,21 @@ impl Stats {
             .field("orders", s.orders)
             .field("records_persisted", s.records_persisted)
             .field("updates_by_poll", s.updates_by_poll)
-            .field("updates_by_stream", 0)
+            .field("updates_by_stream", s.updates_by_stream)
             .field("worst_detection_ms", s.worst_detection_ms)
+            .field("stream", s.stream)
+            .field("detection_ms", {
+                let mut by = serde_json::Map::new();
+                for (name, h) in ["poll", "stream"].iter().zip(&s.detection) {
+                    if !h.is_empty() {
+                        by.insert(
+                            name.to_string(),
+                            json!({"count": h.len(), "p50": h.value_at_quantile(0.5), "max": h.max()}),
+                        );
+                    }
+                }
+                Value::Object(by)
+            })
             .field("latency_us", Value::Object(stages));
         for (key, value) in extra {
             event = event.field(key, value);
@@ -122,7 +154,13 @@ mod tests {
             });
         }
         stats.record_commit(12, 3);
+        stats.record_detection(120, false);
+        stats.record_detection(4, true);
+        stats.record_detection(6, true);
         let e = stats.event(vec![]);
+        assert_eq!((e.fields["updates_by_poll"].as_u64(), e.fields["updates_by_stream"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(e.fields["worst_detection_ms"], 120);
+        assert_eq!(e.fields["detection_ms"]["stream"]["max"], 6);
         assert_eq!(e.fields["orders"], 100);
         assert_eq!(e.fields["records_persisted"], 3);
         assert_eq!(e.fields["latency_us"]["total"]["p50"], 50);

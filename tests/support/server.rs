@@ -78,6 +78,11 @@ impl Server {
         self.control("POST", "/sim/price", &format!("{{\"symbol\":\"{symbol}\",\"bid\":\"{bid}\",\"ask\":\"{ask}\"}}"));
     }
 
+    /// `POST /sim/stream/drop`: closes every user data stream connection; returns how many.
+    pub fn drop_streams(&self) -> u64 {
+        self.control("POST", "/sim/stream/drop", "")["dropped"].as_u64().unwrap_or(0)
+    }
+
     /// A client of the same account (another program, say).
     pub fn client(&self) -> BinanceGateway {
         BinanceGateway::connect(BinanceConfig::new(self.url.clone(), KEY, SECRET)).expect("connect to the server")

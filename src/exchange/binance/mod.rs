@@ -5,6 +5,7 @@
 //! - [`sign`]: HMAC-SHA256 over exactly the bytes sent, the query builder, [`Secret`].
 //! - [`error`]: transport errors and HTTP responses → [`ExchangeError`].
 //! - [`clock`]: the server-time offset.
+//! - [`user_data`], [`stream`]: the WebSocket API user data stream (push of order changes).
 //!
 //! Behaviour worth knowing:
 //! - Signed requests carry `timestamp` (local time + measured offset), `recvWindow` and the
@@ -20,6 +21,8 @@ pub mod clock;
 pub mod error;
 pub mod quotes;
 pub mod sign;
+pub mod stream;
+pub mod user_data;
 pub mod wire;
 
 #[cfg(test)]

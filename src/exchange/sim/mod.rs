@@ -188,5 +188,5 @@ pub fn connect_embedded(config: &crate::config::Config) -> Result<super::Connect
         start_random_walk(&gateway.shared(), every);
     }
     let quotes = Arc::new(SimQuotes { sim: gateway.shared() });
-    Ok(super::Connected { gateway: Box::new(gateway), quotes })
+    Ok(super::Connected { gateway: Box::new(gateway), quotes, stream: None })
 }

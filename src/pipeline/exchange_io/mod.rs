@@ -18,8 +18,9 @@ use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
 use crate::events::{Bus, Event};
+use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes};
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{never, select, Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +83,10 @@ pub struct ExchangeIo {
     /// Our resting orders are polled this often (live tracking).
     watch_interval: Duration,
     last_watch: Instant,
+    /// The user data stream (binance, `--stream on`): pushed order changes.
+    stream: Option<StreamLink>,
+    /// Subscribed now: the poll slows to `STREAM_UP_WATCH` and stays as the check.
+    stream_up: bool,
     /// Balances are synced after fills (when idle) and at this interval.
     balance_sync: Duration,
     balances_dirty: bool,
@@ -138,6 +143,8 @@ impl ExchangeIo {
             spin: config.spin,
             watch_interval: config.watch_interval,
             last_watch: Instant::now(),
+            stream: None,
+            stream_up: false,
             balance_sync: config.balance_sync,
             balances_dirty: false,
             last_balance_sync: Instant::now(),
@@ -161,8 +168,15 @@ impl ExchangeIo {
         }
     }
 
+    /// Order changes pushed by the user data stream reach `run` through this link.
+    pub fn set_stream(&mut self, link: StreamLink) {
+        self.stats.set_stream_state("connecting");
+        self.stream = Some(link);
+    }
+
     /// Runs until intake hangs up and nothing is left in flight.
     pub fn run(mut self, from_intake: Receiver<ToExchange>, from_verify: Receiver<FromVerify>) {
+        let mut from_stream = self.stream.as_ref().map_or_else(never, |s| s.rx.clone());
         loop {
             // Verified fills first: protecting a position never waits behind a new entry.
             while let Ok(reply) = from_verify.try_recv() {
@@ -200,6 +214,14 @@ impl ExchangeIo {
                     Err(_) => {
                         self.drain(&from_verify);
                         break;
+                    }
+                },
+                recv(from_stream) -> msg => match msg {
+                    Ok(msg) => self.on_stream(msg, &from_stream),
+                    // The stream thread ended (it only does when told to): the poll goes on.
+                    Err(_) => {
+                        self.stream_up = false;
+                        from_stream = never();
                     }
                 },
                 default(periodic) => {

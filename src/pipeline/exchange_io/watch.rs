@@ -3,12 +3,15 @@
 //! recorded, and acted on (a triggered stop closes its position; a vanished stop is replaced).
 
 use super::*;
+use crate::exchange::binance::stream::StreamMsg;
 
 /// How a change reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Seen {
     /// The periodic open-orders poll.
     Poll,
+    /// The user data stream (pushed by the exchange).
+    Stream,
     /// A request of ours (cancel, cancel-all, release for a sell).
     Request,
 }
@@ -22,10 +25,64 @@ pub(super) enum OnCancel {
     Reprotect,
 }
 
+/// The poll's interval while the stream is up: it is the check on the stream, not the fast path.
+pub(super) const STREAM_UP_WATCH: Duration = Duration::from_secs(1);
+
 impl ExchangeIo {
     /// When the next watch poll is due (`None` while nothing rests on the exchange).
     pub(super) fn next_watch(&self) -> Option<Instant> {
-        (!self.resting.is_empty()).then(|| self.last_watch + self.watch_interval)
+        let every = if self.stream_up { self.watch_interval.max(STREAM_UP_WATCH) } else { self.watch_interval };
+        (!self.resting.is_empty()).then(|| self.last_watch + every)
+    }
+
+    /// A message of the user data stream. Reports queued behind it are taken in the same turn
+    /// and merged per order (the latest state, every fill), so a stop filled in several trades
+    /// is acted on once.
+    pub(super) fn on_stream(&mut self, first: StreamMsg, from_stream: &Receiver<StreamMsg>) {
+        let mut reports: Vec<(OrderReport, i64)> = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                StreamMsg::Subscribed => {
+                    self.stream_up = true;
+                    self.stats.set_stream_state("up");
+                    // Whatever changed while the stream was down (or before it came up) is
+                    // learnt now: the poll is the reconcile after a gap.
+                    self.watch();
+                }
+                StreamMsg::Down(reason) => {
+                    self.stream_up = false;
+                    self.stats.set_stream_state("down");
+                    log::warn!(
+                        "user data stream down ({reason}); polling every {} ms",
+                        self.watch_interval.as_millis()
+                    );
+                }
+                StreamMsg::Report { report, event_ms } => {
+                    match reports.iter_mut().find(|(r, _)| r.client_order_id == report.client_order_id) {
+                        Some((merged, _)) => {
+                            let mut fills = std::mem::take(&mut merged.fills);
+                            fills.extend(report.fills.iter().cloned());
+                            if report.executed_qty >= merged.executed_qty {
+                                *merged = report;
+                            }
+                            merged.fills = fills;
+                        }
+                        None => reports.push((report, event_ms)),
+                    }
+                }
+            }
+            next = from_stream.try_recv().ok();
+        }
+        for (report, _event_ms) in reports {
+            let Some(order) = self.resting.get(&report.client_order_id) else {
+                continue; // not ours, or no longer resting (a request of ours already settled it)
+            };
+            let changed = report.executed_qty > order.filled_quantity || !report.status.is_open();
+            if changed {
+                self.on_resting_report(report, Seen::Stream, "cancelled outside Genesis", OnCancel::Reprotect);
+            }
+        }
     }
 
     /// One poll: `GET openOrders` per symbol with our resting orders (weight 6 each); an order
@@ -69,9 +126,10 @@ impl ExchangeIo {
         let Some(mut order) = self.resting.remove(&report.client_order_id) else {
             return;
         };
-        if seen == Seen::Poll {
+        if seen != Seen::Request {
+            // From the exchange's transaction time to now.
             let delay_ms = (now_us() / 1000 - report.time_ms).max(0) as u64;
-            self.stats.record_detection(delay_ms);
+            self.stats.record_detection(delay_ms, seen == Seen::Stream);
         }
         let before = order.filled_quantity;
         self.apply(&mut order, &report);

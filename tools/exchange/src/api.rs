@@ -13,6 +13,7 @@ use crate::limits::{Exceeded, Limits};
 use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
 use genesis::exchange::binance::sign::parse_query;
+use genesis::exchange::binance::user_data::{event_message, execution_reports_json, Change};
 use genesis::exchange::binance::wire::{
     account_json, book_ticker_json, cancel_json, error_json, exchange_info_json, fmt_decimal, order_ack_json,
     order_json, order_query_json, server_time_json, RateLimit,
@@ -21,7 +22,9 @@ use genesis::exchange::sim::{OrderRef, SimError, Simulator, Trade};
 use genesis::exchange::NewOrder;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -427,6 +430,9 @@ pub struct Ctx<'a> {
     pub order_limit_10s: u64,
     pub weight_limit_1m: u64,
     pub ids: &'a IdGen,
+    /// The orders the request changed, for the user data stream: report, kind of change, and
+    /// the cancel request's client id for a cancel.
+    pub changes: RefCell<Vec<(OrderReport, Change, Option<String>)>>,
 }
 
 fn depth_limit(p: &Params) -> u64 {
@@ -576,6 +582,7 @@ fn new_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, test: bool) -> Resu
         return Ok(json!({}));
     }
     let report = sim.place(&order)?;
+    ctx.changes.borrow_mut().push((report.clone(), Change::Placed, None));
     Ok(match resp {
         RespType::Ack => order_ack_json(&report),
         RespType::Result => order_json(&report, false),
@@ -621,6 +628,7 @@ fn cancel_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value,
         Some(id) => id.to_string(),
         None => ctx.ids.next_id(),
     };
+    ctx.changes.borrow_mut().push((canceled.clone(), Change::Updated, Some(cancel_id.clone())));
     Ok(cancel_json(&canceled, &cancel_id))
 }
 
@@ -632,7 +640,13 @@ fn open_orders(p: &Params, sim: &Simulator) -> Result<Value, ApiError> {
 fn cancel_open_orders(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
     let symbol = p.require("symbol")?;
     let canceled = sim.cancel_open_orders(symbol)?;
-    Ok(Value::Array(canceled.iter().map(|r| cancel_json(r, &ctx.ids.next_id())).collect()))
+    let mut out = Vec::with_capacity(canceled.len());
+    for r in canceled {
+        let cancel_id = ctx.ids.next_id();
+        out.push(cancel_json(&r, &cancel_id));
+        ctx.changes.borrow_mut().push((r, Change::Updated, Some(cancel_id)));
+    }
+    Ok(Value::Array(out))
 }
 
 /// `limit` (default 500, at most 1000).
@@ -727,6 +741,18 @@ pub struct App {
     /// Server clock minus the local clock, ms (`skew` faults).
     skew_ms: AtomicI64,
     ids: IdGen,
+    /// User data stream subscribers (WebSocket connections), each fed by its own channel.
+    subscribers: Mutex<Vec<Subscriber>>,
+    next_subscription: AtomicU64,
+}
+
+/// Events queued for one subscriber before it counts as too slow and is dropped.
+const SUBSCRIBER_QUEUE: usize = 4096;
+
+/// One `userDataStream.subscribe*` on one connection.
+struct Subscriber {
+    subscription_id: u64,
+    tx: SyncSender<String>,
 }
 
 fn is_form(content_type: Option<&str>) -> bool {
@@ -746,6 +772,72 @@ impl App {
             faults: Mutex::new(plan),
             skew_ms: AtomicI64::new(0),
             ids: IdGen::new(id_base),
+            subscribers: Mutex::new(Vec::new()),
+            next_subscription: AtomicU64::new(0),
+        }
+    }
+
+    /// `userDataStream.subscribe.signature`: the key must be the account's, the signature
+    /// HMAC-SHA256 over the other parameters sorted by name (`name=value&...`), the timestamp
+    /// within recvWindow. Returns the subscription id and the channel of its events.
+    pub fn subscribe_signature(
+        &self,
+        params: &serde_json::Map<String, Value>,
+        local_now_ms: i64,
+    ) -> Result<(u64, Receiver<String>), ApiError> {
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
+        let api_key = params.get("apiKey").map(text).ok_or_else(|| ApiError::mandatory("apiKey"))?;
+        if api_key != self.creds.api_key {
+            return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
+        }
+        let signature = params.get("signature").map(text).ok_or_else(|| ApiError::mandatory("signature"))?;
+        let payload = genesis::exchange::binance::user_data::signature_payload(&pairs);
+        if !genesis::exchange::binance::sign::verify(&self.creds.api_secret, payload.as_bytes(), b"", &signature) {
+            return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
+        }
+        auth::check_timestamp(&Params::from_sources(&payload, None), self.server_now_ms(local_now_ms))?;
+        let subscription_id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_QUEUE);
+        self.subscribers.lock().push(Subscriber { subscription_id, tx });
+        log::info!("user data stream: subscription {subscription_id} started");
+        Ok((subscription_id, rx))
+    }
+
+    /// Ends a subscription (its connection closed or it unsubscribed).
+    pub fn unsubscribe(&self, subscription_id: u64) {
+        self.subscribers.lock().retain(|s| s.subscription_id != subscription_id);
+    }
+
+    /// `POST /sim/stream/drop`: every subscriber's connection is closed; changes made until a
+    /// client subscribes again are pushed to no one.
+    pub fn drop_streams(&self) -> usize {
+        let dropped = std::mem::take(&mut *self.subscribers.lock());
+        log::info!("user data stream: dropping {} connections (fault)", dropped.len());
+        dropped.len()
+    }
+
+    /// Pushes `executionReport` events for orders that changed. Called with the simulator
+    /// locked, so the events go out in the order the changes were made.
+    fn push(&self, changes: Vec<(OrderReport, Change, Option<String>)>, server_now_ms: i64) {
+        let mut subscribers = self.subscribers.lock();
+        if subscribers.is_empty() || changes.is_empty() {
+            return;
+        }
+        for (report, change, cancel_id) in &changes {
+            for event in execution_reports_json(report, *change, server_now_ms, cancel_id.as_deref()) {
+                subscribers.retain(|s| match s.tx.try_send(event_message(s.subscription_id, &event)) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_)) => {
+                        log::warn!("user data stream: subscription {} too slow; dropped", s.subscription_id);
+                        false
+                    }
+                    Err(TrySendError::Disconnected(_)) => false,
+                });
+            }
         }
     }
 
@@ -836,8 +928,12 @@ impl App {
             order_limit_10s: order_limit,
             weight_limit_1m: weight_limit,
             ids: &self.ids,
+            changes: RefCell::new(Vec::new()),
         };
-        let result = endpoint.execute(&params, &mut self.sim.lock(), &ctx);
+        let mut sim = self.sim.lock();
+        let result = endpoint.execute(&params, &mut sim, &ctx);
+        self.push(ctx.changes.take(), server_now);
+        drop(sim);
         let mut reply = match result {
             Ok(value) => Reply::json(200, value),
             Err(e) => e.reply(),
@@ -900,9 +996,10 @@ impl App {
                 drop(plan);
                 Reply::json(200, self.fault_json())
             }
-            ("POST", "/sim/price") => self.set_price(req.body),
+            ("POST", "/sim/price") => self.set_price(req.body, now),
+            ("POST", "/sim/stream/drop") => Reply::json(200, json!({"dropped": self.drop_streams()})),
             ("GET", "/sim/state") => Reply::json(200, self.state_json(now)),
-            (_, "/sim/fault" | "/sim/price" | "/sim/state") => {
+            (_, "/sim/fault" | "/sim/price" | "/sim/state" | "/sim/stream/drop") => {
                 ApiError::new(405, -1, format!("Method {} is not allowed.", req.method)).reply()
             }
             _ => ApiError::new(404, -1, format!("Unknown endpoint {}.", req.path)).reply(),
@@ -915,7 +1012,7 @@ impl App {
         v
     }
 
-    fn set_price(&self, body: &str) -> Reply {
+    fn set_price(&self, body: &str, now: i64) -> Reply {
         let bad = |msg: &str| ApiError::bad(-1100, msg).reply();
         let Ok(value) = serde_json::from_str::<Value>(body) else {
             return bad("body must be JSON {\"symbol\":…,\"bid\":\"…\",\"ask\":\"…\"}");
@@ -933,8 +1030,13 @@ impl App {
         let (Some(bid), Some(ask)) = (decimal("bid"), decimal("ask")) else {
             return bad("\"bid\" and \"ask\" must be decimal strings");
         };
-        match self.sim.lock().set_price(symbol, bid, ask) {
-            Ok(changed) => Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect())),
+        let mut sim = self.sim.lock();
+        match sim.set_price(symbol, bid, ask) {
+            Ok(changed) => {
+                let reply = Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect()));
+                self.push(changed.into_iter().map(|r| (r, Change::Updated, None)).collect(), self.server_now_ms(now));
+                reply
+            }
             Err(e) => ApiError::from(e).reply(),
         }
     }
@@ -967,8 +1069,11 @@ impl App {
 
     /// One random-walk step; returns how many orders it moved.
     pub fn walk(&self) -> usize {
-        match self.sim.lock().random_walk_step() {
+        let mut sim = self.sim.lock();
+        match sim.random_walk_step() {
             Ok(changed) => {
+                let now = self.server_now_ms(crate::server::local_ms());
+                self.push(changed.iter().map(|r| (r.clone(), Change::Updated, None)).collect(), now);
                 for r in &changed {
                     log::info!(
                         "walk: {} {} {} -> {}",

@@ -6,12 +6,14 @@
 //! - `limits`: request weight per minute, orders per 10 s and per day.
 //! - `faults`: the scripted fault plan.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
+//! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
 
 mod api;
 mod auth;
 mod faults;
 mod limits;
 mod server;
+mod ws;
 
 use clap::Parser;
 use genesis::domain::money::Decimal;

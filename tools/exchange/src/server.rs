@@ -270,6 +270,13 @@ fn wait_until(deadline: Instant) {
     }
 }
 
+/// `GET /ws-api/v3` with `Upgrade: websocket`: the WebSocket API.
+fn is_ws_upgrade(req: &RawRequest) -> bool {
+    req.method == "GET"
+        && req.path.trim_end_matches('/') == genesis::exchange::binance::user_data::WS_API_PATH
+        && req.header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
 fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
@@ -288,6 +295,17 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
                 return Ok(());
             }
         };
+        if is_ws_upgrade(&req) {
+            let Some(key) = req.header("Sec-WebSocket-Key").map(str::to_string) else {
+                let reply = Reply::json(400, error_json(-1, "Bad request: no Sec-WebSocket-Key."));
+                let _ = write_reply(&mut writer, &reply, false);
+                return Ok(());
+            };
+            writer.write_all(crate::ws::upgrade_response(&key).as_bytes())?;
+            writer.flush()?;
+            let buffered = reader.buffer().to_vec();
+            return crate::ws::serve(reader.into_inner(), buffered, app);
+        }
         let started = Instant::now();
         let body = String::from_utf8_lossy(&req.body);
         let http = HttpRequest {

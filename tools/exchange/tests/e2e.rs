@@ -386,3 +386,57 @@ fn latency_of_a_market_order_and_query_pair() {
         samples[samples.len() - 1]
     );
 }
+
+/// The WebSocket API: ping, a refused and an accepted `userDataStream.subscribe.signature`,
+/// then the account's order changes pushed as `executionReport` (a market fill, a stop's
+/// placement, its cancel), and `/sim/stream/drop` closing the connection. (Stop fills by
+/// `/sim/price` are covered end to end in the engine's `live_tracking` tests.)
+#[test]
+fn user_data_stream_pushes_every_change_and_can_be_dropped() {
+    use genesis::exchange::binance::user_data::{parse_ws_message, subscribe_signature_request, ws_api_url, WsMessage};
+    use tungstenite::Message;
+    let server = start(&[]);
+    let (mut ws, _) = tungstenite::connect(ws_api_url(&server.url)).expect("WebSocket upgrade");
+    let next_text = |ws: &mut tungstenite::WebSocket<_>| loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return parse_ws_message(t.as_str()).expect("message"),
+            _ => continue,
+        }
+    };
+    ws.send(Message::text(r#"{"id":"p","method":"ping"}"#)).unwrap();
+    assert!(matches!(next_text(&mut ws), WsMessage::Response { status: 200, .. }));
+    let wrong = Signer::new(&Secret::new("not-the-secret"));
+    ws.send(Message::text(subscribe_signature_request(1, KEY, now_ms(), &wrong))).unwrap();
+    assert!(matches!(next_text(&mut ws), WsMessage::Response { status: 400, error: Some((-1022, _)), .. }));
+    let signer = Signer::new(&Secret::new(SECRET));
+    ws.send(Message::text(subscribe_signature_request(2, KEY, now_ms(), &signer))).unwrap();
+    let WsMessage::Response { status: 200, result, .. } = next_text(&mut ws) else { panic!("not subscribed") };
+    assert!(result["subscriptionId"].is_u64());
+
+    let mut client = connect(&server);
+    client.place_order(&market("ws-buy-1")).expect("buy");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        if let WsMessage::Execution { report, .. } = next_text(&mut ws) {
+            seen.push(report);
+        }
+    }
+    assert_eq!(seen[0].status, ExchangeStatus::New);
+    assert_eq!((seen[1].client_order_id.as_str(), seen[1].status), ("ws-buy-1", ExchangeStatus::Filled));
+    assert_eq!(seen[1].fills.len(), 1);
+    client.place_order(&stop_limit("ws-stop-1")).expect("stop");
+    let WsMessage::Execution { report, .. } = next_text(&mut ws) else { panic!() };
+    assert_eq!((report.client_order_id.as_str(), report.status), ("ws-stop-1", ExchangeStatus::New));
+    client.cancel_order("BTCUSDT", "ws-stop-1").expect("cancel");
+    let WsMessage::Execution { report, .. } = next_text(&mut ws) else { panic!() };
+    assert_eq!((report.client_order_id.as_str(), report.status), ("ws-stop-1", ExchangeStatus::Canceled));
+
+    assert_eq!(control(&server, "POST", "/sim/stream/drop", "")["dropped"], 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ws.read() {
+            Err(_) => break,
+            Ok(_) => assert!(Instant::now() < deadline, "connection still open after the drop"),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The WebSocket API at `/ws-api/v3` (an HTTP Upgrade on the same port), synchronous
+//! `tungstenite` on the connection's own thread. Requests: `ping`, `time`,
+//! `userDataStream.subscribe.signature`, `userDataStream.unsubscribe`. Once subscribed, the
+//! account's `executionReport` events are pushed as `{"subscriptionId":N,"event":{...}}`.
+//!
+//! The thread reads with a short timeout and forwards queued events in between, so a push
+//! waits at most `POLL` for the socket. When the subscription's channel is cut (`POST
+//! /sim/stream/drop`, or a subscriber too slow), the TCP connection is shut down with no close
+//! frame: a dropped network, as the client sees it.
+
+use crate::api::{ApiError, App};
+use crate::server::local_ms;
+use serde_json::{json, Value};
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+/// How long a read waits before queued events are forwarded.
+const POLL: Duration = Duration::from_millis(2);
+
+/// The 101 answer to an upgrade request with `Sec-WebSocket-Key: key`.
+pub fn upgrade_response(key: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        tungstenite::handshake::derive_accept_key(key.as_bytes())
+    )
+}
+
+fn error(id: &Value, e: &ApiError) -> String {
+    json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}}).to_string()
+}
+
+fn ok(id: &Value, result: Value) -> String {
+    json!({"id": id, "status": 200, "result": result}).to_string()
+}
+
+/// One request; the answer to send back.
+fn request(app: &App, text: &str, subscription: &mut Option<(u64, Receiver<String>)>) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return error(&Value::Null, &ApiError::bad(-1100, "Malformed request: not JSON."));
+    };
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let empty = serde_json::Map::new();
+    let params = value.get("params").and_then(Value::as_object).unwrap_or(&empty);
+    let now = local_ms();
+    match value.get("method").and_then(Value::as_str) {
+        Some("ping") => ok(&id, json!({})),
+        Some("time") => ok(&id, json!({"serverTime": app.server_now_ms(now)})),
+        Some("userDataStream.subscribe.signature") => {
+            if subscription.is_some() {
+                return error(&id, &ApiError::bad(-2035, "User Data Stream subscription already active."));
+            }
+            match app.subscribe_signature(params, now) {
+                Ok((subscription_id, rx)) => {
+                    *subscription = Some((subscription_id, rx));
+                    ok(&id, json!({"subscriptionId": subscription_id}))
+                }
+                Err(e) => error(&id, &e),
+            }
+        }
+        Some("userDataStream.unsubscribe") => match subscription.take() {
+            Some((subscription_id, _)) => {
+                app.unsubscribe(subscription_id);
+                ok(&id, json!({}))
+            }
+            None => error(&id, &ApiError::bad(-2036, "User Data Stream subscription not active.")),
+        },
+        Some(other) => error(&id, &ApiError::bad(-1100, format!("Unknown method '{other}'."))),
+        None => error(&id, &ApiError::mandatory("method")),
+    }
+}
+
+fn is_timeout(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Serves one upgraded connection until it closes. `buffered`: bytes read past the upgrade
+/// request.
+pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App) -> io::Result<()> {
+    stream.set_read_timeout(Some(POLL))?;
+    let raw = stream.try_clone()?;
+    let mut ws = WebSocket::from_partially_read(stream, buffered, Role::Server, None);
+    let mut subscription: Option<(u64, Receiver<String>)> = None;
+    let result = loop {
+        if let Some((_, rx)) = &subscription {
+            let mut cut = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(text) => {
+                        if let Err(e) = ws.write(Message::text(text)) {
+                            return Err(io::Error::other(e));
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            if cut {
+                // Dropped (fault) or too slow: the connection goes, as a network failure would.
+                let _ = raw.shutdown(Shutdown::Both);
+                break Ok(());
+            }
+        }
+        if let Err(e) = ws.flush() {
+            if !is_timeout(&e) {
+                break Err(io::Error::other(e));
+            }
+        }
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                let answer = request(app, text.as_str(), &mut subscription);
+                if let Err(e) = ws.send(Message::text(answer)) {
+                    break Err(io::Error::other(e));
+                }
+            }
+            Ok(_) => {} // pings are answered by tungstenite; binary frames are ignored
+            Err(e) if is_timeout(&e) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break Ok(()),
+            Err(e) => break Err(io::Error::other(e)),
+        }
+    };
+    if let Some((subscription_id, _)) = subscription {
+        app.unsubscribe(subscription_id);
+    }
+    result
+}
