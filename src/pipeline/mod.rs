@@ -31,6 +31,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+/// Capacity of the queues on the order's path (stdin → intake → exchange I/O).
+const ORDER_PATH_QUEUE: usize = 8;
+
 /// Every symbol's rules, by symbol; loaded once at start, then read-only.
 pub type Rules = HashMap<String, SymbolRules>;
 
@@ -191,6 +194,19 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
 /// Runs the engine on stdin/stdout until end of input or `quit`.
 pub fn run(config: Config) -> Result<(), RunError> {
     let mut store = Store::open(&config.db)?;
+    store.disable_auto_checkpoint()?;
+    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (path, running) = (config.db.clone(), Arc::clone(&checkpointing));
+        thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                crate::store::run_checkpoints(&path, std::time::Duration::from_millis(500), || {
+                    !running.load(std::sync::atomic::Ordering::Relaxed)
+                })
+            })
+            .map_err(|e| RunError::Thread(format!("checkpoint: {e}")))?;
+    }
     let meta = store.load_meta()?;
     let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
@@ -204,10 +220,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (signals_tx, signals_rx) = bounded::<()>(1);
 
     let cap = config.channel_capacity;
-    let (to_stdout, from_bus) = events::stdout_lanes(cap * 16, cap * 4);
+    let (to_stdout, from_bus) = events::stdout_lanes(cap * 4, cap);
     let (to_persist, persist_rx) = bounded(cap * 4);
-    let (to_intake, intake_rx) = bounded::<Line>(65_536);
-    let (to_exchange, exchange_rx) = bounded(cap);
+    // Short queues on the order path: a backlog waits in the producer's pipe, not inside the
+    // engine, so a command's latency is the engine's own time and memory stays flat.
+    let (to_intake, intake_rx) = bounded::<Line>(ORDER_PATH_QUEUE);
+    let (to_exchange, exchange_rx) = bounded(ORDER_PATH_QUEUE);
     let (to_verify, verify_rx) = bounded(cap);
     let (verify_to_exchange, from_verify_rx) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
@@ -327,6 +345,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
             return Err(RunError::Thread(format!("the {name} stage panicked")));
         }
     }
+    checkpointing.store(false, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

@@ -193,6 +193,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The writer does not checkpoint: a checkpoint syncs the database file and, run inside a
+    /// commit, stalled the persist stage (and the order path behind it) for tens of ms. A
+    /// background thread checkpoints passively instead (see [`run_checkpoints`]).
+    pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
     /// Opens a second connection for reads beside the writer (WAL allows both).
     pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
@@ -238,6 +246,21 @@ impl Store {
             self.conn.prepare_cached(&format!("SELECT {POSITION_COLUMNS} FROM positions WHERE position_id = ?1"))?;
         let row = stmt.query_row([position_id], position_from_row).optional()?;
         row.transpose()
+    }
+}
+
+/// Checkpoints the WAL every `every`, passively (never blocking the writer), until `stop`
+/// returns true; a last checkpoint on the way out.
+pub fn run_checkpoints(path: &Path, every: std::time::Duration, stop: impl Fn() -> bool) {
+    let Ok(conn) = Connection::open(path) else { return };
+    let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
+    loop {
+        std::thread::sleep(every);
+        // Busy or locked by another process: the next round tries again.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if stop() {
+            break;
+        }
     }
 }
 

@@ -18,9 +18,9 @@ use std::path::Path;
 /// Closed orders remembered for queries (older ones are forgotten, oldest first).
 /// Closed orders and trades a snapshot keeps (the journal keeps everything until then).
 pub const SNAPSHOT_HISTORY: usize = 1_000;
-pub const CLOSED_ORDERS_KEPT: usize = 10_000;
+pub const CLOSED_ORDERS_KEPT: usize = 5_000;
 /// Trades remembered for `my_trades`.
-pub const TRADES_KEPT: usize = 10_000;
+pub const TRADES_KEPT: usize = 5_000;
 /// 0.1 % of the received asset.
 const COMMISSION_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
 /// Commissions carry at most 8 decimals, as on Binance.
