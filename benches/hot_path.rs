@@ -4,6 +4,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use genesis::domain::command;
 use genesis::domain::money::{average_price, round_down_to_step, slippage_percent, Decimal};
 use genesis::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
+use genesis::exchange::binance::sign::{Secret, Signer};
+use genesis::exchange::sim::{SimConfig, SimGateway, Simulator};
+use genesis::exchange::{Exchange, NewOrder};
 use genesis::store::{Store, Write};
 use std::hint::black_box;
 
@@ -15,6 +18,70 @@ fn parsing(c: &mut Criterion) {
     c.bench_function("parse command 'buy BTCUSDT 0.001'", |b| {
         b.iter(|| command::parse(black_box("buy BTCUSDT 0.001")))
     });
+    let rules = Simulator::new(SimConfig::default()).rules("BTCUSDT").cloned().unwrap();
+    c.bench_function("parse and validate against BTCUSDT's filters", |b| {
+        b.iter(|| {
+            let Ok(Some(command::Command::Buy { quantity: Some(q), .. })) =
+                command::parse(black_box("buy BTCUSDT 0.001"))
+            else {
+                unreachable!()
+            };
+            rules.check_quantity(q).unwrap();
+            rules.check_notional(q, d("65000.01")).unwrap();
+        })
+    });
+}
+
+fn signing(c: &mut Criterion) {
+    let signer = Signer::new(&Secret::new("NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"));
+    let query = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=gabc123-E1-0-0123456789abcdef0123&newOrderRespType=FULL&recvWindow=5000&timestamp=1764062469123";
+    c.bench_function("sign an order request (HMAC-SHA256, hex)", |b| {
+        b.iter(|| signer.sign(black_box(query.as_bytes()), b""))
+    });
+}
+
+/// One order through the exchange boundary on a zero-latency simulator (placement and
+/// verification query), beside a bare crossbeam channel round trip between two threads: the
+/// price of one hop between stages.
+fn order_round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("round trip");
+    let mut gateway = SimGateway::new(Simulator::new(SimConfig::default()));
+    let mut n = 0u64;
+    g.bench_function("place + query on the simulator (zero latency)", |b| {
+        b.iter(|| {
+            n += 1;
+            let side = if n % 2 == 0 { Side::Sell } else { Side::Buy };
+            let order = NewOrder {
+                symbol: "SOLUSDT".into(),
+                side,
+                order_type: ExchangeOrderType::Market,
+                quantity: d("0.1"),
+                price: None,
+                stop_price: None,
+                client_order_id: format!("bench-{n}"),
+            };
+            gateway.place_order(&order).unwrap();
+            gateway.query_order("SOLUSDT", &order.client_order_id).unwrap()
+        })
+    });
+    let (to_worker, from_main) = crossbeam_channel::bounded::<u64>(1);
+    let (to_main, from_worker) = crossbeam_channel::bounded::<u64>(1);
+    let worker = std::thread::spawn(move || {
+        for v in from_main {
+            if to_main.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    g.bench_function("bare crossbeam channel round trip between two threads (baseline)", |b| {
+        b.iter(|| {
+            to_worker.send(black_box(1)).unwrap();
+            from_worker.recv().unwrap()
+        })
+    });
+    g.finish();
+    drop(to_worker);
+    let _ = worker.join();
 }
 
 fn money(c: &mut Criterion) {
@@ -54,5 +121,5 @@ fn persistence(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parsing, money, persistence);
+criterion_group!(benches, parsing, signing, money, order_round_trip, persistence);
 criterion_main!(benches);
