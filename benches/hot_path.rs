@@ -50,7 +50,7 @@ fn order_round_trip(c: &mut Criterion) {
     g.bench_function("place + query on the simulator (zero latency)", |b| {
         b.iter(|| {
             n += 1;
-            let side = if n % 2 == 0 { Side::Sell } else { Side::Buy };
+            let side = if n.is_multiple_of(2) { Side::Sell } else { Side::Buy };
             let order = NewOrder {
                 symbol: "SOLUSDT".into(),
                 side,
