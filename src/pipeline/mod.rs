@@ -220,8 +220,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (signals_tx, signals_rx) = bounded::<()>(1);
 
     let cap = config.channel_capacity;
-    let (to_stdout, from_bus) = events::stdout_lanes(cap * 4, cap);
-    let (to_persist, persist_rx) = bounded(cap * 4);
+    let (to_stdout, from_bus) = events::stdout_lanes(cap, cap / 4);
+    let (to_persist, persist_rx) = bounded(cap);
     // Short queues on the order path: a backlog waits in the producer's pipe, not inside the
     // engine, so a command's latency is the engine's own time and memory stays flat.
     let (to_intake, intake_rx) = bounded::<Line>(ORDER_PATH_QUEUE);
