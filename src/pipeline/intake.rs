@@ -235,14 +235,7 @@ impl Intake {
                     Event::new("halted", "HALTED: cancelling every open order; new entries refused until resume")
                         .field("halted", true),
                 );
-                while let Some(p) = self.pending.pop_front() {
-                    self.cancel_pending(p.orders, "halt");
-                }
-                let slices: Vec<Order> = self.scheduled.drain(..).map(|(_, o)| o).collect();
-                if !slices.is_empty() {
-                    self.cancel_pending(slices, "halt");
-                }
-                self.send(ToExchange::CancelAll)
+                self.cancel_everything("halt")
             }
             Command::Resume => {
                 self.account.set_halted(false);
@@ -251,16 +244,7 @@ impl Intake {
                 Ok(())
             }
             Command::Price { symbol, bid, ask } => self.set_price(&symbol, bid, ask),
-            Command::CancelAll => {
-                while let Some(p) = self.pending.pop_front() {
-                    self.cancel_pending(p.orders, "cancel-all");
-                }
-                let slices: Vec<Order> = self.scheduled.drain(..).map(|(_, o)| o).collect();
-                if !slices.is_empty() {
-                    self.cancel_pending(slices, "cancel-all");
-                }
-                self.send(ToExchange::CancelAll)
-            }
+            Command::CancelAll => self.cancel_everything("cancel-all"),
             Command::SetConfirm { on } => {
                 self.confirm = on;
                 let value = if on { "on" } else { "off" };
@@ -292,6 +276,19 @@ impl Intake {
             ),
         }
         true
+    }
+
+    /// Cancels what waits here (confirmations, TWAP slices) and asks exchange I/O to cancel
+    /// every open order once the orders typed before have finished.
+    fn cancel_everything(&mut self, reason: &str) -> Result<(), Refusal> {
+        while let Some(p) = self.pending.pop_front() {
+            self.cancel_pending(p.orders, reason);
+        }
+        let slices: Vec<Order> = self.scheduled.drain(..).map(|(_, o)| o).collect();
+        if !slices.is_empty() {
+            self.cancel_pending(slices, reason);
+        }
+        self.send(ToExchange::CancelAll)
     }
 
     fn set_price(&self, symbol: &str, bid: Decimal, ask: Decimal) -> Result<(), Refusal> {
