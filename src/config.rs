@@ -20,6 +20,16 @@ pub enum OnOff {
     Off,
 }
 
+/// Core pinning of the hot stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pinning {
+    On,
+    Off,
+    /// Pin where the machine has cores to spare (4 or more); on fewer, pinning two stages to
+    /// distinct cores makes every hand-off between them a cross-core wake-up.
+    Auto,
+}
+
 /// Genesis: market orders on Binance Spot, confirmed, verified, protected, logged.
 ///
 /// Commands on stdin (buy SYMBOL QTY, sell SYMBOL QTY, y, n, confirm ID, reject ID, status ID,
@@ -106,9 +116,9 @@ pub struct Cli {
     /// Balances are synced from the exchange at start, after fills and this often, seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub balance_sync_secs: u64,
-    /// Pin the hot stages (intake, exchange I/O) to cores.
-    #[arg(long, value_enum, default_value = "on")]
-    pub pin: OnOff,
+    /// Pin the hot stages (intake, exchange I/O) to cores: on, off, or auto (only with 4+ cores).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub pin: Pinning,
     /// Busy-wait this long for the next message before blocking (intake, exchange I/O); for
     /// dedicated cores only: it trades CPU for the 13-60 µs a parked thread takes to wake.
     #[arg(long, default_value_t = 0, value_name = "US")]
@@ -333,7 +343,11 @@ impl Config {
             read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
             quote_refresh: Duration::from_millis(cli.quote_refresh_ms.max(10)),
             max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
-            pin: cli.pin == OnOff::On,
+            pin: match cli.pin {
+                Pinning::On => true,
+                Pinning::Off => false,
+                Pinning::Auto => std::thread::available_parallelism().is_ok_and(|n| n.get() >= 4),
+            },
             spin: Duration::from_micros(cli.spin_us),
             sim_latency_us: cli.sim_latency_us,
             sim_slippage_bps: cli.sim_slippage_bps,

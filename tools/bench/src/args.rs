@@ -24,6 +24,8 @@ impl ExchangeKind {
 pub enum OnOff {
     On,
     Off,
+    /// The engine's default: pin only with 4 or more cores.
+    Auto,
 }
 
 impl OnOff {
@@ -31,6 +33,7 @@ impl OnOff {
         match self {
             OnOff::On => "on",
             OnOff::Off => "off",
+            OnOff::Auto => "auto",
         }
     }
 }
@@ -70,7 +73,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub idle_secs: u64,
     /// Pin the engine's hot stages to cores (the engine's --pin).
-    #[arg(long, value_enum, default_value = "on")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub pin: OnOff,
     /// The engine's --spin-us: busy-wait before blocking (0: block at once, the default).
     #[arg(long, default_value_t = 0)]
