@@ -201,7 +201,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
         thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
-                crate::store::run_checkpoints(&path, std::time::Duration::from_millis(500), || {
+                // Every 10 s: each checkpoint syncs the files and disturbs the order path for a
+                // few ms on two cores (every 500 ms put the sim p99 at 5 ms; every 10 s, 0.24 ms).
+                crate::store::run_checkpoints(&path, std::time::Duration::from_secs(10), || {
                     !running.load(std::sync::atomic::Ordering::Relaxed)
                 })
             })

@@ -195,7 +195,8 @@ impl Store {
 
     /// The writer does not checkpoint: a checkpoint syncs the database file and, run inside a
     /// commit, stalled the persist stage (and the order path behind it) for tens of ms. A
-    /// background thread checkpoints passively instead (see [`run_checkpoints`]).
+    /// background thread checkpoints passively instead, every 10 s (see [`run_checkpoints`]); the
+    /// WAL holds at most those seconds of writes.
     pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(())
