@@ -240,6 +240,12 @@ mod tests {
     }
 
     #[test]
+    fn a_parse_error_displays_as_its_one_sentence() {
+        let error = parse("buy BTCUSDT 0").unwrap_err();
+        assert_eq!(error.to_string(), "bad quantity: '0' must be greater than zero");
+    }
+
+    #[test]
     fn bad_quantities_are_refused_with_the_reason() {
         assert_eq!(parse_err("buy BTCUSDT 0"), "bad quantity: '0' must be greater than zero");
         assert_eq!(parse_err("buy BTCUSDT -1"), "bad quantity: '-1' must be greater than zero");
