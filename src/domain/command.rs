@@ -316,6 +316,34 @@ mod tests {
     }
 
     #[test]
+    fn a_sell_without_quantity_is_refused_for_the_quantity_before_the_symbol_is_checked() {
+        assert_eq!(parse_err("sell BTC/USDT"), "missing quantity: usage: sell SYMBOL QTY");
+    }
+
+    #[test]
+    fn symbols_of_up_to_20_characters_are_accepted() {
+        let symbol = "A".repeat(20);
+        assert_eq!(
+            parse(&format!("sell {symbol} 1")),
+            Ok(Some(Command::Sell { symbol: symbol.clone(), quantity: d("1") }))
+        );
+    }
+
+    #[test]
+    fn symbols_longer_than_20_characters_are_refused() {
+        let symbol = "A".repeat(21);
+        assert_eq!(
+            parse_err(&format!("sell {symbol} 1")),
+            format!("bad symbol '{symbol}' (expected letters and digits, e.g. BTCUSDT)")
+        );
+    }
+
+    #[test]
+    fn stats_parses() {
+        assert_eq!(parse("stats"), Ok(Some(Command::Stats)));
+    }
+
+    #[test]
     fn no_line_panics_the_parser() {
         for line in
             ["\u{0}", "buy \u{1F600} 1", "buy BTCUSDT 1e999", "status", "y y", "sell A 99999999999999999999999999999"]
