@@ -240,6 +240,12 @@ mod tests {
     }
 
     #[test]
+    fn a_parse_error_displays_as_its_one_sentence() {
+        let error = parse("buy BTCUSDT 0").unwrap_err();
+        assert_eq!(error.to_string(), "bad quantity: '0' must be greater than zero");
+    }
+
+    #[test]
     fn bad_quantities_are_refused_with_the_reason() {
         assert_eq!(parse_err("buy BTCUSDT 0"), "bad quantity: '0' must be greater than zero");
         assert_eq!(parse_err("buy BTCUSDT -1"), "bad quantity: '-1' must be greater than zero");
@@ -307,6 +313,34 @@ mod tests {
         assert_eq!(parse("account"), Ok(Some(Command::Account)));
         assert_eq!(parse("halt"), Ok(Some(Command::Halt)));
         assert_eq!(parse("resume"), Ok(Some(Command::Resume)));
+    }
+
+    #[test]
+    fn a_sell_without_quantity_is_refused_for_the_quantity_before_the_symbol_is_checked() {
+        assert_eq!(parse_err("sell BTC/USDT"), "missing quantity: usage: sell SYMBOL QTY");
+    }
+
+    #[test]
+    fn symbols_of_up_to_20_characters_are_accepted() {
+        let symbol = "A".repeat(20);
+        assert_eq!(
+            parse(&format!("sell {symbol} 1")),
+            Ok(Some(Command::Sell { symbol: symbol.clone(), quantity: d("1") }))
+        );
+    }
+
+    #[test]
+    fn symbols_longer_than_20_characters_are_refused() {
+        let symbol = "A".repeat(21);
+        assert_eq!(
+            parse_err(&format!("sell {symbol} 1")),
+            format!("bad symbol '{symbol}' (expected letters and digits, e.g. BTCUSDT)")
+        );
+    }
+
+    #[test]
+    fn stats_parses() {
+        assert_eq!(parse("stats"), Ok(Some(Command::Stats)));
     }
 
     #[test]

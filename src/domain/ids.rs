@@ -99,6 +99,19 @@ mod tests {
     }
 
     #[test]
+    fn a_new_prefix_is_g_and_six_lowercase_hex_characters() {
+        let prefix = new_prefix();
+        assert_eq!(prefix.len(), 7, "{prefix}");
+        assert!(prefix.starts_with('g'), "{prefix}");
+        assert!(prefix[1..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{prefix}");
+    }
+
+    #[test]
+    fn the_generator_reports_its_prefix() {
+        assert_eq!(IdGen::new("gabc123".into(), 0).prefix(), "gabc123");
+    }
+
+    #[test]
     fn client_order_ids_do_not_repeat() {
         let ids = IdGen::new(new_prefix(), 0);
         let a = ids.client_order_id('E', 1, None);

@@ -152,6 +152,12 @@ mod tests {
     }
 
     #[test]
+    fn filled_cancelled_and_failed_are_terminal() {
+        let terminal: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(terminal, [OrderStatus::Filled, OrderStatus::Cancelled, OrderStatus::Failed]);
+    }
+
+    #[test]
     fn a_fill_after_a_cancel_is_accepted() {
         assert_eq!(next_status(OrderStatus::Cancelled, LifecycleEvent::Filled), Ok(OrderStatus::Filled));
     }

@@ -139,6 +139,12 @@ mod tests {
     }
 
     #[test]
+    fn parse_positive_accepts_exactly_eight_decimals() {
+        assert_eq!(parse_positive("0.00000001"), Ok(d("0.00000001")));
+        assert_eq!(parse_positive("1.12345678"), Ok(d("1.12345678")));
+    }
+
+    #[test]
     fn parse_positive_refuses_numbers_too_large_for_decimal() {
         assert!(parse_positive("99999999999999999999999999999999999").is_err());
     }
@@ -177,9 +183,24 @@ mod tests {
     }
 
     #[test]
+    fn average_price_of_a_fill_with_zero_quote_is_zero_not_unknown() {
+        // Only a negative quote total is nonsense; zero quote over a real quantity averages 0.
+        assert_eq!(average_price(d("0"), d("0.5")), Some(d("0")));
+    }
+
+    #[test]
     fn below_by_percent_takes_a_percentage_off() {
         assert_eq!(below_by_percent(d("65000"), d("2")), d("63700"));
         assert_eq!(below_by_percent(d("100"), d("0.5")), d("99.5"));
+    }
+
+    #[test]
+    fn parse_wire_reads_any_sign_and_scale_and_refuses_garbage() {
+        assert_eq!(parse_wire("65000.12000000"), Some(d("65000.12")));
+        assert_eq!(parse_wire("-0.00012300"), Some(d("-0.000123")));
+        assert_eq!(parse_wire("0.1234567891"), Some(d("0.1234567891")));
+        assert_eq!(parse_wire("abc"), None);
+        assert_eq!(parse_wire(""), None);
     }
 
     #[test]

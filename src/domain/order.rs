@@ -439,6 +439,54 @@ mod tests {
     }
 
     #[test]
+    fn the_recorded_type_is_market_stop_loss_or_limit() {
+        assert_eq!(OrderType::of(ExchangeOrderType::Market), OrderType::Market);
+        assert_eq!(OrderType::of(ExchangeOrderType::StopLoss), OrderType::StopLoss);
+        assert_eq!(OrderType::of(ExchangeOrderType::StopLossLimit), OrderType::StopLoss);
+        assert_eq!(OrderType::of(ExchangeOrderType::Limit), OrderType::Limit);
+        assert_eq!(OrderType::of(ExchangeOrderType::TakeProfitLimit), OrderType::Limit);
+    }
+
+    const ROLES: [OrderRole; 5] =
+        [OrderRole::Entry, OrderRole::Exit, OrderRole::StopLoss, OrderRole::EmergencyExit, OrderRole::Recovered];
+
+    #[test]
+    fn every_role_parses_back_from_its_name() {
+        for role in ROLES {
+            assert_eq!(OrderRole::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(OrderRole::parse("entry"), None);
+    }
+
+    #[test]
+    fn each_role_has_its_own_client_id_letter() {
+        let letters: Vec<char> = ROLES.iter().map(|r| r.id_letter()).collect();
+        assert_eq!(letters, ['E', 'X', 'S', 'M', 'R']);
+    }
+
+    #[test]
+    fn an_open_report_with_nothing_executed_is_accepted() {
+        let r = report(ExchangeStatus::New, d("0"), vec![]);
+        assert_eq!(r.lifecycle_event(), LifecycleEvent::Accepted);
+    }
+
+    #[test]
+    fn an_open_report_with_something_executed_is_a_partial_fill() {
+        let r = report(ExchangeStatus::New, d("0.3"), vec![]);
+        assert_eq!(r.lifecycle_event(), LifecycleEvent::PartiallyFilled);
+    }
+
+    #[test]
+    fn a_repeated_report_of_the_same_fill_keeps_the_first_execution_time() {
+        let mut o = order("1");
+        let r = report(ExchangeStatus::Filled, d("1"), vec![]);
+        o.apply_report(&r, 1).unwrap();
+        o.apply_report(&r, 2).unwrap();
+        assert_eq!(o.executed_at_us, Some(1));
+        assert_eq!(o.updated_at_us, 2);
+    }
+
+    #[test]
     fn a_fill_reported_after_a_cancel_is_accepted() {
         let mut o = order("1");
         o.apply_report(&report(ExchangeStatus::Canceled, d("0"), vec![]), 1).unwrap();

@@ -198,6 +198,17 @@ mod tests {
     }
 
     #[test]
+    fn every_position_status_parses_back_from_its_name() {
+        let all = [PositionStatus::Open, PositionStatus::Unprotected, PositionStatus::Dust, PositionStatus::Closed];
+        let names: Vec<_> = all.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["OPEN", "UNPROTECTED", "DUST", "CLOSED"]);
+        for status in all {
+            assert_eq!(PositionStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(PositionStatus::parse("open"), None);
+    }
+
+    #[test]
     fn quantity_held_subtracts_base_commission_and_rounds_down() {
         let r = rules(vec![]);
         assert_eq!(quantity_held(&r, d("0.001"), d("0.000001")), d("0.00099"));
@@ -260,10 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn sells_take_nothing_from_an_open_position_of_zero_quantity() {
+        let empty = position(1, "0");
+        let b = position(2, "0.002");
+        assert_eq!(allocate_sell(&[&empty, &b], d("0.001")), vec![Allocation { position_id: 2, take: d("0.001") }]);
+    }
+
+    #[test]
     fn entry_fees_are_booked_pro_rata_and_wholly_on_the_last_close() {
         assert_eq!(entry_fee_share(d("0.3"), d("1"), d("3")), d("0.1"));
         assert_eq!(entry_fee_share(d("0.3"), d("3"), d("3")), d("0.3"));
         assert_eq!(entry_fee_share(d("0.3"), d("1"), d("0")), d("0.3"));
+    }
+
+    #[test]
+    fn a_partial_close_books_fees_in_proportion_to_the_share_taken() {
+        assert_eq!(entry_fee_share(d("0.3"), d("2"), d("4")), d("0.15"));
+    }
+
+    #[test]
+    fn closing_more_than_the_quantity_books_the_remaining_fees_and_no_more() {
+        assert_eq!(entry_fee_share(d("0.3"), d("4"), d("3")), d("0.3"));
     }
 
     #[test]

@@ -63,15 +63,6 @@ pub enum OrderPath {
 impl OrderPath {
     pub const ALL: [OrderPath; 4] = [OrderPath::Market, OrderPath::StopLoss, OrderPath::Iceberg, OrderPath::Twap];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderPath::Market => "market",
-            OrderPath::StopLoss => "stop_loss",
-            OrderPath::Iceberg => "iceberg",
-            OrderPath::Twap => "twap",
-        }
-    }
-
     pub fn required_tier(self) -> Tier {
         match self {
             OrderPath::Market | OrderPath::StopLoss => Tier::Sniper,
@@ -845,6 +836,13 @@ mod tests {
     }
 
     #[test]
+    fn sizing_exactly_to_the_symbol_minimum_quantity_is_allowed() {
+        // 5 % of 200 at 100 is 0.1, which is exactly the minimum quantity (and 10 USDT).
+        let rules = SymbolRules { min_qty: d("0.1"), ..btc() };
+        assert_eq!(size_entry(&limits(), d("200"), d("100"), &rules), Ok(d("0.1")));
+    }
+
+    #[test]
     fn sizing_respects_a_symbol_minimum_notional_above_ten() {
         let rules = with_min_notional("20");
         assert!(size_entry(&limits(), d("300"), d("100"), &rules).is_err());
@@ -993,6 +991,27 @@ mod tests {
     }
 
     #[test]
+    fn equity_leaves_out_assets_with_a_negative_price() {
+        let balances = [
+            Balance { asset: "USDT".into(), free: d("100"), locked: d("0") },
+            Balance { asset: "BAD".into(), free: d("5"), locked: d("0") },
+        ];
+        assert_eq!(equity_in_quote(&balances, "USDT", |_| Some(d("-2"))), d("100"));
+    }
+
+    #[test]
+    fn equity_leaves_out_assets_priced_at_zero_without_touching_the_figure() {
+        // A zero bid arrives as "0.00000000": adding 5 × 0.00000000 would keep the value but
+        // turn "100" into "100.00000000" in the account line. Such assets are left out.
+        let balances = [
+            Balance { asset: "USDT".into(), free: d("100"), locked: d("0") },
+            Balance { asset: "DEAD".into(), free: d("5"), locked: d("0") },
+        ];
+        let equity = equity_in_quote(&balances, "USDT", |_| Some(d("0.00000000")));
+        assert_eq!(equity.to_string(), "100");
+    }
+
+    #[test]
     fn equity_of_an_empty_account_is_zero() {
         assert_eq!(equity_in_quote(&[], "USDT", |_| None), Decimal::ZERO);
     }
@@ -1046,6 +1065,23 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_of_the_wrong_type_is_refused_saying_what_is_expected() {
+        let err = toml::from_str::<RiskLimits>("max_position_pct = true").unwrap_err();
+        assert!(err.to_string().contains("a decimal number, as a number or a string"), "{err}");
+    }
+
+    #[test]
+    fn limits_read_from_json_accept_whole_numbers() {
+        // JSON hands positive whole numbers over as u64, negative ones as i64.
+        let limits: RiskLimits =
+            serde_json::from_str(r#"{"max_position_pct": 7, "min_order_usd": 12, "daily_loss_limit": {"sniper": 30}}"#)
+                .unwrap();
+        assert_eq!(limits.max_position_pct, d("7"));
+        assert_eq!(limits.min_order_usd, d("12"));
+        assert_eq!(limits.daily_loss_limit.sniper, d("30"));
+    }
+
+    #[test]
     fn validate_refuses_out_of_range_limits() {
         let zero_pct = RiskLimits { max_position_pct: Decimal::ZERO, ..RiskLimits::default() };
         assert_eq!(
@@ -1059,6 +1095,21 @@ mod tests {
         assert_eq!(
             negative.validate().unwrap_err().to_string(),
             "risk limit daily_loss_limit.hunter = -1 is invalid: it must be zero or more"
+        );
+    }
+
+    #[test]
+    fn a_position_limit_of_exactly_100_percent_is_valid() {
+        let all_in = RiskLimits { max_position_pct: d("100"), ..RiskLimits::default() };
+        assert_eq!(all_in.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_position_limit_above_100_percent_is_refused() {
+        let over = RiskLimits { max_position_pct: d("100.01"), ..RiskLimits::default() };
+        assert_eq!(
+            over.validate(),
+            Err(LimitError { name: "max_position_pct", value: d("100.01"), expected: "above 0 and at most 100" })
         );
     }
 

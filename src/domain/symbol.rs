@@ -162,6 +162,11 @@ mod tests {
     }
 
     #[test]
+    fn quantity_of_exactly_the_maximum_is_accepted() {
+        assert_eq!(btc().check_quantity(d("9000")), Ok(()));
+    }
+
+    #[test]
     fn quantity_above_max_is_refused() {
         assert!(matches!(btc().check_quantity(d("9000.1")), Err(RuleError::AboveMaxQty { .. })));
     }
@@ -178,6 +183,13 @@ mod tests {
         assert!(btc().is_tradable_amount(d("0.001"), d("65000")));
         assert!(!btc().is_tradable_amount(d("0.00001"), d("65000")));
         assert!(!btc().is_tradable_amount(d("0"), d("65000")));
+    }
+
+    #[test]
+    fn zero_quantity_is_not_tradable_even_without_minimums() {
+        let no_minimums = SymbolRules { min_qty: d("0"), min_notional: d("0"), ..btc() };
+        assert!(!no_minimums.is_tradable_amount(d("0"), d("65000")));
+        assert!(no_minimums.is_tradable_amount(d("0.00001"), d("65000")));
     }
 
     #[test]

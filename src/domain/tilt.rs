@@ -436,4 +436,16 @@ mod tests {
         assert_eq!(describe_secs(1800), "30 min");
         assert_eq!(describe_secs(7200), "2 h");
     }
+
+    #[test]
+    fn durations_that_are_not_whole_hours_are_described_in_minutes() {
+        assert_eq!(describe_secs(5400), "90 min");
+        assert_eq!(describe_secs(3660), "61 min");
+    }
+
+    #[test]
+    fn the_guard_keeps_the_settings_it_was_built_with() {
+        let settings = TiltSettings { losing_streak: 4, cooldown_secs: 60, ..TiltSettings::default() };
+        assert_eq!(TiltGuard::new(settings).settings(), &settings);
+    }
 }
