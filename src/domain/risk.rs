@@ -1000,18 +1000,6 @@ mod tests {
     }
 
     #[test]
-    fn equity_leaves_out_assets_priced_at_zero_without_touching_the_figure() {
-        // A zero bid arrives as "0.00000000": adding 5 × 0.00000000 would keep the value but
-        // turn "100" into "100.00000000" in the account line. Such assets are left out.
-        let balances = [
-            Balance { asset: "USDT".into(), free: d("100"), locked: d("0") },
-            Balance { asset: "DEAD".into(), free: d("5"), locked: d("0") },
-        ];
-        let equity = equity_in_quote(&balances, "USDT", |_| Some(d("0.00000000")));
-        assert_eq!(equity.to_string(), "100");
-    }
-
-    #[test]
     fn equity_of_an_empty_account_is_zero() {
         assert_eq!(equity_in_quote(&[], "USDT", |_| None), Decimal::ZERO);
     }
