@@ -31,11 +31,7 @@ fn an_order_cancelled_by_another_client_is_noticed_and_the_position_reprotected(
     use genesis::exchange::Exchange;
     let server = Server::start(&[]);
     let work = Workdir::new();
-    let mut args = server.engine_args();
-    args.extend(CALM.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut live =
-        Live::start_env(&engine_bin(), &work.db(), &args, &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)]);
+    let mut live = live_on(&server, &work, &CALM);
     live.send("buy ETHUSDT 0.01");
     let placed = live.wait_for("stop_loss_placed", Duration::from_secs(10));
     let stop_id = placed["client_order_id"].as_str().unwrap().to_string();
@@ -53,12 +49,7 @@ fn an_order_cancelled_by_another_client_is_noticed_and_the_position_reprotected(
 fn a_stop_triggered_by_a_price_move_is_seen_within_a_second_and_closes_the_position() {
     let server = Server::start(&[]);
     let work = Workdir::new();
-    let mut args = server.engine_args();
-    args.extend(CALM.iter().map(|a| a.to_string()));
-    args.extend(["--daily-loss-limit".to_string(), "5".to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut live =
-        Live::start_env(&engine_bin(), &work.db(), &args, &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)]);
+    let mut live = live_on(&server, &work, &[CALM[0], CALM[1], CALM[2], "--daily-loss-limit", "5"]);
     live.send("buy ETHUSDT 0.01");
     live.wait_for("stop_loss_placed", Duration::from_secs(10));
     let moved = std::time::Instant::now();
@@ -201,11 +192,7 @@ fn an_unknown_outcome_stays_pending_visibly_and_is_resolved_during_operation() {
     server.fault("place:drop-after-execute");
     server.fault("query:5xx-after-execute x5");
     let work = Workdir::new();
-    let mut args = server.engine_args();
-    args.extend(CALM.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut live =
-        Live::start_env(&engine_bin(), &work.db(), &args, &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)]);
+    let mut live = live_on(&server, &work, &CALM);
     live.send("buy ETHUSDT 0.01");
     let unknown = live.wait_for("order_unknown", Duration::from_secs(20));
     live.send(&format!("status {}", unknown["order_id"]));

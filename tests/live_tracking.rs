@@ -8,14 +8,10 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const KEYS: [(&str, &str); 2] = [("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)];
-
 fn start(server: &Server, work: &Workdir, extra: &[&str]) -> Live {
-    let mut args = server.engine_args();
-    args.extend(["--no-confirm", "--tilt", "off", "--daily-loss-limit", "100000"].iter().map(|a| a.to_string()));
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Live::start_env(&engine_bin(), &work.db(), &args, &KEYS)
+    let mut flags = vec!["--no-confirm", "--tilt", "off", "--daily-loss-limit", "100000"];
+    flags.extend_from_slice(extra);
+    live_on(server, work, &flags)
 }
 
 fn stats(live: &mut Live) -> Value {

@@ -113,6 +113,17 @@ impl Drop for Server {
     }
 }
 
+/// The engine's environment with the server's keys.
+pub const KEYS: [(&str, &str); 2] = [("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)];
+
+/// Starts the engine on the server with `flags`, kept running for a conversation.
+pub fn live_on(server: &Server, work: &Workdir, flags: &[&str]) -> Live {
+    let mut args = server.engine_args();
+    args.extend(flags.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Live::start_env(&engine_bin(), &work.db(), &args, &KEYS)
+}
+
 /// Runs the engine on the server with `args`, piping `input`.
 pub fn run_on(server: &Server, work: &Workdir, args: &[&str], input: &str) -> Session {
     let mut all: Vec<String> = server.engine_args();
