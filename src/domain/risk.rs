@@ -602,7 +602,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::order::ExchangeOrderType;
     use crate::exchange::Balance;
 
     fn d(s: &str) -> Decimal {
@@ -610,21 +609,7 @@ mod tests {
     }
 
     fn btc() -> SymbolRules {
-        SymbolRules {
-            symbol: "BTCUSDT".into(),
-            base_asset: "BTC".into(),
-            quote_asset: "USDT".into(),
-            trading: true,
-            tick_size: d("0.01"),
-            min_price: d("0.01"),
-            max_price: d("1000000"),
-            step_size: d("0.00001"),
-            min_qty: d("0.00001"),
-            max_qty: d("9000"),
-            min_notional: d("5"),
-            order_types: vec![ExchangeOrderType::Market, ExchangeOrderType::StopLossLimit],
-            max_num_algo_orders: Some(5),
-        }
+        crate::domain::symbol::fixtures::btcusdt()
     }
 
     fn with_min_notional(min: &str) -> SymbolRules {

@@ -123,15 +123,14 @@ impl SymbolRules {
     }
 }
 
+/// Test fixtures shared by the domain's and the gateways' tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
-
-    pub(crate) fn btc() -> SymbolRules {
+    /// BTCUSDT as the live exchange lists it (no plain STOP_LOSS), with `order_types`.
+    pub(crate) fn btcusdt_with(order_types: Vec<ExchangeOrderType>) -> SymbolRules {
+        let d = |s: &str| s.parse::<Decimal>().expect("fixture decimal");
         SymbolRules {
             symbol: "BTCUSDT".into(),
             base_asset: "BTC".into(),
@@ -144,9 +143,24 @@ mod tests {
             min_qty: d("0.00001"),
             max_qty: d("9000"),
             min_notional: d("5"),
-            order_types: vec![ExchangeOrderType::Market, ExchangeOrderType::StopLossLimit],
+            order_types,
             max_num_algo_orders: Some(5),
         }
+    }
+
+    /// BTCUSDT with MARKET and STOP_LOSS_LIMIT.
+    pub(crate) fn btcusdt() -> SymbolRules {
+        btcusdt_with(vec![ExchangeOrderType::Market, ExchangeOrderType::StopLossLimit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::btcusdt as btc;
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
     }
 
     #[test]

@@ -181,21 +181,7 @@ fn time_reply(offset_ms: i64) -> Reply {
 }
 
 fn btc_rules() -> SymbolRules {
-    SymbolRules {
-        symbol: "BTCUSDT".into(),
-        base_asset: "BTC".into(),
-        quote_asset: "USDT".into(),
-        trading: true,
-        tick_size: d("0.01"),
-        min_price: d("0.01"),
-        max_price: d("1000000"),
-        step_size: d("0.00001"),
-        min_qty: d("0.00001"),
-        max_qty: d("9000"),
-        min_notional: d("5"),
-        order_types: vec![ExchangeOrderType::Market, ExchangeOrderType::StopLossLimit],
-        max_num_algo_orders: Some(5),
-    }
+    crate::domain::symbol::fixtures::btcusdt()
 }
 
 fn info_reply() -> Reply {
