@@ -1,6 +1,7 @@
 //! The baseline: the exchange requests the engine makes for one order (the placement, then
 //! the verification query), sent bare through the engine's own gateway: signed, on a warm
-//! keep-alive connection (binance) or on an in-process simulator (sim), nothing around them.
+//! keep-alive connection (binance) or on the engine's own journaled simulator (sim), nothing around
+//! them.
 
 use crate::args::{Args, ExchangeKind};
 use crate::run::Server;
@@ -45,8 +46,20 @@ pub fn run(args: &Args, server: Option<&Server>) -> Result<Baseline, String> {
             Ok(measure(gateway, args, format!("BinanceGateway → genesis-exchange at {}", server.url)))
         }
         _ => {
-            let sim = Simulator::new(SimConfig { seed: args.seed, ..SimConfig::default() });
-            Ok(measure(SimGateway::new(sim), args, "SimGateway on an in-memory Simulator (in process)".into()))
+            // The same simulator as the engine embeds, journal on disk included: the journal's
+            // write per request is the simulated exchange's cost, not the engine's.
+            let dir = std::env::temp_dir().join(format!("genesis-bench-baseline-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("baseline state dir {}: {e}", dir.display()))?;
+            let path = genesis::exchange::sim::state_path(&dir.join("baseline.db"));
+            let sim = Simulator::open(&path, SimConfig { seed: args.seed, ..SimConfig::default() })
+                .map_err(|e| format!("baseline simulator {}: {e}", path.display()))?;
+            let baseline = measure(
+                SimGateway::new(sim),
+                args,
+                "SimGateway on the embedded, journaled Simulator (in process)".into(),
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(baseline)
         }
     }
 }
