@@ -348,6 +348,21 @@ impl ExchangeIo {
         match placed {
             Ok(report) => {
                 self.apply(&mut order, &report);
+                // Verification: ask the exchange for the order's real fill.
+                let verification_error = match self.gateway.query_order(&order.symbol, &order.client_order_id) {
+                    Ok(report) => {
+                        self.apply(&mut order, &report);
+                        None
+                    }
+                    Err(e) => {
+                        log::warn!("{} verification query failed: {e}", order.client_order_id);
+                        Some(e.to_string())
+                    }
+                };
+                timing.queried_at = Some(Instant::now());
+                super::verify::assess(&mut order, &mut timing);
+                // Announced once verified: the event's formatting and its two channel sends
+                // (stdout, persist) stay off the command-to-fill path.
                 self.bus.publish(
                     Event::new(
                         "order_submitted",
@@ -367,19 +382,6 @@ impl ExchangeIo {
                     .money("quantity", order.quantity)
                     .field("exchange_status", report.status.as_str()),
                 );
-                // Verification: ask the exchange for the order's real fill.
-                let verification_error = match self.gateway.query_order(&order.symbol, &order.client_order_id) {
-                    Ok(report) => {
-                        self.apply(&mut order, &report);
-                        None
-                    }
-                    Err(e) => {
-                        log::warn!("{} verification query failed: {e}", order.client_order_id);
-                        Some(e.to_string())
-                    }
-                };
-                timing.queried_at = Some(Instant::now());
-                super::verify::assess(&mut order, &mut timing);
                 self.in_verify += 1;
                 if order.side == Side::Sell {
                     self.exits_in_verify += 1;
