@@ -25,8 +25,8 @@ pub enum OnOff {
 pub enum Pinning {
     On,
     Off,
-    /// Pin where the machine has cores to spare (4 or more); on fewer, pinning two stages to
-    /// distinct cores makes every hand-off between them a cross-core wake-up.
+    /// Pin wherever there are two cores or more (the order path shares one core; see
+    /// `pipeline::run`).
     Auto,
 }
 
@@ -119,8 +119,8 @@ pub struct Cli {
     /// Pin the hot stages (intake, exchange I/O) to cores: on, off, or auto (only with 4+ cores).
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: Pinning,
-    /// Busy-wait this long for the next message before blocking (intake, exchange I/O); for
-    /// dedicated cores only: it trades CPU for the 13-60 µs a parked thread takes to wake.
+    /// Exchange I/O busy-waits this long for the next message before blocking; for dedicated
+    /// cores only: it trades CPU for the 13-60 µs a parked thread takes to wake.
     #[arg(long, default_value_t = 0, value_name = "US")]
     pub spin_us: u64,
     /// Simulator: simulated exchange round trip, microseconds.
@@ -346,7 +346,7 @@ impl Config {
             pin: match cli.pin {
                 Pinning::On => true,
                 Pinning::Off => false,
-                Pinning::Auto => std::thread::available_parallelism().is_ok_and(|n| n.get() >= 4),
+                Pinning::Auto => std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
             },
             spin: Duration::from_micros(cli.spin_us),
             sim_latency_us: cli.sim_latency_us,

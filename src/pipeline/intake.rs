@@ -8,6 +8,7 @@
 
 use super::account::{tilt_event, Account};
 use super::guard::ExchangeGuard;
+use super::input::{Input, Wake};
 use super::msg::{Line, Query, Submission, Timing, ToExchange, ToPersist};
 use super::Rules;
 use crate::domain::command::{self, Command};
@@ -20,7 +21,7 @@ use crate::domain::risk::{self, Intent, OrderPath, RiskRefusal};
 use crate::domain::symbol::SymbolRules;
 use crate::events::{Bus, Event};
 use crate::exchange::Quotes;
-use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,13 +67,10 @@ pub struct Intake {
     confirm: bool,
     confirm_timeout: Duration,
     stop_loss_pct: Decimal,
-    spin: Duration,
     bus: Bus,
     to_exchange: Sender<ToExchange>,
     to_persist: Sender<ToPersist>,
     pending: VecDeque<PendingConfirmation>,
-    /// SIGINT/SIGTERM: take no more commands.
-    from_signals: Receiver<()>,
     /// TWAP slices waiting for their time, earliest first.
     scheduled: VecDeque<(Instant, Order)>,
 }
@@ -90,7 +88,6 @@ impl Intake {
         bus: Bus,
         to_exchange: Sender<ToExchange>,
         to_persist: Sender<ToPersist>,
-        from_signals: Receiver<()>,
     ) -> Intake {
         Intake {
             rules,
@@ -100,43 +97,36 @@ impl Intake {
             account,
             confirm,
             confirm_timeout: config.confirm_timeout,
-            spin: config.spin,
             stop_loss_pct: config.stop_loss_pct,
             bus,
             to_exchange,
             to_persist,
             pending: VecDeque::new(),
-            from_signals,
             scheduled: VecDeque::new(),
         }
     }
 
     /// Runs until `quit` or end of input; then cancels what still waits for a confirmation and
     /// sends the TWAP slices still scheduled, on their schedule.
-    pub fn run(mut self, from_reader: Receiver<Line>) {
+    pub fn run(mut self, mut input: Input) {
         loop {
-            super::spin_until(self.spin, || !from_reader.is_empty());
             let wait =
                 self.next_deadline().map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
-            let received = select! {
-                recv(from_reader) -> line => line.map_err(|_| RecvTimeoutError::Disconnected),
-                recv(self.from_signals) -> _ => {
+            match input.next(wait) {
+                Wake::Line(line) => {
+                    if !self.handle(line) {
+                        break;
+                    }
+                }
+                Wake::Signal => {
                     self.bus.publish(Event::new(
                         "shutting_down",
                         "signal received: no more commands; finishing the orders in flight (a second signal exits at once)",
                     ));
                     break;
                 }
-                default(wait) => Err(RecvTimeoutError::Timeout),
-            };
-            match received {
-                Ok(line) => {
-                    if !self.handle(line) {
-                        break;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                Wake::Timeout => {}
+                Wake::Closed => break,
             }
             self.on_timer();
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// A line read from stdin, with when it was read.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Line {
     pub text: String,
     pub number: u64,
