@@ -163,8 +163,8 @@ impl Intake {
         }
         while self.scheduled.front().is_some_and(|(at, _)| *at <= now) {
             if let Some((_, order)) = self.scheduled.pop_front() {
-                if let Err(refusal) = self.submit(order.clone(), now) {
-                    self.cancel_pending(vec![order], &refusal_text(&refusal));
+                if let Err(reason) = self.submit(order.clone(), now) {
+                    self.cancel_pending(vec![order], &reason);
                 }
             }
         }
@@ -278,7 +278,7 @@ impl Intake {
         if !slices.is_empty() {
             self.cancel_pending(slices, reason);
         }
-        self.send(ToExchange::CancelAll)
+        self.send(ToExchange::CancelAll).map_err(Refusal::Input)
     }
 
     fn set_price(&self, symbol: &str, bid: Decimal, ask: Decimal) -> Result<(), Refusal> {
@@ -293,14 +293,14 @@ impl Intake {
         Ok(())
     }
 
-    fn send(&self, msg: ToExchange) -> Result<(), Refusal> {
+    fn send(&self, msg: ToExchange) -> Result<(), String> {
         // Blocking on a full queue is the back-pressure: the reader stops reading stdin,
         // nothing is dropped and nothing grows without bound.
-        self.to_exchange.send(msg).map_err(|_| Refusal::Input("the engine is shutting down".into()))
+        self.to_exchange.send(msg).map_err(|_| "the engine is shutting down".to_string())
     }
 
     fn query(&self, query: Query) -> Result<(), Refusal> {
-        self.send(ToExchange::Query(query))
+        self.send(ToExchange::Query(query)).map_err(Refusal::Input)
     }
 
     fn rules_of(&self, symbol: &str) -> Result<Arc<Rules>, Refusal> {
@@ -455,9 +455,10 @@ impl Intake {
         Ok(())
     }
 
-    fn submit(&mut self, order: Order, read_at: Instant) -> Result<(), Refusal> {
+    /// Sends one order, or says why it cannot go (the rate limiter, the breaker, shutdown).
+    fn submit(&mut self, order: Order, read_at: Instant) -> Result<(), String> {
         // An order costs two exchange orders: itself and the stop-loss it places or re-places.
-        self.guard.admit(Instant::now(), 2, order.role == OrderRole::Entry).map_err(Refusal::Input)?;
+        self.guard.admit(Instant::now(), 2, order.role == OrderRole::Entry)?;
         let timing = Timing::new(read_at);
         self.send(ToExchange::Submit(Box::new(Submission { order, timing })))
     }
@@ -521,12 +522,5 @@ impl Intake {
             let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
             self.bus.publish(Event::order_ended("order_cancelled", &order, reason));
         }
-    }
-}
-
-fn refusal_text(refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Input(message) => message.clone(),
-        Refusal::Risk(r) => r.message.clone(),
     }
 }
