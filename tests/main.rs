@@ -8,3 +8,5 @@ mod engine_binance;
 mod engine_risk;
 mod engine_sim;
 mod live_tracking;
+mod shutdown;
+mod slippage;

@@ -111,13 +111,7 @@ impl Input {
         self.start = 0;
         let old = self.buffer.len();
         self.buffer.resize(old + READ_CHUNK, 0);
-        let read = loop {
-            match self.source.read(&mut self.buffer[old..]) {
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        match read {
+        match retry_interrupted(|| self.source.read(&mut self.buffer[old..])) {
             Ok(n) => {
                 self.buffer.truncate(old + n);
                 self.closed = n == 0;
@@ -140,13 +134,12 @@ impl Input {
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: `fds` is a valid array of two initialised pollfd for the duration of the call.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
-        if ready <= 0 {
-            // 0 is the timeout; -1 is EINTR (or a bad descriptor, which the read then reports).
-            return if ready < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
-                Ready::Input
-            } else {
-                Ready::Nothing
-            };
+        if ready == 0 {
+            // The timeout passed.
+            return Ready::Nothing;
+        }
+        if ready < 0 {
+            return after_poll_error(std::io::Error::last_os_error().kind());
         }
         if fds[1].revents != 0 {
             Ready::Signal
@@ -157,10 +150,31 @@ impl Input {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
 enum Ready {
     Input,
     Signal,
     Nothing,
+}
+
+/// poll(2) failed. EINTR is a signal handled elsewhere in the process: keep waiting. Anything
+/// else (ENOMEM; EINVAL, with RLIMIT_NOFILE below 2) is left to the read, which reports it.
+fn after_poll_error(kind: ErrorKind) -> Ready {
+    if kind == ErrorKind::Interrupted {
+        Ready::Nothing
+    } else {
+        Ready::Input
+    }
+}
+
+/// Runs `op` again while a signal interrupts it (EINTR).
+fn retry_interrupted<T>(mut op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +236,57 @@ mod tests {
         let started = Instant::now();
         assert_eq!(input.next(Duration::from_millis(30)), Wake::Timeout);
         assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn an_unreadable_input_closes_instead_of_spinning() {
+        // Opened for writing only: poll says readable (a device without its own poll), the
+        // read fails (EBADF).
+        let write_only = std::fs::File::options().write(true).open("/dev/null").unwrap();
+        let (signals_rx, _signals_tx) = UnixStream::pair().unwrap();
+        let mut input = Input::from_fd(OwnedFd::from(write_only), signals_rx);
+        assert_eq!(input.next(Duration::from_secs(5)), Wake::Closed);
+    }
+
+    #[test]
+    fn a_signal_meant_for_someone_else_does_not_end_the_wait() {
+        use std::os::unix::thread::JoinHandleExt;
+        // A handler for SIGUSR1, so that delivering it interrupts poll (EINTR) instead of
+        // killing the test process.
+        let delivered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = signal_hook::flag::register(signal_hook::consts::SIGUSR1, delivered.clone()).unwrap();
+        let (mut input, mut writer, _signals) = pipe_input();
+        let reader = std::thread::spawn(move || input.next(Duration::from_secs(30)));
+        // Several times, so that at least one lands while the reader is blocked in poll.
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(20));
+            // SAFETY: the reader thread is alive: it returns only once the line below is written.
+            unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR1) };
+        }
+        writer.write_all(b"status\n").unwrap();
+        assert_eq!(text(reader.join().unwrap()), "status\n");
+        assert!(delivered.load(std::sync::atomic::Ordering::SeqCst));
+        signal_hook::low_level::unregister(handler);
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried() {
+        let mut calls = 0;
+        let read = retry_interrupted(|| {
+            calls += 1;
+            if calls == 1 {
+                Err(ErrorKind::Interrupted.into())
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!((read.unwrap(), calls), (7, 2));
+    }
+
+    #[test]
+    fn a_failed_poll_is_waited_out_after_a_signal_and_left_to_the_read_otherwise() {
+        assert_eq!(after_poll_error(ErrorKind::Interrupted), Ready::Nothing);
+        assert_eq!(after_poll_error(ErrorKind::OutOfMemory), Ready::Input);
     }
 
     #[test]

@@ -163,8 +163,8 @@ impl Intake {
         }
         while self.scheduled.front().is_some_and(|(at, _)| *at <= now) {
             if let Some((_, order)) = self.scheduled.pop_front() {
-                if let Err(refusal) = self.submit(order.clone(), now) {
-                    self.cancel_pending(vec![order], &refusal_text(&refusal));
+                if let Err(reason) = self.submit(order.clone(), now) {
+                    self.cancel_pending(vec![order], &reason);
                 }
             }
         }
@@ -278,7 +278,7 @@ impl Intake {
         if !slices.is_empty() {
             self.cancel_pending(slices, reason);
         }
-        self.send(ToExchange::CancelAll)
+        self.send(ToExchange::CancelAll).map_err(Refusal::Input)
     }
 
     fn set_price(&self, symbol: &str, bid: Decimal, ask: Decimal) -> Result<(), Refusal> {
@@ -293,14 +293,14 @@ impl Intake {
         Ok(())
     }
 
-    fn send(&self, msg: ToExchange) -> Result<(), Refusal> {
+    fn send(&self, msg: ToExchange) -> Result<(), String> {
         // Blocking on a full queue is the back-pressure: the reader stops reading stdin,
         // nothing is dropped and nothing grows without bound.
-        self.to_exchange.send(msg).map_err(|_| Refusal::Input("the engine is shutting down".into()))
+        self.to_exchange.send(msg).map_err(|_| "the engine is shutting down".to_string())
     }
 
     fn query(&self, query: Query) -> Result<(), Refusal> {
-        self.send(ToExchange::Query(query))
+        self.send(ToExchange::Query(query)).map_err(Refusal::Input)
     }
 
     fn rules_of(&self, symbol: &str) -> Result<Arc<Rules>, Refusal> {
@@ -455,9 +455,10 @@ impl Intake {
         Ok(())
     }
 
-    fn submit(&mut self, order: Order, read_at: Instant) -> Result<(), Refusal> {
+    /// Sends one order, or says why it cannot go (the rate limiter, the breaker, shutdown).
+    fn submit(&mut self, order: Order, read_at: Instant) -> Result<(), String> {
         // An order costs two exchange orders: itself and the stop-loss it places or re-places.
-        self.guard.admit(Instant::now(), 2, order.role == OrderRole::Entry).map_err(Refusal::Input)?;
+        self.guard.admit(Instant::now(), 2, order.role == OrderRole::Entry)?;
         let timing = Timing::new(read_at);
         self.send(ToExchange::Submit(Box::new(Submission { order, timing })))
     }
@@ -524,9 +525,320 @@ impl Intake {
     }
 }
 
-fn refusal_text(refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Input(message) => message.clone(),
-        Refusal::Risk(r) => r.message.clone(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::OrderStatus;
+    use crate::domain::risk::{DailyPnl, RiskLimits, Tier};
+    use crate::domain::symbol::fixtures::btcusdt;
+    use crate::domain::tilt::TiltSettings;
+    use crate::events::stdout_lanes;
+    use crate::exchange::{Balance, BookTicker};
+    use crossbeam_channel::{unbounded, Receiver};
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// BTCUSDT at 65000 / 65000.01, whatever the symbol asked.
+    struct Book;
+
+    impl Quotes for Book {
+        fn top_of_book(&self, symbol: &str) -> Option<BookTicker> {
+            Some(BookTicker {
+                symbol: symbol.into(),
+                bid: d("65000"),
+                bid_qty: d("1"),
+                ask: d("65000.01"),
+                ask_qty: d("1"),
+            })
+        }
+    }
+
+    struct Setup {
+        tier: Tier,
+        confirm: bool,
+        order_limit_10s: u32,
+        tilt: TiltSettings,
+        confirm_timeout: Duration,
+    }
+
+    impl Default for Setup {
+        fn default() -> Setup {
+            Setup {
+                tier: Tier::Sniper,
+                confirm: false,
+                order_limit_10s: u32::MAX,
+                tilt: TiltSettings::default(),
+                confirm_timeout: Duration::from_secs(10),
+            }
+        }
+    }
+
+    /// Intake on its own thread, reading a pipe, with the ends of its channels.
+    struct Running {
+        stdin: Option<UnixStream>,
+        signals: UnixStream,
+        account: Arc<Account>,
+        to_exchange: Receiver<ToExchange>,
+        to_persist: Receiver<ToPersist>,
+        ended: Receiver<()>,
+        /// Records read from `to_persist` while waiting for one.
+        seen: Vec<ToPersist>,
+    }
+
+    /// What intake sent, in order.
+    struct Outputs {
+        events: Vec<Arc<Event>>,
+        settings: Vec<(&'static str, String)>,
+        orders: Vec<Order>,
+        to_exchange: Vec<ToExchange>,
+    }
+
+    impl Outputs {
+        fn kinds(&self) -> Vec<&'static str> {
+            self.events.iter().map(|e| e.kind).collect()
+        }
+
+        fn first(&self, kind: &str) -> &Event {
+            self.events.iter().find(|e| e.kind == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", self.kinds()))
+        }
+
+        fn submitted(&self) -> Vec<&Order> {
+            self.to_exchange
+                .iter()
+                .filter_map(|m| match m {
+                    ToExchange::Submit(s) => Some(&s.order),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    impl Setup {
+        fn start(self) -> Running {
+            let limits = RiskLimits { tilt: self.tilt, ..RiskLimits::default() };
+            let account = Arc::new(Account::new(self.tier, limits, "USDT", DailyPnl::new("USDT")));
+            let usdt = Balance { asset: "USDT".into(), free: d("100000"), locked: Decimal::ZERO };
+            account.set_balances(vec![usdt], now_us());
+            let rules: Arc<Rules> = Arc::new([("BTCUSDT".to_string(), btcusdt())].into_iter().collect());
+            let config =
+                crate::config::Config { confirm_timeout: self.confirm_timeout, ..crate::config::Config::defaults() };
+            let (lanes, _stdout) = stdout_lanes(64, 64);
+            let (to_exchange, from_intake) = unbounded();
+            let (to_persist, persist_rx) = unbounded();
+            let intake = Intake::new(
+                rules,
+                Arc::new(Book),
+                Arc::new(IdGen::new("gtest".into(), 0)),
+                Arc::new(ExchangeGuard::new(self.order_limit_10s)),
+                Arc::clone(&account),
+                self.confirm,
+                &config,
+                Bus::new(lanes, Some(to_persist.clone())),
+                to_exchange,
+                to_persist,
+            );
+            let (reader, stdin) = UnixStream::pair().unwrap();
+            let (signals_rx, signals) = UnixStream::pair().unwrap();
+            let input = Input::from_fd(OwnedFd::from(reader), signals_rx);
+            let (end, ended) = unbounded();
+            std::thread::spawn(move || {
+                intake.run(input);
+                let _ = end.send(());
+            });
+            Running {
+                stdin: Some(stdin),
+                signals,
+                account,
+                to_exchange: from_intake,
+                to_persist: persist_rx,
+                ended,
+                seen: Vec::new(),
+            }
+        }
+    }
+
+    impl Running {
+        fn type_lines(&mut self, text: &str) {
+            self.stdin.as_mut().expect("stdin open").write_all(text.as_bytes()).unwrap();
+        }
+
+        /// Waits for the next event of `kind` intake publishes.
+        fn wait_for(&mut self, kind: &str) -> Arc<Event> {
+            loop {
+                let msg = self.to_persist.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no {kind}"));
+                let found = match &msg {
+                    ToPersist::Event(e) if e.kind == kind => Some(Arc::clone(e)),
+                    _ => None,
+                };
+                self.seen.push(msg);
+                if let Some(event) = found {
+                    return event;
+                }
+            }
+        }
+
+        /// Waits for intake to stop by itself (stdin stays open).
+        fn wait_end(self) -> Outputs {
+            self.ended.recv_timeout(Duration::from_secs(10)).expect("intake did not stop");
+            self.outputs()
+        }
+
+        /// Closes stdin and waits for intake to finish.
+        fn finish(mut self) -> Outputs {
+            drop(self.stdin.take());
+            self.wait_end()
+        }
+
+        fn outputs(mut self) -> Outputs {
+            self.seen.extend(self.to_persist.try_iter());
+            let mut outputs = Outputs {
+                events: vec![],
+                settings: vec![],
+                orders: vec![],
+                to_exchange: self.to_exchange.try_iter().collect(),
+            };
+            for msg in self.seen {
+                match msg {
+                    ToPersist::Event(e) => outputs.events.push(e),
+                    ToPersist::Setting { key, value } => outputs.settings.push((key, value)),
+                    ToPersist::Order(o) => outputs.orders.push(*o),
+                    _ => {}
+                }
+            }
+            outputs
+        }
+    }
+
+    #[test]
+    fn quit_stops_reading_even_while_input_stays_open() {
+        let mut intake = Setup::default().start();
+        intake.type_lines("quit\nbuy BTCUSDT 0.001\n");
+        let out = intake.wait_end();
+        assert!(out.to_exchange.is_empty());
+        assert!(out.events.is_empty(), "{:?}", out.kinds());
+    }
+
+    #[test]
+    fn a_signal_stops_reading_and_says_so() {
+        let mut intake = Setup::default().start();
+        (&intake.signals).write_all(&[1]).unwrap();
+        let shutting_down = intake.wait_for("shutting_down");
+        assert!(shutting_down.text.starts_with("signal received: no more commands"));
+        let out = intake.wait_end();
+        assert!(out.to_exchange.is_empty());
+    }
+
+    #[test]
+    fn end_of_input_cancels_what_waits_for_a_confirmation() {
+        let mut intake = Setup { confirm: true, ..Setup::default() }.start();
+        intake.type_lines("buy BTCUSDT 0.001\n");
+        let out = intake.finish();
+        assert_eq!(out.kinds(), ["confirm_request", "order_cancelled"]);
+        assert_eq!(out.first("order_cancelled").fields["reason"], "input ended before a confirmation");
+        assert_eq!(out.orders.last().unwrap().status, OrderStatus::Cancelled);
+        assert!(out.to_exchange.is_empty());
+    }
+
+    #[test]
+    fn confirming_an_id_that_waits_for_nothing_is_an_error() {
+        let mut intake = Setup { confirm: true, ..Setup::default() }.start();
+        intake.type_lines("buy BTCUSDT 0.001\nconfirm 42\n");
+        let out = intake.finish();
+        assert_eq!(out.first("error").fields["message"], "line 2: no order '42' is waiting for a confirmation");
+        assert!(out.to_exchange.is_empty());
+    }
+
+    #[test]
+    fn halt_cancels_what_waits_for_a_confirmation_saves_the_switch_and_cancels_every_open_order() {
+        let mut intake = Setup { confirm: true, ..Setup::default() }.start();
+        intake.type_lines("buy BTCUSDT 0.001\nhalt\n");
+        let account = Arc::clone(&intake.account);
+        let out = intake.finish();
+        assert_eq!(out.kinds(), ["confirm_request", "halted", "order_cancelled"]);
+        assert_eq!(out.first("halted").fields["halted"], true);
+        assert_eq!(out.first("order_cancelled").fields["reason"], "halt");
+        assert_eq!(out.settings, [("halted", "on".to_string())]);
+        assert!(matches!(out.to_exchange[..], [ToExchange::CancelAll]));
+        assert!(account.is_halted());
+    }
+
+    #[test]
+    fn halt_cancels_the_twap_slices_not_sent_yet() {
+        let mut intake = Setup { tier: Tier::Strategist, ..Setup::default() }.start();
+        intake.type_lines("twap BTCUSDT 0.002 1\nhalt\n");
+        let out = intake.finish();
+        let submitted = out.submitted();
+        assert_eq!(submitted.len(), 1);
+        assert_eq!(submitted[0].slice_number, Some(1));
+        let cancelled = out.first("order_cancelled");
+        assert_eq!(cancelled.fields["reason"], "halt");
+        assert_eq!(cancelled.order_id, Some(submitted[0].order_id + 1));
+        assert!(matches!(out.to_exchange.last(), Some(ToExchange::CancelAll)));
+    }
+
+    #[test]
+    fn resume_lifts_the_kill_switch_and_saves_it() {
+        let mut intake = Setup::default().start();
+        intake.type_lines("halt\nresume\nbuy BTCUSDT 0.001\n");
+        let account = Arc::clone(&intake.account);
+        let out = intake.finish();
+        assert_eq!(out.first("resumed").fields["halted"], false);
+        assert_eq!(out.settings, [("halted", "on".to_string()), ("halted", "off".to_string())]);
+        assert!(!account.is_halted());
+        assert_eq!(out.submitted().len(), 1);
+    }
+
+    #[test]
+    fn a_confirmation_waiting_does_not_hold_back_a_twap_slice_due() {
+        let mut intake = Setup { tier: Tier::Strategist, ..Setup::default() }.start();
+        intake.type_lines("twap BTCUSDT 0.002 1\nconfirm on\nbuy BTCUSDT 0.001\n");
+        intake.wait_for("confirm_request");
+        let slices: Vec<Order> = (0..2)
+            .map(|_| match intake.to_exchange.recv_timeout(Duration::from_secs(10)) {
+                Ok(ToExchange::Submit(s)) => s.order,
+                other => panic!("expected a slice, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(slices.iter().map(|o| o.slice_number).collect::<Vec<_>>(), [Some(1), Some(2)]);
+        let out = intake.finish();
+        // The buy still waited when the second slice went; only end of input cancelled it.
+        assert_eq!(out.first("order_cancelled").fields["reason"], "input ended before a confirmation");
+    }
+
+    #[test]
+    fn a_twap_slice_the_rate_limiter_refuses_when_due_is_cancelled_with_the_reason() {
+        // Room for one slice and its stop-loss in the 10 s window, not for two.
+        let setup = Setup { tier: Tier::Strategist, order_limit_10s: 4, ..Setup::default() };
+        let mut intake = setup.start();
+        intake.type_lines("twap BTCUSDT 0.002 1\n");
+        let out = intake.finish();
+        assert_eq!(out.submitted().len(), 1);
+        let cancelled = out.first("order_cancelled");
+        let reason = cancelled.fields["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("rate limit: 2 orders in the last 10 s (the exchange allows 4 per 10 s)"),
+            "{reason}"
+        );
+        let slice = out.orders.iter().rev().find(|o| o.slice_number == Some(2)).unwrap();
+        assert_eq!(slice.status, OrderStatus::Cancelled);
+    }
+
+    #[test]
+    fn the_end_of_a_tilt_cooldown_is_announced_without_a_new_line() {
+        let tilt = TiltSettings { burst_orders: 1, cooldown_secs: 1, ..TiltSettings::default() };
+        // The confirmation the cooldown asks for expires after the cooldown: that timer wakes intake.
+        let setup = Setup { tilt, confirm_timeout: Duration::from_millis(1200), ..Setup::default() };
+        let mut intake = setup.start();
+        intake.type_lines("buy BTCUSDT 0.001\nbuy BTCUSDT 0.001\n");
+        assert_eq!(intake.wait_for("tilt_changed").fields["state"], "COOLDOWN");
+        assert_eq!(intake.wait_for("confirm_request").fields["tilt_cooldown"], true);
+        assert_eq!(intake.wait_for("tilt_changed").fields["state"], "CALM");
+        let out = intake.finish();
+        assert_eq!(out.first("order_cancelled").fields["reason"], "no confirmation within 1 s");
     }
 }

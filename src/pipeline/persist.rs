@@ -284,3 +284,150 @@ pub fn position_json(p: &Position) -> Value {
         "opened_at": format_ts(p.opened_at_us),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Decimal;
+    use crate::domain::order::{ExchangeOrderType, OrderRole, Side};
+    use crate::domain::position::PositionStatus;
+    use crate::domain::risk::{DailyPnl, RiskLimits, Tier};
+    use crate::events::stdout_lanes;
+    use crate::pipeline::account::Account;
+    use crate::pipeline::guard::{ExchangeGuard, BREAKER_THRESHOLD};
+    use std::time::Instant;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn persist(guard: ExchangeGuard) -> Persist {
+        let (lanes, _queues) = stdout_lanes(16, 16);
+        Persist {
+            store: Store::open_in_memory().unwrap(),
+            account: Arc::new(Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"))),
+            stats: Arc::default(),
+            guard: Arc::new(guard),
+            bus: Bus::new(lanes, None),
+        }
+    }
+
+    fn entry(order_id: i64, position_id: Option<i64>) -> Order {
+        let mut order = Order::new(
+            order_id,
+            format!("gtest-E{order_id}"),
+            "BTCUSDT".into(),
+            Side::Buy,
+            OrderRole::Entry,
+            ExchangeOrderType::Market,
+            d("0.001"),
+            0,
+        );
+        order.position_id = position_id;
+        order
+    }
+
+    fn position(position_id: i64, entry_order_id: i64, status: PositionStatus) -> Position {
+        Position {
+            position_id,
+            symbol: "BTCUSDT".into(),
+            quantity: d("0.00099"),
+            entry_price: d("65000"),
+            entry_fees: Decimal::ZERO,
+            entry_order_id,
+            stop_loss: None,
+            stop_loss_order_id: None,
+            stop_loss_client_id: None,
+            status,
+            realized_pnl: Decimal::ZERO,
+            opened_at_us: 0,
+            updated_at_us: 0,
+            closed_at_us: None,
+        }
+    }
+
+    fn open_breaker(guard: &ExchangeGuard, now: Instant) {
+        for _ in 0..BREAKER_THRESHOLD {
+            guard.record_failure(now);
+        }
+    }
+
+    #[test]
+    fn stats_show_an_open_circuit_breaker() {
+        let guard = ExchangeGuard::new(50);
+        open_breaker(&guard, Instant::now());
+        let reply = persist(guard).answer(&Query::Stats);
+        assert_eq!(reply.kind, "stats");
+        assert_eq!(reply.fields["circuit_breaker"], "OPEN");
+    }
+
+    #[test]
+    fn stats_show_a_half_open_circuit_breaker_while_its_probe_is_out() {
+        let guard = ExchangeGuard::new(50);
+        let now = Instant::now();
+        open_breaker(&guard, now);
+        // Past the open period, the next entry is let through as the probe.
+        guard.admit(now + Duration::from_secs(2), 2, true).unwrap();
+        let reply = persist(guard).answer(&Query::Stats);
+        assert_eq!(reply.fields["circuit_breaker"], "HALF_OPEN");
+    }
+
+    #[test]
+    fn an_account_query_is_not_answered_from_the_database() {
+        let reply = persist(ExchangeGuard::new(50)).answer(&Query::Account { confirm: true });
+        assert_eq!(reply.kind, "error");
+        assert_eq!(reply.text, "account: not answered by persist");
+    }
+
+    #[test]
+    fn a_query_the_database_cannot_answer_gets_an_error_reply() {
+        let persist = persist(ExchangeGuard::new(50));
+        persist.store.connection().execute_batch("DROP TABLE orders").unwrap();
+        let reply = persist.answer(&Query::Status { id: "1".into() });
+        assert_eq!(reply.kind, "error");
+        let message = reply.fields["message"].as_str().unwrap();
+        assert!(message.starts_with("query failed: database error:"), "{message}");
+        assert!(message.contains("no such table: orders"), "{message}");
+    }
+
+    #[test]
+    fn status_of_an_order_whose_position_has_no_stop_loss_names_the_position() {
+        let mut persist = persist(ExchangeGuard::new(50));
+        let (order, position) = (entry(1, Some(1)), position(1, 1, PositionStatus::Unprotected));
+        persist.commit(&[ToPersist::Order(Box::new(order)), ToPersist::Position(Box::new(position))]);
+        let reply = persist.answer(&Query::Status { id: "1".into() });
+        assert_eq!(reply.kind, "status");
+        assert!(reply.text.ends_with("; position 1 UNPROTECTED"), "{}", reply.text);
+        assert_eq!(reply.fields["position"]["status"], "UNPROTECTED");
+        assert_eq!(reply.fields["stop_loss"], Value::Null);
+    }
+
+    #[test]
+    fn status_of_a_stop_loss_names_its_position_not_itself_as_the_stop() {
+        let mut persist = persist(ExchangeGuard::new(50));
+        let mut stop = entry(2, Some(1));
+        stop.role = OrderRole::StopLoss;
+        stop.side = Side::Sell;
+        stop.exchange_type = ExchangeOrderType::StopLossLimit;
+        stop.stop_price = Some(d("63700"));
+        let mut position = position(1, 1, PositionStatus::Open);
+        position.stop_loss = Some(d("63700"));
+        position.stop_loss_order_id = Some(2);
+        persist.commit(&[
+            ToPersist::Order(Box::new(entry(1, Some(1)))),
+            ToPersist::Order(Box::new(stop)),
+            ToPersist::Position(Box::new(position)),
+        ]);
+        let reply = persist.answer(&Query::Status { id: "2".into() });
+        assert!(reply.text.ends_with("; position 1 OPEN"), "{}", reply.text);
+        assert_eq!(reply.fields["stop_loss"]["order_id"], 2);
+    }
+
+    #[test]
+    fn a_query_handed_to_commit_writes_nothing_for_it() {
+        let mut persist = persist(ExchangeGuard::new(50));
+        persist.commit(&[ToPersist::Query(Query::Orders), ToPersist::Order(Box::new(entry(1, None)))]);
+        assert_eq!(persist.stats.event(vec![]).fields["records_persisted"], 1);
+        assert!(persist.store.find_order("1").unwrap().is_some());
+    }
+}

@@ -181,9 +181,120 @@ impl Verify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::order::{ExchangeOrderType, OrderRole};
+    use crate::events::stdout_lanes;
+    use crate::pipeline::msg::Timing;
+    use std::sync::Arc;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    /// A market order of 0.01 BTCUSDT expected at 100, in `status` with `filled` at `avg`.
+    fn order(side: Side, status: OrderStatus, filled: &str, avg: Option<&str>) -> Order {
+        let mut order = Order::new(
+            7,
+            "gtest-E7".into(),
+            "BTCUSDT".into(),
+            side,
+            if side == Side::Buy { OrderRole::Entry } else { OrderRole::Exit },
+            ExchangeOrderType::Market,
+            d("0.01"),
+            0,
+        );
+        order.expected_price = Some(d("100"));
+        order.status = status;
+        order.filled_quantity = d(filled);
+        order.avg_price = avg.map(d);
+        order
+    }
+
+    /// Runs the stage on one execution; returns the events it published and what it handed
+    /// back to exchange I/O.
+    fn verify_one(order: Order) -> (Vec<Arc<Event>>, Vec<FromVerify>) {
+        let (lanes, _queues) = stdout_lanes(16, 16);
+        let (to_persist, from_verify) = crossbeam_channel::unbounded();
+        let (to_exchange_io, back) = crossbeam_channel::unbounded();
+        let verify = Verify {
+            slippage_alert_pct: d("0.5"),
+            bus: Bus::new(lanes, Some(to_persist.clone())),
+            to_exchange_io,
+            to_persist,
+            stats: Arc::default(),
+        };
+        let (to_verify, from_exchange_io) = crossbeam_channel::unbounded();
+        let timing = Timing::new(Instant::now());
+        to_verify.send(ToVerify::Executed(Box::new(Execution { order, timing, verification_error: None }))).unwrap();
+        drop(to_verify);
+        verify.run(from_exchange_io);
+        let events = from_verify
+            .try_iter()
+            .filter_map(|m| match m {
+                ToPersist::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        (events, back.try_iter().collect())
+    }
+
+    fn kinds(events: &[Arc<Event>]) -> Vec<&'static str> {
+        events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn a_buy_filled_beyond_the_slippage_threshold_raises_an_alert_with_the_numbers() {
+        let (events, back) = verify_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")));
+        assert_eq!(kinds(&events), ["order_filled", "slippage_alert"]);
+        let alert = &events[1];
+        assert_eq!(alert.client_order_id.as_deref(), Some("gtest-E7"));
+        assert_eq!(alert.fields["slippage_percent"], "1");
+        assert_eq!(alert.fields["threshold_percent"], "0.5");
+        assert_eq!(alert.fields["expected_price"], "100");
+        assert_eq!(alert.fields["avg_price"], "101");
+        assert_eq!(alert.text, "7 BUY BTCUSDT: slippage 1.00% beyond 0.5% (expected 100, filled at 101)");
+        // The verified order still goes back to exchange I/O, which protects it.
+        assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn a_fill_within_the_slippage_threshold_raises_no_alert() {
+        let (events, _) = verify_one(order(Side::Sell, OrderStatus::Filled, "0.01", Some("99.6")));
+        assert_eq!(kinds(&events), ["order_filled"]);
+    }
+
+    #[test]
+    fn a_part_fill_is_reported_as_partially_filled_with_what_filled() {
+        let (events, back) = verify_one(order(Side::Buy, OrderStatus::Partial, "0.004", Some("100")));
+        assert_eq!(kinds(&events), ["order_partially_filled"]);
+        let event = &events[0];
+        assert_eq!(event.fields["filled_quantity"], "0.004");
+        assert_eq!(event.fields["status"], "PARTIAL");
+        assert_eq!(event.text, "7 BUY BTCUSDT: filled 0.004 of 0.01 at 100 (PARTIAL)");
+        assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn an_order_cancelled_after_a_part_fill_is_reported_as_partially_filled() {
+        let (events, _) = verify_one(order(Side::Buy, OrderStatus::Cancelled, "0.004", Some("100")));
+        assert_eq!(kinds(&events), ["order_partially_filled"]);
+        assert_eq!(events[0].fields["status"], "CANCELLED");
+    }
+
+    #[test]
+    fn a_market_order_that_expired_with_nothing_filled_is_reported_cancelled() {
+        let (events, back) = verify_one(order(Side::Sell, OrderStatus::Cancelled, "0", None));
+        assert_eq!(kinds(&events), ["order_cancelled"]);
+        assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired)");
+        assert_eq!(events[0].fields["avg_price"], serde_json::Value::Null);
+        assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn an_order_with_no_fill_confirmed_yet_is_reported_unverified() {
+        let (events, back) = verify_one(order(Side::Buy, OrderStatus::Pending, "0", None));
+        assert_eq!(kinds(&events), ["order_unverified"]);
+        assert_eq!(events[0].text, "7 BUY BTCUSDT: no fill confirmed yet (PENDING)");
+        assert_eq!(back.len(), 1);
     }
 
     #[test]
