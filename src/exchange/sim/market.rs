@@ -420,7 +420,7 @@ impl Simulator {
     /// returns. The seed and balances of a loaded state win over `config`; the knobs
     /// (latency, slippage, probabilities) come from `config`.
     pub fn open(path: &Path, config: SimConfig) -> Result<Simulator, SimStoreError> {
-        let (store, snapshot, journal) = Store::open(path)?;
+        let (mut store, snapshot, journal) = Store::open(path)?;
         let mut sim =
             match snapshot {
                 Some(snapshot) => Simulator::from_snapshot(config, snapshot)
@@ -436,8 +436,10 @@ impl Simulator {
                 })?;
             }
         }
+        // Fold what was replayed into a fresh snapshot, so the journal starts empty.
+        sim.write_snapshot(&mut store)
+            .map_err(|source| SimStoreError::Io { path: store.journal_path().to_path_buf(), source })?;
         sim.store = Some(store);
-        sim.compact()?;
         Ok(sim)
     }
 
@@ -513,17 +515,6 @@ impl Simulator {
         if self.closed.insert(id, order).is_none() {
             self.closed_fifo.push_back(id);
         }
-    }
-
-    /// Folds the journal into a fresh snapshot (no-op in memory).
-    pub fn compact(&mut self) -> Result<(), SimStoreError> {
-        let Some(mut store) = self.store.take() else {
-            return Ok(());
-        };
-        let result = self.write_snapshot(&mut store);
-        let path = store.journal_path().to_path_buf();
-        self.store = Some(store);
-        result.map_err(|source| SimStoreError::Io { path, source })
     }
 
     fn write_snapshot(&self, store: &mut Store) -> std::io::Result<()> {
@@ -620,10 +611,8 @@ impl Simulator {
     }
 
     fn trim_history(&mut self) {
-        while self.closed_fifo.len() > CLOSED_ORDERS_KEPT {
-            let Some(id) = self.closed_fifo.pop_front() else {
-                break;
-            };
+        let forgotten = self.closed_fifo.len().saturating_sub(CLOSED_ORDERS_KEPT);
+        for id in self.closed_fifo.drain(..forgotten) {
             if let Some(order) = self.closed.remove(&id) {
                 if self.closed_by_client.get(&order.report.client_order_id) == Some(&id) {
                     self.closed_by_client.remove(&order.report.client_order_id);
@@ -637,10 +626,6 @@ impl Simulator {
 
     pub fn config(&self) -> &SimConfig {
         &self.config
-    }
-
-    pub fn server_time_ms(&self) -> i64 {
-        now_ms()
     }
 
     pub fn exchange_info(&self) -> Vec<SymbolRules> {
@@ -742,18 +727,17 @@ impl Simulator {
             .map(|o| o.report.exchange_order_id)
             .collect();
         for id in ids {
-            let Some(mut order) = self.open.remove(&id) else {
-                continue;
-            };
-            match self.work_order(m, &mut order, now) {
-                None => {
-                    self.open.insert(id, order);
-                }
-                Some(fills) => {
-                    let mut report = order.report.clone();
-                    report.fills = fills;
-                    changed.push(report);
-                    self.put(order);
+            if let Some(mut order) = self.open.remove(&id) {
+                match self.work_order(m, &mut order, now) {
+                    None => {
+                        self.open.insert(id, order);
+                    }
+                    Some(fills) => {
+                        let mut report = order.report.clone();
+                        report.fills = fills;
+                        changed.push(report);
+                        self.put(order);
+                    }
                 }
             }
         }
@@ -938,10 +922,8 @@ impl Simulator {
         true
     }
 
+    /// Gives back `amount` that a `side` order had locked.
     fn release(&mut self, m: usize, side: Side, amount: Decimal) {
-        if amount <= Decimal::ZERO {
-            return;
-        }
         let rules = &self.markets[m].rules;
         let asset = match side {
             Side::Buy => &rules.quote_asset,
