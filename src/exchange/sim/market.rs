@@ -1205,3 +1205,54 @@ impl Simulator {
         Ok(self.trades.iter().filter(|t| t.symbol == symbol).cloned().collect())
     }
 }
+
+#[cfg(test)]
+impl Simulator {
+    /// Makes every later journal write fail, as on a full disk.
+    pub(super) fn break_journal(&mut self) {
+        self.store.as_mut().expect("a simulator opened on a state file").break_journal();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_unsupported_order_type_is_refused_in_binance_words() {
+        use ExchangeOrderType::*;
+        let names = [
+            (Limit, "Limit"),
+            (Market, "Market"),
+            (StopLoss, "Stop loss"),
+            (StopLossLimit, "Stop loss limit"),
+            (TakeProfit, "Take profit"),
+            (TakeProfitLimit, "Take profit limit"),
+            (LimitMaker, "Limit maker"),
+        ];
+        for (order_type, name) in names {
+            let e = type_not_supported(order_type);
+            assert_eq!((e.code, e.msg), (-2010, format!("{name} orders are not supported for this symbol.")));
+        }
+    }
+
+    #[test]
+    fn rounding_up_to_a_step_takes_the_next_whole_step() {
+        assert_eq!(round_up_to_step(d("65065.001"), d("0.01")), d("65065.01"));
+        assert_eq!(round_up_to_step(d("65065.00"), d("0.01")), d("65065.00"));
+    }
+
+    #[test]
+    fn rounding_up_to_a_zero_step_keeps_the_value() {
+        assert_eq!(round_up_to_step(d("65065.001"), Decimal::ZERO), d("65065.001"));
+    }
+
+    #[test]
+    fn rounding_up_a_value_too_large_to_count_in_steps_keeps_the_value() {
+        assert_eq!(round_up_to_step(Decimal::MAX, d("0.01")), Decimal::MAX);
+    }
+}

@@ -230,6 +230,15 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Swaps the journal for a read-only handle on the same file, so that every later append
+    /// fails as it would on a full disk.
+    pub(super) fn break_journal(&mut self) {
+        self.journal = File::open(&self.journal_path).expect("the journal exists");
+    }
+}
+
 fn read_snapshot(path: &Path) -> Result<Option<SnapshotIn>, SimStoreError> {
     let text = match std::fs::read(path) {
         Ok(text) => text,
