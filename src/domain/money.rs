@@ -139,6 +139,16 @@ mod tests {
     }
 
     #[test]
+    fn amount_errors_read_as_sentences_quoting_the_input() {
+        assert_eq!(AmountError::NotANumber("abc".into()).to_string(), "'abc' is not a number");
+        assert_eq!(AmountError::NotPositive("0".into()).to_string(), "'0' must be greater than zero");
+        assert_eq!(
+            AmountError::TooManyDecimals("0.000000001".into()).to_string(),
+            "'0.000000001' has more than 8 decimals"
+        );
+    }
+
+    #[test]
     fn parse_positive_accepts_exactly_eight_decimals() {
         assert_eq!(parse_positive("0.00000001"), Ok(d("0.00000001")));
         assert_eq!(parse_positive("1.12345678"), Ok(d("1.12345678")));

@@ -447,6 +447,12 @@ mod tests {
         assert_eq!(OrderType::of(ExchangeOrderType::TakeProfitLimit), OrderType::Limit);
     }
 
+    #[test]
+    fn each_recorded_type_has_the_name_its_column_holds() {
+        let names: Vec<_> = [OrderType::Market, OrderType::Limit, OrderType::StopLoss].map(OrderType::as_str).into();
+        assert_eq!(names, ["MARKET", "LIMIT", "STOP_LOSS"]);
+    }
+
     const ROLES: [OrderRole; 5] =
         [OrderRole::Entry, OrderRole::Exit, OrderRole::StopLoss, OrderRole::EmergencyExit, OrderRole::Recovered];
 

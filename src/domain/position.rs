@@ -249,6 +249,13 @@ mod tests {
     }
 
     #[test]
+    fn a_sell_the_oldest_position_covers_leaves_the_younger_ones_untouched() {
+        let a = position(1, "0.001");
+        let b = position(2, "0.002");
+        assert_eq!(allocate_sell(&[&a, &b], d("0.001")), vec![Allocation { position_id: 1, take: d("0.001") }]);
+    }
+
+    #[test]
     fn sells_skip_dust_and_closed_positions() {
         let mut a = position(1, "0.001");
         a.status = PositionStatus::Dust;

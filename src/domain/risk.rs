@@ -284,38 +284,38 @@ pub(crate) fn decimal_from_number_or_string<'de, D>(deserializer: D) -> Result<D
 where
     D: serde::Deserializer<'de>,
 {
-    struct Visitor;
+    deserializer.deserialize_any(DecimalVisitor)
+}
 
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = Decimal;
+struct DecimalVisitor;
 
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a decimal number, as a number or a string")
-        }
+impl serde::de::Visitor<'_> for DecimalVisitor {
+    type Value = Decimal;
 
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
-            Ok(Decimal::from(v))
-        }
-
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
-            Ok(Decimal::from(v))
-        }
-
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
-            // The shortest representation that reads back as `v`: 0.1 stays 0.1.
-            let text = v.to_string();
-            text.parse::<Decimal>().map_err(|_| E::custom(format!("{v} is not a representable decimal")))
-        }
-
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
-            v.trim()
-                .parse::<Decimal>()
-                .or_else(|_| Decimal::from_scientific(v.trim()))
-                .map_err(|_| E::custom(format!("'{v}' is not a decimal number")))
-        }
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a decimal number, as a number or a string")
     }
 
-    deserializer.deserialize_any(Visitor)
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Decimal, E> {
+        Ok(Decimal::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
+        // The shortest representation that reads back as `v`: 0.1 stays 0.1.
+        let text = v.to_string();
+        text.parse::<Decimal>().map_err(|_| E::custom(format!("{v} is not a representable decimal")))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Decimal, E> {
+        v.trim()
+            .parse::<Decimal>()
+            .or_else(|_| Decimal::from_scientific(v.trim()))
+            .map_err(|_| E::custom(format!("'{v}' is not a decimal number")))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -687,6 +687,12 @@ mod tests {
     }
 
     #[test]
+    fn every_order_path_names_itself_in_the_plural_for_refusals() {
+        let names: Vec<_> = OrderPath::ALL.iter().map(|p| p.plural()).collect();
+        assert_eq!(names, ["market orders", "stop-loss orders", "iceberg orders", "TWAP orders"]);
+    }
+
+    #[test]
     fn risk_rules_have_snake_case_names() {
         let names: Vec<_> = RiskRule::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names, ["tier", "position_size", "minimum_order", "daily_loss_limit", "halted"]);
@@ -832,6 +838,13 @@ mod tests {
         let rules = with_min_notional("20");
         assert!(size_entry(&limits(), d("300"), d("100"), &rules).is_err());
         assert_eq!(size_entry(&limits(), d("400"), d("100"), &rules), Ok(d("0.2")));
+    }
+
+    #[test]
+    fn sizing_on_a_symbol_without_a_step_size_keeps_the_exact_five_percent() {
+        let no_step = SymbolRules { step_size: Decimal::ZERO, ..btc() };
+        // 5 % of 13000 is 650, which buys 0.01015625 at 64000; a step of 0.00001 would make it 0.01015.
+        assert_eq!(size_entry(&limits(), d("13000"), d("64000"), &no_step), Ok(d("0.01015625")));
     }
 
     #[test]
@@ -982,6 +995,22 @@ mod tests {
             Balance { asset: "BAD".into(), free: d("5"), locked: d("0") },
         ];
         assert_eq!(equity_in_quote(&balances, "USDT", |_| Some(d("-2"))), d("100"));
+    }
+
+    #[test]
+    fn equity_does_not_ask_the_price_of_an_asset_with_nothing_held() {
+        let balances = [
+            Balance { asset: "USDT".into(), free: d("100"), locked: d("0") },
+            Balance { asset: "ETH".into(), free: d("0"), locked: d("0") },
+            Balance { asset: "BTC".into(), free: d("0.01"), locked: d("0") },
+        ];
+        let asked = std::cell::RefCell::new(Vec::new());
+        let price_of = |asset: &str| {
+            asked.borrow_mut().push(asset.to_string());
+            Some(d("60000"))
+        };
+        assert_eq!(equity_in_quote(&balances, "USDT", price_of), d("700"));
+        assert_eq!(asked.into_inner(), ["BTC"]);
     }
 
     #[test]

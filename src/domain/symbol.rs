@@ -181,8 +181,26 @@ mod tests {
     }
 
     #[test]
-    fn quantity_above_max_is_refused() {
-        assert!(matches!(btc().check_quantity(d("9000.1")), Err(RuleError::AboveMaxQty { .. })));
+    fn quantity_above_max_is_refused_with_the_numbers() {
+        let err = btc().check_quantity(d("9000.1")).unwrap_err();
+        assert!(matches!(err, RuleError::AboveMaxQty { .. }));
+        assert_eq!(err.to_string(), "quantity 9000.1 is above BTCUSDT's maximum quantity 9000");
+    }
+
+    #[test]
+    fn quantity_below_the_minimum_is_refused_with_the_numbers() {
+        let min_above_step = SymbolRules { min_qty: d("0.00100"), ..btc() };
+        let err = min_above_step.check_quantity(d("0.00099")).unwrap_err();
+        assert!(matches!(err, RuleError::BelowMinQty { .. }));
+        assert_eq!(err.to_string(), "quantity 0.00099 is below BTCUSDT's minimum quantity 0.001");
+    }
+
+    #[test]
+    fn a_symbol_that_is_not_trading_refuses_even_a_valid_quantity() {
+        let halted = SymbolRules { trading: false, ..btc() };
+        let err = halted.check_quantity(d("0.001")).unwrap_err();
+        assert_eq!(err, RuleError::NotTrading { symbol: "BTCUSDT".into() });
+        assert_eq!(err.to_string(), "BTCUSDT is not trading now");
     }
 
     #[test]

@@ -116,9 +116,7 @@ pub trait Exchange: Send {
     fn all_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError>;
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError>;
     /// Timings of the last request.
-    fn last_timing(&self) -> RequestTiming {
-        RequestTiming::default()
-    }
+    fn last_timing(&self) -> RequestTiming;
     /// The exchange's order limit per 10 s (`exchangeInfo` rateLimits), when it reports one.
     fn order_limit_10s(&self) -> Option<u64> {
         None
@@ -145,4 +143,24 @@ pub struct Connected {
     pub quotes: std::sync::Arc<dyn Quotes>,
     /// Where to subscribe to the exchange's push of order changes (binance, `--stream on`).
     pub stream: Option<binance::stream::StreamConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A quote source that only reads prices, as every one but the simulator's.
+    struct ReadOnlyQuotes;
+
+    impl Quotes for ReadOnlyQuotes {
+        fn top_of_book(&self, _symbol: &str) -> Option<BookTicker> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_quote_source_other_than_the_simulator_refuses_to_move_prices() {
+        let refused = ReadOnlyQuotes.set_price("BTCUSDT", Decimal::from(60_000), Decimal::from(60_001));
+        assert_eq!(refused, Err("price control is only available on the simulator (--exchange sim)".to_string()));
+    }
 }

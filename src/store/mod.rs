@@ -214,11 +214,6 @@ impl Store {
         self.orders_where("status IN ('PENDING', 'PARTIAL') ORDER BY order_id")
     }
 
-    /// Every order of a position, oldest first.
-    pub fn orders_of_position(&self, position_id: i64) -> Result<Vec<Order>, StoreError> {
-        self.orders_where(&format!("position_id = {position_id} ORDER BY order_id"))
-    }
-
     fn orders_where(&self, clause: &str) -> Result<Vec<Order>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}"))?;
         let rows = stmt.query_map([], order_from_row)?;
@@ -569,6 +564,43 @@ mod tests {
         b.client_order_id = a.client_order_id.clone(); // violates UNIQUE
         assert!(store.write_batch(&[Write::Order(&a), Write::Order(&b)]).is_err());
         assert!(store.find_order("1").unwrap().is_none());
+    }
+
+    #[test]
+    fn an_order_row_with_a_money_column_that_is_not_a_decimal_is_reported_as_corrupt() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.write_batch(&[Write::Order(&order(1))]).unwrap();
+        store.connection().execute("UPDATE orders SET quantity = 'lots'", []).unwrap();
+        let err = store.find_order("1").unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        assert_eq!(err.to_string(), "database holds a bad value: 'lots' is not a decimal");
+        assert!(store.open_orders().is_err());
+    }
+
+    #[test]
+    fn a_position_row_with_a_money_column_that_is_not_a_decimal_is_reported_as_corrupt() {
+        let mut store = Store::open_in_memory().unwrap();
+        let position = Position {
+            position_id: 1,
+            symbol: "BTCUSDT".into(),
+            quantity: d("0.001"),
+            entry_price: d("65000"),
+            entry_fees: Decimal::ZERO,
+            entry_order_id: 1,
+            stop_loss: None,
+            stop_loss_order_id: None,
+            stop_loss_client_id: None,
+            status: PositionStatus::Open,
+            realized_pnl: Decimal::ZERO,
+            opened_at_us: 1_700_000_000_000_000,
+            updated_at_us: 1_700_000_000_000_000,
+            closed_at_us: None,
+        };
+        store.write_batch(&[Write::Position(&position)]).unwrap();
+        store.connection().execute("UPDATE positions SET entry_price = '65,000'", []).unwrap();
+        let err = store.open_positions().unwrap_err();
+        assert_eq!(err.to_string(), "database holds a bad value: '65,000' is not a decimal");
+        assert!(store.find_position(1).is_err());
     }
 
     #[test]

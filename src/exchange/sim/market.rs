@@ -420,7 +420,7 @@ impl Simulator {
     /// returns. The seed and balances of a loaded state win over `config`; the knobs
     /// (latency, slippage, probabilities) come from `config`.
     pub fn open(path: &Path, config: SimConfig) -> Result<Simulator, SimStoreError> {
-        let (store, snapshot, journal) = Store::open(path)?;
+        let (mut store, snapshot, journal) = Store::open(path)?;
         let mut sim =
             match snapshot {
                 Some(snapshot) => Simulator::from_snapshot(config, snapshot)
@@ -436,8 +436,10 @@ impl Simulator {
                 })?;
             }
         }
+        // Fold what was replayed into a fresh snapshot, so the journal starts empty.
+        sim.write_snapshot(&mut store)
+            .map_err(|source| SimStoreError::Io { path: store.journal_path().to_path_buf(), source })?;
         sim.store = Some(store);
-        sim.compact()?;
         Ok(sim)
     }
 
@@ -513,17 +515,6 @@ impl Simulator {
         if self.closed.insert(id, order).is_none() {
             self.closed_fifo.push_back(id);
         }
-    }
-
-    /// Folds the journal into a fresh snapshot (no-op in memory).
-    pub fn compact(&mut self) -> Result<(), SimStoreError> {
-        let Some(mut store) = self.store.take() else {
-            return Ok(());
-        };
-        let result = self.write_snapshot(&mut store);
-        let path = store.journal_path().to_path_buf();
-        self.store = Some(store);
-        result.map_err(|source| SimStoreError::Io { path, source })
     }
 
     fn write_snapshot(&self, store: &mut Store) -> std::io::Result<()> {
@@ -620,10 +611,8 @@ impl Simulator {
     }
 
     fn trim_history(&mut self) {
-        while self.closed_fifo.len() > CLOSED_ORDERS_KEPT {
-            let Some(id) = self.closed_fifo.pop_front() else {
-                break;
-            };
+        let forgotten = self.closed_fifo.len().saturating_sub(CLOSED_ORDERS_KEPT);
+        for id in self.closed_fifo.drain(..forgotten) {
             if let Some(order) = self.closed.remove(&id) {
                 if self.closed_by_client.get(&order.report.client_order_id) == Some(&id) {
                     self.closed_by_client.remove(&order.report.client_order_id);
@@ -637,10 +626,6 @@ impl Simulator {
 
     pub fn config(&self) -> &SimConfig {
         &self.config
-    }
-
-    pub fn server_time_ms(&self) -> i64 {
-        now_ms()
     }
 
     pub fn exchange_info(&self) -> Vec<SymbolRules> {
@@ -742,18 +727,17 @@ impl Simulator {
             .map(|o| o.report.exchange_order_id)
             .collect();
         for id in ids {
-            let Some(mut order) = self.open.remove(&id) else {
-                continue;
-            };
-            match self.work_order(m, &mut order, now) {
-                None => {
-                    self.open.insert(id, order);
-                }
-                Some(fills) => {
-                    let mut report = order.report.clone();
-                    report.fills = fills;
-                    changed.push(report);
-                    self.put(order);
+            if let Some(mut order) = self.open.remove(&id) {
+                match self.work_order(m, &mut order, now) {
+                    None => {
+                        self.open.insert(id, order);
+                    }
+                    Some(fills) => {
+                        let mut report = order.report.clone();
+                        report.fills = fills;
+                        changed.push(report);
+                        self.put(order);
+                    }
                 }
             }
         }
@@ -938,10 +922,8 @@ impl Simulator {
         true
     }
 
+    /// Gives back `amount` that a `side` order had locked.
     fn release(&mut self, m: usize, side: Side, amount: Decimal) {
-        if amount <= Decimal::ZERO {
-            return;
-        }
         let rules = &self.markets[m].rules;
         let asset = match side {
             Side::Buy => &rules.quote_asset,
@@ -1221,5 +1203,56 @@ impl Simulator {
     pub fn my_trades(&self, symbol: &str) -> Result<Vec<Trade>, SimError> {
         self.market_index(symbol)?;
         Ok(self.trades.iter().filter(|t| t.symbol == symbol).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+impl Simulator {
+    /// Makes every later journal write fail, as on a full disk.
+    pub(super) fn break_journal(&mut self) {
+        self.store.as_mut().expect("a simulator opened on a state file").break_journal();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_unsupported_order_type_is_refused_in_binance_words() {
+        use ExchangeOrderType::*;
+        let names = [
+            (Limit, "Limit"),
+            (Market, "Market"),
+            (StopLoss, "Stop loss"),
+            (StopLossLimit, "Stop loss limit"),
+            (TakeProfit, "Take profit"),
+            (TakeProfitLimit, "Take profit limit"),
+            (LimitMaker, "Limit maker"),
+        ];
+        for (order_type, name) in names {
+            let e = type_not_supported(order_type);
+            assert_eq!((e.code, e.msg), (-2010, format!("{name} orders are not supported for this symbol.")));
+        }
+    }
+
+    #[test]
+    fn rounding_up_to_a_step_takes_the_next_whole_step() {
+        assert_eq!(round_up_to_step(d("65065.001"), d("0.01")), d("65065.01"));
+        assert_eq!(round_up_to_step(d("65065.00"), d("0.01")), d("65065.00"));
+    }
+
+    #[test]
+    fn rounding_up_to_a_zero_step_keeps_the_value() {
+        assert_eq!(round_up_to_step(d("65065.001"), Decimal::ZERO), d("65065.001"));
+    }
+
+    #[test]
+    fn rounding_up_a_value_too_large_to_count_in_steps_keeps_the_value() {
+        assert_eq!(round_up_to_step(Decimal::MAX, d("0.01")), Decimal::MAX);
     }
 }

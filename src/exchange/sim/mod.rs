@@ -53,10 +53,6 @@ impl SimGateway {
         Arc::clone(&self.sim)
     }
 
-    pub fn set_latency(&mut self, latency: Duration) {
-        self.latency = latency;
-    }
-
     fn call<T>(&mut self, request: impl FnOnce(&mut Simulator) -> Result<T, SimError>) -> Result<T, ExchangeError> {
         let start = Instant::now();
         let result = request(&mut self.sim.lock());

@@ -4,7 +4,8 @@ use super::*;
 use crate::domain::money::Decimal;
 use crate::domain::order::{ExchangeOrderType, ExchangeStatus, OrderReport, Side};
 use crate::exchange::{Exchange, ExchangeError, NewOrder};
-use ExchangeOrderType::{Limit, LimitMaker, Market, StopLoss, StopLossLimit};
+use std::path::Path;
+use ExchangeOrderType::{Limit, LimitMaker, Market, StopLoss, StopLossLimit, TakeProfit};
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -163,6 +164,30 @@ fn extra_slippage_prices_fills_worse_by_the_given_bps() {
 }
 
 #[test]
+fn extra_slippage_prices_a_sell_lower_by_the_given_bps_rounded_down_to_the_tick() {
+    let mut sim = Simulator::new(SimConfig { extra_slippage_bps: d("10"), ..SimConfig::default() });
+    let r = sim.place(&market("BTCUSDT", Side::Sell, "0.01", "s")).unwrap();
+    // 64999.99 - 0.1 % = 64934.99001
+    assert_eq!(r.fills[0].price, d("64934.99"));
+}
+
+#[test]
+fn extra_slippage_never_prices_a_limit_buy_above_its_limit() {
+    let mut sim = Simulator::new(SimConfig { extra_slippage_bps: d("10"), ..SimConfig::default() });
+    let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "65010.00", "l")).unwrap();
+    assert_eq!(r.status, ExchangeStatus::Filled);
+    assert_eq!(r.fills[0].price, d("65010.00"));
+}
+
+#[test]
+fn extra_slippage_never_prices_a_limit_sell_below_its_limit() {
+    let mut sim = Simulator::new(SimConfig { extra_slippage_bps: d("10"), ..SimConfig::default() });
+    let r = sim.place(&limit("BTCUSDT", Side::Sell, "0.01", "64990.00", "l")).unwrap();
+    assert_eq!(r.status, ExchangeStatus::Filled);
+    assert_eq!(r.fills[0].price, d("64990.00"));
+}
+
+#[test]
 fn partial_fill_knob_makes_market_orders_expire_part_filled() {
     let mut sim = Simulator::new(SimConfig { partial_fill_probability: 1.0, ..SimConfig::default() });
     let r = sim.place(&market("BTCUSDT", Side::Buy, "0.1", "b")).unwrap();
@@ -310,6 +335,26 @@ fn illegal_client_id_is_refused() {
 }
 
 #[test]
+fn empty_client_id_is_refused() {
+    let r = sim().place(&market("BTCUSDT", Side::Buy, "0.01", ""));
+    assert_eq!(refusal(r), (400, -1118, "New client order ID was empty.".into()));
+}
+
+#[test]
+fn market_order_with_a_price_is_refused_as_an_unneeded_parameter() {
+    let r = sim().place(&NewOrder { price: Some(d("65000.00")), ..market("BTCUSDT", Side::Buy, "0.01", "m") });
+    assert_eq!(refusal(r), (400, -1106, "Parameter 'price' sent when not required.".into()));
+}
+
+#[test]
+fn stop_selling_more_than_the_free_base_is_refused_and_locks_nothing() {
+    let mut sim = sim();
+    let r = sim.place(&stop_limit("BTCUSDT", Side::Sell, "1.5", "60000.00", "59900.00", "s"));
+    assert_eq!(refusal(r), (400, -2010, "Account has insufficient balance for requested action.".into()));
+    assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
+}
+
+#[test]
 fn limit_maker_that_would_take_is_refused() {
     let r =
         sim().place(&NewOrder { price: Some(d("65000.00")), ..order("BTCUSDT", Side::Buy, LimitMaker, "0.01", "m") });
@@ -355,6 +400,14 @@ fn refusals_convert_to_rejected_exchange_errors() {
     assert_eq!(
         e,
         ExchangeError::Rejected { http_status: 400, code: -2010, msg: "Order would trigger immediately.".into() }
+    );
+}
+
+#[test]
+fn a_refusal_reads_with_its_http_status_and_code() {
+    assert_eq!(
+        SimError::rejected(-2013, "Order does not exist.").to_string(),
+        "HTTP 400 (-2013): Order does not exist."
     );
 }
 
@@ -432,6 +485,66 @@ fn stop_loss_on_ethusdt_becomes_a_market_sell_when_triggered() {
 }
 
 #[test]
+fn take_profit_sell_becomes_a_market_sell_when_the_bid_rises_to_it() {
+    let mut sim = sim();
+    sim.place(&NewOrder { stop_price: Some(d("3100.00")), ..order("ETHUSDT", Side::Sell, TakeProfit, "1", "tp") })
+        .unwrap();
+    let changed = sim.set_price("ETHUSDT", d("3100.00"), d("3100.01")).unwrap();
+    assert_eq!(changed[0].status, ExchangeStatus::Filled);
+    assert_eq!(changed[0].fills[0].price, d("3100.00"));
+    assert_eq!(free(&sim, "ETH"), d("9"));
+}
+
+#[test]
+fn take_profit_buy_becomes_a_market_buy_when_the_ask_falls_to_it() {
+    let mut sim = sim();
+    sim.place(&NewOrder { stop_price: Some(d("2900.00")), ..order("ETHUSDT", Side::Buy, TakeProfit, "0.1", "tp") })
+        .unwrap();
+    assert_eq!(locked(&sim, "USDT"), d("290"));
+    let changed = sim.set_price("ETHUSDT", d("2899.99"), d("2900.00")).unwrap();
+    assert_eq!(changed[0].status, ExchangeStatus::Filled);
+    assert_eq!(changed[0].fills[0].price, d("2900.00"));
+    assert_eq!(free(&sim, "USDT"), d("99710"));
+    assert_eq!(locked(&sim, "USDT"), Decimal::ZERO);
+}
+
+/// A simulator whose account holds only `usdt` of the quote asset.
+fn sim_with_usdt(usdt: &str) -> Simulator {
+    let mut config = SimConfig::default();
+    config.starting_balances.insert("USDT".into(), d(usdt));
+    Simulator::new(config)
+}
+
+#[test]
+fn triggered_stop_buy_buys_only_what_the_free_balance_pays_for() {
+    let mut sim = sim_with_usdt("15100");
+    sim.place(&stop_market("SOLUSDT", Side::Buy, "100", "151.00", "s")).unwrap();
+    // The market gaps through the stop: 100 SOL now cost more than the 15100 locked for them.
+    let changed = sim.set_price("SOLUSDT", d("159.99"), d("160.00")).unwrap();
+    let r = &changed[0];
+    assert_eq!(r.status, ExchangeStatus::Expired);
+    assert!(r.executed_qty > Decimal::ZERO && r.executed_qty < d("100"), "{}", r.executed_qty);
+    assert!(r.fills.len() > 1, "the plan walked more than one level");
+    assert_eq!(free(&sim, "USDT"), d("15100") - r.cum_quote_qty);
+    let last_price = r.fills.last().unwrap().price;
+    assert!(free(&sim, "USDT") < last_price * d("0.001"), "less than one more step is left unspent");
+    assert_eq!(locked(&sim, "USDT"), Decimal::ZERO);
+}
+
+#[test]
+fn triggered_stop_buy_that_cannot_pay_for_one_step_expires_with_nothing_bought() {
+    let mut sim = sim_with_usdt("5.1017");
+    sim.place(&stop_market("ETHUSDT", Side::Buy, "0.0017", "3001.00", "s")).unwrap();
+    // At 60000 the 5.1017 locked at the stop price no longer pays for one step (0.0001 ETH).
+    let changed = sim.set_price("ETHUSDT", d("59999.99"), d("60000.00")).unwrap();
+    assert_eq!(changed[0].status, ExchangeStatus::Expired);
+    assert_eq!(changed[0].executed_qty, Decimal::ZERO);
+    assert!(changed[0].fills.is_empty());
+    assert_eq!(free(&sim, "USDT"), d("5.1017"));
+    assert_eq!(locked(&sim, "USDT"), Decimal::ZERO);
+}
+
+#[test]
 fn resting_limit_buy_fills_at_its_price_when_the_ask_falls_to_it() {
     let mut sim = sim();
     let r = sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "64000.00", "l")).unwrap();
@@ -469,6 +582,27 @@ fn random_walk_moves_prices_and_keeps_the_spread() {
     let after = sim.book_ticker("BTCUSDT").unwrap();
     assert_ne!(after.bid, before.bid);
     assert_eq!(after.ask - after.bid, before.ask - before.bid);
+}
+
+#[test]
+fn random_walk_never_moves_a_bid_below_one_tick() {
+    let mut sim = sim();
+    sim.set_price("SOLUSDT", d("0.01"), d("0.02")).unwrap();
+    for _ in 0..30 {
+        sim.random_walk_step().unwrap();
+        let top = sim.book_ticker("SOLUSDT").unwrap();
+        assert!(top.bid >= d("0.01"), "bid {}", top.bid);
+        assert_eq!(top.ask - top.bid, d("0.01"));
+    }
+}
+
+#[test]
+fn depth_lists_no_bid_level_at_or_below_zero() {
+    let mut sim = sim();
+    sim.set_price("SOLUSDT", d("0.01"), d("0.02")).unwrap();
+    let (bids, asks) = sim.depth("SOLUSDT", 20).unwrap();
+    assert_eq!(bids.iter().map(|l| l.0).collect::<Vec<_>>(), vec![d("0.01")]);
+    assert_eq!(asks.len(), 20);
 }
 
 // ---- queries -------------------------------------------------------------------------------
@@ -668,6 +802,203 @@ fn corrupt_journal_line_before_the_end_is_an_error() {
     assert!(matches!(Simulator::open(&path, SimConfig::default()), Err(SimStoreError::Corrupt { .. })));
 }
 
+fn open_error(path: &Path) -> SimStoreError {
+    match Simulator::open(path, SimConfig::default()) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => e,
+    }
+}
+
+/// Changes the snapshot by hand, as a damaged or hand-edited state file would be changed.
+fn edit_snapshot(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    // Opening folds the journal into the snapshot.
+    drop(Simulator::open(path, SimConfig::default()).unwrap());
+    let mut snapshot: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut snapshot);
+    std::fs::write(path, snapshot.to_string()).unwrap();
+}
+
+fn append_to(path: &Path, text: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn blank_lines_in_the_journal_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a")).unwrap();
+    append_to(&journal_path(&path), "\n");
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")).unwrap();
+    let before = state(&sim);
+    drop(sim);
+    assert_eq!(state(&Simulator::open(&path, SimConfig::default()).unwrap()), before);
+}
+
+#[test]
+fn a_garbled_last_journal_line_is_ignored_as_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a")).unwrap();
+    let before = state(&sim);
+    drop(sim);
+    append_to(&journal_path(&path), "{\"seq\":2,\"rng\n");
+    assert_eq!(state(&Simulator::open(&path, SimConfig::default()).unwrap()), before);
+}
+
+#[test]
+fn a_journal_record_that_cannot_be_replayed_is_corrupt_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "a")).unwrap();
+    drop(sim);
+    let journal = journal_path(&path);
+    append_to(&journal, "{\"seq\":2,\"rng_word_pos\":\"x\",\"next_order_id\":3,\"next_trade_id\":3}\n");
+    let e = open_error(&path);
+    assert!(
+        matches!(&e, SimStoreError::Corrupt { path: p, line: 2, reason } if *p == journal && reason == "bad RNG position 'x'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_state_path_that_cannot_be_read_is_an_io_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    std::fs::create_dir(&path).unwrap();
+    let e = open_error(&path);
+    assert!(matches!(&e, SimStoreError::Io { path: p, .. } if *p == path), "{e}");
+    assert!(e.to_string().starts_with(&format!("exchange state {}: ", path.display())), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn an_old_journal_that_cannot_be_opened_is_an_io_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let old = path.with_extension("json.journal.old");
+    // A link to itself: opening it fails with "too many levels of symbolic links".
+    std::os::unix::fs::symlink(&old, &old).unwrap();
+    let e = open_error(&path);
+    assert!(matches!(&e, SimStoreError::Io { path: p, .. } if *p == old), "{e}");
+}
+
+#[test]
+fn a_snapshot_that_is_not_json_is_corrupt_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    std::fs::write(&path, "{\n  not json").unwrap();
+    let e = open_error(&path);
+    assert!(matches!(&e, SimStoreError::Corrupt { line: 2, .. }), "{e}");
+    assert!(e.to_string().starts_with(&format!("exchange state {} is corrupt at line 2: ", path.display())), "{e}");
+    assert!(std::error::Error::source(&e).is_none());
+}
+
+#[test]
+fn a_snapshot_of_an_unknown_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    edit_snapshot(&path, |s| s["version"] = 2.into());
+    let e = open_error(&path);
+    assert!(matches!(&e, SimStoreError::Corrupt { reason, .. } if reason == "unknown snapshot version 2"), "{e}");
+}
+
+#[test]
+fn a_restored_resting_order_without_a_limit_price_never_trades() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&limit("BTCUSDT", Side::Sell, "0.01", "70000.00", "l")).unwrap();
+    drop(sim);
+    edit_snapshot(&path, |s| s["open"][0]["report"]["price"] = "0".into());
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    assert!(sim.set_price("BTCUSDT", d("65000.00"), d("65000.01")).unwrap().is_empty());
+    assert!(sim.my_trades("BTCUSDT").unwrap().is_empty());
+    assert_eq!(sim.open_orders(Some("BTCUSDT")).unwrap().len(), 1);
+}
+
+#[test]
+fn a_restored_open_order_with_nothing_left_to_fill_never_trades() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&limit("BTCUSDT", Side::Buy, "0.01", "60000.00", "l")).unwrap();
+    drop(sim);
+    edit_snapshot(&path, |s| s["open"][0]["report"]["executed_qty"] = "0.01".into());
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    assert!(sim.set_price("BTCUSDT", d("59000.00"), d("59000.01")).unwrap().is_empty());
+    assert!(sim.my_trades("BTCUSDT").unwrap().is_empty());
+}
+
+#[test]
+fn a_journal_write_failure_is_an_internal_error_though_the_order_was_placed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Simulator::open(&dir.path().join("exchange.json"), SimConfig::default()).unwrap();
+    sim.break_journal();
+    let e = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")).unwrap_err();
+    assert_eq!((e.http_status, e.code), (500, -1000));
+    assert!(
+        e.msg.starts_with("An unknown error occurred while processing the request. (journal write failed: "),
+        "{e}"
+    );
+    assert_eq!(sim.query("BTCUSDT", OrderRef::ClientOrderId("b")).unwrap().status, ExchangeStatus::Filled);
+}
+
+#[test]
+fn the_random_walk_keeps_stepping_after_a_journal_write_failure() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Simulator::open(&dir.path().join("exchange.json"), SimConfig::default()).unwrap();
+    sim.break_journal();
+    let shared = Arc::new(Mutex::new(sim));
+    start_random_walk(&shared, Duration::from_millis(1));
+    let bid = || shared.lock().book_ticker("BTCUSDT").unwrap().bid;
+    // Every step fails to journal; a second move means the walk went on after a failure.
+    let mut bids = vec![bid()];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bids.len() < 3 {
+        assert!(Instant::now() < deadline, "the walk stopped after {} moves", bids.len() - 1);
+        let now = bid();
+        if Some(&now) != bids.last() {
+            bids.push(now);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn an_order_is_still_placed_and_journaled_when_the_journal_cannot_be_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let mut sim = Simulator::open(&path, SimConfig { compact_every: 1, ..SimConfig::default() }).unwrap();
+    // A directory where the rotated journal goes: the journal cannot be renamed to it.
+    std::fs::create_dir(path.with_extension("json.journal.old")).unwrap();
+    let r = sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")).unwrap();
+    assert_eq!(r.status, ExchangeStatus::Filled);
+    assert!(std::fs::metadata(journal_path(&path)).unwrap().len() > 0);
+}
+
+#[test]
+fn a_failed_background_snapshot_keeps_the_old_journal_for_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exchange.json");
+    let config = SimConfig { compact_every: 1, ..SimConfig::default() };
+    let mut sim = Simulator::open(&path, config.clone()).unwrap();
+    // A directory where the snapshot goes: the background writer cannot rename its file over it.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.01", "b")).unwrap();
+    let before = state(&sim);
+    sim.wait_for_snapshot();
+    assert!(path.with_extension("json.journal.old").exists());
+    drop(sim);
+    std::fs::remove_dir(&path).unwrap();
+    assert_eq!(state(&Simulator::open(&path, config).unwrap()), before);
+}
+
 // ---- gateway ---------------------------------------------------------------------------------
 
 #[test]
@@ -681,6 +1012,16 @@ fn gateway_maps_refusals_to_rejected() {
     let mut gw = SimGateway::new(sim());
     let e = gw.query_order("BTCUSDT", "nope").unwrap_err();
     assert!(e.is_no_such_order());
+}
+
+#[test]
+fn gateway_reports_a_journal_failure_as_an_unknown_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Simulator::open(&dir.path().join("exchange.json"), SimConfig::default()).unwrap();
+    sim.break_journal();
+    let mut gw = SimGateway::new(sim);
+    let e = gw.place_order(&market("BTCUSDT", Side::Buy, "0.01", "b")).unwrap_err();
+    assert!(matches!(&e, ExchangeError::Unknown { reason } if reason.starts_with("(-1000) An unknown error")), "{e}");
 }
 
 #[test]
