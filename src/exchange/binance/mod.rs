@@ -281,10 +281,8 @@ impl BinanceGateway {
             if signed && !resynced && error.is_timestamp_error() {
                 // Refused before the matching engine: resync, then the same request once more.
                 resynced = true;
-                log::warn!(
-                    "binance: {} {path} refused for its timestamp (-1021); resyncing the clock",
-                    method.as_str()
-                );
+                let method = method.as_str();
+                log::warn!("binance: {method} {path} refused for its timestamp (-1021); resyncing the clock");
                 if let Err(sync_error) = self.sync_time() {
                     log::warn!("binance: clock resync failed: {sync_error}");
                     return Err(error);
@@ -621,6 +619,25 @@ mod tests {
         let e = check_order(&order(ExchangeOrderType::StopLossLimit)).unwrap_err();
         assert!(matches!(e, ExchangeError::Rejected { code: -1102, .. }));
         assert_eq!(check_order(&order(ExchangeOrderType::Market)), Ok(()));
+    }
+
+    #[test]
+    fn stop_orders_missing_their_stop_price_are_refused_before_sending() {
+        for order_type in [ExchangeOrderType::StopLoss, ExchangeOrderType::TakeProfit] {
+            let e = check_order(&order(order_type)).unwrap_err();
+            assert!(
+                matches!(&e, ExchangeError::Rejected { code: -1102, msg, .. } if msg.contains("'stopPrice'")),
+                "{e:?}"
+            );
+        }
+        let mut stop = order(ExchangeOrderType::StopLoss);
+        stop.stop_price = Some(d("63700"));
+        assert_eq!(check_order(&stop), Ok(()));
+    }
+
+    #[test]
+    fn methods_are_named_as_http_spells_them() {
+        assert_eq!([Method::Get, Method::Post, Method::Delete].map(Method::as_str), ["GET", "POST", "DELETE"]);
     }
 
     #[test]
