@@ -66,15 +66,30 @@ impl std::fmt::Debug for StreamConfig {
 const READ_TIMEOUT: Duration = Duration::from_millis(250);
 const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENT_LIMIT: Duration = Duration::from_secs(75);
+const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The clocks of a session: the constants above in the engine; tests shorten them.
+#[derive(Debug, Clone, Copy)]
+struct Clocks {
+    /// A ping goes out this often.
+    ping_every: Duration,
+    /// A connection silent this long is closed and made again.
+    silent_limit: Duration,
+    /// The subscription must be answered within this (or the connect timeout, if longer).
+    subscribe_within: Duration,
+}
+
+const CLOCKS: Clocks =
+    Clocks { ping_every: PING_EVERY, silent_limit: SILENT_LIMIT, subscribe_within: SUBSCRIBE_WITHIN };
 
 /// Starts the stream thread; `capacity` bounds the channel to the stage.
 pub fn start(config: StreamConfig, capacity: usize) -> std::io::Result<StreamLink> {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = Arc::clone(&stop);
-    std::thread::Builder::new().name("user-stream".into()).spawn(move || run(config, tx, thread_stop))?;
+    std::thread::Builder::new().name("user-stream".into()).spawn(move || run(config, tx, thread_stop, CLOCKS))?;
     Ok(StreamLink { rx, stop })
 }
 
@@ -86,12 +101,12 @@ enum End {
     Retry { reason: String, subscribed: bool },
 }
 
-fn run(config: StreamConfig, tx: Sender<StreamMsg>, stop: Arc<AtomicBool>) {
+fn run(config: StreamConfig, tx: Sender<StreamMsg>, stop: Arc<AtomicBool>, clocks: Clocks) {
     let signer = Signer::new(&config.api_secret);
     let mut backoff = FIRST_BACKOFF;
     let mut request_id = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        match session(&config, &signer, &tx, &stop, &mut request_id) {
+        match session(&config, &signer, &tx, &stop, &mut request_id, &clocks) {
             End::Stop => return,
             End::Retry { reason, subscribed } => {
                 if subscribed {
@@ -117,9 +132,10 @@ fn run(config: StreamConfig, tx: Sender<StreamMsg>, stop: Arc<AtomicBool>) {
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
-fn connect(config: &StreamConfig) -> Result<Socket, String> {
-    let url = &config.url;
-    let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+/// The authority of a `ws://` / `wss://` URL, and the `host:port` to connect to: the URL's
+/// port, else 443 for `wss` and 80 for `ws`.
+fn authority_and_address(url: &str) -> (&str, String) {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = after_scheme.split('/').next().unwrap_or_default();
     let default_port = if url.starts_with("wss://") { 443 } else { 80 };
     let host_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
@@ -127,6 +143,12 @@ fn connect(config: &StreamConfig) -> Result<Socket, String> {
     } else {
         format!("{authority}:{default_port}")
     };
+    (authority, host_port)
+}
+
+fn connect(config: &StreamConfig) -> Result<Socket, String> {
+    let url = &config.url;
+    let (authority, host_port) = authority_and_address(url);
     let addr = host_port
         .to_socket_addrs()
         .map_err(|e| format!("resolve {authority}: {e}"))?
@@ -161,6 +183,7 @@ fn session(
     tx: &Sender<StreamMsg>,
     stop: &AtomicBool,
     request_id: &mut u64,
+    clocks: &Clocks,
 ) -> End {
     let retry = |reason: String, subscribed: bool| End::Retry { reason, subscribed };
     let mut socket = match connect(config) {
@@ -185,13 +208,13 @@ fn session(
             let _ = socket.flush();
             return End::Stop;
         }
-        if !subscribed && started.elapsed() > config.connect_timeout.max(Duration::from_secs(5)) {
+        if !subscribed && started.elapsed() > config.connect_timeout.max(clocks.subscribe_within) {
             return retry("no answer to the subscription".into(), false);
         }
-        if last_heard.elapsed() > SILENT_LIMIT {
-            return retry(format!("nothing heard for {} s", SILENT_LIMIT.as_secs()), subscribed);
+        if last_heard.elapsed() > clocks.silent_limit {
+            return retry(format!("nothing heard for {} s", clocks.silent_limit.as_secs()), subscribed);
         }
-        if last_ping.elapsed() >= PING_EVERY {
+        if last_ping.elapsed() >= clocks.ping_every {
             last_ping = Instant::now();
             if let Err(e) = socket.send(Message::Ping(Vec::new().into())) {
                 return retry(format!("ping: {e}"), subscribed);
