@@ -143,6 +143,46 @@ mod tests {
     }
 
     #[test]
+    fn request_proxy_and_tls_set_up_failures_are_not_sent() {
+        let bad_header = ureq::http::header::HeaderName::from_bytes(b"bad header").unwrap_err();
+        let bad_pem = ureq::tls::parse_pem(b"-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n")
+            .next()
+            .unwrap()
+            .err()
+            .unwrap();
+        assert!(matches!(bad_pem, ureq::Error::Pem(_)), "{bad_pem:?}");
+        // rustls turns a clock before 1970 into its own error: a real `rustls::Error`.
+        let clock_error = std::time::UNIX_EPOCH.duration_since(std::time::SystemTime::now()).unwrap_err();
+        let table: Vec<(ureq::Error, &str)> = vec![
+            (ureq::Error::Http(bad_header.into()), "invalid request"),
+            (ureq::Error::InvalidProxyUrl, "invalid proxy URL"),
+            (ureq::Error::ConnectProxyFailed("403".into()), "proxy CONNECT failed"),
+            (ureq::Error::RequireHttpsOnly("http://x".into()), "https required"),
+            (ureq::Error::Rustls(clock_error.into()), "TLS: "),
+            (bad_pem, "TLS certificates"),
+            (ureq::Error::TlsRequired, "TLS required"),
+        ];
+        for (error, reason) in table {
+            let classified = classify_transport(&error);
+            assert!(
+                matches!(&classified, ExchangeError::NotSent { reason: r } if r.starts_with(reason)),
+                "{error:?}: {classified:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transport_errors_ureq_does_not_name_leave_the_outcome_unknown() {
+        for error in [ureq::Error::TooManyRedirects, ureq::Error::Other("connector".into())] {
+            let classified = classify_transport(&error);
+            assert!(
+                matches!(&classified, ExchangeError::Unknown { reason } if reason.starts_with("transport: ")),
+                "{error:?}: {classified:?}"
+            );
+        }
+    }
+
+    #[test]
     fn http_responses_classify_by_status_and_binance_code() {
         let rejected = |http_status: u16, code: i64, msg: &str| {
             Some(ExchangeError::Rejected { http_status, code, msg: msg.into() })

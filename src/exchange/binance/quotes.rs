@@ -76,3 +76,21 @@ fn poll(quotes: Weak<BinanceQuotes>, refresh: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_quote_the_exchange_cannot_give_is_none_and_stays_watched() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        // A refresh far away: the only fetch is the one `top_of_book` makes.
+        let quotes = BinanceQuotes::start(BinanceConfig::new(url, "key", "secret"), Duration::from_secs(3600)).unwrap();
+        assert_eq!(quotes.top_of_book("BTCUSDT"), None);
+        assert!(quotes.cache.read().is_empty());
+        assert!(quotes.watched.lock().contains("BTCUSDT"), "the poller keeps trying it");
+    }
+}

@@ -56,6 +56,8 @@ enum Reply {
     },
     /// Read the request, then close the connection without answering.
     Drop,
+    /// Read the request, write these bytes as they are, then close the connection.
+    Raw(&'static str),
 }
 
 fn respond(status: u16, body: impl Into<String>) -> Reply {
@@ -126,6 +128,11 @@ fn serve_connection(stream: TcpStream, replies: &mut VecDeque<Reply>, recorded: 
                     return;
                 }
                 let _ = writer.flush();
+            }
+            Some(Reply::Raw(bytes)) => {
+                let _ = writer.write_all(bytes.as_bytes());
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
             }
             Some(Reply::Drop) | None => {
                 let _ = writer.shutdown(Shutdown::Both);
@@ -250,6 +257,9 @@ fn connect_measures_the_clock_offset_and_caches_rules_and_rate_limits() {
     assert_eq!(gateway.order_limit_10s(), Some(100));
     assert_eq!(gateway.weight_limit_1m(), Some(6000));
     assert_eq!(gateway.used_weight_1m(), Some(21));
+    assert_eq!(gateway.rate_limits(), wire::default_rate_limits());
+    assert_eq!(Exchange::order_limit_10s(&gateway), Some(100));
+    assert_eq!(gateway.weight_status(), Some((21, 6000)));
     let requests = server.requests();
     assert_eq!(requests[0].method, "GET");
     assert_eq!(requests[0].path, "/api/v3/time");
@@ -456,6 +466,57 @@ fn a_second_timestamp_rejection_is_returned_not_retried_forever() {
     let e = gateway.place_order(&market_buy("g1-E0007")).unwrap_err();
     assert!(e.is_timestamp_error(), "{e:?}");
     assert_eq!(server.requests().len(), 5);
+}
+
+#[test]
+fn a_timestamp_rejection_whose_resync_fails_returns_the_rejection() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        respond(400, error_body(-1021, "Timestamp for this request is outside of the recvWindow.")),
+        respond(503, "<html>Service Unavailable</html>"),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let e = gateway.place_order(&market_buy("g1-E0011")).unwrap_err();
+    assert!(e.is_timestamp_error(), "{e:?}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 4, "the order is not sent again without a fresh clock");
+    assert_eq!(requests[3].path, "/api/v3/time");
+}
+
+#[test]
+fn a_garbled_http_response_is_unknown() {
+    let server = FakeServer::start(vec![time_reply(0), info_reply(), Reply::Raw("HELLO THERE\r\n\r\n")]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let e = gateway.place_order(&market_buy("g1-E0012")).unwrap_err();
+    assert!(matches!(&e, ExchangeError::Unknown { reason } if reason.starts_with("bad HTTP response")), "{e:?}");
+}
+
+#[test]
+fn a_success_whose_body_is_cut_off_is_unknown() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        Reply::Raw("HTTP/1.1 200 OK\r\nContent-Length: 400\r\n\r\n{\"symbol\":\"BTCUSDT\","),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let e = gateway.place_order(&market_buy("g1-E0013")).unwrap_err();
+    assert!(
+        matches!(&e, ExchangeError::Unknown { reason } if reason.starts_with("HTTP 200 but the body was lost")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_rejection_whose_body_is_cut_off_is_still_rejected_by_its_status() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        Reply::Raw("HTTP/1.1 400 Bad Request\r\nContent-Length: 400\r\n\r\n{\"code\":-20"),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let e = gateway.place_order(&market_buy("g1-E0014")).unwrap_err();
+    assert_eq!(e, ExchangeError::Rejected { http_status: 400, code: 0, msg: "HTTP 400: ".into() });
 }
 
 #[test]

@@ -335,6 +335,7 @@ mod tests {
         assert_eq!(ws_api_url("http://127.0.0.1:8080/api/"), "ws://127.0.0.1:8080/ws-api/v3");
         assert_eq!(ws_api_url("https://testnet.binance.vision"), "wss://ws-api.testnet.binance.vision/ws-api/v3");
         assert_eq!(ws_api_url("https://api.binance.com"), "wss://ws-api.binance.com:443/ws-api/v3");
+        assert_eq!(ws_api_url("127.0.0.1:8080"), "ws://127.0.0.1:8080/ws-api/v3");
     }
 
     #[test]
@@ -400,5 +401,35 @@ mod tests {
         .unwrap();
         assert!(matches!(err, WsMessage::Response { status: 400, error: Some((-1022, _)), .. }));
         assert!(parse_ws_message("{}").is_err());
+    }
+
+    #[test]
+    fn an_update_without_fills_is_one_event_whose_execution_type_follows_the_status() {
+        for (status, execution_type) in [
+            (ExchangeStatus::New, "NEW"),
+            (ExchangeStatus::PendingNew, "NEW"),
+            (ExchangeStatus::PartiallyFilled, "TRADE"),
+            (ExchangeStatus::Filled, "TRADE"),
+            (ExchangeStatus::Canceled, "CANCELED"),
+            (ExchangeStatus::PendingCancel, "CANCELED"),
+            (ExchangeStatus::Rejected, "REJECTED"),
+            (ExchangeStatus::Expired, "EXPIRED"),
+            (ExchangeStatus::ExpiredInMatch, "EXPIRED"),
+        ] {
+            let events = execution_reports_json(&stop(status, "0", vec![]), Change::Updated, 1, None);
+            assert_eq!(events.len(), 1, "{status:?}");
+            assert_eq!(events[0]["x"], execution_type, "{status:?}");
+            assert_eq!(events[0]["X"], status.as_str(), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn events_other_than_execution_reports_are_named_by_their_type() {
+        let terminated = r#"{"subscriptionId":0,"event":{"e":"eventStreamTerminated","E":1728973001334}}"#;
+        assert_eq!(parse_ws_message(terminated), Ok(WsMessage::Other("eventStreamTerminated".into())));
+        assert_eq!(
+            parse_ws_message(r#"{"subscriptionId":0,"event":{"E":1728973001334}}"#),
+            Err(WireError("event without a type".into()))
+        );
     }
 }

@@ -333,10 +333,10 @@ pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
     for value in &info.symbols {
         match parse_symbol(value) {
             Ok(rules) => symbols.push(rules),
-            Err(e) => log::warn!(
-                "exchangeInfo: skipping symbol {}: {e}",
-                value.get("symbol").and_then(Value::as_str).unwrap_or("?")
-            ),
+            Err(e) => {
+                let symbol = value.get("symbol").and_then(Value::as_str).unwrap_or("?");
+                log::warn!("exchangeInfo: skipping symbol {symbol}: {e}");
+            }
         }
     }
     Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols })
@@ -896,6 +896,19 @@ mod tests {
         assert!(parse_book_ticker("[]").is_err());
         assert!(parse_server_time(r#"{"serverTime":"now"}"#).is_err());
         assert_eq!(parse_error("<html/>"), None);
+    }
+
+    #[test]
+    fn an_order_missing_a_field_only_an_ack_may_omit_is_an_error_naming_it() {
+        let head = r#""symbol":"X","orderId":1,"clientOrderId":"a""#;
+        for (fields, missing) in [
+            (r#""side":"BUY""#, "order without type"),
+            (r#""side":"BUY","type":"LIMIT""#, "order without status"),
+            (r#""side":"BUY","type":"LIMIT","status":"NEW""#, "order without origQty"),
+        ] {
+            let body = format!("{{{head},{fields}}}");
+            assert_eq!(parse_order(&body), Err(WireError(missing.into())), "{body}");
+        }
     }
 
     #[test]
