@@ -17,10 +17,6 @@
 //!   the request sent once more (it was refused, so this is safe); otherwise `RateLimited`.
 //! - `X-MBX-USED-WEIGHT-1M` and `X-MBX-ORDER-COUNT-10S` are recorded from every response.
 
-// `#[cfg(not(tarpaulin_include))]` marks the lines no test can reach, for the coverage gate;
-// rustc does not know the name (cargo-tarpaulin reads it from the source).
-#![allow(unexpected_cfgs)]
-
 pub mod clock;
 pub mod error;
 pub mod quotes;

@@ -215,7 +215,6 @@ impl Store {
 
     /// Waits for a background snapshot to finish (a failure only means the old journal stays,
     /// to be replayed at the next open).
-    #[allow(unexpected_cfgs)] // `tarpaulin_include` is only read by cargo-tarpaulin
     pub fn wait_for_snapshot(&mut self) {
         if let Some(writer) = self.pending.take() {
             match writer.join() {
