@@ -10,6 +10,7 @@ use crate::events::{Bus, Event};
 use crate::store::{Store, Write};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct Persist {
     pub guard: Arc<super::guard::ExchangeGuard>,
     /// Publishes query replies (to stdout only: this stage writes its own events to the log).
     pub bus: Bus,
+    /// Set by the checkpoint thread after each background pass: the writer finishes the round.
+    pub checkpoint_due: Arc<AtomicBool>,
 }
 
 impl Persist {
@@ -38,6 +41,19 @@ impl Persist {
                 }
             }
             self.handle(&mut batch);
+            if self.checkpoint_due.swap(false, Ordering::Relaxed) {
+                self.finish_checkpoint();
+            }
+        }
+    }
+
+    /// Between two transactions, so the WAL starts over (see [`Store::finish_checkpoint`]).
+    fn finish_checkpoint(&mut self) {
+        let started = std::time::Instant::now();
+        match self.store.finish_checkpoint() {
+            Ok(whole) => log::debug!("WAL checkpoint finished in {:?}; whole WAL copied: {whole}", started.elapsed()),
+            // Not fatal: the WAL only grows until a later round succeeds.
+            Err(e) => log::warn!("finishing the WAL checkpoint: {e}"),
         }
     }
 

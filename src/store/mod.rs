@@ -193,13 +193,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The writer does not checkpoint: a checkpoint syncs the database file and, run inside a
-    /// commit, stalled the persist stage (and the order path behind it) for tens of ms. A
-    /// background thread checkpoints passively instead, every 10 s (see [`run_checkpoints`]); the
-    /// WAL holds at most those seconds of writes.
+    /// The writer does not checkpoint on its own: a checkpoint syncs the database file and, run
+    /// inside a commit, stalled the persist stage (and the order path behind it) for tens of ms.
+    /// A background thread copies the bulk passively instead (see [`run_checkpoints`]) and the
+    /// writer finishes each round between two transactions ([`Store::finish_checkpoint`]); the
+    /// WAL then holds at most one round of writes.
     pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(())
+    }
+
+    /// Finishes the background checkpoint's round from the writer, between two transactions:
+    /// a passive checkpoint that copies only the frames committed since the background passes.
+    /// SQLite starts the WAL over from its beginning only at a commit that finds every frame
+    /// already in the database file, which a background pass racing a busy writer never sees.
+    /// Without this the WAL, and its index mapped into our memory (`-shm`), grew for as long as
+    /// orders came: ~6 GB and 11 MB resident after 100,000 orders at 2,000/s.
+    /// Returns true when the whole WAL is in the database file (the next commit restarts it).
+    pub fn finish_checkpoint(&self) -> Result<bool, StoreError> {
+        let (busy, log, copied) = wal_checkpoint(&self.conn)?;
+        Ok(busy == 0 && log == copied)
     }
 
     /// Opens a second connection for reads beside the writer (WAL allows both).
@@ -246,18 +259,49 @@ impl Store {
 }
 
 /// Checkpoints the WAL every `every`, passively (never blocking the writer), until `stop`
-/// returns true; a last checkpoint on the way out.
-pub fn run_checkpoints(path: &Path, every: std::time::Duration, stop: impl Fn() -> bool) {
+/// returns true; a last checkpoint on the way out. After each round, `copied` asks the writer to
+/// finish it ([`Store::finish_checkpoint`]), which lets the WAL start over.
+pub fn run_checkpoints(path: &Path, every: std::time::Duration, stop: impl Fn() -> bool, copied: impl Fn()) {
     let Ok(conn) = Connection::open(path) else { return };
     let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
     loop {
         std::thread::sleep(every);
         // Busy or locked by another process: the next round tries again.
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if catch_up(&conn) {
+            copied();
+        }
         if stop() {
             break;
         }
     }
+}
+
+/// WAL frames committed during the last background pass that the writer may be left to copy
+/// (about 20 ms of writes at 2,000 orders/s).
+const WRITER_SHARE: i64 = 500;
+/// Background passes per round at most.
+const PASSES: usize = 4;
+
+/// Passive checkpoints until few frames were committed during the last one: each pass copies
+/// what the writer added during the one before (a pass over 2 s of writes took ~200 ms, the
+/// next ~20, the next ~2), so the writer's own pass stays small. False if none could run.
+fn catch_up(conn: &Connection) -> bool {
+    let mut seen = None;
+    for _ in 0..PASSES {
+        let Ok((0, log, _)) = wal_checkpoint(conn) else { return seen.is_some() };
+        let added = seen.map_or(i64::MAX, |before| log - before);
+        seen = Some(log);
+        // A restarted WAL counts from zero again: the writer has nothing left to finish.
+        if added <= WRITER_SHARE {
+            break;
+        }
+    }
+    true
+}
+
+/// `PRAGMA wal_checkpoint(PASSIVE)`: (1 if it could not run, WAL frames, frames copied).
+fn wal_checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
 }
 
 const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_order_id, side, quantity, \
@@ -601,6 +645,38 @@ mod tests {
         let err = store.open_positions().unwrap_err();
         assert_eq!(err.to_string(), "database holds a bad value: '65,000' is not a decimal");
         assert!(store.find_position(1).is_err());
+    }
+
+    #[test]
+    fn the_writer_finishing_a_checkpoint_round_restarts_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let mut store = Store::open(&path).unwrap();
+        store.disable_auto_checkpoint().unwrap();
+        let wal_size = || std::fs::metadata(dir.path().join("wal.db-wal")).unwrap().len();
+        let mut id = 0;
+        let mut write = |store: &mut Store, n: i64| {
+            for _ in 0..n {
+                id += 1;
+                store.write_batch(&[Write::Order(&order(id))]).unwrap();
+            }
+        };
+        write(&mut store, 50);
+        // As under load, the background pass cannot copy what is committed while it runs (here,
+        // what lies past a reader's snapshot), and the WAL does not restart: it grows.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN; SELECT COUNT(*) FROM orders;").unwrap();
+        write(&mut store, 5);
+        assert!(catch_up(&Connection::open(&path).unwrap()));
+        reader.execute_batch("COMMIT").unwrap();
+        let before = wal_size();
+        write(&mut store, 5);
+        let grown = wal_size();
+        assert!(grown > before, "WAL {before} then {grown} bytes");
+        // The writer's pass copies the rest: the next commits write from the WAL's beginning.
+        assert!(store.finish_checkpoint().unwrap());
+        write(&mut store, 5);
+        assert_eq!(wal_size(), grown);
     }
 
     #[test]
