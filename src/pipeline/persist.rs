@@ -325,6 +325,7 @@ mod tests {
             stats: Arc::default(),
             guard: Arc::new(guard),
             bus: Bus::new(lanes, None),
+            checkpoint_due: Arc::default(),
         }
     }
 
