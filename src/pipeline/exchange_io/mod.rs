@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use watch::{OnCancel, Seen};
 
 pub mod reconcile;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 /// An order whose placement outcome is still unknown, re-checked on a schedule.

@@ -324,3 +324,17 @@ impl ExchangeIo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_role_letters_name_the_roles_and_any_other_letter_is_recovered() {
+        let roles: Vec<OrderRole> = ['E', 'X', 'S', 'M', 'Q'].into_iter().map(role_of).collect();
+        assert_eq!(
+            roles,
+            [OrderRole::Entry, OrderRole::Exit, OrderRole::StopLoss, OrderRole::EmergencyExit, OrderRole::Recovered]
+        );
+    }
+}
