@@ -8,3 +8,4 @@ mod engine_binance;
 mod engine_risk;
 mod engine_sim;
 mod live_tracking;
+mod reconcile;
