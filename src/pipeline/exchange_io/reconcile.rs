@@ -181,17 +181,16 @@ impl ExchangeIo {
         changed: impl Fn(&Order) -> bool,
     ) {
         if order.role == OrderRole::StopLoss {
-            // Through the live path: a fill closes the position, a cancel unprotects it.
-            let was_open = order.exchange_order_id.is_some() || report.status.is_open();
+            // Through the live path: a fill closes the position, a cancel unprotects it. A
+            // recovered stop that has already ended too: left tracked as resting, it would pass
+            // for the position's live stop until the first poll.
             self.track_resting(order.clone());
-            if was_open {
-                self.on_resting_report(
-                    report,
-                    Seen::Request,
-                    "cancelled while Genesis was not running",
-                    OnCancel::Expected,
-                );
-            }
+            self.on_resting_report(
+                report,
+                Seen::Request,
+                "cancelled while Genesis was not running",
+                OnCancel::Expected,
+            );
             if self.resting.get(&order.client_order_id).map(|o| o.status) != Some(order.status) {
                 summary.updated += 1;
             }

@@ -962,3 +962,43 @@ fn an_unsettled_entry_that_expired_with_nothing_filled_is_recorded_cancelled_and
     assert_eq!((order.status, order.exchange_order_id), (OrderStatus::Cancelled, Some(77)));
     assert!(again.io.positions.is_empty());
 }
+
+/// A position whose stop was placed, with a database that never recorded the stop (a kill
+/// between its placement and its record): the entry and the unprotected position only.
+fn stop_never_recorded(h: &mut Harness) -> (i64, String, Store) {
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    h.collect();
+    h.orders.retain(|o| o.client_order_id != stop);
+    let first = h.positions.iter().position(|p| p.position_id == id).expect("position recorded");
+    h.positions.truncate(first + 1);
+    (id, stop, h.database())
+}
+
+#[test]
+fn a_stop_the_database_lacks_that_filled_while_the_engine_was_down_closes_its_position_at_start_up() {
+    let mut h = Harness::new();
+    let (id, stop, store) = stop_never_recorded(&mut h);
+    h.set_price("ETHUSDT", "2000.00", "2000.01");
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.recovered, 1);
+    assert_eq!(again.order(&stop).status, OrderStatus::Filled);
+    assert_eq!(again.event("position_closed").client_order_id.as_deref(), Some(stop.as_str()));
+    assert_eq!(again.position(id).status, PositionStatus::Closed);
+    assert!(again.io.positions.is_empty() && again.io.resting.is_empty());
+}
+
+#[test]
+fn a_stop_the_database_lacks_that_was_cancelled_while_the_engine_was_down_is_replaced_at_start_up() {
+    let mut h = Harness::new();
+    let (id, stop, store) = stop_never_recorded(&mut h);
+    h.other_client().cancel_order("ETHUSDT", &stop).unwrap();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!((summary.recovered, summary.stop_losses_placed), (1, 1));
+    assert_eq!(again.order(&stop).status, OrderStatus::Cancelled);
+    let replacement = again.io.positions[&id].stop_loss_client_id.clone().unwrap();
+    assert_ne!(replacement, stop);
+    assert!(again.other_client().query_order("ETHUSDT", &replacement).unwrap().status.is_open());
+}
