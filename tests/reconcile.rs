@@ -8,6 +8,7 @@ use genesis::domain::order::{ExchangeOrderType, ExchangeStatus, Side};
 use genesis::exchange::{Exchange, NewOrder};
 use rust_decimal::Decimal;
 use serde_json::Value;
+use std::time::Duration;
 
 const CALM: [&str; 3] = ["--no-confirm", "--tilt", "off"];
 
@@ -133,4 +134,26 @@ fn a_sell_the_database_lacks_closes_its_position_at_the_next_start() {
     assert_eq!(s.first("positions")["count"], 0);
     let agreed = assert_server_and_database_agree(&server, &work);
     assert_eq!(agreed.open_positions, 0);
+}
+
+#[test]
+fn a_sell_whose_outcome_was_still_unknown_at_shutdown_closes_its_position_at_the_next_start() {
+    let server = Server::start(&[]);
+    let work = Workdir::new();
+    let mut live = live_on(&server, &work, &CALM);
+    live.send("buy ETHUSDT 0.01");
+    let position_id = live.wait_for("stop_loss_placed", Duration::from_secs(10))["position_id"].as_i64().unwrap();
+    // The sell executes but its answer is lost, and so are the queries that would resolve it.
+    server.fault("place:drop-after-execute");
+    server.fault("query:5xx-after-execute x5");
+    live.send("sell ETHUSDT 0.0099");
+    let sell = live.wait_for("order_unknown", Duration::from_secs(20))["client_order_id"].as_str().unwrap().to_string();
+    assert!(live.finish().success());
+    assert_eq!(order_field(&work.conn(), &sell, "status").as_deref(), Some("PENDING"));
+    let s = run(&server, &work, "positions\n");
+    assert_eq!(reconciled(&s)["stop_losses_placed"], 0, "no stop for coins already sold");
+    let closed = s.first("position_closed");
+    assert_eq!((closed["position_id"].as_i64(), closed["client_order_id"].as_str()), (Some(position_id), Some(&*sell)));
+    assert_eq!(s.first("positions")["count"], 0);
+    assert_eq!(assert_server_and_database_agree(&server, &work).open_positions, 0);
 }

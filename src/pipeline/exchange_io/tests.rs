@@ -1002,3 +1002,47 @@ fn a_stop_the_database_lacks_that_was_cancelled_while_the_engine_was_down_is_rep
     assert_ne!(replacement, stop);
     assert!(again.other_client().query_order("ETHUSDT", &replacement).unwrap().status.is_open());
 }
+
+/// A position whose sell (or emergency exit) filled on the exchange while the database still
+/// holds it PENDING, its outcome unknown when the engine stopped; the stop was released first.
+fn exit_left_pending(h: &mut Harness, role: OrderRole) -> (i64, String, Store) {
+    let id = h.buy("ETHUSDT", "0.01");
+    h.other_client().cancel_order("ETHUSDT", &h.stop_of(id)).unwrap();
+    let exit = h.new_order(role, "ETHUSDT", Side::Sell, "0.0099", Some(id));
+    h.io.persist_order(&exit);
+    let request = NewOrder {
+        symbol: "ETHUSDT".into(),
+        side: Side::Sell,
+        order_type: ExchangeOrderType::Market,
+        quantity: exit.quantity,
+        price: None,
+        stop_price: None,
+        client_order_id: exit.client_order_id.clone(),
+    };
+    h.other_client().place_order(&request).expect("the exit filled");
+    (id, exit.client_order_id, h.database())
+}
+
+#[test]
+fn a_sell_still_unknown_at_shutdown_and_found_filled_at_start_up_closes_its_position() {
+    let mut h = Harness::new();
+    let (id, sell, store) = exit_left_pending(&mut h, OrderRole::Exit);
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.stop_losses_placed, 0, "no stop for coins already sold");
+    assert_eq!(again.order(&sell).status, OrderStatus::Filled);
+    assert_eq!(again.event("position_closed").client_order_id.as_deref(), Some(sell.as_str()));
+    assert_eq!(again.position(id).status, PositionStatus::Closed);
+    assert!(again.io.positions.is_empty());
+}
+
+#[test]
+fn an_emergency_exit_recorded_before_it_was_sent_and_found_filled_at_start_up_closes_its_position() {
+    let mut h = Harness::new();
+    let (id, exit, store) = exit_left_pending(&mut h, OrderRole::EmergencyExit);
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.stop_losses_placed, 0);
+    assert_eq!(again.event("position_closed").client_order_id.as_deref(), Some(exit.as_str()));
+    assert_eq!(again.position(id).status, PositionStatus::Closed);
+}
