@@ -8,5 +8,6 @@ mod engine_binance;
 mod engine_risk;
 mod engine_sim;
 mod live_tracking;
+mod reconcile;
 mod shutdown;
 mod slippage;

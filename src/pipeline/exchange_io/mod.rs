@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use watch::{OnCancel, Seen};
 
 pub mod reconcile;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 /// An order whose placement outcome is still unknown, re-checked on a schedule.
@@ -115,6 +117,9 @@ pub struct ExchangeIo {
     exits_in_verify: usize,
     /// Orders whose placement outcome is still unknown.
     unresolved: Vec<Unresolved>,
+    /// Waits between the queries that resolve an unknown outcome (`RESOLVE_SCHEDULE`; the
+    /// unit tests shorten them).
+    resolve_schedule: [Duration; RESOLVE_SCHEDULE.len()],
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -165,6 +170,7 @@ impl ExchangeIo {
             in_verify: 0,
             exits_in_verify: 0,
             unresolved: Vec::new(),
+            resolve_schedule: RESOLVE_SCHEDULE,
         }
     }
 
@@ -216,14 +222,7 @@ impl ExchangeIo {
                         break;
                     }
                 },
-                recv(from_stream) -> msg => match msg {
-                    Ok(msg) => self.on_stream(msg, &from_stream),
-                    // The stream thread ended (it only does when told to): the poll goes on.
-                    Err(_) => {
-                        self.stream_up = false;
-                        from_stream = never();
-                    }
-                },
+                recv(from_stream) -> msg => self.on_stream_recv(msg, &mut from_stream),
                 default(periodic) => {
                     if self.last_balance_sync.elapsed() >= self.balance_sync
                         || (self.balances_dirty && Instant::now() >= after_fills_due)
@@ -588,17 +587,22 @@ impl ExchangeIo {
             }
         };
         match change {
-            Some(GuardChange::BreakerOpened { failures, retry_in }) => self.bus.publish(
-                Event::new(
-                    "circuit_breaker",
-                    format!("circuit breaker OPEN after {failures} consecutive exchange failures: new entries refused, probing again in {} s", retry_in.as_secs()),
+            Some(GuardChange::BreakerOpened { failures, retry_in }) => {
+                let text = format!(
+                    "circuit breaker OPEN after {failures} consecutive exchange failures: new entries refused, \
+                     probing again in {} s",
+                    retry_in.as_secs()
+                );
+                self.bus.publish(
+                    Event::new("circuit_breaker", text)
+                        .field("state", "OPEN")
+                        .field("failures", failures)
+                        .field("retry_in_s", retry_in.as_secs()),
                 )
-                .field("state", "OPEN")
-                .field("failures", failures)
-                .field("retry_in_s", retry_in.as_secs()),
-            ),
+            }
             Some(GuardChange::BreakerClosed) => self.bus.publish(
-                Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again").field("state", "CLOSED"),
+                Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again")
+                    .field("state", "CLOSED"),
             ),
             None => {}
         }
@@ -609,7 +613,7 @@ impl ExchangeIo {
         log::warn!("{} outcome unknown ({reason}); querying before anything else", request.client_order_id);
         let mut absent = 0;
         let mut last_error = reason;
-        for wait in RESOLVE_SCHEDULE {
+        for wait in self.resolve_schedule {
             std::thread::sleep(wait);
             match self.gateway.query_order(&request.symbol, &request.client_order_id) {
                 Ok(report) => return Ok(report),
@@ -617,7 +621,7 @@ impl ExchangeIo {
                 Err(e) => last_error = e.to_string(),
             }
         }
-        if absent == RESOLVE_SCHEDULE.len() {
+        if absent == self.resolve_schedule.len() {
             return Err(PlaceFailure::Failed(ExchangeError::Rejected {
                 http_status: 400,
                 code: -2013,

@@ -92,7 +92,9 @@ impl ExchangeIo {
             }
         };
         let before = (order.status, order.filled_quantity);
-        self.act_on_report(order, report, summary, |o| (o.status, o.filled_quantity) != before);
+        // Nothing recorded filled: never verified, so an exit's positions were never reduced.
+        let reduces_positions = order.filled_quantity.is_zero();
+        self.act_on_report(order, report, summary, reduces_positions, |o| (o.status, o.filled_quantity) != before);
     }
 
     /// Step 2: orders of ours on the exchange that the database lacks.
@@ -167,31 +169,32 @@ impl ExchangeIo {
                 role.as_str(),
                 report.status.as_str()
             );
-            self.act_on_report(order, report, summary, |_| true);
+            self.act_on_report(order, report, summary, true, |_| true);
         }
         Ok(())
     }
 
-    /// Applies a report found at start-up and does what the engine would have done live.
+    /// Applies a report found at start-up and does what the engine would have done live
+    /// (`reduces_positions`: an exit's positions have not been reduced by it yet).
     fn act_on_report(
         &mut self,
         mut order: Order,
         report: OrderReport,
         summary: &mut Summary,
+        reduces_positions: bool,
         changed: impl Fn(&Order) -> bool,
     ) {
         if order.role == OrderRole::StopLoss {
-            // Through the live path: a fill closes the position, a cancel unprotects it.
-            let was_open = order.exchange_order_id.is_some() || report.status.is_open();
+            // Through the live path: a fill closes the position, a cancel unprotects it. A
+            // recovered stop that has already ended too: left tracked as resting, it would pass
+            // for the position's live stop until the first poll.
             self.track_resting(order.clone());
-            if was_open {
-                self.on_resting_report(
-                    report,
-                    Seen::Request,
-                    "cancelled while Genesis was not running",
-                    OnCancel::Expected,
-                );
-            }
+            self.on_resting_report(
+                report,
+                Seen::Request,
+                "cancelled while Genesis was not running",
+                OnCancel::Expected,
+            );
             if self.resting.get(&order.client_order_id).map(|o| o.status) != Some(order.status) {
                 summary.updated += 1;
             }
@@ -210,10 +213,9 @@ impl ExchangeIo {
                 // A filled entry whose position was never recorded: open and protect it now.
                 self.open_position(order, false);
             }
-            OrderRole::Exit | OrderRole::EmergencyExit
-                if order.reason.as_deref() == Some("recovered from the exchange at start-up") =>
-            {
-                // Its positions were never reduced: take them oldest first, as live.
+            OrderRole::Exit | OrderRole::EmergencyExit if reduces_positions => {
+                // Recovered, or its outcome was still unknown when the engine stopped: take
+                // its positions oldest first, as live.
                 let open: Vec<&Position> = self.positions.values().filter(|p| p.symbol == order.symbol).collect();
                 let allocations = position::allocate_sell(&open, order.filled_quantity);
                 self.allocations.insert(order.client_order_id.clone(), allocations);
@@ -322,5 +324,19 @@ impl ExchangeIo {
                 self.positions.insert(id, position);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_role_letters_name_the_roles_and_any_other_letter_is_recovered() {
+        let roles: Vec<OrderRole> = ['E', 'X', 'S', 'M', 'Q'].into_iter().map(role_of).collect();
+        assert_eq!(
+            roles,
+            [OrderRole::Entry, OrderRole::Exit, OrderRole::StopLoss, OrderRole::EmergencyExit, OrderRole::Recovered]
+        );
     }
 }

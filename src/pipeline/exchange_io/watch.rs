@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::exchange::binance::stream::StreamMsg;
+use crossbeam_channel::RecvError;
 
 /// How a change reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,21 @@ impl ExchangeIo {
     pub(super) fn next_watch(&self) -> Option<Instant> {
         let every = if self.stream_up { self.watch_interval.max(STREAM_UP_WATCH) } else { self.watch_interval };
         (!self.resting.is_empty()).then(|| self.last_watch + every)
+    }
+
+    /// One receive from the user data stream's channel.
+    pub(super) fn on_stream_recv(&mut self, msg: Result<StreamMsg, RecvError>, from_stream: &mut Receiver<StreamMsg>) {
+        match msg {
+            Ok(msg) => self.on_stream(msg, from_stream),
+            // The stream thread ended (it only does when told to): the poll goes on. No test
+            // reaches this: the thread stops only once `self.stream` (its link) is dropped,
+            // after `run`'s loop, so only a panic in that thread could end it here.
+            #[cfg(not(tarpaulin_include))]
+            Err(RecvError) => {
+                self.stream_up = false;
+                *from_stream = never();
+            }
+        }
     }
 
     /// A message of the user data stream. Reports queued behind it are taken in the same turn

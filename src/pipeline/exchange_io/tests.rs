@@ -1,0 +1,1048 @@
+//! Exchange I/O against the embedded simulator behind a scripted gateway: each test makes a
+//! call fail (or answer as the exchange might) at one point and checks what the stage did, in
+//! the records and events it sent and on the simulator. Verify is played by the test: it hands
+//! each execution back as verify would.
+
+use super::reconcile::Summary;
+use super::*;
+use crate::domain::order::ExchangeStatus;
+use crate::domain::risk::{DailyPnl, RiskLimits, Tier};
+use crate::domain::symbol::SymbolRules;
+use crate::events::StdoutQueues;
+use crate::exchange::sim::{SimConfig, SimGateway, Simulator};
+use crate::exchange::{Balance, BookTicker};
+use crate::pipeline::msg::Timing;
+use crate::store::{Store, Write};
+use crossbeam_channel::unbounded;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+
+const PREFIX: &str = "gtest01";
+
+fn d(s: &str) -> Decimal {
+    s.parse().expect("decimal")
+}
+
+/// What one call of the gateway does instead of asking the simulator.
+enum Step<T> {
+    /// Refused (or its answer lost) before reaching the simulator.
+    Fail(ExchangeError),
+    /// This answer.
+    Answer(T),
+}
+
+/// Steps per kind of call; once a queue is empty, the simulator answers.
+#[derive(Default)]
+struct Script {
+    place: VecDeque<Step<OrderReport>>,
+    query: VecDeque<Step<OrderReport>>,
+    cancel: VecDeque<Step<OrderReport>>,
+    open_orders: VecDeque<Step<Vec<OrderReport>>>,
+    all_orders: VecDeque<Step<Vec<OrderReport>>>,
+    account: VecDeque<Step<Vec<Balance>>>,
+}
+
+fn scripted<T>(step: Option<Step<T>>, call: impl FnOnce() -> Result<T, ExchangeError>) -> Result<T, ExchangeError> {
+    match step {
+        None => call(),
+        Some(Step::Fail(e)) => Err(e),
+        Some(Step::Answer(v)) => Ok(v),
+    }
+}
+
+/// The simulator as the stage's gateway, with the script in front of it.
+struct Scripted {
+    sim: SimGateway,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Exchange for Scripted {
+    fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
+        self.sim.exchange_info()
+    }
+    fn book_ticker(&mut self, symbol: &str) -> Result<BookTicker, ExchangeError> {
+        self.sim.book_ticker(symbol)
+    }
+    fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
+        let step = self.script.lock().place.pop_front();
+        scripted(step, || self.sim.place_order(order))
+    }
+    fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
+        let step = self.script.lock().query.pop_front();
+        scripted(step, || self.sim.query_order(symbol, client_order_id))
+    }
+    fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
+        let step = self.script.lock().cancel.pop_front();
+        scripted(step, || self.sim.cancel_order(symbol, client_order_id))
+    }
+    fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError> {
+        let step = self.script.lock().open_orders.pop_front();
+        scripted(step, || self.sim.open_orders(symbol))
+    }
+    fn cancel_open_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError> {
+        self.sim.cancel_open_orders(symbol)
+    }
+    fn all_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError> {
+        let step = self.script.lock().all_orders.pop_front();
+        scripted(step, || self.sim.all_orders(symbol))
+    }
+    fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
+        let step = self.script.lock().account.pop_front();
+        scripted(step, || self.sim.account())
+    }
+}
+
+struct SimTop(Arc<Mutex<Simulator>>);
+
+impl Quotes for SimTop {
+    fn top_of_book(&self, symbol: &str) -> Option<BookTicker> {
+        self.0.lock().book_ticker(symbol).ok()
+    }
+}
+
+fn unknown(reason: &str) -> ExchangeError {
+    ExchangeError::Unknown { reason: reason.into() }
+}
+
+fn rejected(code: i64, msg: &str) -> ExchangeError {
+    ExchangeError::Rejected { http_status: 400, code, msg: msg.into() }
+}
+
+/// The stage, its simulator and script, and everything it sent.
+struct Harness {
+    io: ExchangeIo,
+    script: Arc<Mutex<Script>>,
+    sim: Arc<Mutex<Simulator>>,
+    ids: Arc<IdGen>,
+    from_io: Receiver<ToPersist>,
+    to_verify: Receiver<ToVerify>,
+    _stdout: StdoutQueues,
+    events: Vec<Arc<Event>>,
+    orders: Vec<Order>,
+    positions: Vec<Position>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::on(Simulator::new(SimConfig::default()))
+    }
+
+    fn on(sim: Simulator) -> Harness {
+        let sim = SimGateway::new(sim).shared();
+        let rules: Rules = sim.lock().exchange_info().into_iter().map(|r| (r.symbol.clone(), r)).collect();
+        Harness::with(
+            sim,
+            Arc::new(rules),
+            Arc::new(Mutex::new(Script::default())),
+            Arc::new(IdGen::new(PREFIX.into(), 0)),
+        )
+    }
+
+    fn with(sim: Arc<Mutex<Simulator>>, rules: Arc<Rules>, script: Arc<Mutex<Script>>, ids: Arc<IdGen>) -> Harness {
+        let mut config = crate::config::Config::defaults();
+        config.stop_loss_backoff = Duration::from_millis(1);
+        let (stdout, queues) = crate::events::stdout_lanes(1024, 1024);
+        let (to_persist, from_io) = unbounded();
+        let (to_verify_tx, to_verify) = unbounded();
+        let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
+        let gateway = Scripted { sim: SimGateway::from_shared(Arc::clone(&sim)), script: Arc::clone(&script) };
+        let mut io = ExchangeIo::new(
+            Box::new(gateway),
+            Arc::new(account),
+            Arc::new(SimTop(Arc::clone(&sim))),
+            Arc::new(super::super::stats::Stats::default()),
+            rules,
+            Arc::clone(&ids),
+            Arc::new(ExchangeGuard::new(u32::MAX)),
+            &config,
+            Bus::new(stdout, Some(to_persist.clone())),
+            to_verify_tx,
+            to_persist,
+        );
+        io.resolve_schedule = [Duration::ZERO; RESOLVE_SCHEDULE.len()];
+        Harness {
+            io,
+            script,
+            sim,
+            ids,
+            from_io,
+            to_verify,
+            _stdout: queues,
+            events: Vec::new(),
+            orders: Vec::new(),
+            positions: Vec::new(),
+        }
+    }
+
+    fn script(&self) -> parking_lot::MutexGuard<'_, Script> {
+        self.script.lock()
+    }
+
+    /// Takes in everything the stage sent to persist (records and events).
+    fn collect(&mut self) {
+        while let Ok(msg) = self.from_io.try_recv() {
+            match msg {
+                ToPersist::Order(o) => self.orders.push(*o),
+                ToPersist::Position(p) => self.positions.push(*p),
+                ToPersist::Event(e) => self.events.push(e),
+                _ => {}
+            }
+        }
+    }
+
+    fn events(&mut self, kind: &str) -> Vec<Arc<Event>> {
+        self.collect();
+        self.events.iter().filter(|e| e.kind == kind).cloned().collect()
+    }
+
+    fn event(&mut self, kind: &str) -> Arc<Event> {
+        let found = self.events(kind);
+        assert_eq!(found.len(), 1, "one '{kind}' event expected; got {:?}", self.kinds());
+        found[0].clone()
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.events.iter().map(|e| e.kind).collect()
+    }
+
+    /// The order as last recorded.
+    fn order(&mut self, client_order_id: &str) -> Order {
+        self.collect();
+        self.orders.iter().rev().find(|o| o.client_order_id == client_order_id).cloned().expect("order recorded")
+    }
+
+    /// The position as last recorded.
+    fn position(&mut self, position_id: i64) -> Position {
+        self.collect();
+        self.positions.iter().rev().find(|p| p.position_id == position_id).cloned().expect("position recorded")
+    }
+
+    fn new_order(&self, role: OrderRole, symbol: &str, side: Side, quantity: &str, position: Option<i64>) -> Order {
+        let id = self.ids.next_order_id();
+        let cid = self.ids.client_order_id(role.id_letter(), id, position);
+        let mut order =
+            Order::new(id, cid, symbol.into(), side, role, ExchangeOrderType::Market, d(quantity), now_us());
+        order.position_id = position;
+        order
+    }
+
+    fn submit(&mut self, order: Order) {
+        self.io.submit(Submission { order, timing: Timing::new(Instant::now()) });
+    }
+
+    /// Plays verify: hands every execution back to the stage.
+    fn verify(&mut self) {
+        while let Ok(ToVerify::Executed(execution)) = self.to_verify.try_recv() {
+            self.io.on_verified(FromVerify::Verified(execution));
+        }
+    }
+
+    /// A market buy, verified, with its position opened and protected; the position's id.
+    fn buy(&mut self, symbol: &str, quantity: &str) -> i64 {
+        let order = self.new_order(OrderRole::Entry, symbol, Side::Buy, quantity, None);
+        let id = order.order_id;
+        self.submit(order);
+        self.verify();
+        assert!(self.io.positions.contains_key(&id), "the buy opened position {id}: {:?}", self.kinds());
+        id
+    }
+
+    fn sell(&mut self, symbol: &str, quantity: &str) -> Order {
+        let order = self.new_order(OrderRole::Exit, symbol, Side::Sell, quantity, None);
+        self.submit(order.clone());
+        self.verify();
+        order
+    }
+
+    fn stop_of(&self, position_id: i64) -> String {
+        self.io.positions[&position_id].stop_loss_client_id.clone().expect("the position has a stop")
+    }
+
+    /// Another client of the same account.
+    fn other_client(&self) -> SimGateway {
+        SimGateway::from_shared(Arc::clone(&self.sim))
+    }
+
+    /// Moves the book (and triggers what it crosses).
+    fn set_price(&self, symbol: &str, bid: &str, ask: &str) {
+        self.sim.lock().set_price(symbol, d(bid), d(ask)).expect("set price");
+    }
+
+    /// A database holding every record the stage sent so far.
+    fn database(&mut self) -> Store {
+        self.collect();
+        let mut store = Store::open_in_memory().expect("store");
+        let mut writes: Vec<Write<'_>> = self.positions.iter().map(Write::Position).collect();
+        writes.extend(self.orders.iter().map(Write::Order));
+        store.write_batch(&writes).expect("write");
+        store
+    }
+
+    /// A new stage on the same exchange (a restart), with `rules`.
+    fn restart_with(&self, rules: Arc<Rules>) -> Harness {
+        let last = self.ids.next_order_id();
+        Harness::with(Arc::clone(&self.sim), rules, Arc::clone(&self.script), Arc::new(IdGen::new(PREFIX.into(), last)))
+    }
+
+    fn restart(&self) -> Harness {
+        self.restart_with(Arc::clone(&self.io.rules))
+    }
+
+    fn reconcile(&mut self, store: &Store) -> Summary {
+        self.io.reconcile(store).expect("reconcile")
+    }
+}
+
+/// A position held by the account (the simulator's starting balances hold it), not yet protected.
+fn position(id: i64, symbol: &str, quantity: &str, entry: &str) -> Position {
+    Position {
+        position_id: id,
+        symbol: symbol.into(),
+        quantity: d(quantity),
+        entry_price: d(entry),
+        entry_fees: Decimal::ZERO,
+        entry_order_id: id,
+        stop_loss: None,
+        stop_loss_order_id: None,
+        stop_loss_client_id: None,
+        status: PositionStatus::Unprotected,
+        realized_pnl: Decimal::ZERO,
+        opened_at_us: now_us(),
+        updated_at_us: now_us(),
+        closed_at_us: None,
+    }
+}
+
+fn reason(event: &Event) -> String {
+    event.fields["reason"].as_str().expect("reason").to_string()
+}
+
+// ---- placement -------------------------------------------------------------------------------
+
+#[test]
+fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
+    let mut h = Harness::new();
+    let not_sent = || Step::Fail(ExchangeError::NotSent { reason: "connection refused".into() });
+    h.script().place.extend([not_sent(), not_sent()]);
+    let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let cid = order.client_order_id.clone();
+    h.submit(order);
+    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution: {:?}", h.kinds()) };
+    assert_eq!(execution.order.status, OrderStatus::Filled);
+    let ours = h.sim.lock().all_orders("ETHUSDT").unwrap().into_iter().filter(|r| r.client_order_id == cid).count();
+    assert_eq!(ours, 1);
+}
+
+#[test]
+fn an_unknown_placement_the_exchange_never_saw_fails_as_not_placed() {
+    let mut h = Harness::new();
+    h.script().place.push_back(Step::Fail(unknown("timeout after send")));
+    let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let cid = order.client_order_id.clone();
+    h.submit(order);
+    let failed = h.event("order_failed");
+    assert!(reason(&failed).contains("(-2013): not placed: the exchange has no such order"), "{failed:?}");
+    assert_eq!(h.order(&cid).status, OrderStatus::Failed);
+    assert!(h.to_verify.is_empty());
+}
+
+#[test]
+fn five_failures_in_a_row_open_the_circuit_breaker_and_the_next_answer_closes_it() {
+    let mut h = Harness::new();
+    let not_sent = || Step::Fail(ExchangeError::NotSent { reason: "connection refused".into() });
+    // The first entry fails after three attempts; the second's second attempt is the fifth
+    // failure in a row; its third attempt is answered.
+    h.script().place.extend((0..5).map(|_| not_sent()));
+    let first = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.submit(first);
+    assert!(h.events("circuit_breaker").is_empty());
+    let second = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.submit(second);
+    let states: Vec<String> =
+        h.events("circuit_breaker").iter().map(|e| e.fields["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states, ["OPEN", "CLOSED"]);
+    let opened = &h.events("circuit_breaker")[0];
+    assert_eq!(opened.fields["failures"], 5);
+    assert!(opened.text.ends_with("new entries refused, probing again in 1 s"), "{}", opened.text);
+}
+
+#[test]
+fn an_entry_beyond_max_num_algo_orders_is_refused_before_it_is_sent() {
+    let mut h = Harness::new();
+    for _ in 0..5 {
+        h.io.slots.stop_opened("ETHUSDT");
+    }
+    let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let cid = order.client_order_id.clone();
+    h.submit(order);
+    let refused = h.event("order_rejected");
+    assert_eq!(refused.fields["rule"], "unprotectable");
+    assert!(refused.fields["message"].as_str().unwrap().contains("MAX_NUM_ALGO_ORDERS (5); not sent"), "{refused:?}");
+    assert_eq!(h.order(&cid).status, OrderStatus::Failed);
+    assert!(h.sim.lock().query("ETHUSDT", crate::exchange::sim::OrderRef::ClientOrderId(&cid)).is_err());
+}
+
+#[test]
+fn a_report_the_lifecycle_refuses_is_not_applied() {
+    let h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.apply_event(LifecycleEvent::Rejected, None, now_us()).unwrap();
+    let report = OrderReport {
+        symbol: "ETHUSDT".into(),
+        exchange_order_id: 7,
+        client_order_id: order.client_order_id.clone(),
+        side: Side::Buy,
+        order_type: ExchangeOrderType::Market,
+        status: ExchangeStatus::Filled,
+        orig_qty: d("0.01"),
+        executed_qty: d("0.01"),
+        cum_quote_qty: d("30"),
+        price: Decimal::ZERO,
+        stop_price: Decimal::ZERO,
+        fills: Vec::new(),
+        time_ms: 0,
+    };
+    h.io.apply(&mut order, &report);
+    assert_eq!(order.status, OrderStatus::Failed);
+    assert_eq!(order.filled_quantity, Decimal::ZERO);
+}
+
+#[test]
+fn refusing_an_order_that_already_ended_keeps_its_status() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.apply_event(LifecycleEvent::Cancelled, None, now_us()).unwrap();
+    h.io.refuse(&mut order, "halted", "halted by the kill switch");
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(h.order(&order.client_order_id).status, OrderStatus::Cancelled);
+}
+
+#[test]
+fn failing_an_order_that_already_ended_keeps_its_status() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.apply_event(LifecycleEvent::Cancelled, None, now_us()).unwrap();
+    h.io.fail(&mut order, "not placed");
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(h.order(&order.client_order_id).status, OrderStatus::Cancelled);
+}
+
+// ---- unknown outcomes re-checked during operation -------------------------------------------
+
+/// Puts `order` among the unknown outcomes, due for a re-check now.
+fn leave_unknown(h: &mut Harness, order: Order, checks: u32) {
+    h.io.unresolved.push(Unresolved {
+        order,
+        timing: Timing::new(Instant::now()),
+        next_check: Instant::now(),
+        checks,
+        absent: 0,
+    });
+}
+
+#[test]
+fn a_sell_resolved_by_a_recheck_goes_to_verify_as_an_exit() {
+    let mut h = Harness::new();
+    let sell = h.new_order(OrderRole::Exit, "ETHUSDT", Side::Sell, "0.01", None);
+    let request = NewOrder {
+        symbol: "ETHUSDT".into(),
+        side: Side::Sell,
+        order_type: ExchangeOrderType::Market,
+        quantity: d("0.01"),
+        price: None,
+        stop_price: None,
+        client_order_id: sell.client_order_id.clone(),
+    };
+    h.other_client().place_order(&request).expect("the sell reached the exchange");
+    leave_unknown(&mut h, sell, 0);
+    h.io.recheck_unresolved();
+    assert_eq!(h.event("order_resolved").fields["exchange_status"], "FILLED");
+    assert_eq!(h.io.exits_in_verify, 1);
+    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution") };
+    assert_eq!(execution.order.status, OrderStatus::Filled);
+}
+
+#[test]
+fn an_order_absent_at_three_rechecks_is_recorded_failed() {
+    let mut h = Harness::new();
+    let entry = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let cid = entry.client_order_id.clone();
+    h.io.slots.entry_sent("ETHUSDT");
+    leave_unknown(&mut h, entry, 0);
+    for _ in 0..3 {
+        assert!(h.events("order_failed").is_empty());
+        h.io.unresolved[0].next_check = Instant::now();
+        h.io.recheck_unresolved();
+    }
+    assert!(h.io.unresolved.is_empty());
+    assert!(reason(&h.event("order_failed")).starts_with("not placed: the exchange has no such order"));
+    assert_eq!(h.order(&cid).status, OrderStatus::Failed);
+    assert_eq!(h.io.slots.get("ETHUSDT").entries_in_flight, 0, "its stop slot is free again");
+}
+
+#[test]
+fn a_recheck_that_fails_keeps_the_order_pending_for_the_next() {
+    let mut h = Harness::new();
+    let entry = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.script().query.push_back(Step::Fail(unknown("503")));
+    leave_unknown(&mut h, entry, 0);
+    h.io.recheck_unresolved();
+    assert_eq!(h.io.unresolved.len(), 1);
+    assert_eq!(h.io.unresolved[0].checks, 1);
+    assert!(h.io.unresolved[0].next_check > Instant::now());
+    assert!(h.events("order_failed").is_empty() && h.events("order_resolved").is_empty());
+}
+
+#[test]
+fn after_the_last_recheck_an_unknown_order_is_left_to_the_next_start() {
+    let mut h = Harness::new();
+    let entry = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.script().query.push_back(Step::Fail(unknown("503")));
+    leave_unknown(&mut h, entry, RECHECKS - 1);
+    h.io.recheck_unresolved();
+    assert!(h.io.unresolved.is_empty());
+    assert_eq!(h.io.next_recheck(), None);
+    assert!(h.events("order_failed").is_empty() && h.events("order_resolved").is_empty());
+}
+
+// ---- positions and stop-losses --------------------------------------------------------------
+
+#[test]
+fn a_stop_loss_whose_outcome_stays_unknown_leaves_the_position_unprotected_and_says_why() {
+    let mut h = Harness::new();
+    h.io.stop_loss_attempts = 1;
+    h.script().place.push_back(Step::Fail(unknown("timeout after send")));
+    h.script().query.extend((0..RESOLVE_SCHEDULE.len()).map(|_| Step::Fail(unknown("503"))));
+    let mut p = position(1, "ETHUSDT", "0.0099", "3000");
+    h.io.protect(&mut p);
+    assert_eq!(p.status, PositionStatus::Unprotected);
+    let failed = h.event("stop_loss_failed");
+    let why = reason(&failed);
+    assert!(why.starts_with("outcome unknown: ") && why.ends_with("503"), "{failed:?}");
+}
+
+#[test]
+fn a_position_too_small_to_protect_is_left_as_dust() {
+    let mut h = Harness::new();
+    let mut p = position(1, "ETHUSDT", "0.0001", "3000");
+    h.io.protect(&mut p);
+    assert_eq!(p.status, PositionStatus::Dust);
+    assert_eq!(h.event("position_dust").fields["quantity"], "0.0001");
+    assert!(h.sim.lock().open_orders(None).unwrap().is_empty(), "no stop placed");
+}
+
+#[test]
+fn a_position_on_a_symbol_without_rules_is_not_protected() {
+    let mut h = Harness::new();
+    let mut p = position(1, "XYZUSDT", "1", "10");
+    h.io.protect(&mut p);
+    assert_eq!(p.status, PositionStatus::Unprotected);
+    assert_eq!(p.stop_loss_client_id, None);
+    h.collect();
+    assert!(h.events.is_empty() && h.orders.is_empty());
+}
+
+#[test]
+fn a_failed_emergency_exit_leaves_the_position_unprotected_and_says_so() {
+    let mut h = Harness::new();
+    h.script().place.extend([
+        Step::Fail(rejected(-2010, "Order would trigger immediately.")),
+        Step::Fail(rejected(-2010, "Account has insufficient balance for requested action.")),
+    ]);
+    let mut p = position(1, "ETHUSDT", "0.0099", "3000");
+    h.io.protect(&mut p);
+    assert_eq!(p.status, PositionStatus::Unprotected);
+    let exit = h.event("emergency_exit");
+    let failed = h.event("stop_loss_failed");
+    assert!(reason(&failed).contains("insufficient balance"), "{failed:?}");
+    let exit_order = h.order(exit.client_order_id.as_deref().unwrap());
+    assert_eq!((exit_order.role, exit_order.status), (OrderRole::EmergencyExit, OrderStatus::Failed));
+}
+
+#[test]
+fn an_entry_on_a_symbol_without_rules_opens_no_position() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "XYZUSDT", Side::Buy, "1", None);
+    order.filled_quantity = d("1");
+    order.avg_price = Some(d("10"));
+    h.io.open_position(order, true);
+    assert!(h.io.positions.is_empty());
+    h.collect();
+    assert!(h.positions.is_empty());
+}
+
+#[test]
+fn entry_fees_paid_in_the_quote_asset_are_booked_and_leave_the_quantity_whole() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.filled_quantity = d("0.01");
+    order.avg_price = Some(d("3000"));
+    order.commission = d("0.03");
+    order.commission_asset = Some("USDT".into());
+    let id = order.order_id;
+    h.io.open_position(order, false);
+    let p = h.position(id);
+    assert_eq!((p.quantity, p.entry_fees), (d("0.01"), d("0.03")));
+}
+
+#[test]
+fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let mut stop = h.new_order(OrderRole::StopLoss, "ETHUSDT", Side::Sell, "0.0099", Some(id));
+    stop.filled_quantity = d("0.0099");
+    let execution = Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None };
+    let before = h.io.positions.clone();
+    h.io.on_verified(FromVerify::Verified(Box::new(execution)));
+    assert_eq!(h.io.positions, before);
+}
+
+#[test]
+fn a_sell_after_its_stop_already_filled_closes_the_position_once() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    // The market falls through the stop before live tracking has seen it.
+    h.set_price("ETHUSDT", "2000.00", "2000.01");
+    let sell = h.sell("ETHUSDT", "0.0099");
+    assert_eq!(h.order(&stop).status, OrderStatus::Filled, "the release found the stop filled");
+    let closed = h.event("position_closed");
+    assert_eq!(closed.client_order_id.as_deref(), Some(stop.as_str()), "closed by the stop, not by the sell");
+    let sold = h.other_client().query_order("ETHUSDT", &sell.client_order_id).unwrap();
+    assert_eq!(sold.status, ExchangeStatus::Filled, "the sell went ahead");
+    assert!(h.io.positions.is_empty());
+    assert_eq!(h.events("stop_loss_placed").len(), 1, "nothing re-protected");
+}
+
+#[test]
+fn a_third_losing_exit_in_a_row_starts_the_tilt_cooldown() {
+    let mut h = Harness::new();
+    for n in 1..=3 {
+        let id = h.buy("ETHUSDT", "0.01");
+        h.set_price("ETHUSDT", "2950.00", "2950.01");
+        h.sell("ETHUSDT", "0.0099");
+        assert!(!h.io.positions.contains_key(&id));
+        h.set_price("ETHUSDT", "2999.99", "3000.00");
+        assert_eq!(h.events("tilt_changed").len(), usize::from(n == 3), "after {n} losing exits");
+    }
+}
+
+// ---- cancel-all -------------------------------------------------------------------------------
+
+#[test]
+fn cancel_all_cancels_on_the_symbols_it_knows_when_open_orders_cannot_be_listed() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    h.script().open_orders.push_back(Step::Fail(rejected(-2015, "Invalid API-key, IP, or permissions for action.")));
+    h.io.cancel_all();
+    let error = h.event("error");
+    assert!(error.text.contains("could not list open orders"), "{error:?}");
+    assert_eq!(h.event("cancel_all").fields["cancelled"], 1);
+    assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
+}
+
+#[test]
+fn cancel_all_also_cancels_the_orders_of_other_clients() {
+    let mut h = Harness::new();
+    h.buy("ETHUSDT", "0.01");
+    let theirs = NewOrder {
+        symbol: "ETHUSDT".into(),
+        side: Side::Buy,
+        order_type: ExchangeOrderType::Limit,
+        quantity: d("0.01"),
+        price: Some(d("2000.00")),
+        stop_price: None,
+        client_order_id: "someone-else-1".into(),
+    };
+    h.other_client().place_order(&theirs).expect("another client's limit order");
+    h.io.cancel_all();
+    assert_eq!(h.event("cancel_all").fields["cancelled"], 2);
+    assert!(h.sim.lock().open_orders(None).unwrap().is_empty());
+    assert_eq!(h.events("order_cancelled").len(), 1, "only ours is reported as an order of ours");
+}
+
+// ---- the run loop -----------------------------------------------------------------------------
+
+#[test]
+fn exchange_io_stops_when_verify_is_gone() {
+    let h = Harness::new();
+    let (_intake, from_intake) = crossbeam_channel::bounded::<ToExchange>(1);
+    let (verify, from_verify) = crossbeam_channel::bounded::<FromVerify>(1);
+    drop(verify);
+    // Returns although intake is still connected.
+    h.io.run(from_intake, from_verify);
+}
+
+#[test]
+fn waiting_for_verify_ends_when_verify_is_gone() {
+    let mut h = Harness::new();
+    let (verify, from_verify) = crossbeam_channel::bounded::<FromVerify>(1);
+    drop(verify);
+    h.io.in_verify = 1;
+    h.io.drain(&from_verify);
+    assert_eq!(h.io.in_verify, 1, "nothing came back");
+}
+
+#[test]
+fn a_failed_balance_sync_keeps_the_sync_due() {
+    let mut h = Harness::new();
+    h.io.balances_dirty = true;
+    h.script().account.push_back(Step::Fail(ExchangeError::NotSent { reason: "connection refused".into() }));
+    h.io.sync_balances();
+    assert!(h.io.balances_dirty);
+    assert!(!h.from_io.try_iter().any(|m| matches!(m, ToPersist::Balances { .. })));
+}
+
+// ---- live tracking ----------------------------------------------------------------------------
+
+#[test]
+fn a_failed_poll_changes_nothing_and_the_next_poll_sees_the_cancel() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    h.other_client().cancel_order("ETHUSDT", &stop).expect("another client cancels the stop");
+    h.script().open_orders.push_back(Step::Fail(unknown("503")));
+    h.io.watch();
+    assert!(h.events("order_cancelled").is_empty());
+    h.io.watch();
+    assert_eq!(reason(&h.event("order_cancelled")), "cancelled outside Genesis");
+    assert_ne!(h.stop_of(id), stop, "re-protected");
+}
+
+#[test]
+fn a_stop_that_left_the_open_orders_stays_watched_when_its_query_fails() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    h.script().open_orders.push_back(Step::Answer(Vec::new()));
+    h.script().query.push_back(Step::Fail(unknown("503")));
+    h.io.watch();
+    assert!(h.io.resting.contains_key(&stop));
+    assert!(h.events("order_cancelled").is_empty());
+}
+
+#[test]
+fn a_stop_partly_filled_is_seen_by_the_poll_and_reduces_its_position() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    let mut report = h.other_client().query_order("ETHUSDT", &stop).unwrap();
+    report.status = ExchangeStatus::PartiallyFilled;
+    report.executed_qty = d("0.0040");
+    report.cum_quote_qty = d("11.76");
+    h.script().open_orders.push_back(Step::Answer(vec![report]));
+    h.io.watch();
+    let triggered = h.event("stop_loss_triggered");
+    assert_eq!(triggered.fields["quantity"], "0.004");
+    assert_eq!(h.io.positions[&id].quantity, d("0.0059"));
+    assert_eq!(h.io.resting[&stop].status, OrderStatus::Partial);
+    assert!(h.events("position_closed").is_empty());
+}
+
+/// A stop of ours resting on the exchange for a position that is not open here.
+fn orphan_stop(h: &mut Harness) -> String {
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    h.io.positions.clear();
+    stop
+}
+
+#[test]
+fn a_stop_filled_for_a_position_that_is_not_open_closes_nothing() {
+    let mut h = Harness::new();
+    let stop = orphan_stop(&mut h);
+    h.set_price("ETHUSDT", "2000.00", "2000.01");
+    h.io.watch();
+    assert_eq!(h.order(&stop).status, OrderStatus::Filled);
+    assert!(h.events("stop_loss_triggered").is_empty() && h.events("position_closed").is_empty());
+}
+
+#[test]
+fn a_stop_cancelled_for_a_position_that_is_not_open_is_not_replaced() {
+    let mut h = Harness::new();
+    let stop = orphan_stop(&mut h);
+    h.other_client().cancel_order("ETHUSDT", &stop).unwrap();
+    h.io.watch();
+    assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
+    assert_eq!(h.events("stop_loss_placed").len(), 1, "only the first stop");
+}
+
+// ---- start-up reconciliation ------------------------------------------------------------------
+
+#[test]
+fn an_unsettled_order_the_exchange_never_saw_is_recorded_cancelled() {
+    let mut h = Harness::new();
+    let entry = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.io.persist_order(&entry);
+    let store = h.database();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!((summary.checked, summary.updated), (1, 1));
+    let order = again.order(&entry.client_order_id);
+    assert_eq!(order.status, OrderStatus::Cancelled);
+    assert_eq!(order.reason.as_deref(), Some("not on the exchange at start-up (never sent)"));
+}
+
+#[test]
+fn a_stop_whose_query_fails_at_start_up_is_still_watched() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    let store = h.database();
+    let mut again = h.restart();
+    again.script().query.push_back(Step::Fail(unknown("503")));
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.unresolved, 1);
+    assert!(again.io.resting.contains_key(&stop));
+    assert_eq!(again.io.positions[&id].stop_loss_client_id.as_deref(), Some(stop.as_str()), "kept, not replaced");
+    assert_eq!(summary.stop_losses_placed, 0);
+}
+
+/// The simulator's three symbols and `extra` more, as a large exchange lists them.
+fn many_symbols(h: &Harness, extra: usize) -> Arc<Rules> {
+    let mut rules = (*h.io.rules).clone();
+    let model = rules["SOLUSDT"].clone();
+    for n in 0..extra {
+        let symbol = format!("X{n}USDT");
+        rules.insert(symbol.clone(), SymbolRules { symbol, ..model.clone() });
+    }
+    Arc::new(rules)
+}
+
+#[test]
+fn on_a_large_exchange_orders_of_ours_are_looked_for_where_orders_are_open() {
+    let h = Harness::new();
+    // A stop of ours resting on SOLUSDT; the database never heard of SOLUSDT.
+    let cid = h.ids.client_order_id('S', 40, Some(39));
+    let stop = NewOrder {
+        symbol: "SOLUSDT".into(),
+        side: Side::Sell,
+        order_type: ExchangeOrderType::StopLoss,
+        quantity: d("0.1"),
+        price: None,
+        stop_price: Some(d("140.00")),
+        client_order_id: cid.clone(),
+    };
+    h.other_client().place_order(&stop).unwrap();
+    let mut again = h.restart_with(many_symbols(&h, 20));
+    let summary = again.reconcile(&Store::open_in_memory().unwrap());
+    assert_eq!(summary.recovered, 1);
+    assert!(again.io.resting.contains_key(&cid));
+}
+
+#[test]
+fn on_a_large_exchange_a_failed_open_orders_listing_does_not_stop_reconciliation() {
+    let h = Harness::new();
+    let mut again = h.restart_with(many_symbols(&h, 20));
+    again.script().open_orders.push_back(Step::Fail(unknown("503")));
+    let summary = again.reconcile(&Store::open_in_memory().unwrap());
+    assert_eq!(summary, Summary::default());
+    again.event("reconciled");
+}
+
+#[test]
+fn a_symbol_whose_orders_cannot_be_listed_counts_as_unresolved() {
+    let h = Harness::new();
+    let mut again = h.restart();
+    again.script().all_orders.push_back(Step::Fail(unknown("503")));
+    let summary = again.reconcile(&Store::open_in_memory().unwrap());
+    assert_eq!(summary.unresolved, 1);
+}
+
+#[test]
+fn a_position_the_account_no_longer_holds_is_closed_at_start_up() {
+    let mut config = SimConfig::default();
+    config.starting_balances.insert("ETH".into(), Decimal::ZERO);
+    let mut h = Harness::on(Simulator::new(config));
+    let p = position(5, "ETHUSDT", "0.5", "3000");
+    h.io.persist_position(&p);
+    let store = h.database();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    let p = again.position(5);
+    assert_eq!((p.status, p.quantity), (PositionStatus::Closed, Decimal::ZERO));
+    assert!(p.closed_at_us.is_some());
+    assert!(again.io.positions.is_empty());
+    assert_eq!(summary.stop_losses_placed, 0);
+}
+
+#[test]
+fn positions_are_kept_as_recorded_when_the_balances_cannot_be_read() {
+    let mut h = Harness::new();
+    let p = position(5, "ETHUSDT", "20", "3000");
+    h.io.persist_position(&p);
+    let store = h.database();
+    let mut again = h.restart();
+    again.script().account.push_back(Step::Fail(unknown("503")));
+    again.reconcile(&store);
+    assert_eq!(again.io.positions[&5].quantity, d("20"), "not trimmed to the 10 ETH held");
+}
+
+#[test]
+fn a_position_on_a_symbol_the_exchange_no_longer_lists_is_kept_as_recorded() {
+    let mut h = Harness::new();
+    let p = position(5, "XYZUSDT", "3", "10");
+    h.io.persist_position(&p);
+    let store = h.database();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(again.io.positions[&5].quantity, d("3"));
+    assert_eq!(again.io.positions[&5].status, PositionStatus::Unprotected);
+    assert_eq!(summary.stop_losses_placed, 0);
+}
+
+/// Places an order of ours straight on the exchange, as an engine that never recorded it did.
+fn place_lost(h: &Harness, role: char, order_id: i64, side: Side, quantity: &str) -> String {
+    let client_order_id = h.ids.client_order_id(role, order_id, None);
+    let order = NewOrder {
+        symbol: "ETHUSDT".into(),
+        side,
+        order_type: ExchangeOrderType::Market,
+        quantity: d(quantity),
+        price: None,
+        stop_price: None,
+        client_order_id: client_order_id.clone(),
+    };
+    h.other_client().place_order(&order).expect("placed");
+    client_order_id
+}
+
+#[test]
+fn a_buy_and_its_sell_the_database_lacks_leave_the_position_they_made_closed() {
+    let h = Harness::new();
+    place_lost(&h, 'E', 1, Side::Buy, "0.01");
+    let sell = place_lost(&h, 'X', 2, Side::Sell, "0.01");
+    let mut again = h.restart();
+    let summary = again.reconcile(&Store::open_in_memory().unwrap());
+    assert_eq!((summary.recovered, summary.stop_losses_placed), (2, 0));
+    let closed = again.event("position_closed");
+    assert_eq!(closed.client_order_id.as_deref(), Some(sell.as_str()));
+    assert_eq!(again.position(1).status, PositionStatus::Closed);
+    assert!(again.io.positions.is_empty());
+}
+
+#[test]
+fn an_order_of_ours_with_an_unknown_role_is_recovered_as_a_record_only() {
+    let h = Harness::new();
+    let cid = place_lost(&h, 'R', 1, Side::Buy, "0.01");
+    let mut again = h.restart();
+    let summary = again.reconcile(&Store::open_in_memory().unwrap());
+    assert_eq!((summary.recovered, summary.updated), (1, 1));
+    let order = again.order(&cid);
+    assert_eq!((order.role, order.status), (OrderRole::Recovered, OrderStatus::Filled));
+    assert!(again.io.positions.is_empty());
+}
+
+#[test]
+fn an_unsettled_entry_that_expired_with_nothing_filled_is_recorded_cancelled_and_opens_nothing() {
+    let mut h = Harness::new();
+    let entry = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.io.persist_order(&entry);
+    let store = h.database();
+    let mut again = h.restart();
+    again.script().query.push_back(Step::Answer(OrderReport {
+        symbol: "ETHUSDT".into(),
+        exchange_order_id: 77,
+        client_order_id: entry.client_order_id.clone(),
+        side: Side::Buy,
+        order_type: ExchangeOrderType::Market,
+        status: ExchangeStatus::Expired,
+        orig_qty: d("0.01"),
+        executed_qty: Decimal::ZERO,
+        cum_quote_qty: Decimal::ZERO,
+        price: Decimal::ZERO,
+        stop_price: Decimal::ZERO,
+        fills: Vec::new(),
+        time_ms: 0,
+    }));
+    let summary = again.reconcile(&store);
+    assert_eq!((summary.checked, summary.updated), (1, 1));
+    let order = again.order(&entry.client_order_id);
+    assert_eq!((order.status, order.exchange_order_id), (OrderStatus::Cancelled, Some(77)));
+    assert!(again.io.positions.is_empty());
+}
+
+/// A position whose stop was placed, with a database that never recorded the stop (a kill
+/// between its placement and its record): the entry and the unprotected position only.
+fn stop_never_recorded(h: &mut Harness) -> (i64, String, Store) {
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    h.collect();
+    h.orders.retain(|o| o.client_order_id != stop);
+    let first = h.positions.iter().position(|p| p.position_id == id).expect("position recorded");
+    h.positions.truncate(first + 1);
+    (id, stop, h.database())
+}
+
+#[test]
+fn a_stop_the_database_lacks_that_filled_while_the_engine_was_down_closes_its_position_at_start_up() {
+    let mut h = Harness::new();
+    let (id, stop, store) = stop_never_recorded(&mut h);
+    h.set_price("ETHUSDT", "2000.00", "2000.01");
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.recovered, 1);
+    assert_eq!(again.order(&stop).status, OrderStatus::Filled);
+    assert_eq!(again.event("position_closed").client_order_id.as_deref(), Some(stop.as_str()));
+    assert_eq!(again.position(id).status, PositionStatus::Closed);
+    assert!(again.io.positions.is_empty() && again.io.resting.is_empty());
+}
+
+#[test]
+fn a_stop_the_database_lacks_that_was_cancelled_while_the_engine_was_down_is_replaced_at_start_up() {
+    let mut h = Harness::new();
+    let (id, stop, store) = stop_never_recorded(&mut h);
+    h.other_client().cancel_order("ETHUSDT", &stop).unwrap();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!((summary.recovered, summary.stop_losses_placed), (1, 1));
+    assert_eq!(again.order(&stop).status, OrderStatus::Cancelled);
+    let replacement = again.io.positions[&id].stop_loss_client_id.clone().unwrap();
+    assert_ne!(replacement, stop);
+    assert!(again.other_client().query_order("ETHUSDT", &replacement).unwrap().status.is_open());
+}
+
+/// A position whose sell (or emergency exit) filled on the exchange while the database still
+/// holds it PENDING, its outcome unknown when the engine stopped; the stop was released first.
+fn exit_left_pending(h: &mut Harness, role: OrderRole) -> (i64, String, Store) {
+    let id = h.buy("ETHUSDT", "0.01");
+    h.other_client().cancel_order("ETHUSDT", &h.stop_of(id)).unwrap();
+    let exit = h.new_order(role, "ETHUSDT", Side::Sell, "0.0099", Some(id));
+    h.io.persist_order(&exit);
+    let request = NewOrder {
+        symbol: "ETHUSDT".into(),
+        side: Side::Sell,
+        order_type: ExchangeOrderType::Market,
+        quantity: exit.quantity,
+        price: None,
+        stop_price: None,
+        client_order_id: exit.client_order_id.clone(),
+    };
+    h.other_client().place_order(&request).expect("the exit filled");
+    (id, exit.client_order_id, h.database())
+}
+
+#[test]
+fn a_sell_still_unknown_at_shutdown_and_found_filled_at_start_up_closes_its_position() {
+    let mut h = Harness::new();
+    let (id, sell, store) = exit_left_pending(&mut h, OrderRole::Exit);
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.stop_losses_placed, 0, "no stop for coins already sold");
+    assert_eq!(again.order(&sell).status, OrderStatus::Filled);
+    assert_eq!(again.event("position_closed").client_order_id.as_deref(), Some(sell.as_str()));
+    assert_eq!(again.position(id).status, PositionStatus::Closed);
+    assert!(again.io.positions.is_empty());
+}
+
+#[test]
+fn an_emergency_exit_recorded_before_it_was_sent_and_found_filled_at_start_up_closes_its_position() {
+    let mut h = Harness::new();
+    let (id, exit, store) = exit_left_pending(&mut h, OrderRole::EmergencyExit);
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.stop_losses_placed, 0);
+    assert_eq!(again.event("position_closed").client_order_id.as_deref(), Some(exit.as_str()));
+    assert_eq!(again.position(id).status, PositionStatus::Closed);
+}
