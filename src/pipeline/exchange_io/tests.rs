@@ -57,6 +57,9 @@ struct Scripted {
 }
 
 impl Exchange for Scripted {
+    fn last_timing(&self) -> crate::exchange::RequestTiming {
+        self.sim.last_timing()
+    }
     fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
         self.sim.exchange_info()
     }
