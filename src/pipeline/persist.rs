@@ -370,6 +370,21 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_that_fails_is_not_fatal_and_the_next_writes_still_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut persist = persist(ExchangeGuard::new(50));
+        persist.store = Store::open(&dir.path().join("p.db")).unwrap();
+        // SQLite refuses a checkpoint inside the connection's own open transaction.
+        persist.store.connection().execute_batch("BEGIN; SELECT COUNT(*) FROM orders;").unwrap();
+        assert!(persist.store.finish_checkpoint().is_err());
+        persist.finish_checkpoint();
+        persist.store.connection().execute_batch("COMMIT").unwrap();
+        let order = entry(7, None);
+        persist.handle(&mut vec![ToPersist::Order(Box::new(order.clone()))]);
+        assert_eq!(persist.store.find_order("7").unwrap().map(|o| o.client_order_id), Some(order.client_order_id));
+    }
+
+    #[test]
     fn stats_show_an_open_circuit_breaker() {
         let guard = ExchangeGuard::new(50);
         open_breaker(&guard, Instant::now());
