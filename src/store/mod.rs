@@ -86,6 +86,10 @@ impl Store {
 
     fn init(conn: Connection) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Small pages: every commit writes each page it touches whole into the WAL, and a commit
+        // touches a few (an order, its events, a position). 1 KiB pages write a quarter of the
+        // bytes of 4 KiB ones. Takes effect only when the file is created (before WAL mode).
+        conn.pragma_update(None, "page_size", 1024)?;
         // rusqlite's bundled SQLite stays at synchronous=FULL after journal_mode=WAL: set both.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -63,8 +63,10 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE INDEX IF NOT EXISTS positions_open ON positions (status) WHERE status <> 'CLOSED';
 
 -- Append-only: every event the engine published, with the order's client id as correlation id.
+-- No AUTOINCREMENT: rows are never deleted, so max(id)+1 never reuses an id, and each commit
+-- saves a write of the sqlite_sequence page.
 CREATE TABLE IF NOT EXISTS event_log (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             INTEGER PRIMARY KEY,
     ts             TEXT NOT NULL,
     correlation_id TEXT,
     event          TEXT NOT NULL,
@@ -90,7 +92,7 @@ CREATE TABLE IF NOT EXISTS balances (
 
 -- Realized P&L, one row per (partial) close, for the daily loss limit after a restart.
 CREATE TABLE IF NOT EXISTS realized_pnl (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     at_us       INTEGER NOT NULL,
     position_id INTEGER NOT NULL,
     order_id    INTEGER NOT NULL,
