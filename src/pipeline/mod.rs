@@ -205,22 +205,6 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
 pub fn run(config: Config) -> Result<(), RunError> {
     let mut store = Store::open(&config.db)?;
     store.disable_auto_checkpoint()?;
-    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let checkpoint_due = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let (path, running, due) = (config.db.clone(), Arc::clone(&checkpointing), Arc::clone(&checkpoint_due));
-        thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                crate::store::run_checkpoints(
-                    &path,
-                    CHECKPOINT_EVERY,
-                    || !running.load(std::sync::atomic::Ordering::Relaxed),
-                    || due.store(true, std::sync::atomic::Ordering::Relaxed),
-                )
-            })
-            .map_err(|e| RunError::Thread(format!("checkpoint: {e}")))?;
-    }
     let meta = store.load_meta()?;
     let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
@@ -249,9 +233,29 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // Intake and exchange I/O share one core: intake hands an order over and blocks in poll
     // at once, so exchange I/O runs on the same core after a plain context switch instead of
     // a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 → 104-145
-    // µs; pinning them to distinct cores was worse than not pinning). The other stages float.
-    let order_path_core =
-        if config.pin { core_affinity::get_core_ids().unwrap_or_default().last().copied() } else { None };
+    // µs; pinning them to distinct cores was worse than not pinning). The other stages float;
+    // the WAL checkpoint, a burst of ~100 ms of copying every round, is kept off that core.
+    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let order_path_core = cores.last().copied();
+    let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
+    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let checkpoint_due = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (path, running, due) = (config.db.clone(), Arc::clone(&checkpointing), Arc::clone(&checkpoint_due));
+        thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                pin("checkpoint", background_core);
+                crate::store::run_checkpoints(
+                    &path,
+                    CHECKPOINT_EVERY,
+                    || !running.load(std::sync::atomic::Ordering::Relaxed),
+                    || due.store(true, std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .map_err(|e| RunError::Thread(format!("checkpoint: {e}")))?;
+    }
+
     let mut handles = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| RunError::Thread(format!("{name}: {e}")))
