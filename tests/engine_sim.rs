@@ -29,6 +29,17 @@ fn buy_is_submitted_filled_verified_and_protected() {
 }
 
 #[test]
+fn a_clean_exit_folds_the_wal_into_the_database_and_removes_it() {
+    let work = Workdir::new();
+    let s = run_piped(&work, &["--no-confirm"], "buy ETHUSDT 0.01\n");
+    assert!(s.status.success(), "stderr: {}", s.stderr);
+    let mut wal = work.db().into_os_string();
+    wal.push("-wal");
+    assert!(!std::path::Path::new(&wal).exists(), "{wal:?} left behind");
+    assert_eq!(count(&work.conn(), "SELECT COUNT(*) FROM orders WHERE status = 'FILLED'"), 1);
+}
+
+#[test]
 fn every_order_and_its_stop_loss_land_in_the_database() {
     let work = Workdir::new();
     let s = run_piped(&work, &["--no-confirm"], "buy ETHUSDT 0.01\n");

@@ -238,23 +238,22 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let order_path_core = cores.last().copied();
     let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
-    let checkpointing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Dropped after the stages are joined: the checkpoint thread then closes the last
+    // connection, and SQLite removes the WAL file.
+    let (stop_checkpoints, checkpoints_stopped) = bounded::<()>(1);
     let checkpoint_due = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let (path, running, due) = (config.db.clone(), Arc::clone(&checkpointing), Arc::clone(&checkpoint_due));
+    let checkpoints = {
+        let (path, due) = (config.db.clone(), Arc::clone(&checkpoint_due));
         thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
                 pin("checkpoint", background_core);
-                crate::store::run_checkpoints(
-                    &path,
-                    CHECKPOINT_EVERY,
-                    || !running.load(std::sync::atomic::Ordering::Relaxed),
-                    || due.store(true, std::sync::atomic::Ordering::Relaxed),
-                )
+                crate::store::run_checkpoints(&path, CHECKPOINT_EVERY, &checkpoints_stopped, || {
+                    due.store(true, std::sync::atomic::Ordering::Relaxed)
+                })
             })
-            .map_err(|e| RunError::Thread(format!("checkpoint: {e}")))?;
-    }
+            .map_err(|e| RunError::Thread(format!("checkpoint: {e}")))?
+    };
 
     let mut handles = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -354,7 +353,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
             return Err(RunError::Thread(format!("the {name} stage panicked")));
         }
     }
-    checkpointing.store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(stop_checkpoints);
+    if checkpoints.join().is_err() {
+        return Err(RunError::Thread("the checkpoint thread panicked".into()));
+    }
     Ok(())
 }
 

@@ -262,20 +262,23 @@ impl Store {
     }
 }
 
-/// Checkpoints the WAL every `every`, passively (never blocking the writer), until `stop`
-/// returns true; a last checkpoint on the way out. After each round, `copied` asks the writer to
-/// finish it ([`Store::finish_checkpoint`]), which lets the WAL start over.
-pub fn run_checkpoints(path: &Path, every: std::time::Duration, stop: impl Fn() -> bool, copied: impl Fn()) {
+/// Checkpoints the WAL every `every`, passively (never blocking the writer), until `stop` is
+/// signalled or dropped. After each round, `copied` asks the writer to finish it
+/// ([`Store::finish_checkpoint`]), which lets the WAL start over. On the way out this
+/// connection closes; closed after the writer's, it is the last, and SQLite then copies what is
+/// left and removes the WAL file.
+pub fn run_checkpoints(
+    path: &Path,
+    every: std::time::Duration,
+    stop: &crossbeam_channel::Receiver<()>,
+    copied: impl Fn(),
+) {
     let Ok(conn) = Connection::open(path) else { return };
     let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
-    loop {
-        std::thread::sleep(every);
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         // Busy or locked by another process: the next round tries again.
         if catch_up(&conn) {
             copied();
-        }
-        if stop() {
-            break;
         }
     }
 }
