@@ -57,7 +57,7 @@ impl SimGateway {
         let start = Instant::now();
         let result = request(&mut self.sim.lock());
         if !self.latency.is_zero() {
-            wait_until(start + self.latency);
+            wait_until(start + self.latency, Duration::from_micros(150));
         }
         self.last =
             RequestTiming { sign_ns: 0, round_trip_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX) };
@@ -65,17 +65,17 @@ impl SimGateway {
     }
 }
 
-/// Sleeps most of the way, then spins, so short latencies are met closely.
-fn wait_until(deadline: Instant) {
-    const SPIN: Duration = Duration::from_micros(150);
+/// Sleeps until `spin` before `deadline`, then spins, so short latencies are met closely
+/// (the embedded simulator and `genesis-exchange` both simulate latency with it).
+pub fn wait_until(deadline: Instant, spin: Duration) {
     loop {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
         let left = deadline - now;
-        if left > SPIN {
-            std::thread::sleep(left - SPIN);
+        if left > spin {
+            std::thread::sleep(left - spin);
         } else {
             std::hint::spin_loop();
         }

@@ -4,7 +4,7 @@
 //! them.
 
 use crate::args::{Args, ExchangeKind};
-use crate::run::Server;
+use crate::run::{Scratch, Server};
 use crate::workload::{self, Workload};
 use genesis::domain::money::Decimal;
 use genesis::domain::order::{ExchangeOrderType, Side};
@@ -48,18 +48,16 @@ pub fn run(args: &Args, server: Option<&Server>) -> Result<Baseline, String> {
         _ => {
             // The same simulator as the engine embeds, journal on disk included: the journal's
             // write per request is the simulated exchange's cost, not the engine's.
-            let dir = std::env::temp_dir().join(format!("genesis-bench-baseline-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).map_err(|e| format!("baseline state dir {}: {e}", dir.display()))?;
-            let path = genesis::exchange::sim::state_path(&dir.join("baseline.db"));
+            let dir = Scratch::new().map_err(|e| format!("baseline state dir {e}"))?;
+            let path = genesis::exchange::sim::state_path(&dir.0.join("baseline.db"));
             let sim = Simulator::open(&path, SimConfig { seed: args.seed, ..SimConfig::default() })
                 .map_err(|e| format!("baseline simulator {}: {e}", path.display()))?;
-            let baseline = measure(
+            // `measure` consumes the simulator, so it is gone before `dir` is removed.
+            Ok(measure(
                 SimGateway::new(sim),
                 args,
                 "SimGateway on the embedded, journaled Simulator (in process)".into(),
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            Ok(baseline)
+            ))
         }
     }
 }

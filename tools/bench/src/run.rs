@@ -364,11 +364,11 @@ fn measure_idle(pid: u32, secs: u64) -> Idle {
     }
 }
 
-/// A scratch directory for the engine's database, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch directory for a database (the engine's, the baseline simulator's), removed on drop.
+pub struct Scratch(pub PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Scratch, String> {
+    pub fn new() -> Result<Scratch, String> {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let dir = std::env::temp_dir().join(format!("genesis-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

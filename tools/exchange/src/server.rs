@@ -253,23 +253,6 @@ fn write_reply(writer: &mut TcpStream, reply: &Reply, keep_alive: bool) -> io::R
     writer.flush()
 }
 
-/// Sleeps most of the way, then spins, so short latencies are met closely.
-fn wait_until(deadline: Instant) {
-    const SPIN: Duration = Duration::from_micros(100);
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return;
-        }
-        let left = deadline - now;
-        if left > SPIN {
-            std::thread::sleep(left - SPIN);
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
 /// `GET /ws-api/v3` with `Upgrade: websocket`: the WebSocket API.
 fn is_ws_upgrade(req: &RawRequest) -> bool {
     req.method == "GET"
@@ -329,7 +312,7 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
             After::Respond => {}
         }
         if !latency.is_zero() {
-            wait_until(started + latency);
+            genesis::exchange::sim::wait_until(started + latency, Duration::from_micros(100));
         }
         write_reply(&mut writer, &reply, req.keep_alive)?;
         if !req.keep_alive {
