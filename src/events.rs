@@ -164,11 +164,16 @@ impl Bus {
 
     /// A one-line `error` event; `message` repeats the sentence for programs.
     pub fn error(&self, text: impl Into<String>) {
-        self.publish(Event::new("error", text.into()).with_message())
+        self.publish(Event::error(text))
     }
 }
 
 impl Event {
+    /// A one-line `error` event; `message` repeats the sentence for programs.
+    pub fn error(text: impl Into<String>) -> Event {
+        Event::new("error", text.into()).with_message()
+    }
+
     /// `order_cancelled` / `order_failed`: one order ended, and why.
     pub fn order_ended(kind: &'static str, order: &crate::domain::order::Order, reason: &str) -> Event {
         let verb = if kind == "order_failed" { "failed" } else { "cancelled" };

@@ -21,11 +21,13 @@ use crate::events::{Bus, Event};
 use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes};
 use crossbeam_channel::{never, select, Receiver, Sender};
+use outbox::Outbox;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use watch::{OnCancel, Seen};
 
+mod outbox;
 pub mod reconcile;
 #[cfg(test)]
 mod tests;
@@ -102,9 +104,9 @@ pub struct ExchangeIo {
     stop_settings: StopSettings,
     stop_loss_attempts: u32,
     stop_loss_backoff: Duration,
-    bus: Bus,
+    /// Records for persist and events for stdout (held while a sell is on its way).
+    out: Outbox,
     to_verify: Sender<ToVerify>,
-    to_persist: Sender<ToPersist>,
     /// Positions not closed, by id (oldest first).
     positions: BTreeMap<i64, Position>,
     /// Our orders resting on the exchange (stop-losses), by client order id.
@@ -161,9 +163,8 @@ impl ExchangeIo {
             stop_settings: config.stop_settings(),
             stop_loss_attempts: config.stop_loss_attempts.max(1),
             stop_loss_backoff: config.stop_loss_backoff,
-            bus,
+            out: Outbox::new(bus, to_persist),
             to_verify,
-            to_persist,
             positions,
             resting: HashMap::new(),
             allocations: HashMap::new(),
@@ -245,7 +246,7 @@ impl ExchangeIo {
                 let now = now_us();
                 self.balances_dirty = false;
                 self.account.set_balances(balances.clone(), now);
-                let _ = self.to_persist.send(ToPersist::Balances { balances, at_us: now });
+                self.out.record(ToPersist::Balances { balances, at_us: now });
             }
             Err(e) => log::warn!("balance sync failed: {e}"),
         }
@@ -290,23 +291,32 @@ impl ExchangeIo {
             if self.balances_dirty {
                 self.sync_balances();
             }
-            self.bus.publish(account_event(&self.account, self.quotes.as_ref(), confirm));
+            self.out.announce(account_event(&self.account, self.quotes.as_ref(), confirm));
             return;
         }
-        let _ = self.to_persist.send(ToPersist::Query(query));
+        self.out.record(ToPersist::Query(query));
     }
 
-    fn persist_order(&self, order: &Order) {
-        let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
+    fn persist_order(&mut self, order: &Order) {
+        self.out.record(ToPersist::Order(Box::new(order.clone())));
     }
 
-    fn persist_position(&self, position: &Position) {
-        let _ = self.to_persist.send(ToPersist::Position(Box::new(position.clone())));
+    fn persist_position(&mut self, position: &Position) {
+        self.out.record(ToPersist::Position(Box::new(position.clone())));
     }
 
     fn submit(&mut self, submission: Submission) {
+        self.place_and_verify(submission);
+        // Whatever the outcome, nothing stays held past the order.
+        self.out.release();
+    }
+
+    /// Sends one order and queries its real fill; the execution goes to verify.
+    fn place_and_verify(&mut self, submission: Submission) {
         let Submission { mut order, mut timing } = submission;
         if order.side == Side::Sell {
+            // The released stops' records and events wait until the sell is verified.
+            self.out.hold();
             self.release_stops_for_sell(&order);
         }
         if order.role == OrderRole::Entry {
@@ -360,9 +370,10 @@ impl ExchangeIo {
                 };
                 timing.queried_at = Some(Instant::now());
                 super::verify::assess(&mut order, &mut timing);
+                self.out.release();
                 // Announced once verified: the event's formatting and its two channel sends
                 // (stdout, persist) stay off the command-to-fill path.
-                self.bus.publish(
+                self.out.announce(
                     Event::new(
                         "order_submitted",
                         format!(
@@ -406,7 +417,7 @@ impl ExchangeIo {
                 ));
                 order.updated_at_us = now_us();
                 self.persist_order(&order);
-                self.bus.publish(
+                self.out.announce(
                     Event::new(
                         "order_unknown",
                         format!(
@@ -447,7 +458,7 @@ impl ExchangeIo {
                 Ok(report) => {
                     self.apply(&mut u.order, &report);
                     u.order.reason = None;
-                    self.bus.publish(
+                    self.out.announce(
                         Event::new(
                             "order_resolved",
                             format!("{} outcome known: {}", u.order.order_id, report.status.as_str()),
@@ -494,12 +505,12 @@ impl ExchangeIo {
     }
 
     /// A risk rule refused the order before it was sent: recorded FAILED, `order_rejected`.
-    fn refuse(&self, order: &mut Order, rule: &str, message: &str) {
+    fn refuse(&mut self, order: &mut Order, rule: &str, message: &str) {
         if let Err(e) = order.apply_event(LifecycleEvent::Rejected, Some(format!("{rule}: {message}")), now_us()) {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
-        self.bus.publish(
+        self.out.announce(
             Event::new(
                 "order_rejected",
                 format!(
@@ -516,12 +527,12 @@ impl ExchangeIo {
         );
     }
 
-    fn fail(&self, order: &mut Order, reason: &str) {
+    fn fail(&mut self, order: &mut Order, reason: &str) {
         if let Err(e) = order.apply_event(LifecycleEvent::Rejected, Some(reason.to_string()), now_us()) {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
-        self.bus.publish(Event::order_ended("order_failed", order, reason));
+        self.out.announce(Event::order_ended("order_failed", order, reason));
     }
 
     /// Places with the retry policy: -1021 is retried by the gateway; "never sent" is retried;
@@ -547,7 +558,7 @@ impl ExchangeIo {
                             msg,
                         }));
                     }
-                    self.bus.publish(
+                    self.out.announce(
                         Event::new(
                             "rate_limited",
                             format!(
@@ -561,6 +572,7 @@ impl ExchangeIo {
                         .field("until", crate::domain::format_ts(now_us() + retry_after.as_micros() as i64))
                         .field("banned", banned),
                     );
+                    self.out.release();
                     std::thread::sleep(retry_after);
                 }
                 Err(ExchangeError::Unknown { reason }) => return self.resolve_unknown(request, reason),
@@ -570,7 +582,7 @@ impl ExchangeIo {
     }
 
     /// Feeds the guard: the breaker counts failures, a 418 stops new entries.
-    fn record_outcome<T>(&self, result: &Result<T, ExchangeError>) {
+    fn record_outcome<T>(&mut self, result: &Result<T, ExchangeError>) {
         if let Some((used, limit)) = self.gateway.weight_status() {
             self.guard.record_weight(used, limit);
         }
@@ -593,14 +605,14 @@ impl ExchangeIo {
                      probing again in {} s",
                     retry_in.as_secs()
                 );
-                self.bus.publish(
+                self.out.announce(
                     Event::new("circuit_breaker", text)
                         .field("state", "OPEN")
                         .field("failures", failures)
                         .field("retry_in_s", retry_in.as_secs()),
                 )
             }
-            Some(GuardChange::BreakerClosed) => self.bus.publish(
+            Some(GuardChange::BreakerClosed) => self.out.announce(
                 Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again")
                     .field("state", "CLOSED"),
             ),
@@ -613,6 +625,7 @@ impl ExchangeIo {
         log::warn!("{} outcome unknown ({reason}); querying before anything else", request.client_order_id);
         let mut absent = 0;
         let mut last_error = reason;
+        self.out.release();
         for wait in self.resolve_schedule {
             std::thread::sleep(wait);
             match self.gateway.query_order(&request.symbol, &request.client_order_id) {
@@ -719,7 +732,7 @@ impl ExchangeIo {
             Protection::Dust { quantity } => {
                 position.status = PositionStatus::Dust;
                 position.updated_at_us = now_us();
-                self.bus.publish(
+                self.out.announce(
                     Event::new(
                         "position_dust",
                         format!(
@@ -775,7 +788,7 @@ impl ExchangeIo {
                     self.slots.stop_opened(&stop.symbol);
                     self.stats.record_stop_loss(started.elapsed().as_micros() as u64);
                     self.persist_order(&stop);
-                    self.bus.publish(
+                    self.out.announce(
                         Event::new(
                             "stop_loss_placed",
                             format!(
@@ -823,7 +836,7 @@ impl ExchangeIo {
             stop.client_order_id,
             position.position_id
         );
-        self.bus.publish(
+        self.out.announce(
             Event::new(
                 "stop_loss_failed",
                 format!(
@@ -852,7 +865,7 @@ impl ExchangeIo {
         );
         exit.position_id = Some(position.position_id);
         exit.expected_price = Some(stop_price);
-        self.bus.publish(
+        self.out.announce(
             Event::new(
                 "emergency_exit",
                 format!(
@@ -888,7 +901,7 @@ impl ExchangeIo {
             Err(failure) => {
                 self.fail(&mut exit, &failure.to_string());
                 position.status = PositionStatus::Unprotected;
-                self.bus.publish(
+                self.out.announce(
                     Event::new(
                         "stop_loss_failed",
                         format!("position {} is UNPROTECTED: emergency exit failed: {failure}", position.position_id),
@@ -970,14 +983,14 @@ impl ExchangeIo {
         let pnl = position::realized_pnl(position.entry_price, exit_price, take, quote_fees);
         position.realized_pnl += pnl;
         let now = now_us();
-        let _ = self.to_persist.send(ToPersist::RealizedPnl {
+        self.out.record(ToPersist::RealizedPnl {
             at_us: now,
             position_id: position.position_id,
             order_id: sell.order_id,
             pnl,
         });
         if let Some(change) = self.account.record_exit(pnl, now) {
-            self.bus.publish(tilt_event(&change));
+            self.out.announce(tilt_event(&change));
         }
         position.quantity -= take;
         position.updated_at_us = now_us();
@@ -985,7 +998,7 @@ impl ExchangeIo {
             position.quantity = Decimal::ZERO;
             position.status = PositionStatus::Closed;
             position.closed_at_us = Some(position.updated_at_us);
-            self.bus.publish(
+            self.out.announce(
                 Event::new(
                     "position_closed",
                     format!(
@@ -1012,7 +1025,7 @@ impl ExchangeIo {
         match self.with_retries("list open orders", |gw| gw.open_orders(None)) {
             Ok(open) => symbols.extend(open.into_iter().map(|o| o.symbol)),
             Err(e) => {
-                self.bus.error(format!("cancel-all: could not list open orders ({e}); cancelling on known symbols"))
+                self.out.error(format!("cancel-all: could not list open orders ({e}); cancelling on known symbols"))
             }
         }
         let mut cancelled = 0usize;
@@ -1027,7 +1040,7 @@ impl ExchangeIo {
                     n
                 }
                 Err(e) => {
-                    self.bus.error(format!("cancel-all: {symbol}: {e}"));
+                    self.out.error(format!("cancel-all: {symbol}: {e}"));
                     0
                 }
             };
@@ -1049,7 +1062,7 @@ impl ExchangeIo {
             }
         }
         log::warn!("cancel-all: cancelled {cancelled} open orders on {:?}", cancelled_symbols);
-        self.bus.publish(
+        self.out.announce(
             Event::new(
                 "cancel_all",
                 if cancelled == 0 {
@@ -1081,7 +1094,7 @@ impl ExchangeIo {
                 }
                 Err(e) if attempt >= 6 => return Err(e),
                 Err(ExchangeError::RateLimited { retry_after, msg, .. }) => {
-                    self.bus.publish(
+                    self.out.announce(
                         Event::new(
                             "rate_limited",
                             format!(
@@ -1092,6 +1105,7 @@ impl ExchangeIo {
                         .field("retry_after_ms", retry_after.as_millis() as u64)
                         .field("until", crate::domain::format_ts(now_us() + retry_after.as_micros() as i64)),
                     );
+                    self.out.release();
                     std::thread::sleep(retry_after);
                 }
                 Err(e) => {

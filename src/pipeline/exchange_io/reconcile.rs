@@ -50,7 +50,7 @@ impl ExchangeIo {
         self.trim_positions_to_balances();
         self.ensure_one_stop_each(&mut summary);
         let s = summary;
-        self.bus.publish(
+        self.out.announce(
             Event::new(
                 "reconciled",
                 format!(

@@ -601,6 +601,29 @@ fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
 }
 
 #[test]
+fn a_sells_released_stop_is_announced_before_the_sell_is() {
+    let mut h = Harness::new();
+    h.buy("ETHUSDT", "0.01");
+    h.sell("ETHUSDT", "0.0099");
+    h.collect();
+    let kinds = h.kinds();
+    let cancelled = kinds.iter().position(|k| *k == "order_cancelled").expect("the stop's order_cancelled");
+    let submitted = kinds.iter().rposition(|k| *k == "order_submitted").expect("the sell's order_submitted");
+    assert!(cancelled < submitted, "{kinds:?}");
+}
+
+#[test]
+fn a_sell_refused_by_the_exchange_still_records_its_released_stop() {
+    let mut h = Harness::new();
+    let position = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(position);
+    h.script().place.push_back(Step::Fail(rejected(-2010, "Account has insufficient balance")));
+    h.sell("ETHUSDT", "0.0099");
+    assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
+    assert_eq!(h.events("order_failed").len(), 1, "{:?}", h.kinds());
+}
+
+#[test]
 fn a_sell_after_its_stop_already_filled_closes_the_position_once() {
     let mut h = Harness::new();
     let id = h.buy("ETHUSDT", "0.01");

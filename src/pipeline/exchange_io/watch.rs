@@ -174,7 +174,7 @@ impl ExchangeIo {
                 if order.exchange_type.is_algo() {
                     self.slots.stop_closed(&order.symbol);
                 }
-                self.bus.publish(Event::order_ended("order_cancelled", &order, why));
+                self.out.announce(Event::order_ended("order_cancelled", &order, why));
                 self.unlink_stop(&order, on_cancel);
             }
         }
@@ -186,7 +186,7 @@ impl ExchangeIo {
             log::warn!("{} stop-loss filled, but its position is not open", stop.client_order_id);
             return;
         };
-        self.bus.publish(
+        self.out.announce(
             Event::new(
                 "stop_loss_triggered",
                 format!(
