@@ -88,6 +88,18 @@ impl std::fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
+/// What a cancel-replace did, part by part.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replaced {
+    /// Cancelled, and the new order placed.
+    Both { cancelled: OrderReport, placed: OrderReport },
+    /// The cancel was refused (the order had already filled or gone, say), so the new order
+    /// was not attempted (HTTP 400, -2022).
+    CancelRefused { error: ExchangeError },
+    /// Cancelled, but the new order was refused (HTTP 409, -2021).
+    PlaceRefused { cancelled: OrderReport, error: ExchangeError },
+}
+
 /// Exchange-side timings of the last request, for the latency breakdown.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RequestTiming {
@@ -108,6 +120,12 @@ pub trait Exchange: Send {
     fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError>;
     /// `DELETE /api/v3/order?origClientOrderId=`.
     fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError>;
+    /// `POST /api/v3/order/cancelReplace` with `cancelReplaceMode=STOP_ON_FAILURE`: cancels
+    /// `cancel_client_order_id` and places `order` on the same symbol in one request (a sell
+    /// releases its position's stop this way: one round trip instead of two). `Err` is the
+    /// request as a whole: neither part happened (not sent, rate limited, refused by a filter),
+    /// or what happened is unknown.
+    fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError>;
     /// `GET /api/v3/openOrders`, for one symbol or all.
     fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError>;
     /// `DELETE /api/v3/openOrders?symbol=`; nothing open (-2011) is an empty list.

@@ -33,7 +33,7 @@ pub use wire::{ExchangeInfo, RateLimit};
 
 use crate::domain::order::{ExchangeOrderType, OrderReport};
 use crate::domain::symbol::SymbolRules;
-use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, RequestTiming};
+use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use clock::ExchangeClock;
 use sign::QueryBuilder;
 use std::fmt;
@@ -507,6 +507,11 @@ impl Exchange for BinanceGateway {
             },
             wire::parse_order,
         )
+    }
+
+    fn cancel_replace(&mut self, _cancel_client_order_id: &str, _order: &NewOrder) -> Result<Replaced, ExchangeError> {
+        // Not wired yet: nothing is sent, so the caller falls back to a cancel and a placement.
+        Err(ExchangeError::NotSent { reason: "cancelReplace is not implemented for binance yet".into() })
     }
 
     fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError> {

@@ -35,6 +35,22 @@ const RANDOM_REFUSALS: [&str; 4] = [
     "Unsupported order combination",
 ];
 
+/// What a cancel-replace did on the simulator, part by part.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SimReplaced {
+    Both {
+        cancelled: OrderReport,
+        placed: OrderReport,
+    },
+    /// The cancel was refused; the new order was not attempted.
+    CancelRefused(SimError),
+    /// Cancelled; the new order was refused.
+    PlaceRefused {
+        cancelled: OrderReport,
+        error: SimError,
+    },
+}
+
 /// Which order a query or cancel means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderRef<'a> {
@@ -978,7 +994,9 @@ impl Simulator {
         result
     }
 
-    fn place_inner(&mut self, req: &NewOrder) -> Result<OrderReport, SimError> {
+    /// The checks Binance makes before the matching engine (symbol, parameters, filters); a
+    /// cancel-replace makes them before it cancels anything. The market's index.
+    fn check_new(&self, req: &NewOrder) -> Result<usize, SimError> {
         let m = self.market_index(&req.symbol)?;
         check_client_id(&req.client_order_id)?;
         let rules = &self.markets[m].rules;
@@ -1014,6 +1032,12 @@ impl Simulator {
                 return Err(SimError::filter("MAX_NUM_ALGO_ORDERS"));
             }
         }
+        Ok(m)
+    }
+
+    fn place_inner(&mut self, req: &NewOrder) -> Result<OrderReport, SimError> {
+        let m = self.check_new(req)?;
+        let (order_type, side) = (req.order_type, req.side);
         if self.open_by_client.contains_key(&req.client_order_id) {
             return Err(SimError::new_order_rejected("Duplicate order sent."));
         }
@@ -1141,6 +1165,27 @@ impl Simulator {
         let result = self.cancel_inner(symbol, which);
         self.commit()?;
         result
+    }
+
+    /// `POST /api/v3/order/cancelReplace` with `cancelReplaceMode=STOP_ON_FAILURE`: the new
+    /// order's filters first (a failure there changes nothing), then the cancel (refused: the
+    /// new order is not attempted), then the new order. One journal record for all of it.
+    pub fn cancel_replace(&mut self, cancel_client_order_id: &str, req: &NewOrder) -> Result<SimReplaced, SimError> {
+        let result = self.cancel_replace_inner(cancel_client_order_id, req);
+        self.commit()?;
+        result
+    }
+
+    fn cancel_replace_inner(&mut self, cancel_client_order_id: &str, req: &NewOrder) -> Result<SimReplaced, SimError> {
+        self.check_new(req)?;
+        let cancelled = match self.cancel_inner(&req.symbol, OrderRef::ClientOrderId(cancel_client_order_id)) {
+            Ok(cancelled) => cancelled,
+            Err(error) => return Ok(SimReplaced::CancelRefused(error)),
+        };
+        Ok(match self.place_inner(req) {
+            Ok(placed) => SimReplaced::Both { cancelled, placed },
+            Err(error) => SimReplaced::PlaceRefused { cancelled, error },
+        })
     }
 
     fn cancel_inner(&mut self, symbol: &str, which: OrderRef<'_>) -> Result<OrderReport, SimError> {

@@ -19,10 +19,10 @@ mod tests;
 pub use book::LEVELS;
 pub use config::SimConfig;
 pub use error::{SimError, SimStoreError};
-pub use market::{OrderRef, Simulator, Trade, CLOSED_ORDERS_KEPT, TRADES_KEPT};
+pub use market::{OrderRef, SimReplaced, Simulator, Trade, CLOSED_ORDERS_KEPT, TRADES_KEPT};
 pub use store::journal_path;
 
-use super::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, RequestTiming};
+use super::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use crate::domain::order::OrderReport;
 use crate::domain::symbol::SymbolRules;
 use parking_lot::Mutex;
@@ -101,6 +101,15 @@ impl Exchange for SimGateway {
 
     fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
         self.call(|sim| sim.cancel(symbol, OrderRef::ClientOrderId(client_order_id)))
+    }
+
+    fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
+        let replaced = self.call(|sim| sim.cancel_replace(cancel_client_order_id, order))?;
+        Ok(match replaced {
+            SimReplaced::Both { cancelled, placed } => Replaced::Both { cancelled, placed },
+            SimReplaced::CancelRefused(error) => Replaced::CancelRefused { error: error.into() },
+            SimReplaced::PlaceRefused { cancelled, error } => Replaced::PlaceRefused { cancelled, error: error.into() },
+        })
     }
 
     fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError> {

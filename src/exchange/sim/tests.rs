@@ -58,7 +58,7 @@ fn locked(sim: &Simulator, asset: &str) -> Decimal {
     sim.balance(asset).unwrap().locked
 }
 
-fn refusal(result: Result<OrderReport, SimError>) -> (u16, i64, String) {
+fn refusal<T: std::fmt::Debug>(result: Result<T, SimError>) -> (u16, i64, String) {
     let e = result.unwrap_err();
     (e.http_status, e.code, e.msg)
 }
@@ -429,6 +429,60 @@ fn cancelling_a_stop_releases_its_lock() {
     assert_eq!(r.status, ExchangeStatus::Canceled);
     assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
     assert_eq!(free(&sim, "BTC"), d("1"));
+}
+
+#[test]
+fn cancel_replace_releases_a_stop_and_sells_its_coins_in_one_request() {
+    let mut sim = sim();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.8", "60000.00", "59900.00", "s")).unwrap();
+    let r = sim.cancel_replace("s", &market("BTCUSDT", Side::Sell, "0.8", "m")).unwrap();
+    let SimReplaced::Both { cancelled, placed } = r else { panic!("both parts expected: {r:?}") };
+    assert_eq!(cancelled.status, ExchangeStatus::Canceled);
+    assert_eq!(placed.status, ExchangeStatus::Filled);
+    assert_eq!(placed.executed_qty, d("0.8"));
+    assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
+}
+
+#[test]
+fn cancel_replace_of_an_order_that_is_gone_does_not_attempt_the_new_one() {
+    let mut sim = sim();
+    let r = sim.cancel_replace("nothing", &market("BTCUSDT", Side::Sell, "0.1", "m")).unwrap();
+    let SimReplaced::CancelRefused(error) = r else { panic!("cancel refused expected: {r:?}") };
+    assert_eq!(error.code, -2011);
+    assert_eq!(refusal(sim.query("BTCUSDT", OrderRef::ClientOrderId("m"))).1, -2013);
+}
+
+#[test]
+fn cancel_replace_whose_new_order_is_refused_still_cancels() {
+    let mut sim = sim();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.4", "60000.00", "59900.00", "s")).unwrap();
+    let r = sim.cancel_replace("s", &market("BTCUSDT", Side::Sell, "2", "m")).unwrap();
+    let SimReplaced::PlaceRefused { cancelled, error } = r else { panic!("new order refused expected: {r:?}") };
+    assert_eq!(cancelled.status, ExchangeStatus::Canceled);
+    assert_eq!(error.code, -2010);
+    assert_eq!(locked(&sim, "BTC"), Decimal::ZERO);
+}
+
+#[test]
+fn cancel_replace_failing_a_filter_changes_nothing() {
+    let mut sim = sim();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.4", "60000.00", "59900.00", "s")).unwrap();
+    let r = sim.cancel_replace("s", &market("BTCUSDT", Side::Sell, "0.000001", "m"));
+    assert_eq!(refusal(r).1, -1013);
+    assert_eq!(locked(&sim, "BTC"), d("0.4"), "the stop is still there");
+}
+
+#[test]
+fn cancel_replace_is_journaled_as_one_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim.json");
+    let mut sim = Simulator::open(&path, SimConfig::default()).unwrap();
+    sim.place(&stop_limit("BTCUSDT", Side::Sell, "0.4", "60000.00", "59900.00", "s")).unwrap();
+    sim.cancel_replace("s", &market("BTCUSDT", Side::Sell, "0.4", "m")).unwrap();
+    drop(sim);
+    let reopened = Simulator::open(&path, SimConfig::default()).unwrap();
+    assert_eq!(reopened.query("BTCUSDT", OrderRef::ClientOrderId("s")).unwrap().status, ExchangeStatus::Canceled);
+    assert_eq!(reopened.query("BTCUSDT", OrderRef::ClientOrderId("m")).unwrap().status, ExchangeStatus::Filled);
 }
 
 #[test]

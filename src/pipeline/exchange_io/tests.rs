@@ -10,7 +10,7 @@ use crate::domain::risk::{DailyPnl, RiskLimits, Tier};
 use crate::domain::symbol::SymbolRules;
 use crate::events::StdoutQueues;
 use crate::exchange::sim::{SimConfig, SimGateway, Simulator};
-use crate::exchange::{Balance, BookTicker};
+use crate::exchange::{Balance, BookTicker, Replaced};
 use crate::pipeline::msg::Timing;
 use crate::store::{Store, Write};
 use crossbeam_channel::unbounded;
@@ -37,6 +37,7 @@ struct Script {
     place: VecDeque<Step<OrderReport>>,
     query: VecDeque<Step<OrderReport>>,
     cancel: VecDeque<Step<OrderReport>>,
+    cancel_replace: VecDeque<Step<Replaced>>,
     open_orders: VecDeque<Step<Vec<OrderReport>>>,
     all_orders: VecDeque<Step<Vec<OrderReport>>>,
     account: VecDeque<Step<Vec<Balance>>>,
@@ -77,6 +78,10 @@ impl Exchange for Scripted {
     fn cancel_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
         let step = self.script.lock().cancel.pop_front();
         scripted(step, || self.sim.cancel_order(symbol, client_order_id))
+    }
+    fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
+        let step = self.script.lock().cancel_replace.pop_front();
+        scripted(step, || self.sim.cancel_replace(cancel_client_order_id, order))
     }
     fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError> {
         let step = self.script.lock().open_orders.pop_front();
