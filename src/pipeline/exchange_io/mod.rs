@@ -19,7 +19,7 @@ use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Sid
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
 use crate::events::{Bus, Event};
 use crate::exchange::binance::stream::StreamLink;
-use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes};
+use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes, Replaced};
 use crossbeam_channel::{never, select, Receiver, Sender};
 use outbox::Outbox;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,6 +41,9 @@ struct Unresolved {
     checks: u32,
     absent: u32,
 }
+
+/// Why a stop was cancelled before a sell.
+const RELEASED_FOR_SELL: &str = "released for a sell";
 
 /// Re-check schedule of unknown outcomes during operation: every 5 s, 24 times (2 minutes).
 const RECHECK_EVERY: Duration = Duration::from_secs(5);
@@ -314,10 +317,12 @@ impl ExchangeIo {
     /// Sends one order and queries its real fill; the execution goes to verify.
     fn place_and_verify(&mut self, submission: Submission) {
         let Submission { mut order, mut timing } = submission;
+        // A sell frees the coins its positions' stops lock; the last stop goes in the sell's
+        // own request. The released stops' records and events wait until the sell is verified.
+        let mut releasing = None;
         if order.side == Side::Sell {
-            // The released stops' records and events wait until the sell is verified.
             self.out.hold();
-            self.release_stops_for_sell(&order);
+            releasing = self.release_stops_for_sell(&order);
         }
         if order.role == OrderRole::Entry {
             // Intake checked the day's losses when the line was read; the exits queued before
@@ -351,7 +356,10 @@ impl ExchangeIo {
             client_order_id: order.client_order_id.clone(),
         };
         timing.sent_at = Some(Instant::now());
-        let placed = self.place(&request, order.role != OrderRole::Entry);
+        let placed = match releasing {
+            Some(stop_id) => self.place_releasing(&request, &stop_id),
+            None => self.place(&request, order.role != OrderRole::Entry),
+        };
         timing.placed_at = Some(Instant::now());
         timing.sign_ns = self.gateway.last_timing().sign_ns;
         match placed {
@@ -915,17 +923,58 @@ impl ExchangeIo {
     }
 
     /// Before a sell: pick the positions it closes (oldest first) and cancel their stops,
-    /// since on spot the stop holds the coins.
-    fn release_stops_for_sell(&mut self, sell: &Order) {
+    /// since on spot the stop holds the coins. The last stop is left for the sell's own
+    /// request to cancel (cancel-replace): its client order id.
+    fn release_stops_for_sell(&mut self, sell: &Order) -> Option<String> {
         let open: Vec<&Position> = self.positions.values().filter(|p| p.symbol == sell.symbol).collect();
         let allocations = position::allocate_sell(&open, sell.quantity);
-        for allocation in &allocations {
-            let stop_id = self.positions.get(&allocation.position_id).and_then(|p| p.stop_loss_client_id.clone());
-            if let Some(stop_id) = stop_id {
-                self.cancel_stop(&sell.symbol, &stop_id, "released for a sell");
-            }
+        let mut stops: Vec<String> = allocations
+            .iter()
+            .filter_map(|a| self.positions.get(&a.position_id).and_then(|p| p.stop_loss_client_id.clone()))
+            .collect();
+        let last = stops.pop();
+        for stop_id in stops {
+            self.cancel_stop(&sell.symbol, &stop_id, RELEASED_FOR_SELL);
         }
         self.allocations.insert(sell.client_order_id.clone(), allocations);
+        last
+    }
+
+    /// Places a sell and cancels the stop that locks its coins in one request (cancel-replace,
+    /// one round trip instead of two). What the combined request leaves unsettled falls back
+    /// to the separate steps, each with its usual policy.
+    fn place_releasing(&mut self, sell: &NewOrder, stop_id: &str) -> Result<OrderReport, PlaceFailure> {
+        let result = self.gateway.cancel_replace(stop_id, sell);
+        self.record_outcome(&result);
+        match result {
+            Ok(Replaced::Both { cancelled, placed }) => {
+                self.on_resting_report(cancelled, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
+                Ok(placed)
+            }
+            Ok(Replaced::PlaceRefused { cancelled, error }) => {
+                self.on_resting_report(cancelled, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
+                Err(PlaceFailure::Failed(error))
+            }
+            // The stop had already filled or gone: learn how it ended, then sell on our own.
+            Ok(Replaced::CancelRefused { .. }) => {
+                self.cancel_stop(&sell.symbol, stop_id, RELEASED_FOR_SELL);
+                self.place(sell, true)
+            }
+            // A filter refused the sell before anything happened: the stop stays.
+            Err(error @ ExchangeError::Rejected { .. }) => Err(PlaceFailure::Failed(error)),
+            // Either part may have happened: learn the stop's state, then find the sell by its id.
+            Err(ExchangeError::Unknown { reason }) => {
+                if let Ok(report) = self.gateway.query_order(&sell.symbol, stop_id) {
+                    self.on_resting_report(report, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
+                }
+                self.resolve_unknown(sell, reason)
+            }
+            // Nothing happened (not sent, rate limited): the separate steps.
+            Err(ExchangeError::NotSent { .. } | ExchangeError::RateLimited { .. }) => {
+                self.cancel_stop(&sell.symbol, stop_id, RELEASED_FOR_SELL);
+                self.place(sell, true)
+            }
+        }
     }
 
     /// Cancels one of our stops and unlinks it from its position.

@@ -617,15 +617,109 @@ fn a_sells_released_stop_is_announced_before_the_sell_is() {
     assert!(cancelled < submitted, "{kinds:?}");
 }
 
+/// The market sell of `quantity` ETHUSDT that `order` stands for, as the gateway sends it.
+fn sell_request(order: &Order) -> NewOrder {
+    NewOrder {
+        symbol: order.symbol.clone(),
+        side: Side::Sell,
+        order_type: ExchangeOrderType::Market,
+        quantity: order.quantity,
+        price: None,
+        stop_price: None,
+        client_order_id: order.client_order_id.clone(),
+    }
+}
+
 #[test]
-fn a_sell_refused_by_the_exchange_still_records_its_released_stop() {
+fn a_sell_releases_its_stop_in_its_own_request() {
     let mut h = Harness::new();
     let position = h.buy("ETHUSDT", "0.01");
     let stop = h.stop_of(position);
-    h.script().place.push_back(Step::Fail(rejected(-2010, "Account has insufficient balance")));
-    h.sell("ETHUSDT", "0.0099");
+    let sell = h.sell("ETHUSDT", "0.0099");
+    assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
+    assert_eq!(h.order(&stop).reason.as_deref(), Some(RELEASED_FOR_SELL));
+    let sold = h.other_client().query_order("ETHUSDT", &sell.client_order_id).unwrap();
+    assert_eq!(sold.status, ExchangeStatus::Filled);
+    assert!(h.io.positions.is_empty(), "the sell closed the position");
+}
+
+#[test]
+fn a_sell_closing_two_positions_releases_both_stops() {
+    let mut h = Harness::new();
+    let first = h.buy("ETHUSDT", "0.01");
+    let second = h.buy("ETHUSDT", "0.01");
+    let stops = [h.stop_of(first), h.stop_of(second)];
+    h.sell("ETHUSDT", "0.0198");
+    for stop in &stops {
+        assert_eq!(h.order(stop).status, OrderStatus::Cancelled, "{stop}");
+    }
+    assert!(h.io.positions.is_empty(), "{:?}", h.kinds());
+}
+
+#[test]
+fn a_sell_refused_after_its_stop_was_released_protects_the_position_again() {
+    let mut h = Harness::new();
+    let position = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(position);
+    // More than the account holds (10.01 ETH): the cancel goes through, the sell is refused.
+    h.sell("ETHUSDT", "20");
     assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
     assert_eq!(h.events("order_failed").len(), 1, "{:?}", h.kinds());
+    let new_stop = h.stop_of(position);
+    assert_ne!(new_stop, stop, "a new stop protects the position");
+    assert_eq!(h.other_client().query_order("ETHUSDT", &new_stop).unwrap().status, ExchangeStatus::New);
+}
+
+#[test]
+fn a_sell_refused_by_a_filter_keeps_the_stop_it_would_have_released() {
+    let mut h = Harness::new();
+    let position = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(position);
+    h.script().cancel_replace.push_back(Step::Fail(rejected(-1013, "Filter failure: LOT_SIZE")));
+    h.sell("ETHUSDT", "0.0099");
+    assert_eq!(h.events("order_failed").len(), 1, "{:?}", h.kinds());
+    assert_eq!(h.stop_of(position), stop);
+    assert_eq!(h.other_client().query_order("ETHUSDT", &stop).unwrap().status, ExchangeStatus::New);
+    assert!(h.events("order_cancelled").is_empty(), "{:?}", h.kinds());
+}
+
+#[test]
+fn a_sell_whose_combined_request_was_never_sent_cancels_then_sells() {
+    let mut h = Harness::new();
+    let position = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(position);
+    h.script().cancel_replace.push_back(Step::Fail(ExchangeError::NotSent { reason: "connection refused".into() }));
+    let sell = h.sell("ETHUSDT", "0.0099");
+    assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
+    let sold = h.other_client().query_order("ETHUSDT", &sell.client_order_id).unwrap();
+    assert_eq!(sold.status, ExchangeStatus::Filled);
+    assert!(h.io.positions.is_empty());
+}
+
+#[test]
+fn a_sell_whose_combined_answer_was_lost_after_it_executed_is_found_by_query() {
+    let mut h = Harness::new();
+    let position = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(position);
+    let sell = h.new_order(OrderRole::Exit, "ETHUSDT", Side::Sell, "0.0099", None);
+    h.other_client().cancel_replace(&stop, &sell_request(&sell)).expect("executed on the exchange");
+    h.script().cancel_replace.push_back(Step::Fail(unknown("timeout after send")));
+    h.submit(sell);
+    h.verify();
+    assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
+    assert!(h.io.positions.is_empty(), "the sell found by query closed the position: {:?}", h.kinds());
+    assert!(h.events("order_unknown").is_empty());
+}
+
+#[test]
+fn a_sell_whose_combined_request_is_lost_unseen_fails_and_keeps_the_stop() {
+    let mut h = Harness::new();
+    let position = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(position);
+    h.script().cancel_replace.push_back(Step::Fail(unknown("timeout after send")));
+    h.sell("ETHUSDT", "0.0099");
+    assert_eq!(h.events("order_failed").len(), 1, "{:?}", h.kinds());
+    assert_eq!(h.stop_of(position), stop, "the stop was never cancelled");
 }
 
 #[test]
