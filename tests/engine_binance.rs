@@ -235,3 +235,98 @@ fn a_stop_the_market_already_passed_becomes_an_emergency_exit_at_market() {
     );
     assert_server_and_database_agree(&server, &work);
 }
+
+/// The gateway's cancel-replace against the real server: a stop-limit sell of `stop_qty` BTC
+/// placed first (the book at 60,000), then the gateway and the stop's client id.
+mod cancel_replace {
+    use super::*;
+    use genesis::domain::order::{ExchangeOrderType, ExchangeStatus, Side};
+    use genesis::exchange::binance::BinanceGateway;
+    use genesis::exchange::{Exchange, ExchangeError, NewOrder, Replaced};
+    use rust_decimal::Decimal;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn market_sell(quantity: &str, client_order_id: &str) -> NewOrder {
+        NewOrder {
+            symbol: "BTCUSDT".into(),
+            side: Side::Sell,
+            order_type: ExchangeOrderType::Market,
+            quantity: d(quantity),
+            price: None,
+            stop_price: None,
+            client_order_id: client_order_id.into(),
+        }
+    }
+
+    fn with_stop(server: &Server, stop_qty: &str) -> (BinanceGateway, &'static str) {
+        server.set_price("BTCUSDT", "60000.00", "60000.01");
+        let mut gateway = server.client();
+        let stop = NewOrder {
+            order_type: ExchangeOrderType::StopLossLimit,
+            price: Some(d("58900")),
+            stop_price: Some(d("59000")),
+            ..market_sell(stop_qty, "t-S1")
+        };
+        assert_eq!(gateway.place_order(&stop).expect("the stop").status, ExchangeStatus::New);
+        (gateway, "t-S1")
+    }
+
+    fn btc_locked(gateway: &mut BinanceGateway) -> Decimal {
+        gateway.account().unwrap().into_iter().find(|b| b.asset == "BTC").unwrap().locked
+    }
+
+    #[test]
+    fn releases_a_stop_and_sells_the_coins_it_locked_in_one_request() {
+        let server = Server::start(&[]);
+        let (mut gateway, stop) = with_stop(&server, "1");
+        assert_eq!(btc_locked(&mut gateway), d("1"));
+        let replaced = gateway.cancel_replace(stop, &market_sell("1", "t-M1")).unwrap();
+        let Replaced::Both { cancelled, placed } = replaced else { panic!("both parts expected: {replaced:?}") };
+        assert_eq!((cancelled.client_order_id.as_str(), cancelled.status), (stop, ExchangeStatus::Canceled));
+        assert_eq!((placed.client_order_id.as_str(), placed.status), ("t-M1", ExchangeStatus::Filled));
+        assert_eq!(placed.executed_qty, d("1"));
+        assert!(!placed.fills.is_empty());
+        assert_eq!(btc_locked(&mut gateway), Decimal::ZERO);
+    }
+
+    #[test]
+    fn an_unknown_order_is_cancel_refused_and_nothing_is_placed() {
+        let server = Server::start(&[]);
+        let mut gateway = server.client();
+        let replaced = gateway.cancel_replace("t-gone", &market_sell("0.001", "t-M2")).unwrap();
+        assert_eq!(
+            replaced,
+            Replaced::CancelRefused {
+                error: ExchangeError::Rejected { http_status: 400, code: -2011, msg: "Unknown order sent.".into() }
+            }
+        );
+        assert!(gateway.query_order("BTCUSDT", "t-M2").unwrap_err().is_no_such_order());
+    }
+
+    #[test]
+    fn a_refused_new_order_is_place_refused_and_the_cancel_stands() {
+        let server = Server::start(&[]);
+        let (mut gateway, stop) = with_stop(&server, "0.5");
+        let replaced = gateway.cancel_replace(stop, &market_sell("2", "t-M3")).unwrap();
+        let Replaced::PlaceRefused { cancelled, error } = replaced else { panic!("409 expected: {replaced:?}") };
+        assert_eq!((cancelled.client_order_id.as_str(), cancelled.status), (stop, ExchangeStatus::Canceled));
+        assert!(matches!(error, ExchangeError::Rejected { http_status: 409, code: -2010, .. }), "{error:?}");
+        assert_eq!(gateway.query_order("BTCUSDT", stop).unwrap().status, ExchangeStatus::Canceled);
+        assert!(gateway.query_order("BTCUSDT", "t-M3").unwrap_err().is_no_such_order());
+    }
+
+    #[test]
+    fn a_503_after_execution_is_unknown_though_both_parts_happened() {
+        let server = Server::start(&[]);
+        let (mut gateway, stop) = with_stop(&server, "0.5");
+        server.fault("cancel-replace:5xx-after-execute");
+        let e = gateway.cancel_replace(stop, &market_sell("0.5", "t-M4")).unwrap_err();
+        assert!(matches!(e, ExchangeError::Unknown { .. }), "{e:?}");
+        assert_eq!(server.faults_fired(), 1);
+        assert_eq!(gateway.query_order("BTCUSDT", stop).unwrap().status, ExchangeStatus::Canceled);
+        assert_eq!(gateway.query_order("BTCUSDT", "t-M4").unwrap().status, ExchangeStatus::Filled);
+    }
+}

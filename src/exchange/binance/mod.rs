@@ -16,6 +16,9 @@
 //! - A 429 whose `Retry-After` is present and at most `max_retry_after_wait` is waited out and
 //!   the request sent once more (it was refused, so this is safe); otherwise `RateLimited`.
 //! - `X-MBX-USED-WEIGHT-1M` and `X-MBX-ORDER-COUNT-10S` are recorded from every response.
+//! - cancelReplace is the one endpoint whose error answers carry more than a code: its 400
+//!   -2022 and 409 -2021 say in `data` what each part did. `request` classifies them like any
+//!   other error; `cancel_replace` then reads the body `attempt` kept (`error_body`).
 
 pub mod clock;
 pub mod error;
@@ -35,6 +38,7 @@ use crate::domain::order::{ExchangeOrderType, OrderReport};
 use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use clock::ExchangeClock;
+use error::UNKNOWN_OUTCOME_CODES;
 use sign::QueryBuilder;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -123,6 +127,12 @@ pub struct BinanceGateway {
     /// Reused buffers: the signed payload and the URL.
     payload: String,
     url: String,
+    /// The body of the last attempt's non-2xx answer (empty otherwise). `request` turns such an
+    /// answer into an [`ExchangeError`] before any endpoint parser sees it, which is right for
+    /// every endpoint but cancelReplace: its 400/409 bodies carry `data` saying what each part
+    /// did. Keeping the body here lets `cancel_replace` read it without a second path through
+    /// `request` (with its -1021 resync and 429 wait) for one endpoint.
+    error_body: String,
 }
 
 impl fmt::Debug for BinanceGateway {
@@ -191,6 +201,7 @@ impl BinanceGateway {
             retry_after_explicit: false,
             payload: String::with_capacity(512),
             url: String::with_capacity(512),
+            error_body: String::new(),
         })
     }
 
@@ -310,6 +321,7 @@ impl BinanceGateway {
         params: &impl Fn(&mut QueryBuilder<'_>),
     ) -> Result<String, ExchangeError> {
         let start = Instant::now();
+        self.error_body.clear();
         let timestamp = if signed { self.clock.now_ms() } else { 0 };
         self.payload.clear();
         {
@@ -385,7 +397,49 @@ impl BinanceGateway {
         log::debug!("binance: {} {path} -> {status}", method.as_str());
         match error::classify_response(status, retry_after.as_deref(), &body) {
             None => Ok(body),
-            Some(error) => Err(error),
+            Some(error) => {
+                self.error_body = body;
+                Err(error)
+            }
+        }
+    }
+
+    /// A cancel-replace whose request failed: a 400 -2022 or a 409 whose kept body has the
+    /// documented `data` says which part failed; anything else stays the error `request` made.
+    /// A 409 without that shape is `Unknown` (the cancel happened, the rest is unclear); a 400
+    /// without it, the plain rejection. A part refused with an unknown-outcome code (-1007,
+    /// say) makes the whole request `Unknown`.
+    fn cancel_replace_refusal(&self, error: ExchangeError) -> Result<Replaced, ExchangeError> {
+        use wire::CancelReplaceFailure as F;
+        let http_status = match &error {
+            ExchangeError::Rejected { http_status: 400, code: -2022, .. } => 400,
+            ExchangeError::Rejected { http_status: 409, .. } => 409,
+            _ => return Err(error),
+        };
+        let part = |code: i64, msg: String, what: &str| {
+            if UNKNOWN_OUTCOME_CODES.contains(&code) {
+                Err(ExchangeError::Unknown { reason: format!("cancelReplace: the {what} answered ({code}): {msg}") })
+            } else {
+                Ok(ExchangeError::Rejected { http_status, code, msg })
+            }
+        };
+        match (http_status, wire::parse_cancel_replace_failure(&self.error_body)) {
+            (400, Ok(F::CancelRefused { code, msg })) => {
+                Ok(Replaced::CancelRefused { error: part(code, msg, "cancel")? })
+            }
+            (409, Ok(F::PlaceRefused { cancelled, code, msg })) => {
+                Ok(Replaced::PlaceRefused { cancelled, error: part(code, msg, "new order")? })
+            }
+            (409, parsed) => {
+                let what = match parsed {
+                    Ok(other) => format!("a body that does not match it: {other:?}"),
+                    Err(e) => e.to_string(),
+                };
+                Err(ExchangeError::Unknown {
+                    reason: format!("cancelReplace answered 409 (cancelled, new order refused) with {what}: {error}"),
+                })
+            }
+            _ => Err(error),
         }
     }
 
@@ -509,9 +563,22 @@ impl Exchange for BinanceGateway {
         )
     }
 
-    fn cancel_replace(&mut self, _cancel_client_order_id: &str, _order: &NewOrder) -> Result<Replaced, ExchangeError> {
-        // Not wired yet: nothing is sent, so the caller falls back to a cancel and a placement.
-        Err(ExchangeError::NotSent { reason: "cancelReplace is not implemented for binance yet".into() })
+    fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
+        check_order(order)?;
+        let result = self.request(
+            Method::Post,
+            "/api/v3/order/cancelReplace",
+            true,
+            |q| {
+                order_params(order, q);
+                q.str("cancelReplaceMode", "STOP_ON_FAILURE").str("cancelOrigClientOrderId", cancel_client_order_id);
+            },
+            |body| wire::parse_cancel_replace(body, order),
+        );
+        match result {
+            Ok((cancelled, placed)) => Ok(Replaced::Both { cancelled, placed }),
+            Err(error) => self.cancel_replace_refusal(error),
+        }
     }
 
     fn open_orders(&mut self, symbol: Option<&str>) -> Result<Vec<OrderReport>, ExchangeError> {

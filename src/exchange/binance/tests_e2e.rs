@@ -580,3 +580,187 @@ fn refused_connection_is_not_sent() {
     assert!(matches!(e, ExchangeError::NotSent { .. }), "{e:?}");
     assert!(!e.to_string().contains(API_KEY) && !e.to_string().contains(SECRET));
 }
+
+fn stop_report(client_order_id: &str) -> OrderReport {
+    OrderReport {
+        side: Side::Sell,
+        order_type: ExchangeOrderType::StopLossLimit,
+        status: ExchangeStatus::Canceled,
+        orig_qty: d("0.001"),
+        executed_qty: Decimal::ZERO,
+        cum_quote_qty: Decimal::ZERO,
+        price: d("58000"),
+        stop_price: d("58100"),
+        fills: vec![],
+        ..filled(client_order_id)
+    }
+}
+
+fn replaced_body(cancelled: &str, placed: &str) -> String {
+    serde_json::json!({
+        "cancelResult": "SUCCESS",
+        "newOrderResult": "SUCCESS",
+        "cancelResponse": wire::cancel_json(&stop_report(cancelled), "cancel-xyz"),
+        "newOrderResponse": wire::order_json(&filled(placed), true),
+    })
+    .to_string()
+}
+
+fn cancel_refused_body(code: i64, msg: &str) -> String {
+    serde_json::json!({"code": -2022, "msg": "Order cancel-replace failed.", "data": {
+        "cancelResult": "FAILURE",
+        "newOrderResult": "NOT_ATTEMPTED",
+        "cancelResponse": {"code": code, "msg": msg},
+        "newOrderResponse": null,
+    }})
+    .to_string()
+}
+
+fn place_refused_body(cancelled: &str, code: i64, msg: &str) -> String {
+    serde_json::json!({"code": -2021, "msg": "Order cancel-replace partially failed.", "data": {
+        "cancelResult": "SUCCESS",
+        "newOrderResult": "FAILURE",
+        "cancelResponse": wire::cancel_json(&stop_report(cancelled), "cancel-xyz"),
+        "newOrderResponse": {"code": code, "msg": msg},
+    }})
+    .to_string()
+}
+
+#[test]
+fn cancel_replace_posts_the_new_order_with_the_mode_and_the_stops_id_and_reads_both_parts() {
+    let server =
+        FakeServer::start(vec![time_reply(0), info_reply(), respond(200, replaced_body("g1-S0001", "g1-E0020"))]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let replaced = gateway.cancel_replace("g1-S0001", &market_buy("g1-E0020")).unwrap();
+    assert_eq!(replaced, Replaced::Both { cancelled: stop_report("g1-S0001"), placed: filled("g1-E0020") });
+    let sent = &server.requests()[2];
+    assert_eq!((sent.method.as_str(), sent.path.as_str()), ("POST", "/api/v3/order/cancelReplace"));
+    assert_eq!(sent.header("x-mbx-apikey"), Some(API_KEY));
+    assert!(sent.signature_verifies(), "{}", sent.body);
+    assert!(
+        sent.body.starts_with(
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=g1-E0020&newOrderRespType=FULL\
+             &cancelReplaceMode=STOP_ON_FAILURE&cancelOrigClientOrderId=g1-S0001&recvWindow=5000&timestamp="
+        ),
+        "{}",
+        sent.body
+    );
+}
+
+#[test]
+fn cancel_replace_whose_cancel_is_refused_reports_the_cancels_code_and_places_nothing() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        respond(400, cancel_refused_body(-2011, "Unknown order sent.")),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let replaced = gateway.cancel_replace("g1-S0002", &market_buy("g1-E0021")).unwrap();
+    assert_eq!(
+        replaced,
+        Replaced::CancelRefused {
+            error: ExchangeError::Rejected { http_status: 400, code: -2011, msg: "Unknown order sent.".into() }
+        }
+    );
+}
+
+#[test]
+fn cancel_replace_whose_new_order_is_refused_reports_the_cancel_and_the_refusal() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        respond(409, place_refused_body("g1-S0003", -2010, "Account has insufficient balance for requested action.")),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let replaced = gateway.cancel_replace("g1-S0003", &market_buy("g1-E0022")).unwrap();
+    assert_eq!(
+        replaced,
+        Replaced::PlaceRefused {
+            cancelled: stop_report("g1-S0003"),
+            error: ExchangeError::Rejected {
+                http_status: 409,
+                code: -2010,
+                msg: "Account has insufficient balance for requested action.".into()
+            },
+        }
+    );
+}
+
+#[test]
+fn cancel_replace_answers_without_the_documented_data_are_classified_as_any_request() {
+    let not_json = "<html>Conflict</html>";
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        // 409: the cancel happened; without the documented data the rest is unclear.
+        respond(409, not_json),
+        respond(409, cancel_refused_body(-2011, "Unknown order sent.")),
+        // 400 -2022 without data, or with a shape that contradicts it: a plain rejection.
+        respond(400, error_body(-2022, "Order cancel-replace failed.")),
+        respond(
+            400,
+            place_refused_body("g1-S0004", -2010, "Account has insufficient balance for requested action.")
+                .replace("-2021", "-2022"),
+        ),
+        // Other 4xx: as any request (a filter failure: nothing happened).
+        respond(400, error_body(-1013, "Filter failure: LOT_SIZE")),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    let mut next = || gateway.cancel_replace("g1-S0004", &market_buy("g1-E0023")).unwrap_err();
+    for _ in 0..2 {
+        let e = next();
+        assert!(matches!(&e, ExchangeError::Unknown { reason } if reason.contains("409")), "{e:?}");
+        assert!(!e.to_string().contains(API_KEY) && !e.to_string().contains(SECRET), "{e}");
+    }
+    for _ in 0..2 {
+        let e = next();
+        assert!(matches!(e, ExchangeError::Rejected { http_status: 400, code: -2022, .. }), "{e:?}");
+    }
+    assert_eq!(
+        next(),
+        ExchangeError::Rejected { http_status: 400, code: -1013, msg: "Filter failure: LOT_SIZE".into() }
+    );
+}
+
+#[test]
+fn cancel_replace_parts_whose_outcome_is_unknown_make_it_unknown() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        respond(400, cancel_refused_body(-1007, "Timeout waiting for response from backend server.")),
+        respond(409, place_refused_body("g1-S0005", -1006, "Execution status unknown.")),
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    for what in ["cancel", "new order"] {
+        let e = gateway.cancel_replace("g1-S0005", &market_buy("g1-E0024")).unwrap_err();
+        assert!(
+            matches!(&e, ExchangeError::Unknown { reason } if reason.contains(&format!("the {what} answered"))),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn cancel_replace_server_errors_drops_and_garbled_successes_are_unknown_and_never_resent() {
+    let server = FakeServer::start(vec![
+        time_reply(0),
+        info_reply(),
+        respond(503, wire::error_json(-1007, "Timeout waiting for response from backend server.").to_string()),
+        respond(200, r#"{"cancelResult":"SUCCESS"}"#),
+        Reply::Drop,
+    ]);
+    let mut gateway = BinanceGateway::connect(server.config()).unwrap();
+    for _ in 0..3 {
+        let e = gateway.cancel_replace("g1-S0006", &market_buy("g1-E0025")).unwrap_err();
+        assert!(matches!(e, ExchangeError::Unknown { .. }), "{e:?}");
+    }
+    assert_eq!(server.requests().len(), 5);
+}
+
+#[test]
+fn cancel_replace_missing_a_stop_price_is_refused_before_sending() {
+    let mut gateway = BinanceGateway::new(BinanceConfig::new(dead_port_url(), API_KEY, SECRET)).unwrap();
+    let stop = NewOrder { order_type: ExchangeOrderType::StopLoss, ..market_buy("g1-E0026") };
+    let e = gateway.cancel_replace("g1-S0007", &stop).unwrap_err();
+    assert!(matches!(e, ExchangeError::Rejected { code: -1102, .. }), "{e:?}");
+}

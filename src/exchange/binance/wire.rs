@@ -399,6 +399,75 @@ pub fn parse_error(body: &str) -> Option<(i64, String)> {
     serde_json::from_str::<WireApiError>(body).ok().map(|e| (e.code, e.msg))
 }
 
+/// `POST /api/v3/order/cancelReplace`: the 200 body, and the `data` of a failure (400 -2022,
+/// 409 -2021), which say what each part did.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCancelReplace {
+    cancel_result: String,
+    new_order_result: String,
+    cancel_response: Value,
+    /// `null` when the new order was not attempted.
+    #[serde(default)]
+    new_order_response: Value,
+}
+
+#[derive(Deserialize)]
+struct WireCancelReplaceError {
+    data: WireCancelReplace,
+}
+
+/// What a cancel-replace's failure `data` says, in STOP_ON_FAILURE mode.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelReplaceFailure {
+    /// `cancelResult` FAILURE, `newOrderResult` NOT_ATTEMPTED: the cancel's code and message.
+    CancelRefused { code: i64, msg: String },
+    /// `cancelResult` SUCCESS, `newOrderResult` FAILURE: the cancel response, and the new
+    /// order's code and message.
+    PlaceRefused { cancelled: OrderReport, code: i64, msg: String },
+}
+
+fn api_error_from_value(value: Value, what: &str) -> Result<(i64, String), WireError> {
+    serde_json::from_value::<WireApiError>(value).map(|e| (e.code, e.msg)).map_err(|e| wire_err(what, e))
+}
+
+/// A 200 cancel-replace answer (both parts SUCCESS): the cancel response, read as a cancel's
+/// (the order's own client id), and the new order's, read as a placement of `sent`.
+pub fn parse_cancel_replace(body: &str, sent: &NewOrder) -> Result<(OrderReport, OrderReport), WireError> {
+    let r = serde_json::from_str::<WireCancelReplace>(body).map_err(|e| wire_err("cancel-replace response", e))?;
+    if (r.cancel_result.as_str(), r.new_order_result.as_str()) != ("SUCCESS", "SUCCESS") {
+        return Err(WireError(format!(
+            "cancel-replace answered 2xx with cancelResult {} and newOrderResult {}",
+            r.cancel_result, r.new_order_result
+        )));
+    }
+    let cancelled = order_from_value(r.cancel_response)?;
+    let placed = serde_json::from_value::<WireOrder>(r.new_order_response)
+        .map_err(|e| wire_err("new order response", e))?
+        .into_report(Some(sent))?;
+    Ok((cancelled, placed))
+}
+
+/// The body of a cancel-replace that failed in part: `{"code","msg","data":{…}}`. Anything
+/// but the two STOP_ON_FAILURE shapes is a [`WireError`].
+pub fn parse_cancel_replace_failure(body: &str) -> Result<CancelReplaceFailure, WireError> {
+    let r = serde_json::from_str::<WireCancelReplaceError>(body).map_err(|e| wire_err("cancel-replace error", e))?.data;
+    match (r.cancel_result.as_str(), r.new_order_result.as_str()) {
+        ("FAILURE", "NOT_ATTEMPTED") => {
+            let (code, msg) = api_error_from_value(r.cancel_response, "cancelResponse")?;
+            Ok(CancelReplaceFailure::CancelRefused { code, msg })
+        }
+        ("SUCCESS", "FAILURE") => {
+            let cancelled = order_from_value(r.cancel_response)?;
+            let (code, msg) = api_error_from_value(r.new_order_response, "newOrderResponse")?;
+            Ok(CancelReplaceFailure::PlaceRefused { cancelled, code, msg })
+        }
+        (cancel, new) => Err(WireError(format!(
+            "cancel-replace error with cancelResult {cancel} and newOrderResult {new} (not STOP_ON_FAILURE)"
+        ))),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Serialising (for a Binance-compatible server)
 // ---------------------------------------------------------------------------------------------
@@ -1036,5 +1105,117 @@ mod tests {
         ];
         assert_eq!(parse_account(&account_json(&balances).to_string()).unwrap(), balances);
         assert_eq!(parse_server_time(&server_time_json(7).to_string()), Ok(7));
+    }
+
+    /// Binance's documented cancelReplace answers (STOP_ON_FAILURE), with a FULL new order.
+    const REPLACED: &str = r#"{"cancelResult":"SUCCESS","newOrderResult":"SUCCESS",
+ "cancelResponse":{"symbol":"BTCUSDT","origClientOrderId":"DnLo3vTAQcjha43lAZhZ0y","orderId":9,"orderListId":-1,
+  "clientOrderId":"osxN3JXAtJvKvCqGeMWMVR","transactTime":1684804350068,"price":"0.01000000","origQty":"0.00010000",
+  "executedQty":"0.00000000","origQuoteOrderQty":"0.000000","cummulativeQuoteQty":"0.00000000","status":"CANCELED",
+  "timeInForce":"GTC","type":"STOP_LOSS_LIMIT","side":"SELL","stopPrice":"0.01100000","selfTradePreventionMode":"NONE"},
+ "newOrderResponse":{"symbol":"BTCUSDT","orderId":10,"orderListId":-1,"clientOrderId":"6gCrw2kRUAF9CvJDGP16IP",
+  "transactTime":1684804350070,"price":"0.00000000","origQty":"10.00000000","executedQty":"10.00000000",
+  "origQuoteOrderQty":"0.000000","cummulativeQuoteQty":"40000.00000000","status":"FILLED","timeInForce":"GTC",
+  "type":"MARKET","side":"SELL","workingTime":1684804350070,"selfTradePreventionMode":"NONE",
+  "fills":[{"price":"4000.00000000","qty":"10.00000000","commission":"4.00000000","commissionAsset":"USDT","tradeId":56}]}}"#;
+
+    const CANCEL_REFUSED: &str = r#"{"code":-2022,"msg":"Order cancel-replace failed.","data":{"cancelResult":"FAILURE",
+ "newOrderResult":"NOT_ATTEMPTED","cancelResponse":{"code":-2011,"msg":"Unknown order sent."},"newOrderResponse":null}}"#;
+
+    fn place_refused() -> String {
+        let cancel: Value = serde_json::from_str(REPLACED).map(|v: Value| v["cancelResponse"].clone()).unwrap();
+        json!({"code": -2021, "msg": "Order cancel-replace partially failed.", "data": {
+            "cancelResult": "SUCCESS",
+            "newOrderResult": "FAILURE",
+            "cancelResponse": cancel,
+            "newOrderResponse": {"code": -2010, "msg": "Account has insufficient balance for requested action."},
+        }})
+        .to_string()
+    }
+
+    #[test]
+    fn cancel_replace_success_reads_the_cancel_as_a_cancel_and_the_new_order_as_a_placement() {
+        let (cancelled, placed) = parse_cancel_replace(REPLACED, &market_sell()).unwrap();
+        assert_eq!(cancelled.client_order_id, "DnLo3vTAQcjha43lAZhZ0y", "the order's id, not the cancel's");
+        assert_eq!(
+            (cancelled.status, cancelled.order_type),
+            (ExchangeStatus::Canceled, ExchangeOrderType::StopLossLimit)
+        );
+        assert_eq!(cancelled.stop_price, d("0.011"));
+        assert_eq!(placed.client_order_id, "6gCrw2kRUAF9CvJDGP16IP");
+        assert_eq!((placed.status, placed.executed_qty), (ExchangeStatus::Filled, d("10")));
+        assert_eq!(placed.fills.len(), 1);
+        // An ACK new order takes the rest from the order sent, as a placement does.
+        let mut v: Value = serde_json::from_str(REPLACED).unwrap();
+        v["newOrderResponse"] = json!({"symbol":"BTCUSDT","orderId":10,"orderListId":-1,
+            "clientOrderId":"6gCrw2kRUAF9CvJDGP16IP","transactTime":1_684_804_350_070_i64});
+        let (_, placed) = parse_cancel_replace(&v.to_string(), &market_sell()).unwrap();
+        assert_eq!((placed.status, placed.orig_qty, placed.side), (ExchangeStatus::New, d("10"), Side::Sell));
+    }
+
+    #[test]
+    fn cancel_replace_failures_say_which_part_failed() {
+        assert_eq!(
+            parse_cancel_replace_failure(CANCEL_REFUSED),
+            Ok(CancelReplaceFailure::CancelRefused { code: -2011, msg: "Unknown order sent.".into() })
+        );
+        let Ok(CancelReplaceFailure::PlaceRefused { cancelled, code, msg }) =
+            parse_cancel_replace_failure(&place_refused())
+        else {
+            panic!("a refused new order expected");
+        };
+        assert_eq!(
+            (cancelled.client_order_id.as_str(), cancelled.status),
+            ("DnLo3vTAQcjha43lAZhZ0y", ExchangeStatus::Canceled)
+        );
+        assert_eq!((code, msg.as_str()), (-2010, "Account has insufficient balance for requested action."));
+        // A missing newOrderResponse reads as null.
+        let without: String = CANCEL_REFUSED.replace(r#","newOrderResponse":null"#, "");
+        assert!(matches!(parse_cancel_replace_failure(&without), Ok(CancelReplaceFailure::CancelRefused { .. })));
+    }
+
+    #[test]
+    fn garbled_cancel_replace_answers_are_errors_not_panics() {
+        let mut results_failed: Value = serde_json::from_str(REPLACED).unwrap();
+        results_failed["newOrderResult"] = json!("FAILURE");
+        let mut cancel_not_an_order: Value = serde_json::from_str(REPLACED).unwrap();
+        cancel_not_an_order["cancelResponse"] = json!({"code": -2011, "msg": "Unknown order sent."});
+        let mut new_order_null: Value = serde_json::from_str(REPLACED).unwrap();
+        new_order_null["newOrderResponse"] = Value::Null;
+        for body in [
+            String::new(),
+            "{}".into(),
+            "<html>oops</html>".into(),
+            CANCEL_REFUSED.into(),
+            results_failed.to_string(),
+            cancel_not_an_order.to_string(),
+            new_order_null.to_string(),
+        ] {
+            assert!(parse_cancel_replace(&body, &market_sell()).is_err(), "{body}");
+        }
+
+        let failure = |data: Value| json!({"code": -2021, "msg": "x", "data": data}).to_string();
+        let refused_cancel = json!({"code": -2011, "msg": "Unknown order sent."});
+        let v: Value = serde_json::from_str(REPLACED).unwrap();
+        for body in [
+            String::new(),
+            r#"{"code":-2022,"msg":"Order cancel-replace failed."}"#.into(),
+            r#"{"code":-2022,"msg":"x","data":null}"#.into(),
+            REPLACED.into(),
+            // ALLOW_FAILURE shapes, or both parts failed: not what STOP_ON_FAILURE answers.
+            failure(json!({"cancelResult":"FAILURE","newOrderResult":"SUCCESS",
+                "cancelResponse":refused_cancel,"newOrderResponse":v["newOrderResponse"]})),
+            failure(json!({"cancelResult":"FAILURE","newOrderResult":"FAILURE",
+                "cancelResponse":refused_cancel,"newOrderResponse":refused_cancel})),
+            // A refused cancel whose response is no error; a done cancel whose response is none.
+            failure(json!({"cancelResult":"FAILURE","newOrderResult":"NOT_ATTEMPTED",
+                "cancelResponse":{"msg":"no code"},"newOrderResponse":null})),
+            failure(json!({"cancelResult":"SUCCESS","newOrderResult":"FAILURE",
+                "cancelResponse":refused_cancel,"newOrderResponse":refused_cancel})),
+            failure(json!({"cancelResult":"SUCCESS","newOrderResult":"FAILURE",
+                "cancelResponse":v["cancelResponse"],"newOrderResponse":null})),
+        ] {
+            assert!(parse_cancel_replace_failure(&body).is_err(), "{body}");
+        }
     }
 }

@@ -4,8 +4,8 @@
 //! simulator and the server clock, so they are tested without a network.
 //!
 //! Order of checks for `/api/v3/*`: route → request weight (429 -1003) → API key and signature
-//! (SIGNED only) → fault plan → timestamp (SIGNED only) → order count (placements, 429 -1015)
-//! → the simulator → faults that act after execution.
+//! (SIGNED only) → fault plan → timestamp (SIGNED only) → order count (placements and
+//! cancel-replaces, 429 -1015) → the simulator → faults that act after execution.
 
 use crate::auth::{self, Credentials};
 use crate::faults::{Fault, FaultKind, FaultPlan, Step};
@@ -18,7 +18,7 @@ use genesis::exchange::binance::wire::{
     account_json, book_ticker_json, cancel_json, error_json, exchange_info_json, fmt_decimal, order_ack_json,
     order_json, order_query_json, server_time_json, RateLimit,
 };
-use genesis::exchange::sim::{OrderRef, SimError, Simulator, Trade};
+use genesis::exchange::sim::{OrderRef, SimError, SimReplaced, Simulator, Trade};
 use genesis::exchange::NewOrder;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -36,18 +36,20 @@ pub const MSG_INSUFFICIENT: &str = "Account has insufficient balance for request
 // Errors and parameters
 // ---------------------------------------------------------------------------------------------
 
-/// A Binance error answer: HTTP status, code, message, and `Retry-After` for 429/418.
+/// A Binance error answer: HTTP status, code, message, `Retry-After` for 429/418, and the
+/// `data` object a failed cancel-replace carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
     pub code: i64,
     pub msg: String,
     pub retry_after_secs: Option<u64>,
+    pub data: Option<Value>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: i64, msg: impl Into<String>) -> ApiError {
-        ApiError { status, code, msg: msg.into(), retry_after_secs: None }
+        ApiError { status, code, msg: msg.into(), retry_after_secs: None, data: None }
     }
     /// HTTP 400.
     pub fn bad(code: i64, msg: impl Into<String>) -> ApiError {
@@ -100,7 +102,11 @@ impl ApiError {
     }
 
     pub fn reply(&self) -> Reply {
-        let mut reply = Reply::json(self.status, error_json(self.code, &self.msg));
+        let mut body = error_json(self.code, &self.msg);
+        if let Some(data) = &self.data {
+            body["data"] = data.clone();
+        }
+        let mut reply = Reply::json(self.status, body);
         if let Some(secs) = self.retry_after_secs {
             reply.headers.push(("Retry-After", secs.to_string()));
         }
@@ -284,6 +290,7 @@ pub enum Endpoint {
     Depth,
     NewOrder,
     TestOrder,
+    CancelReplace,
     QueryOrder,
     CancelOrder,
     OpenOrders,
@@ -312,6 +319,7 @@ impl Endpoint {
             "/api/v3/depth" => &[("GET", Depth)],
             "/api/v3/order" => &[("POST", NewOrder), ("GET", QueryOrder), ("DELETE", CancelOrder)],
             "/api/v3/order/test" => &[("POST", TestOrder)],
+            "/api/v3/order/cancelReplace" => &[("POST", CancelReplace)],
             "/api/v3/openOrders" => &[("GET", OpenOrders), ("DELETE", CancelOpenOrders)],
             "/api/v3/allOrders" => &[("GET", AllOrders)],
             "/api/v3/myTrades" => &[("GET", MyTrades)],
@@ -327,6 +335,7 @@ impl Endpoint {
             self,
             NewOrder
                 | TestOrder
+                | CancelReplace
                 | QueryOrder
                 | CancelOrder
                 | OpenOrders
@@ -357,7 +366,7 @@ impl Endpoint {
                 501..=1000 => 50,
                 _ => 250,
             },
-            NewOrder | CancelOrder | CancelOpenOrders => 1,
+            NewOrder | CancelReplace | CancelOrder | CancelOpenOrders => 1,
             TestOrder => {
                 if p.get("computeCommissionRates") == Some("true") {
                     20
@@ -383,6 +392,12 @@ impl Endpoint {
         }
     }
 
+    /// Counted against the ORDERS limits (`--order-limit`, the daily count), as Binance counts
+    /// them: a placement, and a cancel-replace (even when its new order is not attempted).
+    fn places_orders(self) -> bool {
+        matches!(self, Endpoint::NewOrder | Endpoint::CancelReplace)
+    }
+
     /// The fault step this request is.
     pub fn step(self, p: &Params) -> Option<Step> {
         match self {
@@ -391,6 +406,7 @@ impl Endpoint {
                 Some("STOP_LOSS") | Some("STOP_LOSS_LIMIT") => Some(Step::Stop),
                 _ => None,
             },
+            Endpoint::CancelReplace => Some(Step::CancelReplace),
             Endpoint::QueryOrder => Some(Step::Query),
             Endpoint::CancelOrder => Some(Step::Cancel),
             Endpoint::OpenOrders => Some(Step::OpenOrders),
@@ -413,6 +429,7 @@ impl Endpoint {
             Depth => depth(p, sim, ctx),
             NewOrder => new_order(p, sim, ctx, false),
             TestOrder => new_order(p, sim, ctx, true),
+            CancelReplace => cancel_replace(p, sim, ctx),
             QueryOrder => query_order(p, sim),
             CancelOrder => cancel_order(p, sim, ctx),
             OpenOrders => open_orders(p, sim),
@@ -583,11 +600,74 @@ fn new_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, test: bool) -> Resu
     }
     let report = sim.place(&order)?;
     ctx.changes.borrow_mut().push((report.clone(), Change::Placed, None));
-    Ok(match resp {
-        RespType::Ack => order_ack_json(&report),
-        RespType::Result => order_json(&report, false),
-        RespType::Full => order_json(&report, true),
-    })
+    Ok(placement_json(&report, resp))
+}
+
+/// A placement response in the shape `newOrderRespType` asked for.
+fn placement_json(report: &OrderReport, resp: RespType) -> Value {
+    match resp {
+        RespType::Ack => order_ack_json(report),
+        RespType::Result => order_json(report, false),
+        RespType::Full => order_json(report, true),
+    }
+}
+
+/// `POST /api/v3/order/cancelReplace`, `cancelReplaceMode=STOP_ON_FAILURE` only, the order to
+/// cancel named by `cancelOrigClientOrderId` only. The simulator checks the new order's
+/// filters first (a failure: the plain error, nothing changed), then cancels (refused: 400
+/// -2022 with `data`, the new order not attempted), then places (refused: 409 -2021 with
+/// `data`, the cancel stands). Both parts reach the user data stream as a separate cancel and
+/// placement would.
+fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    match p.get("cancelReplaceMode") {
+        Some("STOP_ON_FAILURE") => {}
+        None => return Err(ApiError::mandatory("cancelReplaceMode")),
+        // ALLOW_FAILURE is Binance's too; this server does not implement it.
+        Some(_) => return Err(ApiError::illegal("cancelReplaceMode", "STOP_ON_FAILURE")),
+    }
+    if p.raw("cancelOrderId").is_some() {
+        // This server cancels by client order id only.
+        return Err(ApiError::not_required("cancelOrderId"));
+    }
+    let cancel_client_order_id = p.require("cancelOrigClientOrderId")?;
+    let (order, resp) = parse_new_order(p, sim, ctx.ids)?;
+    let cancel_id = match p.get("cancelNewClientOrderId") {
+        Some(id) => id.to_string(),
+        None => ctx.ids.next_id(),
+    };
+    match sim.cancel_replace(cancel_client_order_id, &order)? {
+        SimReplaced::Both { cancelled, placed } => {
+            let value = json!({
+                "cancelResult": "SUCCESS",
+                "newOrderResult": "SUCCESS",
+                "cancelResponse": cancel_json(&cancelled, &cancel_id),
+                "newOrderResponse": placement_json(&placed, resp),
+            });
+            let mut changes = ctx.changes.borrow_mut();
+            changes.push((cancelled, Change::Updated, Some(cancel_id)));
+            changes.push((placed, Change::Placed, None));
+            Ok(value)
+        }
+        SimReplaced::CancelRefused(error) => Err(ApiError {
+            data: Some(json!({
+                "cancelResult": "FAILURE",
+                "newOrderResult": "NOT_ATTEMPTED",
+                "cancelResponse": error_json(error.code, &error.msg),
+                "newOrderResponse": null,
+            })),
+            ..ApiError::bad(-2022, "Order cancel-replace failed.")
+        }),
+        SimReplaced::PlaceRefused { cancelled, error } => {
+            let data = json!({
+                "cancelResult": "SUCCESS",
+                "newOrderResult": "FAILURE",
+                "cancelResponse": cancel_json(&cancelled, &cancel_id),
+                "newOrderResponse": error_json(error.code, &error.msg),
+            });
+            ctx.changes.borrow_mut().push((cancelled, Change::Updated, Some(cancel_id)));
+            Err(ApiError { data: Some(data), ..ApiError::new(409, -2021, "Order cancel-replace partially failed.") })
+        }
+    }
 }
 
 /// The order named by `orderId` and/or `origClientOrderId` (by id when both, and the client
@@ -918,7 +998,7 @@ impl App {
             let limits = self.limits.lock();
             (limits.order_limit_10s(), limits.weight_limit_1m())
         };
-        if endpoint == Endpoint::NewOrder {
+        if endpoint.places_orders() {
             if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now) {
                 return ApiError::too_many_orders(order_limit, retry_after_secs).reply();
             }
@@ -934,11 +1014,14 @@ impl App {
         let result = endpoint.execute(&params, &mut sim, &ctx);
         self.push(ctx.changes.take(), server_now);
         drop(sim);
+        // A cancel-replace that reached the matching engine counts even when a part failed
+        // (its answer then carries `data`); a filter failure or a bad parameter does not.
+        let counted = endpoint.places_orders() && result.as_ref().map_or_else(|e| e.data.is_some(), |_| true);
         let mut reply = match result {
             Ok(value) => Reply::json(200, value),
             Err(e) => e.reply(),
         };
-        if endpoint == Endpoint::NewOrder && reply.status == 200 {
+        if counted {
             let (count_10s, count_1d) = self.limits.lock().count_order(now);
             reply.headers.push(("X-MBX-ORDER-COUNT-10S", count_10s.to_string()));
             reply.headers.push(("X-MBX-ORDER-COUNT-1D", count_1d.to_string()));

@@ -526,6 +526,207 @@ fn control_endpoints_add_faults_move_prices_and_show_state() {
     assert_eq!(app.handle(&req, NOW).status, 403);
 }
 
+/// `POST /api/v3/order/cancelReplace` (STOP_ON_FAILURE) cancelling `cancel` and selling
+/// `quantity` BTC at market as `new_id`, with `changes` made to those parameters (a value
+/// replaces the parameter's, `None` removes it).
+fn cancel_replace_with(cancel: &str, quantity: &str, new_id: &str, changes: &[(&str, Option<&str>)]) -> Call {
+    let mut params = vec![
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "MARKET"),
+        ("quantity", quantity),
+        ("cancelReplaceMode", "STOP_ON_FAILURE"),
+        ("cancelOrigClientOrderId", cancel),
+        ("newClientOrderId", new_id),
+    ];
+    for (name, value) in changes {
+        params.retain(|(k, _)| k != name);
+        if let Some(value) = value {
+            params.push((name, value));
+        }
+    }
+    signed("POST", "/api/v3/order/cancelReplace", &params, NOW)
+}
+
+fn cancel_replace(cancel: &str, quantity: &str, new_id: &str) -> Call {
+    cancel_replace_with(cancel, quantity, new_id, &[])
+}
+
+fn locked_btc(app: &App) -> String {
+    let (_, v) = control(app, "GET", "/sim/state", "");
+    let btc = v["balances"].as_array().unwrap().iter().find(|b| b["asset"] == "BTC").unwrap().clone();
+    btc["locked"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn cancel_replace_releases_a_stop_and_sells_answering_both_responses() {
+    let app = app(50, &[]);
+    send(&app, &stop_limit("s1"), NOW);
+    let call = cancel_replace_with("s1", "0.001", "m1", &[("cancelNewClientOrderId", Some("c1"))]);
+    let (reply, v) = send(&app, &call, NOW);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!((v["cancelResult"].as_str(), v["newOrderResult"].as_str()), (Some("SUCCESS"), Some("SUCCESS")));
+    let cancel = &v["cancelResponse"];
+    assert_eq!((cancel["origClientOrderId"].as_str(), cancel["clientOrderId"].as_str()), (Some("s1"), Some("c1")));
+    assert_eq!(cancel["status"], "CANCELED");
+    // The new order answers as POST /api/v3/order does: a MARKET order defaults to FULL.
+    let placed = &v["newOrderResponse"];
+    assert_eq!((placed["clientOrderId"].as_str(), placed["status"].as_str()), (Some("m1"), Some("FILLED")));
+    assert!(!placed["fills"].as_array().unwrap().is_empty());
+    assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), Some("2"));
+    assert_eq!(reply.header("X-MBX-USED-WEIGHT-1M"), Some("2"));
+    assert_eq!(locked_btc(&app), "0.00000000");
+    // newOrderRespType shapes the new order's response.
+    send(&app, &stop_limit("s2"), NOW);
+    let ack = cancel_replace_with("s2", "0.001", "m2", &[("newOrderRespType", Some("ACK"))]);
+    let (reply, v) = send(&app, &ack, NOW);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(v["newOrderResponse"].as_object().unwrap().len(), 5, "ACK shape: {v}");
+}
+
+#[test]
+fn cancel_replace_pushes_the_cancel_and_the_placement_to_the_user_data_stream() {
+    let app = app(50, &[]);
+    let request = genesis::exchange::binance::user_data::subscribe_signature_request(
+        1,
+        KEY,
+        NOW,
+        &Signer::new(&Secret::from(SECRET)),
+    );
+    let request: Value = serde_json::from_str(&request).unwrap();
+    let (_, events) = app.subscribe_signature(request["params"].as_object().unwrap(), NOW).unwrap();
+    send(&app, &stop_limit("s1"), NOW);
+    assert_eq!(send(&app, &cancel_replace("s1", "0.001", "m1"), NOW).0.status, 200);
+    let pushed: Vec<Value> =
+        events.try_iter().map(|m| serde_json::from_str::<Value>(&m).unwrap()["event"].clone()).collect();
+    let seen: Vec<(&str, &str, &str)> =
+        pushed.iter().map(|e| (e["C"].as_str().unwrap(), e["x"].as_str().unwrap(), e["X"].as_str().unwrap())).collect();
+    // The stop's placement, its cancel (C = the order's id), the sell's placement and its fill.
+    assert_eq!(seen[0], ("", "NEW", "NEW"));
+    assert_eq!(seen[1], ("s1", "CANCELED", "CANCELED"));
+    assert_eq!(seen[2], ("", "NEW", "NEW"));
+    assert_eq!(pushed[2]["c"], "m1");
+    assert_eq!(seen.last().unwrap(), &("", "TRADE", "FILLED"));
+    assert_eq!(pushed.last().unwrap()["c"], "m1");
+}
+
+#[test]
+fn cancel_replace_of_an_unknown_order_is_400_minus_2022_and_places_nothing() {
+    let app = app(50, &[]);
+    let (reply, v) = send(&app, &cancel_replace("nothing", "0.001", "m1"), NOW);
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        v,
+        json!({"code": -2022, "msg": "Order cancel-replace failed.", "data": {
+            "cancelResult": "FAILURE",
+            "newOrderResult": "NOT_ATTEMPTED",
+            "cancelResponse": {"code": -2011, "msg": "Unknown order sent."},
+            "newOrderResponse": null,
+        }})
+    );
+    assert_eq!(send(&app, &query("m1"), NOW).1["code"], -2013);
+    // It reached the matching engine, so it counts as an order.
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), Some("1"));
+}
+
+#[test]
+fn cancel_replace_whose_new_order_is_refused_is_409_and_the_cancel_stands() {
+    let app = app(50, &[]);
+    send(&app, &stop_limit("s1"), NOW);
+    let (reply, v) = send(&app, &cancel_replace("s1", "2", "m1"), NOW);
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!((v["code"].as_i64(), v["msg"].as_str()), (Some(-2021), Some("Order cancel-replace partially failed.")));
+    let data = &v["data"];
+    assert_eq!((data["cancelResult"].as_str(), data["newOrderResult"].as_str()), (Some("SUCCESS"), Some("FAILURE")));
+    assert_eq!(data["cancelResponse"]["origClientOrderId"], "s1");
+    assert_eq!(data["cancelResponse"]["status"], "CANCELED");
+    assert_eq!(data["newOrderResponse"], json!({"code": -2010, "msg": MSG_INSUFFICIENT}));
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
+    assert_eq!(send(&app, &query("m1"), NOW).1["code"], -2013);
+    assert_eq!(locked_btc(&app), "0.00000000");
+}
+
+#[test]
+fn cancel_replace_failing_a_filter_is_a_plain_error_and_changes_nothing() {
+    let app = app(50, &[]);
+    send(&app, &stop_limit("s1"), NOW);
+    let (reply, v) = send(&app, &cancel_replace("s1", "0.000001", "m1"), NOW);
+    assert_eq!(reply.status, 400);
+    assert_eq!(v, json!({"code": -1013, "msg": "Filter failure: LOT_SIZE"}));
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "NEW");
+    assert_eq!(locked_btc(&app), "0.00100000");
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), None);
+}
+
+#[test]
+fn cancel_replace_needs_stop_on_failure_and_the_orders_client_id() {
+    let app = app(50, &[]);
+    send(&app, &stop_limit("s1"), NOW);
+    let cases = [
+        (
+            cancel_replace_with("s1", "0.001", "m1", &[("cancelReplaceMode", None)]),
+            -1102,
+            "Mandatory parameter 'cancelReplaceMode' was not sent, was empty/null, or malformed.",
+        ),
+        (
+            cancel_replace_with("s1", "0.001", "m1", &[("cancelReplaceMode", Some("ALLOW_FAILURE"))]),
+            -1100,
+            "Illegal characters found in parameter 'cancelReplaceMode'; legal range is 'STOP_ON_FAILURE'.",
+        ),
+        (
+            cancel_replace_with("s1", "0.001", "m1", &[("cancelOrderId", Some("1"))]),
+            -1106,
+            "Parameter 'cancelOrderId' sent when not required.",
+        ),
+        (
+            cancel_replace_with("s1", "0.001", "m1", &[("cancelOrigClientOrderId", None)]),
+            -1102,
+            "Mandatory parameter 'cancelOrigClientOrderId' was not sent, was empty/null, or malformed.",
+        ),
+    ];
+    for (call, code, msg) in cases {
+        let (reply, v) = send(&app, &call, NOW);
+        assert_eq!(
+            (reply.status, v["code"].as_i64(), v["msg"].as_str()),
+            (400, Some(code), Some(msg)),
+            "{}",
+            call.body
+        );
+    }
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "NEW");
+}
+
+#[test]
+fn cancel_replace_goes_through_the_fault_plan() {
+    let app = app(50, &["cancel-replace:5xx-after-execute", "cancel-replace:429:3", "place:reject"]);
+    send(&app, &stop_limit("s1"), NOW);
+    // Executed, then 503: the stop is gone and the sell filled.
+    let (reply, v) = send(&app, &cancel_replace("s1", "0.001", "m1"), NOW);
+    assert_eq!(reply.status, 503);
+    assert_eq!(v, json!({"code": -1007, "msg": MSG_TIMEOUT}));
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
+    assert_eq!(send(&app, &query("m1"), NOW).1["status"], "FILLED");
+    // Refused without executing.
+    send(&app, &stop_limit("s2"), NOW);
+    let (reply, v) = send(&app, &cancel_replace("s2", "0.001", "m2"), NOW);
+    assert_eq!((reply.status, v["code"].as_i64(), reply.header("Retry-After")), (429, Some(-1003), Some("3")));
+    assert_eq!(send(&app, &query("s2"), NOW).1["status"], "NEW");
+    // A `place` fault does not fire on a cancel-replace of a MARKET order.
+    assert_eq!(send(&app, &cancel_replace("s2", "0.001", "m2"), NOW).0.status, 200);
+}
+
+#[test]
+fn cancel_replace_counts_against_the_order_limit() {
+    let app = app(3, &[]);
+    send(&app, &stop_limit("s1"), NOW);
+    assert_eq!(send(&app, &cancel_replace("s1", "0.001", "m1"), NOW).0.status, 200);
+    assert_eq!(send(&app, &stop_limit("s2"), NOW).0.status, 200);
+    let (reply, v) = send(&app, &cancel_replace("s2", "0.001", "m2"), NOW);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1015)));
+    assert_eq!(send(&app, &query("s2"), NOW).1["status"], "NEW");
+}
+
 #[test]
 fn generated_ids_are_legal_and_distinct() {
     let ids = IdGen::new(1);

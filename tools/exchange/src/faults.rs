@@ -22,13 +22,24 @@ pub enum Step {
     OpenOrders,
     /// `DELETE /api/v3/openOrders`.
     CancelAll,
+    /// `POST /api/v3/order/cancelReplace` (any order type): a request of its own, so a
+    /// `place` or `stop` fault does not fire on it, nor count it.
+    CancelReplace,
     /// Any SIGNED request (order*, openOrders, allOrders, myTrades, account).
     Any,
 }
 
 impl Step {
-    pub const ALL: [Step; 7] =
-        [Step::Place, Step::Stop, Step::Query, Step::Cancel, Step::OpenOrders, Step::CancelAll, Step::Any];
+    pub const ALL: [Step; 8] = [
+        Step::Place,
+        Step::Stop,
+        Step::Query,
+        Step::Cancel,
+        Step::OpenOrders,
+        Step::CancelAll,
+        Step::CancelReplace,
+        Step::Any,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Place => "place",
@@ -37,6 +48,7 @@ impl Step {
             Step::Cancel => "cancel",
             Step::OpenOrders => "open-orders",
             Step::CancelAll => "cancel-all",
+            Step::CancelReplace => "cancel-replace",
             Step::Any => "any",
         }
     }
@@ -165,7 +177,7 @@ impl Fault {
         let step = Step::parse(step_text).ok_or_else(|| {
             format!(
                 "fault '{spec}': unknown step '{step_text}' (place, stop, query, cancel, \
-                 open-orders, cancel-all, any)"
+                 open-orders, cancel-all, cancel-replace, any)"
             )
         })?;
         let kind_text = parts
@@ -341,6 +353,8 @@ mod tests {
         assert_eq!(Fault::parse("any:skew:-3000").unwrap().kind, FaultKind::Skew(-3000));
         assert_eq!(Fault::parse("open-orders:1021x2").unwrap().times, 2);
         assert_eq!(Fault::parse("cancel:drop-after-execute").unwrap().kind, FaultKind::DropAfterExecute);
+        let f = Fault::parse("cancel-replace:5xx-after-execute@2").unwrap();
+        assert_eq!((f.step, f.kind, f.nth), (Step::CancelReplace, FaultKind::ServerErrorAfterExecute, 2));
         // Round trip through the canonical form.
         let f = Fault::parse("query:delay-after-execute:8000@3x2").unwrap();
         assert_eq!(Fault::parse(&f.spec()).unwrap(), f);
