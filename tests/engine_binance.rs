@@ -158,9 +158,10 @@ fn fault_matrix_server_and_database_agree_after_every_fault() {
         "skew:-3000",
         "reject",
     ];
-    let steps = ["place", "query", "stop", "cancel-all"];
+    let steps = ["place", "query", "stop", "cancel-replace", "cancel-all"];
     let mut table = String::from(
-        "| fault \\ step | placement | verification | stop-loss placement | cancel-all |\n|---|---|---|---|---|\n",
+        "| fault \\ step | placement | verification | stop-loss placement | sell releasing its stop | cancel-all |\n\
+         |---|---|---|---|---|---|\n",
     );
     for fault in faults {
         table.push_str(&format!("| `{fault}` |"));
@@ -170,7 +171,12 @@ fn fault_matrix_server_and_database_agree_after_every_fault() {
             server.fault(&format!("{}:{}", case.step, case.fault));
             let work = Workdir::new();
             let args = ["--no-confirm", "--tilt", "off", "--read-timeout-ms", "500"];
-            let input = if step == "cancel-all" { "buy ETHUSDT 0.01\ncancel-all\n" } else { "buy ETHUSDT 0.01\n" };
+            let input = match step {
+                "cancel-all" => "buy ETHUSDT 0.01\ncancel-all\n",
+                // A sell places itself and cancels its position's stop in one request.
+                "cancel-replace" => "buy ETHUSDT 0.01\nsell ETHUSDT 0.0099\n",
+                _ => "buy ETHUSDT 0.01\n",
+            };
             let s = run_on(&server, &work, &args, input);
             assert!(s.status.success(), "{fault} on {step}: {}", s.stderr);
             assert!(server.faults_fired() >= 1, "{fault} on {step} never fired");

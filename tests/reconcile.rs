@@ -143,9 +143,10 @@ fn a_sell_whose_outcome_was_still_unknown_at_shutdown_closes_its_position_at_the
     let mut live = live_on(&server, &work, &CALM);
     live.send("buy ETHUSDT 0.01");
     let position_id = live.wait_for("stop_loss_placed", Duration::from_secs(10))["position_id"].as_i64().unwrap();
-    // The sell executes but its answer is lost, and so are the queries that would resolve it.
-    server.fault("place:drop-after-execute");
-    server.fault("query:5xx-after-execute x5");
+    // The sell (with its stop's cancel) executes but its answer is lost, and so are the
+    // queries that would resolve it: the stop's, then the sell's five.
+    server.fault("cancel-replace:drop-after-execute");
+    server.fault("query:5xx-after-execute x6");
     live.send("sell ETHUSDT 0.0099");
     let sell = live.wait_for("order_unknown", Duration::from_secs(20))["client_order_id"].as_str().unwrap().to_string();
     assert!(live.finish().success());
