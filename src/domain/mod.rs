@@ -17,10 +17,48 @@ pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// `2026-11-25T09:21:09.123456Z`: UTC with microseconds.
+/// `2026-11-25T09:21:09.123456Z`: UTC with microseconds. Written field by field: chrono's
+/// `format` parses its pattern on every call, which made this a sixth of the stdout writer's
+/// instructions (every event and record carries a timestamp).
 pub fn format_ts(us: i64) -> String {
-    match chrono::DateTime::from_timestamp_micros(us) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        None => us.to_string(),
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let Some(t) = chrono::DateTime::from_timestamp_micros(us) else {
+        return us.to_string();
+    };
+    let mut out = String::with_capacity(27);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        us.rem_euclid(1_000_000)
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_ts;
+
+    #[test]
+    fn timestamps_are_utc_with_six_fraction_digits() {
+        assert_eq!(format_ts(1_764_062_469_123_456), "2025-11-25T09:21:09.123456Z");
+        assert_eq!(format_ts(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_ts(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
+    }
+
+    #[test]
+    fn timestamps_before_1970_keep_a_positive_fraction() {
+        assert_eq!(format_ts(-1), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn a_timestamp_beyond_the_calendar_is_its_number() {
+        assert_eq!(format_ts(i64::MAX), i64::MAX.to_string());
     }
 }

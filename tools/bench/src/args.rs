@@ -24,7 +24,7 @@ impl ExchangeKind {
 pub enum OnOff {
     On,
     Off,
-    /// The engine's default: pin only with 4 or more cores.
+    /// The engine's default: pin from 2 cores up.
     Auto,
 }
 
