@@ -114,6 +114,8 @@ pub struct ExchangeIo {
     positions: BTreeMap<i64, Position>,
     /// Our orders resting on the exchange (stop-losses), by client order id.
     resting: HashMap<String, Order>,
+    /// The stop the sell in flight cancelled with its own request, booked once it is verified.
+    released_stop: Option<OrderReport>,
     /// Positions a sell in flight takes, by the sell's client order id.
     allocations: HashMap<String, Vec<position::Allocation>>,
     /// Executions sent to verify and not yet answered.
@@ -170,6 +172,7 @@ impl ExchangeIo {
             to_verify,
             positions,
             resting: HashMap::new(),
+            released_stop: None,
             allocations: HashMap::new(),
             in_verify: 0,
             exits_in_verify: 0,
@@ -311,7 +314,17 @@ impl ExchangeIo {
     fn submit(&mut self, submission: Submission) {
         self.place_and_verify(submission);
         // Whatever the outcome, nothing stays held past the order.
+        self.book_released_stop();
         self.out.release();
+    }
+
+    /// Books the stop a sell's cancel-replace cancelled: kept aside until the sell is
+    /// verified, so the stop's bookkeeping (its record, `order_cancelled`, its position) is
+    /// not on the sell's path (a median of ~8 µs of a sell's 24 in the exchange round trip).
+    fn book_released_stop(&mut self) {
+        if let Some(report) = self.released_stop.take() {
+            self.on_resting_report(report, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
+        }
     }
 
     /// Sends one order and queries its real fill; the execution goes to verify.
@@ -378,6 +391,7 @@ impl ExchangeIo {
                 };
                 timing.queried_at = Some(Instant::now());
                 super::verify::assess(&mut order, &mut timing);
+                self.book_released_stop();
                 self.out.release();
                 // Announced once verified: the event's formatting and its two channel sends
                 // (stdout, persist) stay off the command-to-fill path.
@@ -948,7 +962,7 @@ impl ExchangeIo {
         self.record_outcome(&result);
         match result {
             Ok(Replaced::Both { cancelled, placed }) => {
-                self.on_resting_report(cancelled, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
+                self.released_stop = Some(cancelled);
                 Ok(placed)
             }
             Ok(Replaced::PlaceRefused { cancelled, error }) => {
