@@ -476,7 +476,7 @@ pub fn size_entry(
 pub fn equity_in_quote(
     balances: &[crate::exchange::Balance],
     quote_asset: &str,
-    price_of: impl Fn(&str) -> Option<Decimal>,
+    mut price_of: impl FnMut(&str) -> Option<Decimal>,
 ) -> Decimal {
     let mut equity = Decimal::ZERO;
     for balance in balances {

@@ -95,7 +95,14 @@ impl Account {
     pub fn equity(&self, quotes: &dyn Quotes) -> Decimal {
         let balances = self.state.lock().balances.clone();
         let quote = self.quote_asset.as_str();
-        risk::equity_in_quote(&balances, quote, |asset| quotes.top_of_book(&format!("{asset}{quote}")).map(|t| t.bid))
+        // One symbol buffer for every asset: this runs on each entry's path.
+        let mut symbol = String::with_capacity(16);
+        risk::equity_in_quote(&balances, quote, |asset| {
+            symbol.clear();
+            symbol.push_str(asset);
+            symbol.push_str(quote);
+            quotes.top_of_book(&symbol).map(|t| t.bid)
+        })
     }
 
     /// The daily loss limit of this account's tier.
