@@ -317,6 +317,7 @@ impl Report {
             ("placement round trip", baseline.place.clone()),
             ("verification query round trip", baseline.query.clone()),
             ("placement + query (bare order)", baseline.pair.clone()),
+            ("  the same back to back (no gap)", baseline.back_to_back.clone()),
         ];
         let pair = Dist::of(&baseline.pair);
         let targets = targets(args, engine, total.as_ref(), pair.as_ref(), throughput);
@@ -404,6 +405,12 @@ impl Report {
         );
 
         let _ = writeln!(out, "\nbaseline: the same requests bare, {} pairs, {}", baseline.pair.len(), baseline.target);
+        if let Some(gap) = baseline.paced_every_us {
+            let _ = writeln!(
+                out,
+                "  (a pair every {gap} µs, the engine's cadence: an idle gap makes a request slower on its own; the\n   last row sends the pairs back to back, for reference)"
+            );
+        }
         if !baseline.pair.is_empty() {
             table_head(&mut out, "request");
             for (label, v) in &base_rows {
@@ -422,12 +429,24 @@ impl Report {
         }
         let overhead = match (&total, &pair) {
             (Some(t), Some(b)) => {
+                let hot = Dist::of(&baseline.back_to_back);
                 let _ = writeln!(out, "\nengine overhead = engine total − baseline (placement + query), µs");
-                let _ = writeln!(out, "  {:<6} {:>12} {:>12} {:>12}", "", "engine", "baseline", "overhead");
-                let _ = writeln!(out, "  {:<6} {:>12} {:>12} {:>12}", "p50", t.p50, b.p50, t.p50 as i64 - b.p50 as i64);
-                let _ = writeln!(out, "  {:<6} {:>12} {:>12} {:>12}", "p99", t.p99, b.p99, t.p99 as i64 - b.p99 as i64);
-                json!({"p50": {"engine": t.p50, "baseline": b.p50, "overhead": t.p50 as i64 - b.p50 as i64},
-                       "p99": {"engine": t.p99, "baseline": b.p99, "overhead": t.p99 as i64 - b.p99 as i64}})
+                let _ = writeln!(
+                    out,
+                    "  {:<6} {:>12} {:>12} {:>12}   {:>20}",
+                    "", "engine", "baseline", "overhead", "over back to back"
+                );
+                let row = |name: &str, engine: u64, base: u64, hot: Option<u64>| {
+                    let hot = hot.map_or("-".to_string(), |h| (engine as i64 - h as i64).to_string());
+                    format!("  {name:<6} {engine:>12} {base:>12} {:>12}   {hot:>20}", engine as i64 - base as i64)
+                };
+                let _ = writeln!(out, "{}", row("p50", t.p50, b.p50, hot.as_ref().map(|h| h.p50)));
+                let _ = writeln!(out, "{}", row("p99", t.p99, b.p99, hot.as_ref().map(|h| h.p99)));
+                let against_hot = |engine: u64, h: Option<u64>| h.map(|h| engine as i64 - h as i64);
+                json!({"p50": {"engine": t.p50, "baseline": b.p50, "overhead": t.p50 as i64 - b.p50 as i64,
+                               "overhead_over_back_to_back": against_hot(t.p50, hot.as_ref().map(|h| h.p50))},
+                       "p99": {"engine": t.p99, "baseline": b.p99, "overhead": t.p99 as i64 - b.p99 as i64,
+                               "overhead_over_back_to_back": against_hot(t.p99, hot.as_ref().map(|h| h.p99))}})
             }
             _ => Value::Null,
         };
@@ -481,7 +500,7 @@ impl Report {
             latency.insert(r.key.to_string(), r.dist.json());
         }
         let mut base = serde_json::Map::new();
-        for (key, (_, v)) in ["sign", "place", "query", "pair"].iter().zip(&base_rows) {
+        for (key, (_, v)) in ["sign", "place", "query", "pair", "pair_back_to_back"].iter().zip(&base_rows) {
             if let Some(d) = Dist::of(v) {
                 base.insert(key.to_string(), d.json());
             }
@@ -503,6 +522,7 @@ impl Report {
             "throughput": {"orders_per_s": throughput, "fill_s": engine.fill_s, "write_s": engine.write_s, "drain_s": engine.drain_s},
             "latency_us": latency,
             "baseline": {"target": baseline.target, "pairs": baseline.pair.len(), "errors": baseline.errors,
+                         "paced_every_us": baseline.paced_every_us,
                          "first_error": baseline.first_error, "latency_us": base},
             "overhead_us": overhead,
             "memory": {"vm_hwm_kb": engine.vm_hwm_kb, "sample_ms": args.sample_ms,
