@@ -1,7 +1,8 @@
 //! The baseline: the exchange requests the engine makes for one order (the placement, then
 //! the verification query), sent bare through the engine's own gateway: signed, on a warm
 //! keep-alive connection (binance) or on the engine's own journaled simulator (sim), nothing around
-//! them.
+//! them. A sell's placement is what the engine sends: a cancel-replace of the stop-loss its buy
+//! was protected with (placed untimed after the buy, as the engine does).
 //!
 //! The pairs go out at the run's `--rate`, as the engine's orders did: an idle gap alone makes
 //! the same bare request slower (a sim placement back to back: 4 µs at the median; one every
@@ -12,10 +13,13 @@ use crate::args::{Args, ExchangeKind};
 use crate::run::{Scratch, Server};
 use crate::workload::{self, Workload};
 use genesis::domain::money::Decimal;
-use genesis::domain::order::{ExchangeOrderType, Side};
+use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
+use genesis::domain::position::{self, Protection, StopSettings};
+use genesis::domain::symbol::SymbolRules;
 use genesis::exchange::binance::{BinanceConfig, BinanceGateway};
 use genesis::exchange::sim::{SimConfig, SimGateway, Simulator};
-use genesis::exchange::{Exchange, NewOrder};
+use genesis::exchange::{Exchange, NewOrder, Replaced};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -98,13 +102,26 @@ fn measure(mut gateway: impl Exchange, args: &Args, target: String) -> Baseline 
 
 /// One pass of `args.baseline` measured pairs (after the warm-up), a pair every `gap` (none:
 /// back to back). Errors are counted into `b`.
+///
+/// The requests are the engine's: a buy is placed and queried, then (untimed, as the engine
+/// does it after the fill is verified) protected with the stop-loss the engine would place; the
+/// sell that closes it is a cancel-replace of that stop, then queried.
 fn pass(gateway: &mut impl Exchange, args: &Args, gap: Option<Duration>, name: &str, b: &mut Baseline) -> Baseline {
     let mut out = Baseline::default();
+    let rules: HashMap<String, SymbolRules> = match gateway.exchange_info() {
+        Ok(rules) => rules.into_iter().map(|r| (r.symbol.clone(), r)).collect(),
+        Err(e) => {
+            b.errors += 1;
+            b.first_error.get_or_insert(format!("exchangeInfo: {e}"));
+            return out;
+        }
+    };
     // The same stream as the engine gets (a different seed would do as well: the requests are
     // the same kind); buy/sell alternate so balances hold.
     let total = WARM_UP * 2 + args.baseline;
     let nonce = std::process::id();
     let t0 = Instant::now();
+    let mut stop: Option<String> = None;
     for (i, order) in Workload::new(args.seed).take(total as usize).enumerate() {
         let request = new_order(&order, format!("bench-{nonce}-{name}-{i}"));
         if let Some(gap) = gap {
@@ -116,16 +133,26 @@ fn pass(gateway: &mut impl Exchange, args: &Args, gap: Option<Duration>, name: &
             }
         }
         let start = Instant::now();
-        let placed = gateway.place_order(&request);
+        let placed = match stop.take() {
+            Some(stop_id) if request.side == Side::Sell => match gateway.cancel_replace(&stop_id, &request) {
+                Ok(Replaced::Both { placed, .. }) => Ok(placed),
+                Ok(other) => Err(format!("cancel-replace: {other:?}")),
+                Err(e) => Err(format!("cancel-replace: {e}")),
+            },
+            _ => gateway.place_order(&request).map_err(|e| format!("place: {e}")),
+        };
         let sign_ns = gateway.last_timing().sign_ns;
         let placed_at = Instant::now();
         let queried = placed.as_ref().ok().map(|_| gateway.query_order(&request.symbol, &request.client_order_id));
         let queried_at = Instant::now();
         let error = match (&placed, &queried) {
-            (Err(e), _) => Some(format!("place: {e}")),
+            (Err(e), _) => Some(e.clone()),
             (Ok(_), Some(Err(e))) => Some(format!("query: {e}")),
             _ => None,
         };
+        if let (Ok(report), Side::Buy) = (&placed, request.side) {
+            stop = protect(gateway, &rules, report, format!("bench-{nonce}-{name}-{i}-stop"));
+        }
         if (i as u64) < WARM_UP * 2 {
             continue;
         }
@@ -140,4 +167,37 @@ fn pass(gateway: &mut impl Exchange, args: &Args, gap: Option<Duration>, name: &
         out.pair.push(micros(start, queried_at));
     }
     out
+}
+
+/// Places the stop-loss the engine would place for a filled buy; its client order id, if placed.
+fn protect(
+    gateway: &mut impl Exchange,
+    rules: &HashMap<String, SymbolRules>,
+    buy: &OrderReport,
+    client_order_id: String,
+) -> Option<String> {
+    let rules = rules.get(&buy.symbol)?;
+    if buy.executed_qty.is_zero() {
+        return None;
+    }
+    let base_commission: Decimal =
+        buy.fills.iter().filter(|f| f.commission_asset == rules.base_asset).map(|f| f.commission).sum();
+    let held = position::quantity_held(rules, buy.executed_qty, base_commission);
+    let entry = buy.cum_quote_qty / buy.executed_qty;
+    let settings = StopSettings { stop_loss_pct: Decimal::from(2), stop_limit_gap_pct: Decimal::new(5, 1) };
+    let Protection::Stop { quantity, stop_price, order_type, limit_price } =
+        position::plan_protection(rules, held, entry, settings)
+    else {
+        return None;
+    };
+    let stop = NewOrder {
+        symbol: buy.symbol.clone(),
+        side: Side::Sell,
+        order_type,
+        quantity,
+        price: limit_price,
+        stop_price: Some(stop_price),
+        client_order_id,
+    };
+    gateway.place_order(&stop).ok().map(|r| r.client_order_id)
 }

@@ -314,7 +314,7 @@ impl Report {
         let throughput = if engine.fill_s > 0.0 { verified as f64 / engine.fill_s } else { 0.0 };
         let base_rows: Vec<(&str, Vec<u64>)> = vec![
             ("signing the placement", baseline.sign.clone()),
-            ("placement round trip", baseline.place.clone()),
+            ("placement (sell: cancel-replace) round trip", baseline.place.clone()),
             ("verification query round trip", baseline.query.clone()),
             ("placement + query (bare order)", baseline.pair.clone()),
             ("  the same back to back (no gap)", baseline.back_to_back.clone()),
