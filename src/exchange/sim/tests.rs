@@ -1132,3 +1132,17 @@ fn bench_place_and_query() {
     let sim = Simulator::open(&dir.path().join("bench.json"), SimConfig::default()).unwrap();
     run(sim, "journaled");
 }
+
+#[test]
+fn a_deadline_within_the_spin_window_is_waited_out_by_spinning() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_micros(200);
+    wait_until(deadline, std::time::Duration::from_secs(1));
+    assert!(std::time::Instant::now() >= deadline);
+}
+
+#[test]
+fn a_deadline_beyond_the_spin_window_sleeps_first() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2);
+    wait_until(deadline, std::time::Duration::from_micros(100));
+    assert!(std::time::Instant::now() >= deadline);
+}
