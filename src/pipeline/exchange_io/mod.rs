@@ -2,8 +2,8 @@
 //!
 //! Receives submissions, cancel-all and queries from intake, and verified fills from verify;
 //! sends executions to verify and records to persist. It places and verifies orders, protects
-//! every filled entry with a stop-loss, releases stops before a sell and re-protects what a
-//! sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
+//! every filled entry with a stop-loss, releases the stops a sell needs (the last one in the
+//! sell's own cancel-replace) and re-protects what a sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
 //! outcome is resolved by querying the client order id, never by resending blindly.
 
 use super::account::{account_event, tilt_event, Account};
