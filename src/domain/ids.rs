@@ -50,7 +50,11 @@ impl IdGen {
     /// `prefix` must be short and of `[A-Za-z0-9]`; ids continue after the last stored one.
     /// (A position is named after its entry order: it has no id sequence of its own.)
     pub fn new(prefix: String, last_order_id: i64) -> Self {
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        IdGen::with_seed(prefix, last_order_id, uuid::Uuid::new_v4().as_u64_pair().0)
+    }
+
+    /// As [`IdGen::new`], with the random part's seed given (tests).
+    fn with_seed(prefix: String, last_order_id: i64, seed: u64) -> Self {
         IdGen { prefix, next_order_id: AtomicI64::new(last_order_id + 1), random: AtomicU64::new(seed) }
     }
 
@@ -78,9 +82,9 @@ impl IdGen {
         let _ = write!(id, "{}-{role_letter}{order_id}-{}-", self.prefix, position_id.unwrap_or(0));
         // 128 random bits as 32 lowercase hex characters, as many as fit.
         let step = self.random.fetch_add(GOLDEN_GAMMA.wrapping_mul(2), Ordering::Relaxed);
-        let random = (u128::from(mix64(step.wrapping_add(GOLDEN_GAMMA))) << 64)
-            | u128::from(mix64(step.wrapping_add(GOLDEN_GAMMA.wrapping_mul(2))));
-        let _ = write!(id, "{random:032x}");
+        let (high, low) =
+            (mix64(step.wrapping_add(GOLDEN_GAMMA)), mix64(step.wrapping_add(GOLDEN_GAMMA.wrapping_mul(2))));
+        let _ = write!(id, "{high:016x}{low:016x}");
         id.truncate(MAX_CLIENT_ORDER_ID_LEN);
         id
     }
@@ -144,6 +148,14 @@ mod tests {
         assert_eq!(id.len(), MAX_CLIENT_ORDER_ID_LEN, "{id}");
         let random = id.rsplit('-').next().unwrap();
         assert!(random.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+    }
+
+    #[test]
+    fn the_random_part_is_splitmix64_from_the_seed() {
+        // SplitMix64 from seed 0 (reference outputs): e220a8397b1dcdaf 6e789e6aa1b965f4 06c45d188009454f f88bb8a8724c81ec.
+        let ids = IdGen::with_seed("gabc123".into(), 0, 0);
+        assert_eq!(ids.client_order_id('E', 1, None), "gabc123-E1-0-e220a8397b1dcdaf6e789e6");
+        assert_eq!(ids.client_order_id('E', 2, None), "gabc123-E2-0-06c45d188009454ff88bb8a");
     }
 
     #[test]
