@@ -824,7 +824,13 @@ pub struct App {
     /// User data stream subscribers (WebSocket connections), each fed by its own channel.
     subscribers: Mutex<Vec<Subscriber>>,
     next_subscription: AtomicU64,
+    /// Changes made by requests whose events are not pushed yet (see [`App::respond`]).
+    unpushed: Mutex<Vec<(Changes, i64)>>,
 }
+
+/// Orders a request changed, for the user data stream: the report, what happened, and the
+/// cancel's own client id where there is one.
+type Changes = Vec<(OrderReport, Change, Option<String>)>;
 
 /// Events queued for one subscriber before it counts as too slow and is dropped.
 const SUBSCRIBER_QUEUE: usize = 4096;
@@ -853,6 +859,7 @@ impl App {
             skew_ms: AtomicI64::new(0),
             ids: IdGen::new(id_base),
             subscribers: Mutex::new(Vec::new()),
+            unpushed: Mutex::new(Vec::new()),
             next_subscription: AtomicU64::new(0),
         }
     }
@@ -900,9 +907,18 @@ impl App {
         dropped.len()
     }
 
+    /// Pushes what [`App::respond`] queued, in order. The queue's lock is held while pushing,
+    /// so two connections flushing at once cannot reorder the events.
+    pub fn flush_pushes(&self) {
+        let mut unpushed = self.unpushed.lock();
+        for (changes, server_now_ms) in unpushed.drain(..) {
+            self.push(changes, server_now_ms);
+        }
+    }
+
     /// Pushes `executionReport` events for orders that changed. Called with the simulator
-    /// locked, so the events go out in the order the changes were made.
-    fn push(&self, changes: Vec<(OrderReport, Change, Option<String>)>, server_now_ms: i64) {
+    /// locked (or from the ordered queue), so the events go out in the order the changes were made.
+    fn push(&self, changes: Changes, server_now_ms: i64) {
         let mut subscribers = self.subscribers.lock();
         if subscribers.is_empty() || changes.is_empty() {
             return;
@@ -930,9 +946,20 @@ impl App {
         local_now_ms.saturating_add(self.skew_ms.load(Ordering::Relaxed))
     }
 
-    /// Answers one request. `local_now_ms` is this machine's clock (the server clock adds the
-    /// skew). Every reply carries `X-MBX-USED-WEIGHT-1M`.
+    /// Answers one request and pushes its stream events at once (tests).
+    #[cfg(test)]
     pub fn handle(&self, req: &HttpRequest<'_>, local_now_ms: i64) -> Reply {
+        let reply = self.respond(req, local_now_ms);
+        self.flush_pushes();
+        reply
+    }
+
+    /// Answers one request. `local_now_ms` is this machine's clock (the server clock adds the
+    /// skew). Every reply carries `X-MBX-USED-WEIGHT-1M`. The user data stream's events for
+    /// the changes it made wait for [`App::flush_pushes`]: the server sends the HTTP response
+    /// first, as Binance's stream is separate from its REST answers (formatting them before
+    /// the response added to every order's round trip).
+    pub fn respond(&self, req: &HttpRequest<'_>, local_now_ms: i64) -> Reply {
         let mut reply = if req.path == "/sim" || req.path.starts_with("/sim/") {
             self.control(req, local_now_ms)
         } else {
@@ -1012,7 +1039,8 @@ impl App {
         };
         let mut sim = self.sim.lock();
         let result = endpoint.execute(&params, &mut sim, &ctx);
-        self.push(ctx.changes.take(), server_now);
+        // Queued under the simulator's lock, so they go out in the order the changes were made.
+        self.unpushed.lock().push((ctx.changes.take(), server_now));
         drop(sim);
         // A cancel-replace that reached the matching engine counts even when a part failed
         // (its answer then carries `data`); a filter failure or a bad parameter does not.

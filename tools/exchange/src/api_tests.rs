@@ -736,3 +736,32 @@ fn generated_ids_are_legal_and_distinct() {
     assert_eq!(a.len(), 22);
     assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
 }
+
+#[test]
+fn the_stream_events_of_a_request_wait_until_its_response_is_out() {
+    let app = app(50, &[]);
+    let request = genesis::exchange::binance::user_data::subscribe_signature_request(
+        1,
+        KEY,
+        NOW,
+        &Signer::new(&Secret::from(SECRET)),
+    );
+    let request: Value = serde_json::from_str(&request).unwrap();
+    let (_, events) = app.subscribe_signature(request["params"].as_object().unwrap(), NOW).unwrap();
+    let call = stop_limit("s1");
+    let req = HttpRequest {
+        method: call.method,
+        path: &call.path,
+        query: &call.query,
+        body: &call.body,
+        content_type: Some("application/x-www-form-urlencoded"),
+        api_key: call.key,
+        loopback: true,
+    };
+    assert_eq!(app.respond(&req, NOW).status, 200);
+    assert_eq!(events.try_iter().count(), 0, "nothing pushed before the response is written");
+    app.flush_pushes();
+    let pushed: Vec<Value> = events.try_iter().map(|m| serde_json::from_str::<Value>(&m).unwrap()).collect();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0]["event"]["c"], "s1");
+}

@@ -300,21 +300,29 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
             api_key: req.header("X-MBX-APIKEY"),
             loopback,
         };
-        let reply = app.handle(&http, local_ms());
+        // The response first, then the user data stream's events (see `App::respond`).
+        let reply = app.respond(&http, local_ms());
         log::debug!("{} {} -> {} {:?}", req.method, req.path, reply.status, reply.after);
         match reply.after {
             After::Drop => {
                 log::info!("{} {}: connection dropped (fault)", req.method, req.path);
+                app.flush_pushes();
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
             }
-            After::Delay(delay) => std::thread::sleep(delay),
+            After::Delay(delay) => {
+                // The stream is not held back by a slow answer.
+                app.flush_pushes();
+                std::thread::sleep(delay);
+            }
             After::Respond => {}
         }
         if !latency.is_zero() {
             genesis::exchange::sim::wait_until(started + latency, Duration::from_micros(100));
         }
-        write_reply(&mut writer, &reply, req.keep_alive)?;
+        let written = write_reply(&mut writer, &reply, req.keep_alive);
+        app.flush_pushes();
+        written?;
         if !req.keep_alive {
             let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
