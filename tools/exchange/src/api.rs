@@ -832,13 +832,50 @@ pub struct App {
 /// cancel's own client id where there is one.
 type Changes = Vec<(OrderReport, Change, Option<String>)>;
 
-/// Events queued for one subscriber before it counts as too slow and is dropped.
+/// Pushes (one request's changes each) queued for one subscriber before it counts as too slow
+/// and is dropped.
 const SUBSCRIBER_QUEUE: usize = 4096;
 
 /// One `userDataStream.subscribe*` on one connection.
 struct Subscriber {
     subscription_id: u64,
-    tx: SyncSender<String>,
+    tx: SyncSender<Arc<Pushed>>,
+}
+
+/// One request's changes, as queued for every subscriber; each subscriber's connection thread
+/// renders them into `executionReport` frames (off the request's thread).
+pub struct Pushed {
+    changes: Changes,
+    server_now_ms: i64,
+}
+
+/// A subscription's end of the stream: what was pushed, rendered as the text frames sent.
+pub struct StreamRx {
+    subscription_id: u64,
+    rx: Receiver<Arc<Pushed>>,
+}
+
+impl StreamRx {
+    fn render(&self, pushed: &Pushed) -> Vec<String> {
+        let mut frames = Vec::new();
+        for (report, change, cancel_id) in &pushed.changes {
+            for event in execution_reports_json(report, *change, pushed.server_now_ms, cancel_id.as_deref()) {
+                frames.push(event_message(self.subscription_id, &event));
+            }
+        }
+        frames
+    }
+
+    /// The frames of the next queued push, if any.
+    pub fn try_recv(&self) -> Result<Vec<String>, std::sync::mpsc::TryRecvError> {
+        self.rx.try_recv().map(|pushed| self.render(&pushed))
+    }
+
+    /// Every frame queued now.
+    #[cfg(test)]
+    pub fn try_iter(&self) -> impl Iterator<Item = String> + '_ {
+        self.rx.try_iter().flat_map(|pushed| self.render(&pushed))
+    }
 }
 
 fn is_form(content_type: Option<&str>) -> bool {
@@ -871,7 +908,7 @@ impl App {
         &self,
         params: &serde_json::Map<String, Value>,
         local_now_ms: i64,
-    ) -> Result<(u64, Receiver<String>), ApiError> {
+    ) -> Result<(u64, StreamRx), ApiError> {
         let text = |v: &Value| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -891,7 +928,7 @@ impl App {
         let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_QUEUE);
         self.subscribers.lock().push(Subscriber { subscription_id, tx });
         log::info!("user data stream: subscription {subscription_id} started");
-        Ok((subscription_id, rx))
+        Ok((subscription_id, StreamRx { subscription_id, rx }))
     }
 
     /// Ends a subscription (its connection closed or it unsubscribed).
@@ -923,18 +960,16 @@ impl App {
         if subscribers.is_empty() || changes.is_empty() {
             return;
         }
-        for (report, change, cancel_id) in &changes {
-            for event in execution_reports_json(report, *change, server_now_ms, cancel_id.as_deref()) {
-                subscribers.retain(|s| match s.tx.try_send(event_message(s.subscription_id, &event)) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_)) => {
-                        log::warn!("user data stream: subscription {} too slow; dropped", s.subscription_id);
-                        false
-                    }
-                    Err(TrySendError::Disconnected(_)) => false,
-                });
+        // Rendered by each subscriber's own thread: queuing is all the request's thread does.
+        let pushed = Arc::new(Pushed { changes, server_now_ms });
+        subscribers.retain(|s| match s.tx.try_send(Arc::clone(&pushed)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                log::warn!("user data stream: subscription {} too slow; dropped", s.subscription_id);
+                false
             }
-        }
+            Err(TrySendError::Disconnected(_)) => false,
+        });
     }
 
     /// `--weight-limit`.

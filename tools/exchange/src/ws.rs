@@ -8,12 +8,12 @@
 //! /sim/stream/drop`, or a subscriber too slow), the TCP connection is shut down with no close
 //! frame: a dropped network, as the client sees it.
 
-use crate::api::{ApiError, App};
+use crate::api::{ApiError, App, StreamRx};
 use crate::server::local_ms;
 use serde_json::{json, Value};
 use std::io;
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
@@ -38,7 +38,7 @@ fn ok(id: &Value, result: Value) -> String {
 }
 
 /// One request; the answer to send back.
-fn request(app: &App, text: &str, subscription: &mut Option<(u64, Receiver<String>)>) -> String {
+fn request(app: &App, text: &str, subscription: &mut Option<(u64, StreamRx)>) -> String {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return error(&Value::Null, &ApiError::bad(-1100, "Malformed request: not JSON."));
     };
@@ -83,15 +83,17 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App) -> io::Result<()> 
     stream.set_read_timeout(Some(POLL))?;
     let raw = stream.try_clone()?;
     let mut ws = WebSocket::from_partially_read(stream, buffered, Role::Server, None);
-    let mut subscription: Option<(u64, Receiver<String>)> = None;
+    let mut subscription: Option<(u64, StreamRx)> = None;
     let result = loop {
         if let Some((_, rx)) = &subscription {
             let mut cut = false;
             loop {
                 match rx.try_recv() {
-                    Ok(text) => {
-                        if let Err(e) = ws.write(Message::text(text)) {
-                            return Err(io::Error::other(e));
+                    Ok(frames) => {
+                        for text in frames {
+                            if let Err(e) = ws.write(Message::text(text)) {
+                                return Err(io::Error::other(e));
+                            }
                         }
                     }
                     Err(TryRecvError::Empty) => break,
