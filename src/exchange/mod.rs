@@ -22,6 +22,21 @@ pub struct NewOrder {
     pub client_order_id: String,
 }
 
+impl NewOrder {
+    /// The market order `order` stands for: its symbol, side, quantity and client order id.
+    pub fn market_for(order: &crate::domain::order::Order) -> NewOrder {
+        NewOrder {
+            symbol: order.symbol.clone(),
+            side: order.side,
+            order_type: ExchangeOrderType::Market,
+            quantity: order.quantity,
+            price: None,
+            stop_price: None,
+            client_order_id: order.client_order_id.clone(),
+        }
+    }
+}
+
 /// Top of the book.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BookTicker {

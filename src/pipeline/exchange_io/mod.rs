@@ -359,15 +359,7 @@ impl ExchangeIo {
             }
             self.slots.entry_sent(&order.symbol);
         }
-        let request = NewOrder {
-            symbol: order.symbol.clone(),
-            side: order.side,
-            order_type: ExchangeOrderType::Market,
-            quantity: order.quantity,
-            price: None,
-            stop_price: None,
-            client_order_id: order.client_order_id.clone(),
-        };
+        let request = NewOrder::market_for(&order);
         timing.sent_at = Some(Instant::now());
         let placed = match releasing {
             Some(stop_id) => self.place_releasing(&request, &stop_id),
@@ -901,15 +893,7 @@ impl ExchangeIo {
             .money("stop_price", stop_price),
         );
         self.persist_order(&exit);
-        let request = NewOrder {
-            symbol: exit.symbol.clone(),
-            side: Side::Sell,
-            order_type: ExchangeOrderType::Market,
-            quantity: exit.quantity,
-            price: None,
-            stop_price: None,
-            client_order_id: exit.client_order_id.clone(),
-        };
+        let request = NewOrder::market_for(&exit);
         match self.place(&request, true) {
             Ok(report) => {
                 self.apply(&mut exit, &report);

@@ -452,16 +452,7 @@ fn leave_unknown(h: &mut Harness, order: Order, checks: u32) {
 fn a_sell_resolved_by_a_recheck_goes_to_verify_as_an_exit() {
     let mut h = Harness::new();
     let sell = h.new_order(OrderRole::Exit, "ETHUSDT", Side::Sell, "0.01", None);
-    let request = NewOrder {
-        symbol: "ETHUSDT".into(),
-        side: Side::Sell,
-        order_type: ExchangeOrderType::Market,
-        quantity: d("0.01"),
-        price: None,
-        stop_price: None,
-        client_order_id: sell.client_order_id.clone(),
-    };
-    h.other_client().place_order(&request).expect("the sell reached the exchange");
+    h.other_client().place_order(&NewOrder::market_for(&sell)).expect("the sell reached the exchange");
     leave_unknown(&mut h, sell, 0);
     h.io.recheck_unresolved();
     assert_eq!(h.event("order_resolved").fields["exchange_status"], "FILLED");
@@ -617,19 +608,6 @@ fn a_sells_released_stop_is_announced_before_the_sell_is() {
     assert!(cancelled < submitted, "{kinds:?}");
 }
 
-/// The market sell of `quantity` ETHUSDT that `order` stands for, as the gateway sends it.
-fn sell_request(order: &Order) -> NewOrder {
-    NewOrder {
-        symbol: order.symbol.clone(),
-        side: Side::Sell,
-        order_type: ExchangeOrderType::Market,
-        quantity: order.quantity,
-        price: None,
-        stop_price: None,
-        client_order_id: order.client_order_id.clone(),
-    }
-}
-
 #[test]
 fn a_sell_releases_its_stop_in_its_own_request() {
     let mut h = Harness::new();
@@ -702,7 +680,7 @@ fn a_sell_whose_combined_answer_was_lost_after_it_executed_is_found_by_query() {
     let position = h.buy("ETHUSDT", "0.01");
     let stop = h.stop_of(position);
     let sell = h.new_order(OrderRole::Exit, "ETHUSDT", Side::Sell, "0.0099", None);
-    h.other_client().cancel_replace(&stop, &sell_request(&sell)).expect("executed on the exchange");
+    h.other_client().cancel_replace(&stop, &NewOrder::market_for(&sell)).expect("executed on the exchange");
     h.script().cancel_replace.push_back(Step::Fail(unknown("timeout after send")));
     h.submit(sell);
     h.verify();
@@ -1135,16 +1113,7 @@ fn exit_left_pending(h: &mut Harness, role: OrderRole) -> (i64, String, Store) {
     h.other_client().cancel_order("ETHUSDT", &h.stop_of(id)).unwrap();
     let exit = h.new_order(role, "ETHUSDT", Side::Sell, "0.0099", Some(id));
     h.io.persist_order(&exit);
-    let request = NewOrder {
-        symbol: "ETHUSDT".into(),
-        side: Side::Sell,
-        order_type: ExchangeOrderType::Market,
-        quantity: exit.quantity,
-        price: None,
-        stop_price: None,
-        client_order_id: exit.client_order_id.clone(),
-    };
-    h.other_client().place_order(&request).expect("the exit filled");
+    h.other_client().place_order(&NewOrder::market_for(&exit)).expect("the exit filled");
     (id, exit.client_order_id, h.database())
 }
 

@@ -47,19 +47,37 @@ fn public(path: &str, query: &str) -> Call {
     Call { method: "GET", path: path.into(), query: query.into(), body: String::new(), key: None }
 }
 
+impl Call {
+    /// The request as the server hands it to the app (from loopback).
+    fn request(&self) -> HttpRequest<'_> {
+        HttpRequest {
+            method: self.method,
+            path: &self.path,
+            query: &self.query,
+            body: &self.body,
+            content_type: (!self.body.is_empty()).then_some("application/x-www-form-urlencoded"),
+            api_key: self.key,
+            loopback: true,
+        }
+    }
+}
+
 fn send(app: &App, call: &Call, now: i64) -> (Reply, Value) {
-    let req = HttpRequest {
-        method: call.method,
-        path: &call.path,
-        query: &call.query,
-        body: &call.body,
-        content_type: (!call.body.is_empty()).then_some("application/x-www-form-urlencoded"),
-        api_key: call.key,
-        loopback: true,
-    };
-    let reply = app.handle(&req, now);
+    let reply = app.handle(&call.request(), now);
     let value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
     (reply, value)
+}
+
+/// A user data stream subscription of the test account, as a WebSocket client makes it.
+fn subscribe(app: &App) -> crate::api::StreamRx {
+    let request = genesis::exchange::binance::user_data::subscribe_signature_request(
+        1,
+        KEY,
+        NOW,
+        &Signer::new(&Secret::from(SECRET)),
+    );
+    let request: Value = serde_json::from_str(&request).unwrap();
+    app.subscribe_signature(request["params"].as_object().unwrap(), NOW).unwrap().1
 }
 
 fn control(app: &App, method: &'static str, path: &str, body: &str) -> (Reply, Value) {
@@ -588,14 +606,7 @@ fn cancel_replace_releases_a_stop_and_sells_answering_both_responses() {
 #[test]
 fn cancel_replace_pushes_the_cancel_and_the_placement_to_the_user_data_stream() {
     let app = app(50, &[]);
-    let request = genesis::exchange::binance::user_data::subscribe_signature_request(
-        1,
-        KEY,
-        NOW,
-        &Signer::new(&Secret::from(SECRET)),
-    );
-    let request: Value = serde_json::from_str(&request).unwrap();
-    let (_, events) = app.subscribe_signature(request["params"].as_object().unwrap(), NOW).unwrap();
+    let events = subscribe(&app);
     send(&app, &stop_limit("s1"), NOW);
     assert_eq!(send(&app, &cancel_replace("s1", "0.001", "m1"), NOW).0.status, 200);
     let pushed: Vec<Value> =
@@ -740,25 +751,9 @@ fn generated_ids_are_legal_and_distinct() {
 #[test]
 fn the_stream_events_of_a_request_wait_until_its_response_is_out() {
     let app = app(50, &[]);
-    let request = genesis::exchange::binance::user_data::subscribe_signature_request(
-        1,
-        KEY,
-        NOW,
-        &Signer::new(&Secret::from(SECRET)),
-    );
-    let request: Value = serde_json::from_str(&request).unwrap();
-    let (_, events) = app.subscribe_signature(request["params"].as_object().unwrap(), NOW).unwrap();
+    let events = subscribe(&app);
     let call = stop_limit("s1");
-    let req = HttpRequest {
-        method: call.method,
-        path: &call.path,
-        query: &call.query,
-        body: &call.body,
-        content_type: Some("application/x-www-form-urlencoded"),
-        api_key: call.key,
-        loopback: true,
-    };
-    assert_eq!(app.respond(&req, NOW).status, 200);
+    assert_eq!(app.respond(&call.request(), NOW).status, 200);
     assert_eq!(events.try_iter().count(), 0, "nothing pushed before the response is written");
     app.flush_pushes();
     let pushed: Vec<Value> = events.try_iter().map(|m| serde_json::from_str::<Value>(&m).unwrap()).collect();
