@@ -235,12 +235,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 → 104-145
     // µs; pinning them to distinct cores was worse than not pinning). Verify joins them: it
     // takes each execution the moment exchange I/O hands it over and goes idle, and the sell
-    // that closes a buy waits for the buy's round trip through verify (sim, 6 runs each:
-    // engine p50 26-27 µs instead of 30-32, flood p99 0.41 ms instead of 0.53-0.63). Persist
-    // and the WAL checkpoint, whose long commits and copying would otherwise land on that core
-    // and hold it for a whole scheduler slice (~1.5 ms here), are kept on the first core (sim
-    // p99 overhead 0.56-1.1 ms → 90 µs). The stdout writer floats: on the first core it fell
-    // behind persist in the flood (p99 2-3 ms).
+    // that closes a buy waits for the buy's round trip through verify (sim, 7 alternated runs
+    // each: engine p50 median 27 µs instead of 32, p99 median 70 instead of 74; two floods:
+    // p99 0.41 ms instead of 0.53-0.63). Persist and the WAL checkpoint, whose long commits and
+    // copying would otherwise land on that core and hold it for a whole scheduler slice (~1.5
+    // ms here), are kept on the first core (sim p99 overhead 0.56-1.1 ms → 90-341 µs over five
+    // runs). The stdout writer floats: on the first core it fell behind persist in the flood
+    // (p99 2-3.4 ms).
     let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let order_path_core = cores.last().copied();
     let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };

@@ -320,7 +320,7 @@ impl ExchangeIo {
 
     /// Books the stop a sell's cancel-replace cancelled: kept aside until the sell is
     /// verified, so the stop's bookkeeping (its record, `order_cancelled`, its position) is
-    /// not on the sell's path (a median of ~8 µs of a sell's 24 in the exchange round trip).
+    /// not on the sell's path.
     fn book_released_stop(&mut self) {
         if let Some(report) = self.released_stop.take() {
             self.on_resting_report(report, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
