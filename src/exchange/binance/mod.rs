@@ -9,8 +9,10 @@
 //!
 //! Behaviour worth knowing:
 //! - Signed requests carry `timestamp` (local time + measured offset), `recvWindow` and the
-//!   `X-MBX-APIKEY` header. POST parameters go in an `application/x-www-form-urlencoded` body,
-//!   GET and DELETE parameters in the query string.
+//!   `X-MBX-APIKEY` header. Parameters go in the query string for every method, POST included
+//!   (Binance reads a POST's parameters from the query string or the body): a POST with an
+//!   empty body leaves in one write, where ureq writes a head and its body in two, each waking
+//!   the server.
 //! - A -1021 (timestamp outside recvWindow) was refused before the matching engine: the clock
 //!   is resynced and the request is sent once more with the same parameters (same client id).
 //! - A 429 whose `Retry-After` is present and at most `max_retry_after_wait` is waited out and
@@ -337,7 +339,7 @@ impl BinanceGateway {
         self.url.clear();
         self.url.push_str(&self.base_url);
         self.url.push_str(path);
-        if method != Method::Post && !self.payload.is_empty() {
+        if !self.payload.is_empty() {
             self.url.push('?');
             self.url.push_str(&self.payload);
         }
@@ -362,11 +364,11 @@ impl BinanceGateway {
                 r.call()
             }
             Method::Post => {
-                let mut r = self.agent.post(url).header("Content-Type", "application/x-www-form-urlencoded");
+                let mut r = self.agent.post(url);
                 if signed {
                     r = r.header(API_KEY_HEADER, key);
                 }
-                r.send(self.payload.as_bytes())
+                r.send_empty()
             }
         };
         let mut response = match result {
