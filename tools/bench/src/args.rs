@@ -69,6 +69,11 @@ pub struct Args {
     /// Bare placement + verification query pairs sent for the baseline.
     #[arg(long, default_value_t = 1000)]
     pub baseline: u64,
+    /// A paced run (--rate) alternates this many blocks of the engine's orders with as many
+    /// blocks of the baseline's pairs, so both see the same minutes of the machine (1: the
+    /// baseline after the engine).
+    #[arg(long, default_value_t = 10)]
+    pub blocks: usize,
     /// Before the load: leave the started engine idle this many seconds and report its CPU time.
     #[arg(long, default_value_t = 0)]
     pub idle_secs: u64,
@@ -97,6 +102,9 @@ impl Args {
     pub fn resolve(&self) -> Result<Setup, String> {
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return Err(format!("--rate must be a finite number >= 0, got {}", self.rate));
+        }
+        if self.blocks == 0 {
+            return Err("--blocks must be at least 1".into());
         }
         if self.orders == 0 {
             return Err("--orders must be at least 1".into());

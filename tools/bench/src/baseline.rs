@@ -7,7 +7,9 @@
 //! The pairs go out at the run's `--rate`, as the engine's orders did: an idle gap alone makes
 //! the same bare request slower (a sim placement back to back: 4 µs at the median; one every
 //! 500 µs: 11 µs, caches and the CPU gone cold in between), and the engine's overhead is what it
-//! adds to a request at that cadence. A second pass back to back is reported beside it.
+//! adds to a request at that cadence. They go out in blocks between the engine's blocks (see
+//! `run::run_engine`), so both are measured over the same minutes of a machine whose speed
+//! drifts. A pass back to back follows the engine's run, for reference.
 
 use crate::args::{Args, ExchangeKind};
 use crate::run::{Scratch, Server};
@@ -23,8 +25,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-/// Unmeasured pairs sent first, so connection set-up and first-touch costs are not counted.
-const WARM_UP: u64 = 20;
+/// Unmeasured orders sent first, so connection set-up and first-touch costs are not counted.
+const WARM_UP: u64 = 40;
 
 /// Microseconds per pair, in request order.
 #[derive(Debug, Default, Clone)]
@@ -38,39 +40,169 @@ pub struct Baseline {
     pub pair: Vec<u64>,
     /// The gap between pairs, when they were paced (`--rate`), microseconds.
     pub paced_every_us: Option<u64>,
+    /// Blocks the paced pairs were sent in, between the engine's blocks (0: after the engine).
+    pub blocks: usize,
     /// Placement + query with no gap between pairs (a hot loop), for reference.
     pub back_to_back: Vec<u64>,
     pub errors: u64,
     pub first_error: Option<String>,
 }
 
+/// One measured pair.
+struct Sample {
+    sign: u64,
+    place: u64,
+    query: u64,
+    pair: u64,
+}
+
 fn micros(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_micros() as u64
 }
 
-pub fn run(args: &Args, server: Option<&Server>) -> Result<Baseline, String> {
-    if args.baseline == 0 {
-        return Ok(Baseline::default());
-    }
-    match (args.exchange, server) {
-        (ExchangeKind::Binance, Some(server)) => {
-            let config = BinanceConfig::new(server.url.clone(), server.api_key.as_str(), server.api_secret.as_str());
-            let gateway = BinanceGateway::connect(config).map_err(|e| format!("baseline gateway: {e}"))?;
-            Ok(measure(gateway, args, format!("BinanceGateway → genesis-exchange at {}", server.url)))
+/// The bare client: the engine's gateway, where it is in the order stream, and the stop the
+/// last buy was protected with (the next sell releases it).
+pub struct Bare {
+    // Declared before `_state_dir`: the simulator is dropped before its directory is removed.
+    gateway: Box<dyn Exchange>,
+    _state_dir: Option<Scratch>,
+    rules: HashMap<String, SymbolRules>,
+    orders: Workload,
+    sent: u64,
+    stop: Option<String>,
+    nonce: u32,
+    gap: Option<Duration>,
+    out: Baseline,
+}
+
+impl Bare {
+    /// Connects (binance: to the run's server; sim: a fresh journaled simulator) and sends the
+    /// warm-up orders. `None` when no baseline is asked for.
+    pub fn start(args: &Args, server: Option<&Server>) -> Result<Option<Bare>, String> {
+        if args.baseline == 0 {
+            return Ok(None);
         }
-        _ => {
-            // The same simulator as the engine embeds, journal on disk included: the journal's
-            // write per request is the simulated exchange's cost, not the engine's.
-            let dir = Scratch::new().map_err(|e| format!("baseline state dir {e}"))?;
-            let path = genesis::exchange::sim::state_path(&dir.0.join("baseline.db"));
-            let sim = Simulator::open(&path, SimConfig { seed: args.seed, ..SimConfig::default() })
-                .map_err(|e| format!("baseline simulator {}: {e}", path.display()))?;
-            // `measure` consumes the simulator, so it is gone before `dir` is removed.
-            Ok(measure(
-                SimGateway::new(sim),
-                args,
-                "SimGateway on the embedded, journaled Simulator (in process)".into(),
-            ))
+        let (mut gateway, state_dir, target): (Box<dyn Exchange>, _, _) = match (args.exchange, server) {
+            (ExchangeKind::Binance, Some(server)) => {
+                let config =
+                    BinanceConfig::new(server.url.clone(), server.api_key.as_str(), server.api_secret.as_str());
+                let gateway = BinanceGateway::connect(config).map_err(|e| format!("baseline gateway: {e}"))?;
+                (Box::new(gateway), None, format!("BinanceGateway → genesis-exchange at {}", server.url))
+            }
+            _ => {
+                // The same simulator as the engine embeds, journal on disk included: the journal's
+                // write per request is the simulated exchange's cost, not the engine's.
+                let dir = Scratch::new().map_err(|e| format!("baseline state dir {e}"))?;
+                let path = genesis::exchange::sim::state_path(&dir.0.join("baseline.db"));
+                let sim = Simulator::open(&path, SimConfig { seed: args.seed, ..SimConfig::default() })
+                    .map_err(|e| format!("baseline simulator {}: {e}", path.display()))?;
+                let target = "SimGateway on the embedded, journaled Simulator (in process)".to_string();
+                (Box::new(SimGateway::new(sim)), Some(dir), target)
+            }
+        };
+        let rules = gateway
+            .exchange_info()
+            .map_err(|e| format!("baseline exchangeInfo: {e}"))?
+            .into_iter()
+            .map(|r| (r.symbol.clone(), r))
+            .collect();
+        let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+        let mut bare = Bare {
+            gateway,
+            _state_dir: state_dir,
+            rules,
+            // The same stream as the engine gets (the requests are the same kind); buy/sell
+            // alternate so balances hold.
+            orders: Workload::new(args.seed),
+            sent: 0,
+            stop: None,
+            nonce: std::process::id(),
+            gap,
+            out: Baseline { target, paced_every_us: gap.map(|g| g.as_micros() as u64), ..Baseline::default() },
+        };
+        bare.send(WARM_UP, gap, |_| {});
+        Ok(Some(bare))
+    }
+
+    /// `orders` more orders at the run's cadence, measured into the baseline.
+    pub fn paced_block(&mut self, orders: u64) {
+        self.out.blocks += 1;
+        let mut samples = Vec::with_capacity(orders as usize);
+        self.send(orders, self.gap, |s| samples.push(s));
+        for s in samples {
+            self.out.sign.push(s.sign);
+            self.out.place.push(s.place);
+            self.out.query.push(s.query);
+            self.out.pair.push(s.pair);
+        }
+    }
+
+    /// `orders` more orders back to back, measured into the reference row.
+    pub fn back_to_back(&mut self, orders: u64) {
+        let mut pairs = Vec::with_capacity(orders as usize);
+        self.send(orders, None, |s| pairs.push(s.pair));
+        self.out.back_to_back.extend(pairs);
+    }
+
+    pub fn finish(self) -> Baseline {
+        self.out
+    }
+
+    /// Sends `n` orders of the stream, one every `gap` (none: back to back), handing each
+    /// measured pair to `sample`. Errors are counted.
+    ///
+    /// The requests are the engine's: a buy is placed and queried, then (untimed, as the engine
+    /// does it after the fill is verified) protected with the stop-loss the engine would place;
+    /// the sell that closes it is a cancel-replace of that stop, then queried.
+    fn send(&mut self, n: u64, gap: Option<Duration>, mut sample: impl FnMut(Sample)) {
+        let t0 = Instant::now();
+        for k in 0..n {
+            let Some(order) = self.orders.next() else { return };
+            let i = self.sent;
+            self.sent += 1;
+            let request = new_order(&order, format!("bench-{}-{i}", self.nonce));
+            if let Some(gap) = gap {
+                // On a schedule, as the harness writes the engine's lines.
+                let due = t0 + gap * k as u32;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+            let gateway = self.gateway.as_mut();
+            let start = Instant::now();
+            let placed = match self.stop.take() {
+                Some(stop_id) if request.side == Side::Sell => match gateway.cancel_replace(&stop_id, &request) {
+                    Ok(Replaced::Both { placed, .. }) => Ok(placed),
+                    Ok(other) => Err(format!("cancel-replace: {other:?}")),
+                    Err(e) => Err(format!("cancel-replace: {e}")),
+                },
+                _ => gateway.place_order(&request).map_err(|e| format!("place: {e}")),
+            };
+            let sign_ns = gateway.last_timing().sign_ns;
+            let placed_at = Instant::now();
+            let queried = placed.as_ref().ok().map(|_| gateway.query_order(&request.symbol, &request.client_order_id));
+            let queried_at = Instant::now();
+            let error = match (&placed, &queried) {
+                (Err(e), _) => Some(e.clone()),
+                (Ok(_), Some(Err(e))) => Some(format!("query: {e}")),
+                _ => None,
+            };
+            if let (Ok(report), Side::Buy) = (&placed, request.side) {
+                self.stop = protect(gateway, &self.rules, report, format!("bench-{}-{i}-stop", self.nonce));
+            }
+            match error {
+                Some(error) => {
+                    self.out.errors += 1;
+                    self.out.first_error.get_or_insert(error);
+                }
+                None => sample(Sample {
+                    sign: sign_ns / 1000,
+                    place: micros(start, placed_at),
+                    query: micros(placed_at, queried_at),
+                    pair: micros(start, queried_at),
+                }),
+            }
         }
     }
 }
@@ -90,88 +222,9 @@ fn new_order(order: &workload::Order, client_order_id: String) -> NewOrder {
     }
 }
 
-fn measure(mut gateway: impl Exchange, args: &Args, target: String) -> Baseline {
-    let mut b = Baseline { target, ..Baseline::default() };
-    let gap = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
-    b.paced_every_us = gap.map(|g| g.as_micros() as u64);
-    let hot = pass(&mut gateway, args, None, "hot", &mut b);
-    b.back_to_back = hot.pair;
-    let cadence = pass(&mut gateway, args, gap, "paced", &mut b);
-    Baseline { sign: cadence.sign, place: cadence.place, query: cadence.query, pair: cadence.pair, ..b }
-}
-
-/// One pass of `args.baseline` measured pairs (after the warm-up), a pair every `gap` (none:
-/// back to back). Errors are counted into `b`.
-///
-/// The requests are the engine's: a buy is placed and queried, then (untimed, as the engine
-/// does it after the fill is verified) protected with the stop-loss the engine would place; the
-/// sell that closes it is a cancel-replace of that stop, then queried.
-fn pass(gateway: &mut impl Exchange, args: &Args, gap: Option<Duration>, name: &str, b: &mut Baseline) -> Baseline {
-    let mut out = Baseline::default();
-    let rules: HashMap<String, SymbolRules> = match gateway.exchange_info() {
-        Ok(rules) => rules.into_iter().map(|r| (r.symbol.clone(), r)).collect(),
-        Err(e) => {
-            b.errors += 1;
-            b.first_error.get_or_insert(format!("exchangeInfo: {e}"));
-            return out;
-        }
-    };
-    // The same stream as the engine gets (a different seed would do as well: the requests are
-    // the same kind); buy/sell alternate so balances hold.
-    let total = WARM_UP * 2 + args.baseline;
-    let nonce = std::process::id();
-    let t0 = Instant::now();
-    let mut stop: Option<String> = None;
-    for (i, order) in Workload::new(args.seed).take(total as usize).enumerate() {
-        let request = new_order(&order, format!("bench-{nonce}-{name}-{i}"));
-        if let Some(gap) = gap {
-            // On a schedule, as the harness writes the engine's lines.
-            let due = t0 + gap * i as u32;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
-        let start = Instant::now();
-        let placed = match stop.take() {
-            Some(stop_id) if request.side == Side::Sell => match gateway.cancel_replace(&stop_id, &request) {
-                Ok(Replaced::Both { placed, .. }) => Ok(placed),
-                Ok(other) => Err(format!("cancel-replace: {other:?}")),
-                Err(e) => Err(format!("cancel-replace: {e}")),
-            },
-            _ => gateway.place_order(&request).map_err(|e| format!("place: {e}")),
-        };
-        let sign_ns = gateway.last_timing().sign_ns;
-        let placed_at = Instant::now();
-        let queried = placed.as_ref().ok().map(|_| gateway.query_order(&request.symbol, &request.client_order_id));
-        let queried_at = Instant::now();
-        let error = match (&placed, &queried) {
-            (Err(e), _) => Some(e.clone()),
-            (Ok(_), Some(Err(e))) => Some(format!("query: {e}")),
-            _ => None,
-        };
-        if let (Ok(report), Side::Buy) = (&placed, request.side) {
-            stop = protect(gateway, &rules, report, format!("bench-{nonce}-{name}-{i}-stop"));
-        }
-        if (i as u64) < WARM_UP * 2 {
-            continue;
-        }
-        if let Some(error) = error {
-            b.errors += 1;
-            b.first_error.get_or_insert(error);
-            continue;
-        }
-        out.sign.push(sign_ns / 1000);
-        out.place.push(micros(start, placed_at));
-        out.query.push(micros(placed_at, queried_at));
-        out.pair.push(micros(start, queried_at));
-    }
-    out
-}
-
 /// Places the stop-loss the engine would place for a filled buy; its client order id, if placed.
 fn protect(
-    gateway: &mut impl Exchange,
+    gateway: &mut dyn Exchange,
     rules: &HashMap<String, SymbolRules>,
     buy: &OrderReport,
     client_order_id: String,

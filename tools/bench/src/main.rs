@@ -38,8 +38,29 @@ fn bench(args: &args::Args) -> Result<bool, String> {
         args::ExchangeKind::Binance => Some(run::Server::start(&setup.server, args.seed)?),
         args::ExchangeKind::Sim => None,
     };
-    let engine = run::run_engine(args, &setup, server.as_ref())?;
-    let baseline = baseline::run(args, server.as_ref())?;
+    let mut bare = baseline::Bare::start(args, server.as_ref())?;
+    let paced = args.rate > 0.0;
+    let mut engine = match bare.as_mut().filter(|_| paced) {
+        // A paced run: the baseline's blocks go between the engine's.
+        Some(bare) => {
+            let blocks = run::block_ranges(args.orders as usize, args.blocks).len() as u64;
+            let per_block = args.baseline.div_ceil(blocks).div_ceil(2) * 2;
+            let mut between = || bare.paced_block(per_block);
+            let interleave = run::Interleave { blocks: args.blocks, between: &mut between };
+            run::run_engine(args, &setup, server.as_ref(), Some(interleave))?
+        }
+        None => run::run_engine(args, &setup, server.as_ref(), None)?,
+    };
+    let baseline = match bare {
+        Some(mut bare) => {
+            if !paced {
+                engine.baseline_window.measure(|| bare.paced_block(args.baseline));
+            }
+            bare.back_to_back(args.baseline);
+            bare.finish()
+        }
+        None => baseline::Baseline::default(),
+    };
     drop(server);
     let report = report::Report::build(args, &setup, &engine, &baseline);
     let files = report.write(&args.out)?;

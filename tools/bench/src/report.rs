@@ -4,7 +4,7 @@
 use crate::args::{Args, ExchangeKind, Setup};
 use crate::baseline::Baseline;
 use crate::plot::{self, Series};
-use crate::run::{EngineOutcome, FILL_STAGES};
+use crate::run::{EngineOutcome, Window, FILL_STAGES};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -184,12 +184,13 @@ fn table_head(out: &mut String, title: &str) {
 /// The `--flag value` form of the run's configuration.
 fn flags(args: &Args) -> String {
     let mut f = format!(
-        "--exchange {} --orders {} --rate {} --seed {} --baseline {} --idle-secs {} --pin {} --spin-us {} --sample-ms {}",
+        "--exchange {} --orders {} --rate {} --seed {} --baseline {} --blocks {} --idle-secs {} --pin {} --spin-us {} --sample-ms {}",
         args.exchange.as_str(),
         args.orders,
         args.rate,
         args.seed,
         args.baseline,
+        args.blocks,
         args.idle_secs,
         args.pin.as_str(),
         args.spin_us,
@@ -218,6 +219,24 @@ fn machine() -> Value {
 }
 
 /// Percent of one core.
+fn window_json(w: &Window) -> Value {
+    json!({"secs": w.secs, "steal_ms": w.steal_ms})
+}
+
+/// How much of the engine's and the baseline's time the host took for something else: a run
+/// whose windows differ much here compares two different machines.
+pub fn steal_line(engine: &EngineOutcome) -> String {
+    let part = |name: &str, w: &Window| match w.steal_ms {
+        Some(ms) if w.secs > 0.0 => format!("{name} {ms:.0} ms in {:.1} s ({:.1} ms/s)", w.secs, ms / w.secs),
+        _ => format!("{name} not measured"),
+    };
+    format!(
+        "host steal (the hypervisor running something else on our vCPUs): {}; {}",
+        part("engine's windows", &engine.engine_window),
+        part("baseline's", &engine.baseline_window)
+    )
+}
+
 fn core_percent(ms: f64, secs: f64) -> f64 {
     if secs > 0.0 {
         ms / (secs * 1000.0) * 100.0
@@ -411,6 +430,14 @@ impl Report {
                 "  (a pair every {gap} µs, the engine's cadence: an idle gap makes a request slower on its own; the\n   last row sends the pairs back to back, for reference)"
             );
         }
+        if baseline.blocks > 0 {
+            let _ = writeln!(
+                out,
+                "  (in {} blocks between the engine's {} blocks, with the engine paused (SIGSTOP) once its block\n   was verified: both measured over the same minutes of a machine whose speed drifts)",
+                baseline.blocks, baseline.blocks
+            );
+        }
+        let _ = writeln!(out, "  {}", steal_line(engine));
         if !baseline.pair.is_empty() {
             table_head(&mut out, "request");
             for (label, v) in &base_rows {
@@ -508,7 +535,7 @@ impl Report {
         let json = json!({
             "config": {
                 "exchange": args.exchange.as_str(), "orders": args.orders, "rate": args.rate, "seed": args.seed,
-                "baseline": args.baseline, "idle_secs": args.idle_secs, "pin": args.pin.as_str(), "spin_us": args.spin_us,
+                "baseline": args.baseline, "blocks": args.blocks, "idle_secs": args.idle_secs, "pin": args.pin.as_str(), "spin_us": args.spin_us,
                 "sample_ms": args.sample_ms, "out": args.out.display().to_string(), "flags": flags(args),
                 "engine": setup.engine.display().to_string(), "engine_args": engine.engine_args,
                 "server": if args.exchange == ExchangeKind::Binance { json!(setup.server.display().to_string()) } else { Value::Null },
@@ -522,7 +549,9 @@ impl Report {
             "throughput": {"orders_per_s": throughput, "fill_s": engine.fill_s, "write_s": engine.write_s, "drain_s": engine.drain_s},
             "latency_us": latency,
             "baseline": {"target": baseline.target, "pairs": baseline.pair.len(), "errors": baseline.errors,
-                         "paced_every_us": baseline.paced_every_us,
+                         "paced_every_us": baseline.paced_every_us, "blocks": baseline.blocks,
+                         "engine_window": window_json(&engine.engine_window),
+                         "baseline_window": window_json(&engine.baseline_window),
                          "first_error": baseline.first_error, "latency_us": base},
             "overhead_us": overhead,
             "memory": {"vm_hwm_kb": engine.vm_hwm_kb, "sample_ms": args.sample_ms,

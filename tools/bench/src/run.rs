@@ -177,6 +177,10 @@ pub struct EngineOutcome {
     pub fill_s: f64,
     /// First line written → engine exited.
     pub drain_s: f64,
+    /// The engine's windows of the load: written until verified (paused blocks excluded).
+    pub engine_window: Window,
+    /// The baseline blocks sent between the engine's (empty when not interleaved).
+    pub baseline_window: Window,
     pub mem: Vec<MemSample>,
     pub vm_hwm_kb: u64,
     pub idle: Option<Idle>,
@@ -364,6 +368,106 @@ fn measure_idle(pid: u32, secs: u64) -> Idle {
     }
 }
 
+/// Wall time and the host's steal time over some stretches of a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Window {
+    pub secs: f64,
+    /// Time the hypervisor ran something else on our vCPUs, summed over them (`/proc/stat`
+    /// steal, in USER_HZ ticks turned into ms); `None` where the kernel does not report it.
+    pub steal_ms: Option<f64>,
+}
+
+impl Window {
+    /// Runs `f`, adding its stretch to the window.
+    pub fn measure(&mut self, f: impl FnOnce()) {
+        let start = window_start();
+        f();
+        self.add(start);
+    }
+
+    fn add(&mut self, from: (Instant, Option<u64>)) {
+        self.secs += from.0.elapsed().as_secs_f64();
+        self.steal_ms = match (from.1, steal_ticks()) {
+            (Some(a), Some(b)) => {
+                Some(self.steal_ms.unwrap_or(0.0) + b.saturating_sub(a) as f64 * 1000.0 / clock_ticks_per_s())
+            }
+            _ => None,
+        };
+    }
+}
+
+/// The start of a stretch measured into a [`Window`].
+fn window_start() -> (Instant, Option<u64>) {
+    (Instant::now(), steal_ticks())
+}
+
+/// The machine's steal time so far, in USER_HZ ticks: the 8th value of /proc/stat's `cpu` line.
+pub fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    steal_of(stat.lines().next()?)
+}
+
+fn steal_of(cpu_line: &str) -> Option<u64> {
+    let mut fields = cpu_line.split_whitespace();
+    (fields.next()? == "cpu").then_some(())?;
+    fields.nth(7)?.parse().ok()
+}
+
+/// The paced load in blocks, with the bare baseline's blocks in between (see [`run_engine`]).
+pub struct Interleave<'a> {
+    pub blocks: usize,
+    /// Sends one baseline block; called with the engine paused.
+    pub between: &'a mut dyn FnMut(),
+}
+
+/// Lets the engine finish what an order leaves behind (its stop-loss, commits, events) before
+/// it is paused.
+const SETTLE: Duration = Duration::from_millis(20);
+/// After the engine resumes: it reads the stream's pushes of the baseline's orders (ignored,
+/// they are not its own) before its next block starts.
+const CATCH_UP: Duration = Duration::from_millis(100);
+
+/// `n` lines in `blocks` ranges of even length (a buy and its sell stay together).
+pub fn block_ranges(n: usize, blocks: usize) -> Vec<std::ops::Range<usize>> {
+    let blocks = blocks.max(1);
+    let pairs = n.div_ceil(2);
+    let per = pairs.div_ceil(blocks).max(1) * 2;
+    (0..n).step_by(per).map(|start| start..(start + per).min(n)).collect()
+}
+
+/// SIGSTOP / SIGCONT: the engine does nothing while the baseline's block runs, and is always
+/// resumed, even if the harness fails in between.
+struct Paused(u32);
+
+impl Paused {
+    fn pause(pid: u32) -> Paused {
+        signal(pid, libc::SIGSTOP);
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) takes plain integers; a wrong pid is an error return, not UB.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Waits until `verified` reaches `sent` (every line written so far is a verified order), up
+/// to `limit`.
+fn wait_verified(verified: &AtomicU64, sent: u64, limit: Duration) {
+    let until = Instant::now() + limit;
+    while verified.load(Ordering::Relaxed) < sent && Instant::now() < until {
+        thread::sleep(Duration::from_micros(200));
+    }
+}
+
 /// A scratch directory for a database (the engine's, the baseline simulator's), removed on drop.
 pub struct Scratch(pub PathBuf);
 
@@ -413,7 +517,17 @@ pub fn engine_args(args: &Args, db: &Path, server: Option<&Server>) -> Vec<Strin
 
 /// Starts the engine, optionally leaves it idle, writes the order stream, reads every event
 /// until the engine exits.
-pub fn run_engine(args: &Args, setup: &Setup, server: Option<&Server>) -> Result<EngineOutcome, String> {
+///
+/// With `interleave` (a paced load and a baseline), the lines go in blocks: each block is
+/// written on schedule, every order in it verified, then the engine is paused (SIGSTOP) while
+/// one baseline block runs, and resumed. The two are measured over the same minutes, so the
+/// machine's drift does not pass for overhead; the pauses are left out of the throughput.
+pub fn run_engine(
+    args: &Args,
+    setup: &Setup,
+    server: Option<&Server>,
+    mut interleave: Option<Interleave<'_>>,
+) -> Result<EngineOutcome, String> {
     let scratch = Scratch::new()?;
     let db = scratch.0.join("bench.db");
     let engine_args = engine_args(args, &db, server);
@@ -487,18 +601,43 @@ pub fn run_engine(args: &Args, setup: &Setup, server: Option<&Server>) -> Result
     }
 
     // The load.
-    let t0 = Instant::now();
+    let load_start = window_start();
+    let t0 = load_start.0;
     let mut sent = 0u64;
+    // Time the engine spent paused, and when each pause ended.
+    let mut pauses: Vec<(Instant, Duration)> = Vec::new();
+    let mut engine_window = Window::default();
+    let mut baseline_window = Window::default();
     let write_result: std::io::Result<()> = (|| {
         if args.rate > 0.0 {
-            for (i, line) in lines.iter().enumerate() {
-                let due = t0 + Duration::from_secs_f64(i as f64 / args.rate);
-                let now = Instant::now();
-                if due > now {
-                    thread::sleep(due - now);
+            let blocks = interleave.as_ref().map_or(1, |i| i.blocks);
+            for range in block_ranges(lines.len(), blocks) {
+                let block_start = window_start();
+                // When the next line would have been due: the pause starts there.
+                let next_due = block_start.0 + Duration::from_secs_f64(range.len() as f64 / args.rate);
+                for (i, line) in lines[range].iter().enumerate() {
+                    let due = block_start.0 + Duration::from_secs_f64(i as f64 / args.rate);
+                    let now = Instant::now();
+                    if due > now {
+                        thread::sleep(due - now);
+                    }
+                    stdin.write_all(line.as_bytes())?;
+                    sent += 1;
                 }
-                stdin.write_all(line.as_bytes())?;
-                sent += 1;
+                if let Some(interleave) = interleave.as_mut() {
+                    wait_verified(&verified, sent, Duration::from_secs(10));
+                    engine_window.add(block_start);
+                    thread::sleep(SETTLE);
+                    {
+                        let _paused = Paused::pause(pid);
+                        let bare = window_start();
+                        (interleave.between)();
+                        baseline_window.add(bare);
+                    }
+                    thread::sleep(CATCH_UP);
+                    let resumed = Instant::now();
+                    pauses.push((resumed, resumed.saturating_duration_since(next_due)));
+                }
             }
         } else {
             // One write of the whole stream: the pipe and the engine's reader set the pace.
@@ -507,7 +646,9 @@ pub fn run_engine(args: &Args, setup: &Setup, server: Option<&Server>) -> Result
         }
         Ok(())
     })();
-    out.write_s = t0.elapsed().as_secs_f64();
+    let paused_before = |t: Instant| -> Duration { pauses.iter().filter(|(end, _)| *end <= t).map(|(_, d)| *d).sum() };
+    let written_at = Instant::now();
+    out.write_s = (written_at - t0 - paused_before(written_at)).as_secs_f64();
     if let Err(e) = write_result {
         out.write_error = Some(format!("writing to the engine after {sent} orders: {e}"));
     }
@@ -529,7 +670,13 @@ pub fn run_engine(args: &Args, setup: &Setup, server: Option<&Server>) -> Result
             Err(_) => break None,
         }
     };
-    out.drain_s = t0.elapsed().as_secs_f64();
+    let exited_at = Instant::now();
+    out.drain_s = (exited_at - t0 - paused_before(exited_at)).as_secs_f64();
+    if interleave.is_none() {
+        engine_window.add(load_start);
+    }
+    out.engine_window = engine_window;
+    out.baseline_window = baseline_window;
     stop.store(true, Ordering::Relaxed);
     out.mem = sampler.join().unwrap_or_default();
     out.vm_hwm_kb = out.mem.iter().map(|s| s.hwm_kb).max().unwrap_or(0);
@@ -543,7 +690,10 @@ pub fn run_engine(args: &Args, setup: &Setup, server: Option<&Server>) -> Result
         Some(s) => (s.to_string(), s.success()),
         None => (format!("killed after the {} s timeout", args.timeout_secs), false),
     };
-    out.fill_s = events.last_fill.map(|t| t.saturating_duration_since(t0).as_secs_f64()).unwrap_or(0.0);
+    out.fill_s = events
+        .last_fill
+        .map(|t| t.saturating_duration_since(t0).saturating_sub(paused_before(t)).as_secs_f64())
+        .unwrap_or(0.0);
     out.fills = events.fills;
     out.events = events.counts;
     out.problem_count = events.problem_count;
@@ -564,6 +714,29 @@ mod tests {
         assert_eq!(fill_stages(line), Some([77, 0, 36, 14, 13, 508]));
         assert_eq!(event_name("not json"), None);
         assert_eq!(fill_stages(r#"{"event":"order_filled"}"#), None);
+    }
+
+    #[test]
+    fn blocks_cover_every_line_once_and_keep_each_buy_with_its_sell() {
+        for (n, blocks) in [(10_000, 10), (5_000, 10), (7, 3), (10, 10), (2, 1), (1, 4)] {
+            let ranges = block_ranges(n, blocks);
+            assert!(ranges.len() <= blocks, "{n} lines in {blocks}: {ranges:?}");
+            assert_eq!(ranges.first().map(|r| r.start), Some(0));
+            assert_eq!(ranges.last().map(|r| r.end), Some(n));
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert_eq!(pair[0].len() % 2, 0, "{n} lines in {blocks}: {ranges:?}");
+            }
+        }
+        assert_eq!(block_ranges(10_000, 10).len(), 10);
+        assert_eq!(block_ranges(10_000, 10)[0], 0..1000);
+    }
+
+    #[test]
+    fn steal_is_the_eighth_value_of_the_cpu_line() {
+        assert_eq!(steal_of("cpu  2255 34 2290 22625563 6290 127 456 731 0 0"), Some(731));
+        assert_eq!(steal_of("cpu0 2255 34 2290 22625563 6290 127 456 731 0 0"), None);
+        assert_eq!(steal_of("cpu  2255 34 2290"), None);
     }
 
     #[test]
