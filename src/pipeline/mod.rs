@@ -230,21 +230,34 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
     let format = if config.json { Format::Json } else { Format::Text };
-    // Intake and exchange I/O share one core: intake hands an order over and blocks in poll
-    // at once, so exchange I/O runs on the same core after a plain context switch instead of
-    // a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 → 104-145
-    // µs; pinning them to distinct cores was worse than not pinning). Verify joins them: it
-    // takes each execution the moment exchange I/O hands it over and goes idle, and the sell
-    // that closes a buy waits for the buy's round trip through verify (sim, 7 alternated runs
-    // each: engine p50 median 27 µs instead of 32, p99 median 70 instead of 74; two floods:
-    // p99 0.41 ms instead of 0.53-0.63). Persist and the WAL checkpoint, whose long commits and
-    // copying would otherwise land on that core and hold it for a whole scheduler slice (~1.5
-    // ms here), are kept on the first core (sim p99 overhead 0.56-1.1 ms → 90-341 µs over five
-    // runs). The stdout writer floats: on the first core it fell behind persist in the flood
-    // (p99 2-3.4 ms).
+    // Intake and verify share one core (the last), and with the embedded simulator exchange I/O
+    // joins them: intake hands an order over and blocks in poll at once, so exchange I/O runs
+    // on the same core after a plain context switch instead of a cross-core wake-up (sim, 2,000
+    // orders/s on 2 cores: p50 60 → 40 µs, p99 139 → 104-145 µs; pinning them to distinct cores
+    // was worse than not pinning). Verify takes each execution the moment exchange I/O hands it
+    // over and goes idle, and the sell that closes a buy waits for the buy's round trip through
+    // verify (sim, 7 alternated runs each: engine p50 median 27 µs instead of 32, p99 median 70
+    // instead of 74; two floods: p99 0.41 ms instead of 0.53-0.63).
+    //
+    // Over HTTP, exchange I/O floats: a round trip is two wake-ups, and each is cheap only when
+    // the woken thread runs on the waker's core. Pinned, exchange I/O cannot follow the thread
+    // that answers it (on loopback, the server's), which then stays on the idle core it last
+    // ran on: 40 % of requests ran on one core, against 98 % for a bare unpinned client, and a
+    // request took 155 µs at the median instead of 59. Floating: 72 %, 105 µs; engine overhead
+    // over the bare baseline 48-74 µs at p50 in 7 runs against 90-103 in 4 pinned (500
+    // orders/s). With the simulator, floating doubled the overhead (16-19 → 38-41 µs, 3 runs).
+    //
+    // Persist and the WAL checkpoint, whose long commits and copying would otherwise land on
+    // the order path's core and hold it for a whole scheduler slice (~1.5 ms here), are kept on
+    // the first core (sim p99 overhead 0.56-1.1 ms → 90-341 µs over five runs). The stdout
+    // writer floats: on the first core it fell behind persist in the flood (p99 2-3.4 ms).
     let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let order_path_core = cores.last().copied();
     let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
+    let exchange_io_core = match config.exchange {
+        ExchangeKind::Sim => order_path_core,
+        ExchangeKind::Binance => None,
+    };
     // Dropped after the stages are joined: the checkpoint thread then closes the last
     // connection, and SQLite removes the WAL file.
     let (stop_checkpoints, checkpoints_stopped) = bounded::<()>(1);
@@ -322,7 +335,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     handles.push(spawn(
         "exchange-io",
         Box::new(move || {
-            pin("exchange-io", order_path_core);
+            pin("exchange-io", exchange_io_core);
             exchange_io.run(exchange_rx, from_verify_rx)
         }),
     )?);
