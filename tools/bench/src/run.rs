@@ -385,9 +385,9 @@ impl Window {
         self.add(start);
     }
 
-    fn add(&mut self, from: (Instant, Option<u64>)) {
-        self.secs += from.0.elapsed().as_secs_f64();
-        self.steal_ms = match (from.1, steal_ticks()) {
+    fn add(&mut self, from: Mark) {
+        self.secs += from.at.elapsed().as_secs_f64();
+        self.steal_ms = match (from.steal_ticks, steal_ticks()) {
             (Some(a), Some(b)) => {
                 Some(self.steal_ms.unwrap_or(0.0) + b.saturating_sub(a) as f64 * 1000.0 / clock_ticks_per_s())
             }
@@ -397,8 +397,14 @@ impl Window {
 }
 
 /// The start of a stretch measured into a [`Window`].
-fn window_start() -> (Instant, Option<u64>) {
-    (Instant::now(), steal_ticks())
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    steal_ticks: Option<u64>,
+}
+
+fn window_start() -> Mark {
+    Mark { at: Instant::now(), steal_ticks: steal_ticks() }
 }
 
 /// The machine's steal time so far, in USER_HZ ticks: the 8th value of /proc/stat's `cpu` line.
@@ -602,7 +608,7 @@ pub fn run_engine(
 
     // The load.
     let load_start = window_start();
-    let t0 = load_start.0;
+    let t0 = load_start.at;
     let mut sent = 0u64;
     // Time the engine spent paused, and when each pause ended.
     let mut pauses: Vec<(Instant, Duration)> = Vec::new();
@@ -614,9 +620,9 @@ pub fn run_engine(
             for range in block_ranges(lines.len(), blocks) {
                 let block_start = window_start();
                 // When the next line would have been due: the pause starts there.
-                let next_due = block_start.0 + Duration::from_secs_f64(range.len() as f64 / args.rate);
+                let next_due = block_start.at + Duration::from_secs_f64(range.len() as f64 / args.rate);
                 for (i, line) in lines[range].iter().enumerate() {
-                    let due = block_start.0 + Duration::from_secs_f64(i as f64 / args.rate);
+                    let due = block_start.at + Duration::from_secs_f64(i as f64 / args.rate);
                     let now = Instant::now();
                     if due > now {
                         thread::sleep(due - now);
