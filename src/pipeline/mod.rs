@@ -254,22 +254,25 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
     let format = if config.json { Format::Json } else { Format::Text };
-    // Intake and verify share one core (the last), and with the embedded simulator exchange I/O
-    // joins them: intake hands an order over and blocks in poll at once, so exchange I/O runs
-    // on the same core after a plain context switch instead of a cross-core wake-up (sim, 2,000
-    // orders/s on 2 cores: p50 60 → 40 µs, p99 139 → 104-145 µs; pinning them to distinct cores
-    // was worse than not pinning). Verify takes each execution the moment exchange I/O hands it
-    // over and goes idle, and the sell that closes a buy waits for the buy's round trip through
-    // verify (sim, 7 alternated runs each: engine p50 median 27 µs instead of 32, p99 median 70
-    // instead of 74; two floods: p99 0.41 ms instead of 0.53-0.63).
+    // Intake, exchange I/O and verify share one core (the last): intake hands an order over and
+    // blocks in poll at once, so exchange I/O runs on the same core after a plain context switch
+    // instead of a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 →
+    // 104-145 µs; pinning them to distinct cores was worse than not pinning). Verify takes each
+    // execution the moment exchange I/O hands it over and goes idle, and the sell that closes a
+    // buy waits for the buy's round trip through verify (sim, 7 alternated runs each: engine p50
+    // median 27 µs instead of 32, p99 median 70 instead of 74; two floods: p99 0.41 ms instead of
+    // 0.53-0.63).
     //
-    // Over HTTP, exchange I/O floats: a round trip is two wake-ups, and each is cheap only when
-    // the woken thread runs on the waker's core. Pinned, exchange I/O cannot follow the thread
-    // that answers it (on loopback, the server's), which then stays on the idle core it last
-    // ran on: 40 % of requests ran on one core, against 98 % for a bare unpinned client, and a
-    // request took 155 µs at the median instead of 59. Floating: 72 %, 105 µs; engine overhead
-    // over the bare baseline 48-74 µs at p50 in 7 runs against 90-103 in 4 pinned (500
-    // orders/s). With the simulator, floating doubled the overhead (16-19 → 38-41 µs, 3 runs).
+    // Over HTTP too, although a floating exchange I/O could follow the thread that answers it.
+    // Floating, it went wherever its last waker ran: verify's hand-back for a stop-loss and the
+    // user stream's reports moved it to the idle first core. The next order's wake-up then
+    // queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH` it
+    // waits for them to block or for the tick. Traced (920 orders at 500/s), 2 % of hand-overs
+    // queued on the first core: 69 µs at p50 and up to 851 µs, against 7 on intake's. Pinned,
+    // 7 alternated pairs of runs on loopback: hand-over p99 36-47 µs against 61-159 in the 3
+    // quiet pairs, and 53-385 µs against 176-2,264 in the 4 with 3-39 ms/s of host steal; p50
+    // unchanged. The price is the loopback server's thread, which sometimes settles on the other
+    // core (13 % of placements in one trace); a remote exchange answers through the network.
     //
     // Persist and the WAL checkpoint, whose long commits and copying would otherwise land on
     // the order path's core and hold it for a whole scheduler slice (~1.5 ms here), are kept on
@@ -278,10 +281,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let order_path_core = cores.last().copied();
     let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
-    let exchange_io_core = match config.exchange {
-        ExchangeKind::Sim => order_path_core,
-        ExchangeKind::Binance => None,
-    };
     // Dropped after the stages are joined: the checkpoint thread then closes the last
     // connection, and SQLite removes the WAL file.
     let (stop_checkpoints, checkpoints_stopped) = bounded::<()>(1);
@@ -359,7 +358,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     handles.push(spawn(
         "exchange-io",
         Box::new(move || {
-            pin("exchange-io", exchange_io_core);
+            pin("exchange-io", order_path_core);
             no_wakeup_preemption("exchange-io");
             exchange_io.run(exchange_rx, from_verify_rx)
         }),
