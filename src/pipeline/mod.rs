@@ -209,7 +209,9 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
 /// the other core: over loopback, 63 % of placements crossed cores and took 168 µs at the
 /// median, against 127 µs on one core. In `SCHED_BATCH`, intake blocks first (a wait of about
 /// 4 µs), and 98 % of placements stay on one core. Engine overhead over the bare baseline, 3
-/// alternated runs at 500 orders/s: 30-50 µs at p50 against 43-76. Never fails the start.
+/// alternated runs at 500 orders/s: 30-50 µs at p50 against 43-76. (Measured while exchange
+/// I/O floated over HTTP; pinned beside intake since, 87 % stay on one core, against 40 %
+/// pinned before `SCHED_BATCH`.) Never fails the start.
 fn no_wakeup_preemption(name: &str) {
     #[cfg(target_os = "linux")]
     {
@@ -269,9 +271,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH` it
     // waits for them to block or for the tick. Traced (920 orders at 500/s), 2 % of hand-overs
     // queued on the first core: 69 µs at p50 and up to 851 µs, against 7 on intake's. Pinned,
-    // 7 alternated pairs of runs on loopback: hand-over p99 36-47 µs against 61-159 in the 3
-    // quiet pairs, and 53-385 µs against 176-2,264 in the 4 with 3-39 ms/s of host steal; p50
-    // unchanged. The price is the loopback server's thread, which sometimes settles on the other
+    // 13 alternated runs on loopback: hand-over p99 36-47 µs against 61-159 in 3 quiet pairs,
+    // and 53-385 µs in 3 runs against 176-2,264 in 4 with 3-39 ms/s of host steal; p50 about
+    // the same. The price is the loopback server's thread, which sometimes settles on the other
     // core (13 % of placements in one trace); a remote exchange answers through the network.
     //
     // Persist and the WAL checkpoint, whose long commits and copying would otherwise land on
