@@ -5,6 +5,7 @@ use genesis::domain::command;
 use genesis::domain::money::{average_price, round_down_to_step, slippage_percent, Decimal};
 use genesis::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
 use genesis::exchange::binance::sign::{Secret, Signer};
+use genesis::exchange::binance::user_data;
 use genesis::exchange::sim::{SimConfig, SimGateway, Simulator};
 use genesis::exchange::{Exchange, NewOrder};
 use genesis::store::{Store, Write};
@@ -29,6 +30,15 @@ fn parsing(c: &mut Criterion) {
             rules.check_quantity(q).unwrap();
             rules.check_notional(q, d("65000.01")).unwrap();
         })
+    });
+}
+
+/// A TRADE pushed on the user data stream, with every field Binance sends.
+const EXECUTION_PUSH: &str = r#"{"subscriptionId":0,"event":{"e":"executionReport","E":1764062469130,"s":"BTCUSDT","c":"gabc123-E1-0-0123456789abcdef0123","S":"BUY","o":"MARKET","f":"GTC","q":"0.00100000","p":"0.00000000","P":"0.00000000","F":"0.00000000","g":-1,"C":"","x":"TRADE","X":"FILLED","r":"NONE","i":4293153,"l":"0.00100000","z":"0.00100000","L":"65000.01000000","n":"0.00000100","N":"BTC","T":1764062469129,"t":1234567,"I":8641984,"w":false,"m":false,"M":true,"O":1764062469129,"Z":"65.00001000","Y":"65.00001000","Q":"0.00000000","W":1764062469129,"V":"EXPIRE_MAKER"}}"#;
+
+fn stream_parsing(c: &mut Criterion) {
+    c.bench_function("parse an executionReport pushed on the user data stream", |b| {
+        b.iter(|| user_data::parse_ws_message(black_box(EXECUTION_PUSH)).unwrap())
     });
 }
 
@@ -121,5 +131,5 @@ fn persistence(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parsing, signing, money, order_round_trip, persistence);
+criterion_group!(benches, parsing, stream_parsing, signing, money, order_round_trip, persistence);
 criterion_main!(benches);

@@ -14,7 +14,9 @@ use super::wire::{fmt_decimal, WireError};
 use crate::domain::money::Decimal;
 use crate::domain::order::{ExchangeOrderType, ExchangeStatus, Fill, OrderReport, Side};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// The WebSocket API path.
 pub const WS_API_PATH: &str = "/ws-api/v3";
@@ -113,69 +115,101 @@ struct WireExecution {
 /// An `executionReport` event object into an [`OrderReport`] (status `X`, executed `z`,
 /// cumulative quote `Z`, a fill from `l`/`L`/`n`/`N`/`t` when it traded, time `T`).
 pub fn parse_execution_report(event: &Value) -> Result<(OrderReport, i64), WireError> {
-    let w = WireExecution::deserialize(event).map_err(|e| WireError(format!("malformed executionReport: {e}")))?;
-    let side = Side::parse(&w.side).ok_or_else(|| WireError(format!("unknown side '{}'", w.side)))?;
-    let order_type = ExchangeOrderType::parse(&w.order_type)
-        .ok_or_else(|| WireError(format!("unknown order type '{}'", w.order_type)))?;
-    let status =
-        ExchangeStatus::parse(&w.status).ok_or_else(|| WireError(format!("unknown order status '{}'", w.status)))?;
-    let mut fills = Vec::new();
-    if let (Some(qty), Some(price), Some(trade_id)) = (w.last_qty, w.last_price, w.trade_id) {
-        if qty > Decimal::ZERO && trade_id >= 0 {
-            fills.push(Fill {
-                price,
-                qty,
-                commission: w.commission.unwrap_or(Decimal::ZERO),
-                commission_asset: w.commission_asset.unwrap_or_default(),
-                trade_id,
-            });
+    WireExecution::deserialize(event).map_err(malformed_execution).and_then(WireExecution::into_report)
+}
+
+fn malformed_execution(e: serde_json::Error) -> WireError {
+    WireError(format!("malformed executionReport: {e}"))
+}
+
+impl WireExecution {
+    fn into_report(self) -> Result<(OrderReport, i64), WireError> {
+        let w = self;
+        let side = Side::parse(&w.side).ok_or_else(|| WireError(format!("unknown side '{}'", w.side)))?;
+        let order_type = ExchangeOrderType::parse(&w.order_type)
+            .ok_or_else(|| WireError(format!("unknown order type '{}'", w.order_type)))?;
+        let status = ExchangeStatus::parse(&w.status)
+            .ok_or_else(|| WireError(format!("unknown order status '{}'", w.status)))?;
+        let mut fills = Vec::new();
+        if let (Some(qty), Some(price), Some(trade_id)) = (w.last_qty, w.last_price, w.trade_id) {
+            if qty > Decimal::ZERO && trade_id >= 0 {
+                fills.push(Fill {
+                    price,
+                    qty,
+                    commission: w.commission.unwrap_or(Decimal::ZERO),
+                    commission_asset: w.commission_asset.unwrap_or_default(),
+                    trade_id,
+                });
+            }
         }
+        // On a cancel `c` is the cancel request's id and `C` the order's own.
+        let client_order_id = w.orig_client_order_id.filter(|c| !c.is_empty()).unwrap_or(w.client_order_id);
+        let report = OrderReport {
+            symbol: w.symbol,
+            exchange_order_id: w.order_id,
+            client_order_id,
+            side,
+            order_type,
+            status,
+            orig_qty: w.orig_qty,
+            executed_qty: w.cum_qty,
+            cum_quote_qty: w.cum_quote.unwrap_or(Decimal::ZERO),
+            price: w.price.unwrap_or(Decimal::ZERO),
+            stop_price: w.stop_price.unwrap_or(Decimal::ZERO),
+            fills,
+            time_ms: w.transact_ms,
+        };
+        Ok((report, w.event_ms))
     }
-    // On a cancel `c` is the cancel request's id and `C` the order's own.
-    let client_order_id = w.orig_client_order_id.filter(|c| !c.is_empty()).unwrap_or(w.client_order_id);
-    let report = OrderReport {
-        symbol: w.symbol,
-        exchange_order_id: w.order_id,
-        client_order_id,
-        side,
-        order_type,
-        status,
-        orig_qty: w.orig_qty,
-        executed_qty: w.cum_qty,
-        cum_quote_qty: w.cum_quote.unwrap_or(Decimal::ZERO),
-        price: w.price.unwrap_or(Decimal::ZERO),
-        stop_price: w.stop_price.unwrap_or(Decimal::ZERO),
-        fills,
-        time_ms: w.transact_ms,
-    };
-    Ok((report, w.event_ms))
+}
+
+/// A message's outer shape. The event stays raw text: its type is read first, then the text
+/// goes straight into its own struct. (Through a `Value`, the stream thread spent most of its
+/// time building and reading maps: runs of ~145 µs at p50 at 500 orders/s.)
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Only the event's type: every other field is skipped, not stored.
+#[derive(Deserialize)]
+struct EventKind<'a> {
+    #[serde(borrow, default)]
+    e: Option<Cow<'a, str>>,
 }
 
 /// One text message of the WebSocket API.
 pub fn parse_ws_message(text: &str) -> Result<WsMessage, WireError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| WireError(format!("malformed message: {e}")))?;
-    if let Some(event) = value.get("event") {
-        return match event.get("e").and_then(Value::as_str) {
-            Some("executionReport") => {
-                parse_execution_report(event).map(|(report, event_ms)| WsMessage::Execution { report, event_ms })
-            }
+    let message: WireMessage<'_> =
+        serde_json::from_str(text).map_err(|e| WireError(format!("malformed message: {e}")))?;
+    if let Some(event) = message.event {
+        let kind = serde_json::from_str::<EventKind<'_>>(event.get()).ok().and_then(|k| k.e);
+        return match kind.as_deref() {
+            Some("executionReport") => serde_json::from_str::<WireExecution>(event.get())
+                .map_err(malformed_execution)
+                .and_then(WireExecution::into_report)
+                .map(|(report, event_ms)| WsMessage::Execution { report, event_ms }),
             Some(other) => Ok(WsMessage::Other(other.to_string())),
             None => Err(WireError("event without a type".into())),
         };
     }
-    let status = value.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok());
+    let status = message.status.as_ref().and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok());
     let Some(status) = status else {
         return Err(WireError("message is neither an event nor a response".into()));
     };
-    let error = value.get("error").map(|e| {
+    let error = message.error.map(|e| {
         (e.get("code").and_then(Value::as_i64).unwrap_or(0), e.get("msg").and_then(Value::as_str).unwrap_or("").into())
     });
-    Ok(WsMessage::Response {
-        id: value.get("id").cloned().unwrap_or(Value::Null),
-        status,
-        result: value.get("result").cloned().unwrap_or(Value::Null),
-        error,
-    })
+    Ok(WsMessage::Response { id: message.id, status, result: message.result, error })
 }
 
 /// What happened to an order, for the server's push: a placement, a trade (fills in the
@@ -431,5 +465,21 @@ mod tests {
             parse_ws_message(r#"{"subscriptionId":0,"event":{"E":1728973001334}}"#),
             Err(WireError("event without a type".into()))
         );
+    }
+
+    #[test]
+    fn a_pushed_report_with_a_bad_amount_is_refused_with_the_field_named() {
+        let pushed = r#"{"subscriptionId":0,"event":{"e":"executionReport","E":1,"s":"BTCUSDT","c":"x","S":"BUY","o":"MARKET","q":"lots","X":"NEW","i":1,"z":"0","T":1}}"#;
+        let WireError(message) = parse_ws_message(pushed).unwrap_err();
+        assert!(message.starts_with("malformed executionReport:"), "{message}");
+    }
+
+    #[test]
+    fn text_that_is_not_a_message_object_is_an_error_not_a_panic() {
+        for junk in
+            ["", "[]", "5", "null", r#"{"event":5}"#, r#"{"status":"ok"}"#, r#"{"status":70000}"#, "{\"event\":"]
+        {
+            assert!(parse_ws_message(junk).is_err(), "{junk:?}");
+        }
     }
 }
