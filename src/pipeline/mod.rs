@@ -122,15 +122,16 @@ impl OrderLatency {
 }
 
 /// The gateway and the quote source for the configured exchange.
-fn connect(config: &Config) -> Result<Connected, RunError> {
+fn connect(config: &Config, background_core: Option<core_affinity::CoreId>) -> Result<Connected, RunError> {
     match config.exchange {
         ExchangeKind::Sim => crate::exchange::sim::connect_embedded(config).map_err(RunError::Config),
-        ExchangeKind::Binance => connect_binance(config),
+        ExchangeKind::Binance => connect_binance(config, background_core),
     }
 }
 
-/// Keys come from the environment only, so they never sit in a shell history or `ps`.
-fn connect_binance(config: &Config) -> Result<Connected, RunError> {
+/// Keys come from the environment only, so they never sit in a shell history or `ps`. The quote
+/// poller runs on `background_core` (see the layout in [`run`]).
+fn connect_binance(config: &Config, background_core: Option<core_affinity::CoreId>) -> Result<Connected, RunError> {
     use crate::exchange::binance::{quotes::BinanceQuotes, BinanceConfig, BinanceGateway};
     let key = |name: &str| {
         std::env::var(name)
@@ -142,7 +143,7 @@ fn connect_binance(config: &Config) -> Result<Connected, RunError> {
     binance.connect_timeout = config.connect_timeout;
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
-    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh)?;
+    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, move || pin("quotes", background_core))?;
     let stream = config.stream.then(|| crate::exchange::binance::stream::StreamConfig {
         url: crate::exchange::binance::user_data::ws_api_url(&binance.base_url),
         api_key: binance.api_key.clone(),
@@ -229,12 +230,17 @@ fn no_wakeup_preemption(name: &str) {
 
 /// Runs the engine on stdin/stdout until end of input or `quit`.
 pub fn run(config: Config) -> Result<(), RunError> {
+    // Read before any thread is pinned: a pinned thread's view is its own core only. The layout
+    // is explained where the stages are spawned.
+    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let order_path_core = cores.last().copied();
+    let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
     let mut store = Store::open(&config.db)?;
     store.disable_auto_checkpoint()?;
     let meta = store.load_meta()?;
     let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
-    let Connected { mut gateway, quotes, stream } = connect(&config)?;
+    let Connected { mut gateway, quotes, stream } = connect(&config, background_core)?;
     let rules: Arc<Rules> = Arc::new(gateway.exchange_info()?.into_iter().map(|r| (r.symbol.clone(), r)).collect());
     // The limiter follows what the exchange reports; the embedded simulator reports no limit.
     let order_limit = gateway.order_limit_10s().map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
@@ -278,11 +284,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
     //
     // Persist and the WAL checkpoint, whose long commits and copying would otherwise land on
     // the order path's core and hold it for a whole scheduler slice (~1.5 ms here), are kept on
-    // the first core (sim p99 overhead 0.56-1.1 ms → 90-341 µs over five runs). The stdout
-    // writer floats: on the first core it fell behind persist in the flood (p99 2-3.4 ms).
-    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
-    let order_path_core = cores.last().copied();
-    let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
+    // the first core (sim p99 overhead 0.56-1.1 ms → 90-341 µs over five runs). So are the
+    // user stream and the quote poller (binance): floating, the stream's thread woke beside
+    // exchange I/O after each placement and parsed its pushes for 145 µs at p50, and exchange
+    // I/O, which cannot preempt it, waited. Traced over 1,500 orders at 500/s, twice each:
+    // wake-ups of exchange I/O that waited more than 80 µs, 63 and 91 floating (25 and 48 of
+    // them behind the stream), 20 and 28 with the stream on the first core. The stdout writer
+    // floats: on the first core it fell behind persist in the flood (p99 2-3.4 ms).
     // Dropped after the stages are joined: the checkpoint thread then closes the last
     // connection, and SQLite removes the WAL file.
     let (stop_checkpoints, checkpoints_stopped) = bounded::<()>(1);
@@ -353,7 +361,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // After reconciliation, so the first `Subscribed` poll covers everything since. The stream
     // thread is not joined: it holds only its channel to exchange I/O and stops when that goes.
     if let Some(stream) = stream {
-        let link = crate::exchange::binance::stream::start(stream, cap)
+        let link = crate::exchange::binance::stream::start(stream, cap, move || pin("user-stream", background_core))
             .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
         exchange_io.set_stream(link);
     }

@@ -18,10 +18,12 @@ pub struct BinanceQuotes {
 }
 
 impl BinanceQuotes {
-    /// Starts the poller; it stops when the last `Arc` is dropped.
+    /// Starts the poller; it stops when the last `Arc` is dropped. `on_thread` runs first on the
+    /// poller's thread (the engine pins it there).
     pub fn start(
         config: BinanceConfig,
         refresh: Duration,
+        on_thread: impl FnOnce() + Send + 'static,
     ) -> Result<Arc<BinanceQuotes>, crate::exchange::ExchangeError> {
         let quotes = Arc::new(BinanceQuotes {
             cache: RwLock::new(HashMap::new()),
@@ -32,7 +34,10 @@ impl BinanceQuotes {
         let weak = Arc::downgrade(&quotes);
         std::thread::Builder::new()
             .name("quotes".into())
-            .spawn(move || poll(weak, refresh))
+            .spawn(move || {
+                on_thread();
+                poll(weak, refresh)
+            })
             .map_err(|e| crate::exchange::ExchangeError::NotSent { reason: format!("quote poller: {e}") })?;
         Ok(quotes)
     }
@@ -88,7 +93,8 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         // A refresh far away: the only fetch is the one `top_of_book` makes.
-        let quotes = BinanceQuotes::start(BinanceConfig::new(url, "key", "secret"), Duration::from_secs(3600)).unwrap();
+        let quotes =
+            BinanceQuotes::start(BinanceConfig::new(url, "key", "secret"), Duration::from_secs(3600), || {}).unwrap();
         assert_eq!(quotes.top_of_book("BTCUSDT"), None);
         assert!(quotes.cache.read().is_empty());
         assert!(quotes.watched.lock().contains("BTCUSDT"), "the poller keeps trying it");

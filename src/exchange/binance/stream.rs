@@ -84,12 +84,20 @@ struct Clocks {
 const CLOCKS: Clocks =
     Clocks { ping_every: PING_EVERY, silent_limit: SILENT_LIMIT, subscribe_within: SUBSCRIBE_WITHIN };
 
-/// Starts the stream thread; `capacity` bounds the channel to the stage.
-pub fn start(config: StreamConfig, capacity: usize) -> std::io::Result<StreamLink> {
+/// Starts the stream thread; `capacity` bounds the channel to the stage. `on_thread` runs first
+/// on the new thread (the engine pins it there).
+pub fn start(
+    config: StreamConfig,
+    capacity: usize,
+    on_thread: impl FnOnce() + Send + 'static,
+) -> std::io::Result<StreamLink> {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = Arc::clone(&stop);
-    std::thread::Builder::new().name("user-stream".into()).spawn(move || run(config, tx, thread_stop, CLOCKS))?;
+    std::thread::Builder::new().name("user-stream".into()).spawn(move || {
+        on_thread();
+        run(config, tx, thread_stop, CLOCKS)
+    })?;
     Ok(StreamLink { rx, stop })
 }
 
@@ -730,5 +738,17 @@ mod tests {
         let text = format!("{config:?}");
         assert!(text.contains("wss://ws-api.binance.com:443/ws-api/v3"), "{text}");
         assert!(!text.contains("vmPUZE6mv9SD5VNH") && !text.contains("NhqPtmdSJYdKjVHj"), "{text}");
+    }
+
+    #[test]
+    fn the_start_hook_runs_on_the_stream_thread_before_it_connects() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        // Port 9 on loopback: nothing listens, so the thread only ever retries.
+        let link = start(config("ws://127.0.0.1:9/ws-api/v3", Duration::from_millis(50)), 4, move || {
+            let _ = tx.send(std::thread::current().name().map(str::to_string));
+        })
+        .unwrap();
+        assert_eq!(rx.recv_timeout(WAIT).unwrap().as_deref(), Some("user-stream"));
+        drop(link);
     }
 }
