@@ -645,6 +645,8 @@ impl ExchangeIo {
             match self.gateway.query_order(&request.symbol, &request.client_order_id) {
                 Ok(report) => return Ok(report),
                 Err(e) if e.is_no_such_order() => absent += 1,
+                // The bare reason: `Unresolved` says "outcome unknown" once, in front of it.
+                Err(ExchangeError::Unknown { reason }) => last_error = reason,
                 Err(e) => last_error = e.to_string(),
             }
         }

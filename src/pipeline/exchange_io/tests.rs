@@ -518,6 +518,7 @@ fn a_stop_loss_whose_outcome_stays_unknown_leaves_the_position_unprotected_and_s
     let failed = h.event("stop_loss_failed");
     let why = reason(&failed);
     assert!(why.starts_with("outcome unknown: ") && why.ends_with("503"), "{failed:?}");
+    assert_eq!(why.matches("outcome unknown").count(), 1, "{failed:?}");
 }
 
 #[test]
