@@ -11,8 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-/// Bytes asked of the kernel per read; a line is stamped when it is taken from this buffer,
-/// so a backlog still in the buffer or the pipe does not count as engine time.
+/// The read buffer's first size, and its growth whenever one line fills it. A line is stamped
+/// when it is taken from this buffer, so a backlog still in the buffer or the pipe does not
+/// count as engine time.
 const READ_CHUNK: usize = 8192;
 
 /// What woke intake.
@@ -32,9 +33,12 @@ pub enum Wake {
 pub struct Input {
     source: std::fs::File,
     signals: UnixStream,
+    /// Zeroed once as it grows, then reused: bytes read are `buffer[..end]`.
     buffer: Vec<u8>,
     /// Start of the first byte not yet handed out as a line.
     start: usize,
+    /// End of the bytes read.
+    end: usize,
     closed: bool,
     number: u64,
 }
@@ -50,8 +54,9 @@ impl Input {
         Input {
             source: std::fs::File::from(fd),
             signals,
-            buffer: Vec::with_capacity(READ_CHUNK * 2),
+            buffer: vec![0; READ_CHUNK],
             start: 0,
+            end: 0,
             closed: false,
             number: 0,
         }
@@ -82,7 +87,7 @@ impl Input {
 
     /// A complete line from the buffer, stamped now.
     fn take_line(&mut self) -> Option<Line> {
-        let end = self.buffer[self.start..].iter().position(|&b| b == b'\n')? + self.start;
+        let end = self.buffer[self.start..self.end].iter().position(|&b| b == b'\n')? + self.start;
         let line = self.line(self.start, end + 1);
         self.start = end + 1;
         Some(line)
@@ -90,11 +95,11 @@ impl Input {
 
     /// Input ended without a final newline: what is left is the last line.
     fn last_line(&mut self) -> Option<Line> {
-        if self.start >= self.buffer.len() {
+        if self.start >= self.end {
             return None;
         }
-        let line = self.line(self.start, self.buffer.len());
-        self.start = self.buffer.len();
+        let line = self.line(self.start, self.end);
+        self.start = self.end;
         Some(line)
     }
 
@@ -105,19 +110,23 @@ impl Input {
         Line { text, number: self.number, read_at: Instant::now() }
     }
 
-    /// One read into the buffer (compacting it first); 0 bytes or an error closes the input.
+    /// One read into the buffer (moving a partial line to the front first, and growing the
+    /// buffer only when that line fills it); 0 bytes or an error closes the input. The buffer is
+    /// not zeroed again before each read (it used to be: 8 KiB of stores per command).
     fn fill(&mut self) {
-        self.buffer.drain(..self.start);
+        self.buffer.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
         self.start = 0;
-        let old = self.buffer.len();
-        self.buffer.resize(old + READ_CHUNK, 0);
-        match retry_interrupted(|| self.source.read(&mut self.buffer[old..])) {
+        if self.end == self.buffer.len() {
+            self.buffer.resize(self.buffer.len() + READ_CHUNK, 0);
+        }
+        let end = self.end;
+        match retry_interrupted(|| self.source.read(&mut self.buffer[end..])) {
             Ok(n) => {
-                self.buffer.truncate(old + n);
+                self.end += n;
                 self.closed = n == 0;
             }
             Err(e) => {
-                self.buffer.truncate(old);
                 log::error!("stdin: {e}");
                 self.closed = true;
             }
@@ -212,6 +221,23 @@ mod tests {
         assert_eq!(input.next(Duration::from_millis(20)), Wake::Timeout);
         writer.write_all(b"USDT 0.001\n").unwrap();
         assert_eq!(text(input.next(Duration::from_secs(1))), "buy BTCUSDT 0.001\n");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_and_the_lines_after_it_come_out_whole() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        let long = format!("{}\n", "x".repeat(READ_CHUNK * 2 + 100));
+        let writing = std::thread::spawn(move || {
+            for _ in 0..3 {
+                writer.write_all(long.as_bytes()).unwrap();
+                writer.write_all(b"status\n").unwrap();
+            }
+        });
+        for _ in 0..3 {
+            assert_eq!(text(input.next(Duration::from_secs(5))).len(), READ_CHUNK * 2 + 101);
+            assert_eq!(text(input.next(Duration::from_secs(5))), "status\n");
+        }
+        writing.join().unwrap();
     }
 
     #[test]
