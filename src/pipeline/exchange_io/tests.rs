@@ -355,6 +355,21 @@ fn an_unknown_placement_the_exchange_never_saw_fails_as_not_placed() {
 }
 
 #[test]
+fn a_placement_whose_queries_keep_failing_stays_pending_and_names_the_last_query_error() {
+    let mut h = Harness::new();
+    h.script().place.push_back(Step::Fail(unknown("timeout after send")));
+    let stale = || Step::Fail(rejected(-1021, "Timestamp for this request is outside of the recvWindow."));
+    h.script().query.extend((0..RESOLVE_SCHEDULE.len()).map(|_| stale()));
+    let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let cid = order.client_order_id.clone();
+    h.submit(order);
+    let pending = h.event("order_unknown");
+    let why = reason(&pending);
+    assert!(why.contains("-1021") && why.contains("outside of the recvWindow"), "{pending:?}");
+    assert_eq!(h.order(&cid).status, OrderStatus::Pending);
+}
+
+#[test]
 fn five_failures_in_a_row_open_the_circuit_breaker_and_the_next_answer_closes_it() {
     let mut h = Harness::new();
     let not_sent = || Step::Fail(ExchangeError::NotSent { reason: "connection refused".into() });
