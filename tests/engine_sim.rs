@@ -166,6 +166,18 @@ fn no_input_line_panics_the_engine() {
 }
 
 #[test]
+fn a_line_too_long_to_be_a_command_gets_one_error_and_the_next_line_runs() {
+    let work = Workdir::new();
+    let input = format!("{}\nbuy BTCUSDT 0.001\n", "x".repeat(200_000));
+    let s = run_piped(&work, &["--no-confirm"], &input);
+    assert!(s.status.success(), "{}", s.stderr);
+    let errors = s.of_kind("error");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["message"], "line 1: longer than 65536 bytes; ignored up to its end");
+    assert_eq!(s.of_kind("order_submitted").len(), 1);
+}
+
+#[test]
 fn confirmation_shows_the_trade_and_y_executes_it() {
     let work = Workdir::new();
     let s = run_piped(&work, &[], "buy BTCUSDT 0.001\ny\n");

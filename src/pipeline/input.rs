@@ -16,11 +16,17 @@ use std::time::{Duration, Instant};
 /// count as engine time.
 const READ_CHUNK: usize = 8192;
 
+/// The longest line intake takes. A command is a few dozen bytes; without a bound, input with no
+/// newline (a binary piped in by mistake) would grow the buffer until memory ran out.
+pub const MAX_LINE: usize = 64 * 1024;
+
 /// What woke intake.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wake {
     /// A complete line is ready.
     Line(Line),
+    /// Line `number` passed [`MAX_LINE`] bytes: it is skipped up to its newline.
+    TooLong(u64),
     /// SIGINT or SIGTERM arrived.
     Signal,
     /// The timeout passed with nothing to read.
@@ -39,6 +45,10 @@ pub struct Input {
     start: usize,
     /// End of the bytes read.
     end: usize,
+    /// Inside a line longer than [`MAX_LINE`]: its bytes are dropped up to its newline.
+    skipping: bool,
+    /// The number of a line found too long, not yet reported.
+    too_long: Option<u64>,
     closed: bool,
     number: u64,
 }
@@ -57,6 +67,8 @@ impl Input {
             buffer: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
+            skipping: false,
+            too_long: None,
             closed: false,
             number: 0,
         }
@@ -66,6 +78,9 @@ impl Input {
     pub fn next(&mut self, timeout: Duration) -> Wake {
         let deadline = Instant::now() + timeout;
         loop {
+            if let Some(number) = self.too_long.take() {
+                return Wake::TooLong(number);
+            }
             if let Some(line) = self.take_line() {
                 return Wake::Line(line);
             }
@@ -87,6 +102,18 @@ impl Input {
 
     /// A complete line from the buffer, stamped now.
     fn take_line(&mut self) -> Option<Line> {
+        if self.skipping {
+            match self.buffer[self.start..self.end].iter().position(|&b| b == b'\n') {
+                Some(at) => {
+                    self.start += at + 1;
+                    self.skipping = false;
+                }
+                None => {
+                    self.start = self.end;
+                    return None;
+                }
+            }
+        }
         let end = self.buffer[self.start..self.end].iter().position(|&b| b == b'\n')? + self.start;
         let line = self.line(self.start, end + 1);
         self.start = end + 1;
@@ -95,7 +122,7 @@ impl Input {
 
     /// Input ended without a final newline: what is left is the last line.
     fn last_line(&mut self) -> Option<Line> {
-        if self.start >= self.end {
+        if self.start >= self.end || self.skipping {
             return None;
         }
         let line = self.line(self.start, self.end);
@@ -118,7 +145,15 @@ impl Input {
         self.end -= self.start;
         self.start = 0;
         if self.end == self.buffer.len() {
-            self.buffer.resize(self.buffer.len() + READ_CHUNK, 0);
+            if self.end >= MAX_LINE {
+                // One line fills the buffer: report it and drop its bytes from here on.
+                self.number += 1;
+                self.too_long = Some(self.number);
+                self.skipping = true;
+                self.end = 0;
+            } else {
+                self.buffer.resize(self.buffer.len() + READ_CHUNK, 0);
+            }
         }
         let end = self.end;
         match retry_interrupted(|| self.source.read(&mut self.buffer[end..])) {
@@ -221,6 +256,33 @@ mod tests {
         assert_eq!(input.next(Duration::from_millis(20)), Wake::Timeout);
         writer.write_all(b"USDT 0.001\n").unwrap();
         assert_eq!(text(input.next(Duration::from_secs(1))), "buy BTCUSDT 0.001\n");
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_reported_skipped_and_the_next_line_is_read() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        let writing = std::thread::spawn(move || {
+            writer.write_all(b"status\n").unwrap();
+            writer.write_all(&vec![b'x'; MAX_LINE * 3]).unwrap();
+            writer.write_all(b"tail of the long line\nbalance\n").unwrap();
+        });
+        assert_eq!(text(input.next(Duration::from_secs(5))), "status\n");
+        assert_eq!(input.next(Duration::from_secs(5)), Wake::TooLong(2));
+        let Wake::Line(next) = input.next(Duration::from_secs(5)) else { panic!("no line after the long one") };
+        assert_eq!((next.text.as_str(), next.number), ("balance\n", 3));
+        writing.join().unwrap();
+        assert!(input.buffer.len() <= MAX_LINE, "the buffer grew to {}", input.buffer.len());
+    }
+
+    #[test]
+    fn input_that_ends_inside_a_line_past_the_limit_just_closes() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        let writing = std::thread::spawn(move || {
+            writer.write_all(&vec![b'x'; MAX_LINE + 10]).unwrap();
+        });
+        assert_eq!(input.next(Duration::from_secs(5)), Wake::TooLong(1));
+        writing.join().unwrap();
+        assert_eq!(input.next(Duration::from_secs(5)), Wake::Closed);
     }
 
     #[test]

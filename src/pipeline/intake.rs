@@ -125,6 +125,10 @@ impl Intake {
                     ));
                     break;
                 }
+                Wake::TooLong(number) => self.bus.error(format!(
+                    "line {number}: longer than {} bytes; ignored up to its end",
+                    super::input::MAX_LINE
+                )),
                 Wake::Timeout => {}
                 Wake::Closed => break,
             }
