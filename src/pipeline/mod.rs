@@ -215,15 +215,7 @@ fn pin(name: &str, core: Option<core_affinity::CoreId>) {
 /// pinned before `SCHED_BATCH`.) Never fails the start.
 fn no_wakeup_preemption(name: &str) {
     #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0 {
-            log::debug!("{name} runs in SCHED_BATCH");
-        } else {
-            log::warn!("{name}: could not switch to SCHED_BATCH: {}", std::io::Error::last_os_error());
-        }
-    }
+    set_policy(name, libc::SCHED_BATCH, "SCHED_BATCH");
     #[cfg(not(target_os = "linux"))]
     let _ = name;
 }
@@ -239,17 +231,21 @@ fn no_wakeup_preemption(name: &str) {
 /// start.
 fn yield_to_everything(name: &str) {
     #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
-            log::debug!("{name} runs in SCHED_IDLE");
-        } else {
-            log::warn!("{name}: could not switch to SCHED_IDLE: {}", std::io::Error::last_os_error());
-        }
-    }
+    set_policy(name, libc::SCHED_IDLE, "SCHED_IDLE");
     #[cfg(not(target_os = "linux"))]
     let _ = name;
+}
+
+/// Switches the calling thread to a non-real-time `policy`; a refusal is logged, not fatal.
+#[cfg(target_os = "linux")]
+fn set_policy(name: &str, policy: libc::c_int, policy_name: &str) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
+        log::debug!("{name} runs in {policy_name}");
+    } else {
+        log::warn!("{name}: could not switch to {policy_name}: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// Runs the engine on stdin/stdout until end of input or `quit`.
