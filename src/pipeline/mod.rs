@@ -479,28 +479,25 @@ fn watch_signals(to_intake: std::os::unix::net::UnixStream) -> Result<(), RunErr
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    #[test]
-    fn a_thread_without_wakeup_preemption_runs_in_sched_batch() {
-        let policy = std::thread::spawn(|| {
-            super::no_wakeup_preemption("test");
+    /// The policy of a new thread after it calls `switch`.
+    fn policy_after(switch: fn(&str)) -> libc::c_int {
+        std::thread::spawn(move || {
+            switch("test");
             // SAFETY: reads the calling thread's policy.
             unsafe { libc::sched_getscheduler(0) }
         })
         .join()
-        .unwrap();
-        assert_eq!(policy, libc::SCHED_BATCH);
+        .unwrap()
+    }
+
+    #[test]
+    fn a_thread_without_wakeup_preemption_runs_in_sched_batch() {
+        assert_eq!(policy_after(super::no_wakeup_preemption), libc::SCHED_BATCH);
     }
 
     #[test]
     fn a_thread_that_yields_to_everything_runs_in_sched_idle() {
-        let policy = std::thread::spawn(|| {
-            super::yield_to_everything("test");
-            // SAFETY: reads the calling thread's policy.
-            unsafe { libc::sched_getscheduler(0) }
-        })
-        .join()
-        .unwrap();
-        assert_eq!(policy, libc::SCHED_IDLE);
+        assert_eq!(policy_after(super::yield_to_everything), libc::SCHED_IDLE);
     }
 
     #[test]

@@ -741,7 +741,7 @@ mod tests {
     }
 
     #[test]
-    fn the_start_hook_runs_on_the_stream_thread_before_it_connects() {
+    fn the_start_hook_runs_on_the_stream_thread() {
         let (tx, rx) = crossbeam_channel::bounded(1);
         // Port 9 on loopback: nothing listens, so the thread only ever retries.
         let link = start(config("ws://127.0.0.1:9/ws-api/v3", Duration::from_millis(50)), 4, move || {

@@ -123,8 +123,7 @@ fn malformed_execution(e: serde_json::Error) -> WireError {
 }
 
 impl WireExecution {
-    fn into_report(self) -> Result<(OrderReport, i64), WireError> {
-        let w = self;
+    fn into_report(w: WireExecution) -> Result<(OrderReport, i64), WireError> {
         let side = Side::parse(&w.side).ok_or_else(|| WireError(format!("unknown side '{}'", w.side)))?;
         let order_type = ExchangeOrderType::parse(&w.order_type)
             .ok_or_else(|| WireError(format!("unknown order type '{}'", w.order_type)))?;
