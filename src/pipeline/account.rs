@@ -7,10 +7,12 @@ use crate::domain::risk::{self, DailyPnl, RiskLimits, RiskRefusal, Tier};
 use crate::domain::tilt::{TiltChange, TiltGuard, TiltStatus};
 use crate::exchange::{Balance, Quotes};
 use parking_lot::Mutex;
+use std::sync::Arc;
 
 #[derive(Debug)]
 struct State {
-    balances: Vec<Balance>,
+    /// Shared, not copied: each entry's risk check values them (a string per asset to copy).
+    balances: Arc<[Balance]>,
     synced_at_us: Option<i64>,
     daily: DailyPnl,
     tilt: TiltGuard,
@@ -45,7 +47,7 @@ impl Account {
             tier,
             limits,
             quote_asset: quote_asset.to_string(),
-            state: Mutex::new(State { balances: Vec::new(), synced_at_us: None, daily, tilt }),
+            state: Mutex::new(State { balances: Arc::from([]), synced_at_us: None, daily, tilt }),
             halted: std::sync::atomic::AtomicBool::new(false),
             db_error: Mutex::new(None),
         }
@@ -77,14 +79,14 @@ impl Account {
 
     pub fn set_balances(&self, balances: Vec<Balance>, at_us: i64) {
         let mut s = self.state.lock();
-        s.balances = balances;
+        s.balances = balances.into();
         s.synced_at_us = Some(at_us);
     }
 
     pub fn view(&self, now_us: i64) -> AccountView {
         let s = self.state.lock();
         AccountView {
-            balances: s.balances.clone(),
+            balances: s.balances.to_vec(),
             synced_at_us: s.synced_at_us,
             realized_today: s.daily.realized_today(now_us),
             tilt: s.tilt.status(now_us),
@@ -93,7 +95,8 @@ impl Account {
 
     /// Equity in the quote asset: balances valued at the bid of ASSET+QUOTE.
     pub fn equity(&self, quotes: &dyn Quotes) -> Decimal {
-        let balances = self.state.lock().balances.clone();
+        // Valued outside the lock: a stale quote is fetched over HTTP.
+        let balances = Arc::clone(&self.state.lock().balances);
         let quote = self.quote_asset.as_str();
         // One symbol buffer for every asset: this runs on each entry's path.
         let mut symbol = String::with_capacity(16);
