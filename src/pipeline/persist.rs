@@ -291,7 +291,8 @@ pub fn position_json(p: &Position) -> Value {
 
 /// The writes for one transaction. An order or a position is written as a whole snapshot
 /// (an upsert), so when one appears several times in a transaction, only its last snapshot is
-/// written: the committed rows are the same, and nobody sees between the statements of one
+/// written: the committed rows are the same (the columns an upsert leaves alone on conflict are
+/// fixed when the order or position is made), and nobody sees between the statements of one
 /// transaction. In a flood most orders go from PENDING to FILLED within one batch, and the
 /// upserts were the largest part of persist's time (a third, `perf`). Events, balances,
 /// settings and realized P&L are all kept, in order.
