@@ -5,14 +5,12 @@
 use super::{BinanceConfig, BinanceGateway};
 use crate::exchange::{BookTicker, Exchange, Quotes};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 pub struct BinanceQuotes {
-    /// A B-tree, not a hash map: a handful of symbols, looked up on every order (the price, and
-    /// each asset's value for the risk check); SipHash was half of a lookup's instructions.
-    cache: RwLock<BTreeMap<String, (BookTicker, Instant)>>,
+    cache: RwLock<HashMap<String, (BookTicker, Instant)>>,
     watched: Mutex<HashSet<String>>,
     /// Used by the poller, and by intake when a quote is missing or stale.
     fetcher: Mutex<BinanceGateway>,
@@ -28,7 +26,7 @@ impl BinanceQuotes {
         on_thread: impl FnOnce() + Send + 'static,
     ) -> Result<Arc<BinanceQuotes>, crate::exchange::ExchangeError> {
         let quotes = Arc::new(BinanceQuotes {
-            cache: RwLock::new(BTreeMap::new()),
+            cache: RwLock::new(HashMap::new()),
             watched: Mutex::new(HashSet::new()),
             fetcher: Mutex::new(BinanceGateway::new(config)?),
             max_age: refresh * 3,
