@@ -14,7 +14,7 @@ pub mod tilt;
 
 /// Microseconds since the Unix epoch, UTC. Straight from the system clock: chrono's `Utc::now`
 /// builds a calendar date first, which `timestamp_micros` then takes apart again (about 300
-/// instructions a call, and intake alone calls this three times an order).
+/// instructions a call, and intake alone calls this three or four times an order).
 pub fn now_us() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),

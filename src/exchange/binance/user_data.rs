@@ -123,42 +123,42 @@ fn malformed_execution(e: serde_json::Error) -> WireError {
 }
 
 impl WireExecution {
-    fn into_report(w: WireExecution) -> Result<(OrderReport, i64), WireError> {
-        let side = Side::parse(&w.side).ok_or_else(|| WireError(format!("unknown side '{}'", w.side)))?;
-        let order_type = ExchangeOrderType::parse(&w.order_type)
-            .ok_or_else(|| WireError(format!("unknown order type '{}'", w.order_type)))?;
-        let status = ExchangeStatus::parse(&w.status)
-            .ok_or_else(|| WireError(format!("unknown order status '{}'", w.status)))?;
+    fn into_report(self) -> Result<(OrderReport, i64), WireError> {
+        let side = Side::parse(&self.side).ok_or_else(|| WireError(format!("unknown side '{}'", self.side)))?;
+        let order_type = ExchangeOrderType::parse(&self.order_type)
+            .ok_or_else(|| WireError(format!("unknown order type '{}'", self.order_type)))?;
+        let status = ExchangeStatus::parse(&self.status)
+            .ok_or_else(|| WireError(format!("unknown order status '{}'", self.status)))?;
         let mut fills = Vec::new();
-        if let (Some(qty), Some(price), Some(trade_id)) = (w.last_qty, w.last_price, w.trade_id) {
+        if let (Some(qty), Some(price), Some(trade_id)) = (self.last_qty, self.last_price, self.trade_id) {
             if qty > Decimal::ZERO && trade_id >= 0 {
                 fills.push(Fill {
                     price,
                     qty,
-                    commission: w.commission.unwrap_or(Decimal::ZERO),
-                    commission_asset: w.commission_asset.unwrap_or_default(),
+                    commission: self.commission.unwrap_or(Decimal::ZERO),
+                    commission_asset: self.commission_asset.unwrap_or_default(),
                     trade_id,
                 });
             }
         }
         // On a cancel `c` is the cancel request's id and `C` the order's own.
-        let client_order_id = w.orig_client_order_id.filter(|c| !c.is_empty()).unwrap_or(w.client_order_id);
+        let client_order_id = self.orig_client_order_id.filter(|c| !c.is_empty()).unwrap_or(self.client_order_id);
         let report = OrderReport {
-            symbol: w.symbol,
-            exchange_order_id: w.order_id,
+            symbol: self.symbol,
+            exchange_order_id: self.order_id,
             client_order_id,
             side,
             order_type,
             status,
-            orig_qty: w.orig_qty,
-            executed_qty: w.cum_qty,
-            cum_quote_qty: w.cum_quote.unwrap_or(Decimal::ZERO),
-            price: w.price.unwrap_or(Decimal::ZERO),
-            stop_price: w.stop_price.unwrap_or(Decimal::ZERO),
+            orig_qty: self.orig_qty,
+            executed_qty: self.cum_qty,
+            cum_quote_qty: self.cum_quote.unwrap_or(Decimal::ZERO),
+            price: self.price.unwrap_or(Decimal::ZERO),
+            stop_price: self.stop_price.unwrap_or(Decimal::ZERO),
             fills,
-            time_ms: w.transact_ms,
+            time_ms: self.transact_ms,
         };
-        Ok((report, w.event_ms))
+        Ok((report, self.event_ms))
     }
 }
 
