@@ -9,12 +9,27 @@ use std::time::Duration;
 
 const KILLS: usize = 55;
 
+/// Faults for the start-up reads, one of which is added before each restart.
+const START_UP_FAULTS: [&str; 10] = [
+    "all-orders:5xx-after-execute",
+    "all-orders:drop-after-execute",
+    "all-orders:418:1",
+    "account:5xx-after-execute",
+    "account:429:1 x2",
+    "exchange-info:drop-after-execute",
+    "exchange-info:418:1",
+    "query:5xx-after-execute",
+    "time:5xx-after-execute",
+    "open-orders:5xx-after-execute",
+];
+
 #[test]
 fn fifty_five_kill_9s_lose_nothing_double_nothing_and_leave_every_position_protected() {
     // 10 ms per response widens the windows between send and response, and between a fill
-    // and its stop-loss, so the kills land inside them.
-    // Fifty-five starts in a few seconds would pass Binance's 6000 weight a minute.
-    let server = Server::start(&["--latency-us", "10000", "--weight-limit", "1000000"]);
+    // and its stop-loss, so the kills land inside them. The account holds only USDT (coins
+    // held before would hide an oversize sell), and the server keeps Binance's weight limit:
+    // restarts back to back, as a crash-looping supervisor would, must not end the engine.
+    let server = Server::start(&["--latency-us", "10000", "--balances", "USDT=100000"]);
     let work = Workdir::new();
     let mut args = server.engine_args();
     args.extend(
@@ -27,7 +42,12 @@ fn fifty_five_kill_9s_lose_nothing_double_nothing_and_leave_every_position_prote
     let commands = ["buy ETHUSDT 0.01", "sell ETHUSDT 0.0099", "buy SOLUSDT 0.1", "sell SOLUSDT 0.099"];
     let mut buys_sent = 0;
     let mut reconciled = Vec::new();
+    let mut faults = 0;
     for kill in 0..KILLS {
+        if kill > 0 {
+            server.fault(START_UP_FAULTS[rng.random_range(0..START_UP_FAULTS.len())]);
+            faults += 1;
+        }
         let mut live = Live::start_env(&engine_bin(), &work.db(), &args, &env);
         reconciled.push(live.seen.iter().find(|e| e["event"] == "reconciled").cloned());
         let n = rng.random_range(1..=3);
@@ -59,7 +79,7 @@ fn fifty_five_kill_9s_lose_nothing_double_nothing_and_leave_every_position_prote
         .count();
     assert!(entries <= buys_sent, "{entries} entry orders on the server for {buys_sent} buy commands");
     println!(
-        "{KILLS} kills (seed {seed}): {buys_sent} buys typed, {entries} entries on the server, {} orders of ours there, \
+        "{KILLS} kills (seed {seed}), {faults} start-up faults: {buys_sent} buys typed, {entries} entries on the server, {} orders of ours there, \
          {} open positions, {recovered} orders recovered and {placed} stop-losses placed by reconciliation",
         report.server_orders, report.open_positions
     );

@@ -11,3 +11,4 @@ mod live_tracking;
 mod reconcile;
 mod shutdown;
 mod slippage;
+mod startup;

@@ -55,6 +55,20 @@ fn reconciled(s: &Session) -> &Value {
     s.first("reconciled")
 }
 
+/// Leaves the database as a run killed with `kill -9` a minute ago would: its orders are not
+/// accounted for, so the next start reads the exchange's history for orders the database lacks
+/// (after a clean stop it reads none).
+fn crash(work: &Workdir) {
+    let a_minute_ago = (std::time::SystemTime::now() - Duration::from_secs(60))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+        .to_string();
+    work.conn()
+        .execute("UPDATE settings SET value = ?1 WHERE key = 'orders_unrecorded_since_us'", [a_minute_ago])
+        .unwrap();
+}
+
 #[test]
 fn an_entry_and_its_stop_the_database_lacks_are_recovered_as_one_protected_position() {
     let server = Server::start(&[]);
@@ -65,6 +79,7 @@ fn an_entry_and_its_stop_the_database_lacks_are_recovered_as_one_protected_posit
     client.place_order(&market(&format!("{p}-E1-0-lost"), Side::Buy, "0.01")).unwrap();
     let stop_id = format!("{p}-S2-1-lost");
     client.place_order(&stop(&stop_id, "0.0099", "2900.00")).unwrap();
+    crash(&work);
     let s = run(&server, &work, "positions\n");
     assert_eq!(reconciled(&s)["recovered"], 2);
     assert_eq!(reconciled(&s)["stop_losses_placed"], 0, "the recovered stop protects it");
@@ -86,6 +101,7 @@ fn a_second_live_stop_of_a_position_is_cancelled_at_the_next_start() {
     let position_id = placed["position_id"].as_i64().unwrap();
     let extra = format!("{}-S3-{position_id}-dup", prefix(&first));
     server.client().place_order(&stop(&extra, "0.0099", "2900.00")).unwrap();
+    crash(&work);
     let s = run(&server, &work, "");
     assert_eq!(reconciled(&s)["recovered"], 1);
     assert_eq!(reconciled(&s)["stop_losses_cancelled"], 1);
@@ -123,6 +139,7 @@ fn a_sell_the_database_lacks_closes_its_position_at_the_next_start() {
     client.cancel_order("ETHUSDT", placed["client_order_id"].as_str().unwrap()).unwrap();
     let sell_id = format!("{}-X3-0-lost", prefix(&first));
     client.place_order(&market(&sell_id, Side::Sell, "0.0099")).unwrap();
+    crash(&work);
     let s = run(&server, &work, "positions\n");
     assert_eq!(reconciled(&s)["recovered"], 1);
     assert_eq!(reconciled(&s)["stop_losses_placed"], 0);

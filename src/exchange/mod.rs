@@ -9,6 +9,9 @@ use crate::domain::order::{ExchangeOrderType, OrderReport, Side};
 use crate::domain::symbol::SymbolRules;
 use std::time::Duration;
 
+/// Most orders one `allOrders` answer carries (Binance's `limit` maximum).
+pub const ORDERS_PAGE: usize = 1000;
+
 /// A new order as it is sent to the exchange.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
@@ -147,6 +150,16 @@ pub trait Exchange: Send {
     fn cancel_open_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError>;
     /// `GET /api/v3/allOrders?symbol=`: recent orders of the account, open or not.
     fn all_orders(&mut self, symbol: &str) -> Result<Vec<OrderReport>, ExchangeError>;
+    /// `GET /api/v3/allOrders?symbol=&startTime=&endTime=&limit=1000`: the account's orders of
+    /// `symbol` created in `[start_ms, end_ms]` (at most 24 h apart), oldest first, at most
+    /// [`ORDERS_PAGE`] of them. Start-up reads only the time in which an order may have left
+    /// without being recorded, so its cost does not grow with the account's history.
+    fn orders_between(&mut self, symbol: &str, start_ms: i64, end_ms: i64) -> Result<Vec<OrderReport>, ExchangeError> {
+        let mut orders: Vec<OrderReport> =
+            self.all_orders(symbol)?.into_iter().filter(|o| (start_ms..=end_ms).contains(&o.time_ms)).collect();
+        orders.truncate(ORDERS_PAGE);
+        Ok(orders)
+    }
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError>;
     /// Timings of the last request.
     fn last_timing(&self) -> RequestTiming;

@@ -65,6 +65,11 @@ impl ExchangeGuard {
         }
     }
 
+    /// The exchange's order limit, once start-up has read `exchangeInfo`.
+    pub fn set_order_limit_10s(&self, order_limit_10s: u32) {
+        self.state.lock().order_limit_10s = order_limit_10s.max(2);
+    }
+
     pub fn breaker(&self) -> BreakerState {
         self.state.lock().breaker
     }

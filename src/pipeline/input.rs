@@ -100,6 +100,39 @@ impl Input {
         }
     }
 
+    /// Start-up, before the engine takes commands: waits up to `timeout` without handing out
+    /// any line. True when SIGINT or SIGTERM arrived, or a `quit` line is waiting. Every other
+    /// line stays for intake once the engine is ready; at most [`MAX_LINE`] bytes are read
+    /// ahead, the rest waits in the pipe.
+    pub fn wait_for_stop(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.quit_is_waiting() {
+                return true;
+            }
+            let read_ahead = !self.closed && self.end - self.start < MAX_LINE;
+            match self.poll(deadline.saturating_duration_since(Instant::now()), read_ahead) {
+                Ready::Input => self.fill(),
+                Ready::Signal => {
+                    let mut byte = [0u8; 16];
+                    let _ = (&self.signals).read(&mut byte);
+                    return true;
+                }
+                Ready::Nothing if Instant::now() >= deadline => return false,
+                Ready::Nothing => {}
+            }
+        }
+    }
+
+    /// True when a complete line read ahead says `quit` (or `exit`).
+    fn quit_is_waiting(&self) -> bool {
+        use crate::domain::command::{parse, Command};
+        let waiting = &self.buffer[self.start..self.end];
+        let complete = waiting.iter().rposition(|&b| b == b'\n').map_or(&waiting[..0], |at| &waiting[..at]);
+        let last = if self.closed { waiting } else { complete };
+        last.split(|&b| b == b'\n').any(|line| matches!(parse(&String::from_utf8_lossy(line)), Ok(Some(Command::Quit))))
+    }
+
     /// A complete line from the buffer, stamped now.
     fn take_line(&mut self) -> Option<Line> {
         if self.skipping {
@@ -170,8 +203,15 @@ impl Input {
 
     /// Blocks in poll(2) until input or a signal is ready, or `timeout` passes.
     fn wait(&self, timeout: Duration) -> Ready {
+        self.poll(timeout, true)
+    }
+
+    /// As [`Input::wait`]; with `with_input` false, only a signal (or the timeout) wakes it.
+    fn poll(&self, timeout: Duration, with_input: bool) -> Ready {
+        // Without input, the signal pipe alone: the first entry is ignored (negative fd).
+        let input_fd = if with_input { self.source.as_raw_fd() } else { -1 };
         let mut fds = [
-            libc::pollfd { fd: self.source.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: input_fd, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: self.signals.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         // Rounded up: a timer never fires early.
@@ -309,6 +349,52 @@ mod tests {
         drop(writer);
         assert_eq!(text(input.next(Duration::from_secs(1))), "status");
         assert_eq!(input.next(Duration::from_secs(1)), Wake::Closed);
+    }
+
+    #[test]
+    fn lines_typed_during_start_up_are_kept_for_intake() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        writer.write_all(b"buy BTCUSDT 0.001\nstatus\n").unwrap();
+        assert!(!input.wait_for_stop(Duration::from_millis(20)));
+        assert_eq!(text(input.next(Duration::from_secs(1))), "buy BTCUSDT 0.001\n");
+        assert_eq!(text(input.next(Duration::from_secs(1))), "status\n");
+    }
+
+    #[test]
+    fn a_quit_line_typed_during_start_up_asks_to_stop() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        writer.write_all(b"status\nquit\n").unwrap();
+        assert!(input.wait_for_stop(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_signal_during_start_up_asks_to_stop() {
+        let (mut input, _writer, mut signals) = pipe_input();
+        signals.write_all(&[1]).unwrap();
+        assert!(input.wait_for_stop(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn closed_input_during_start_up_is_not_a_stop_and_its_last_line_still_counts() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        writer.write_all(b"status").unwrap();
+        drop(writer);
+        assert!(!input.wait_for_stop(Duration::from_millis(20)), "end of input waits for the engine");
+        let (mut input, mut writer, _signals) = pipe_input();
+        writer.write_all(b"quit").unwrap();
+        drop(writer);
+        assert!(input.wait_for_stop(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn start_up_reads_ahead_no_more_than_one_line_limit() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        let big = vec![b'x'; MAX_LINE + READ_CHUNK];
+        std::thread::spawn(move || {
+            let _ = writer.write_all(&big);
+        });
+        assert!(!input.wait_for_stop(Duration::from_millis(100)));
+        assert!(input.end - input.start <= MAX_LINE + READ_CHUNK);
     }
 
     #[test]

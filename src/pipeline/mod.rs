@@ -15,6 +15,7 @@ pub mod intake;
 pub mod msg;
 pub mod persist;
 pub mod slots;
+pub mod startup;
 pub mod stats;
 pub mod verify;
 
@@ -22,7 +23,8 @@ use crate::config::{Config, ExchangeKind};
 use crate::domain::ids::IdGen;
 use crate::domain::symbol::SymbolRules;
 use crate::events::{self, Bus, Event, Format};
-use crate::exchange::{Connected, Exchange, ExchangeError};
+use crate::exchange::binance::stream::StreamConfig;
+use crate::exchange::{Connected, ExchangeError};
 use crate::store::{Store, StoreError};
 use crossbeam_channel::bounded;
 use msg::Timing;
@@ -66,6 +68,8 @@ pub enum RunError {
     Exchange(ExchangeError),
     Config(String),
     Thread(String),
+    /// Asked to stop (`quit`, SIGINT, SIGTERM) before start-up completed: a clean exit.
+    Stopped,
 }
 
 impl std::fmt::Display for RunError {
@@ -75,6 +79,7 @@ impl std::fmt::Display for RunError {
             RunError::Exchange(e) => write!(f, "exchange: {e}"),
             RunError::Config(e) => write!(f, "{e}"),
             RunError::Thread(e) => write!(f, "thread: {e}"),
+            RunError::Stopped => write!(f, "stopped before start-up completed"),
         }
     }
 }
@@ -121,17 +126,43 @@ impl OrderLatency {
     }
 }
 
-/// The gateway and the quote source for the configured exchange.
-fn connect(config: &Config, background_core: Option<core_affinity::CoreId>) -> Result<Connected, RunError> {
+/// The gateway and the quote source for the configured exchange; its reads go through `reads`.
+fn connect(
+    config: &Config,
+    background_core: Option<core_affinity::CoreId>,
+    reads: &mut startup::StartupReads<'_>,
+) -> Result<Connected, RunError> {
     match config.exchange {
         ExchangeKind::Sim => crate::exchange::sim::connect_embedded(config).map_err(RunError::Config),
-        ExchangeKind::Binance => connect_binance(config, background_core),
+        ExchangeKind::Binance => connect_binance(config, background_core, reads),
+    }
+}
+
+impl From<startup::StartupError> for RunError {
+    fn from(e: startup::StartupError) -> Self {
+        match e {
+            startup::StartupError::Stopped => RunError::Stopped,
+            startup::StartupError::Refused(e) => RunError::Exchange(e),
+        }
+    }
+}
+
+impl From<exchange_io::reconcile::ReconcileError> for RunError {
+    fn from(e: exchange_io::reconcile::ReconcileError) -> Self {
+        match e {
+            exchange_io::reconcile::ReconcileError::Store(e) => RunError::Store(e),
+            exchange_io::reconcile::ReconcileError::Startup(e) => e.into(),
+        }
     }
 }
 
 /// Keys come from the environment only, so they never sit in a shell history or `ps`. The quote
 /// poller runs on `background_core` (see the layout in [`run`]).
-fn connect_binance(config: &Config, background_core: Option<core_affinity::CoreId>) -> Result<Connected, RunError> {
+fn connect_binance(
+    config: &Config,
+    background_core: Option<core_affinity::CoreId>,
+    reads: &mut startup::StartupReads<'_>,
+) -> Result<Connected, RunError> {
     use crate::exchange::binance::{quotes::BinanceQuotes, BinanceConfig, BinanceGateway};
     let key = |name: &str| {
         std::env::var(name)
@@ -151,7 +182,9 @@ fn connect_binance(config: &Config, background_core: Option<core_affinity::CoreI
         connect_timeout: binance.connect_timeout,
         clock_offset_ms: 0,
     });
-    let gateway = BinanceGateway::connect(binance)?;
+    // The server time only: the rules are read once, by `run`.
+    let mut gateway = BinanceGateway::new(binance)?;
+    reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
     let stream = stream
         .map(|s| crate::exchange::binance::stream::StreamConfig { clock_offset_ms: gateway.clock_offset_ms(), ..s });
     Ok(Connected { gateway: Box::new(gateway), quotes, stream })
@@ -159,7 +192,8 @@ fn connect_binance(config: &Config, background_core: Option<core_affinity::CoreI
 
 /// The account: tier (flag, else saved, else SNIPER; a flag is saved), limits, today's
 /// realized P&L from the database, balances from the exchange.
-fn open_account(config: &Config, store: &mut Store, gateway: &mut dyn Exchange) -> Result<account::Account, RunError> {
+/// (The balances come with reconciliation, the one `account` read of a start.)
+fn open_account(config: &Config, store: &mut Store) -> Result<account::Account, RunError> {
     use crate::domain::risk::{DailyPnl, Tier, DAY_US};
     use crate::store::Write;
     let saved = store.setting("tier")?.and_then(|t| Tier::parse(&t));
@@ -181,13 +215,6 @@ fn open_account(config: &Config, store: &mut Store, gateway: &mut dyn Exchange) 
     let daily = DailyPnl::from_records(quote, store.realized_since(today_start)?, now);
     let account = account::Account::new(tier, limits, quote, daily);
     account.set_halted(store.setting("halted")?.as_deref() == Some("on"));
-    match gateway.account() {
-        Ok(balances) => {
-            store.write_batch(&[Write::Balances(&balances, now)])?;
-            account.set_balances(balances, now);
-        }
-        Err(e) => log::warn!("balances not synced at start: {e}"),
-    }
     Ok(account)
 }
 
@@ -258,18 +285,20 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let mut store = Store::open(&config.db)?;
     store.disable_auto_checkpoint()?;
     let meta = store.load_meta()?;
+    // Before any request: until this run stops cleanly, its orders may go unrecorded.
+    let run_started_us = crate::domain::now_us();
+    let history = store.begin_run(run_started_us)?;
     let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
     let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
-    let Connected { mut gateway, quotes, stream } = connect(&config, background_core)?;
-    let rules: Arc<Rules> = Arc::new(gateway.exchange_info()?.into_iter().map(|r| (r.symbol.clone(), r)).collect());
-    // The limiter follows what the exchange reports; the embedded simulator reports no limit.
-    let order_limit = gateway.order_limit_10s().map_or(u32::MAX, |l| l.min(u64::from(u32::MAX)) as u32);
-    let guard = Arc::new(guard::ExchangeGuard::new(order_limit));
+    // The exchange's order limit is set once `exchangeInfo` is read.
+    let guard = Arc::new(guard::ExchangeGuard::new(u32::MAX));
     let stats = Arc::new(stats::Stats::default());
-    let account = Arc::new(open_account(&config, &mut store, gateway.as_mut())?);
+    let account = Arc::new(open_account(&config, &mut store)?);
     let (signals_rx, signals_tx) =
         std::os::unix::net::UnixStream::pair().map_err(|e| RunError::Thread(format!("signal pipe: {e}")))?;
-    let input = input::Input::stdin(signals_rx).map_err(|e| RunError::Config(format!("stdin: {e}")))?;
+    let mut input = input::Input::stdin(signals_rx).map_err(|e| RunError::Config(format!("stdin: {e}")))?;
+    // From here a signal reaches intake's wake-up pipe, and start-up's waits.
+    watch_signals(signals_tx)?;
 
     let cap = config.channel_capacity;
     let (to_stdout, from_bus) = events::stdout_lanes(cap, cap / 4);
@@ -370,21 +399,33 @@ pub fn run(config: Config) -> Result<(), RunError> {
             verify.run(verify_rx)
         }),
     )?);
-    let mut exchange_io = exchange_io::ExchangeIo::new(
-        gateway,
-        Arc::clone(&account),
-        Arc::clone(&quotes),
-        Arc::clone(&stats),
-        Arc::clone(&rules),
-        Arc::clone(&ids),
-        Arc::clone(&guard),
-        &config,
-        bus.clone(),
-        to_verify,
-        to_persist.clone(),
-    );
-    // Before the first command: the database and the exchange agree, every position is protected.
-    exchange_io.reconcile(&Store::open_reader(&config.db)?)?;
+    // Start-up: connect, read the rules, reconcile. Each read is retried until it answers;
+    // meanwhile no command is taken, and `quit` or a signal ends the process cleanly.
+    let started = {
+        let mut reads = startup::StartupReads::new(bus.clone(), Box::new(|wait| input.wait_for_stop(wait)));
+        let parts = StartupParts {
+            account: Arc::clone(&account),
+            stats: Arc::clone(&stats),
+            ids: Arc::clone(&ids),
+            guard: Arc::clone(&guard),
+            bus: bus.clone(),
+            to_verify,
+            to_persist: to_persist.clone(),
+        };
+        start_up(&config, background_core, history, parts, &mut reads)
+    };
+    let (mut exchange_io, rules, quotes, stream) = match started {
+        Ok(started) => started,
+        Err(RunError::Stopped) => {
+            bus.publish(Event::new("stopped", "stopped before ready: nothing was traded; the next start reconciles"));
+            drop((bus, to_stdout, to_persist, to_exchange, input));
+            return join_stages(handles, stop_checkpoints, checkpoints);
+        }
+        Err(e) => return Err(e),
+    };
+    // Everything before this run is now in the database: a later start reads from here on.
+    let _ = to_persist
+        .send(msg::ToPersist::Setting { key: crate::store::UNRECORDED_SINCE, value: run_started_us.to_string() });
     // After reconciliation, so the first `Subscribed` poll covers everything since. The stream
     // thread is not joined: it holds only its channel to exchange I/O and stops when that goes.
     if let Some(stream) = stream {
@@ -438,8 +479,70 @@ pub fn run(config: Config) -> Result<(), RunError> {
     drop(bus);
     drop(to_stdout);
 
-    watch_signals(signals_tx)?;
+    join_stages(handles, stop_checkpoints, checkpoints)?;
+    // Every stage drained without a panic: every order sent is recorded.
+    Store::open(&config.db)?.mark_clean_stop()?;
+    Ok(())
+}
 
+/// What exchange I/O is built from, besides the gateway start-up connects.
+struct StartupParts {
+    account: Arc<account::Account>,
+    stats: Arc<stats::Stats>,
+    ids: Arc<IdGen>,
+    guard: Arc<guard::ExchangeGuard>,
+    bus: Bus,
+    to_verify: crossbeam_channel::Sender<msg::ToVerify>,
+    to_persist: crossbeam_channel::Sender<msg::ToPersist>,
+}
+
+/// Connects, reads the rules (one `exchangeInfo`), builds exchange I/O and reconciles it with
+/// the exchange. Returns exchange I/O ready to run, the rules, the quotes and the stream.
+type Started = (exchange_io::ExchangeIo, Arc<Rules>, Arc<dyn crate::exchange::Quotes>, Option<StreamConfig>);
+
+fn start_up(
+    config: &Config,
+    background_core: Option<core_affinity::CoreId>,
+    history: crate::store::HistoryScan,
+    parts: StartupParts,
+    reads: &mut startup::StartupReads<'_>,
+) -> Result<Started, RunError> {
+    let Connected { mut gateway, quotes, stream } = connect(config, background_core, reads)?;
+    let rules: Arc<Rules> = Arc::new(
+        reads
+            .read("exchangeInfo", startup::weight::EXCHANGE_INFO, || gateway.exchange_info())?
+            .into_iter()
+            .map(|r| (r.symbol.clone(), r))
+            .collect(),
+    );
+    // The limiter follows what the exchange reports; the embedded simulator reports no limit.
+    if let Some(limit) = gateway.order_limit_10s() {
+        parts.guard.set_order_limit_10s(limit.min(u64::from(u32::MAX)) as u32);
+    }
+    let mut exchange_io = exchange_io::ExchangeIo::new(
+        gateway,
+        parts.account,
+        Arc::clone(&quotes),
+        parts.stats,
+        Arc::clone(&rules),
+        parts.ids,
+        parts.guard,
+        config,
+        parts.bus,
+        parts.to_verify,
+        parts.to_persist,
+    );
+    // Before the first command: the database and the exchange agree, every position is protected.
+    exchange_io.reconcile(&Store::open_reader(&config.db)?, history, reads)?;
+    Ok((exchange_io, rules, quotes, stream))
+}
+
+/// Joins the stages (the last spawned first), then the checkpoint thread.
+fn join_stages(
+    handles: Vec<thread::JoinHandle<()>>,
+    stop_checkpoints: crossbeam_channel::Sender<()>,
+    checkpoints: thread::JoinHandle<()>,
+) -> Result<(), RunError> {
     for handle in handles.into_iter().rev() {
         let name = handle.thread().name().unwrap_or("?").to_string();
         if handle.join().is_err() {

@@ -150,7 +150,8 @@ impl Live {
             }
         });
         let mut live = Live { child, stdin, events: rx, seen: Vec::new() };
-        live.wait_for("ready", Duration::from_secs(30));
+        // A start that meets the exchange's rate limit waits it out (up to a minute).
+        live.wait_for("ready", Duration::from_secs(90));
         live
     }
 

@@ -626,6 +626,21 @@ impl Exchange for BinanceGateway {
         )
     }
 
+    fn orders_between(&mut self, symbol: &str, start_ms: i64, end_ms: i64) -> Result<Vec<OrderReport>, ExchangeError> {
+        self.request(
+            Method::Get,
+            "/api/v3/allOrders",
+            true,
+            |q| {
+                q.str("symbol", symbol)
+                    .display("startTime", start_ms)
+                    .display("endTime", end_ms)
+                    .display("limit", crate::exchange::ORDERS_PAGE);
+            },
+            wire::parse_orders,
+        )
+    }
+
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
         self.request(Method::Get, "/api/v3/account", true, |_| {}, wire::parse_account)
     }

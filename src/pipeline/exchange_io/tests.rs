@@ -12,7 +12,8 @@ use crate::events::StdoutQueues;
 use crate::exchange::sim::{SimConfig, SimGateway, Simulator};
 use crate::exchange::{Balance, BookTicker, Replaced};
 use crate::pipeline::msg::Timing;
-use crate::store::{Store, Write};
+use crate::pipeline::startup::StartupReads;
+use crate::store::{HistoryScan, Store, Write};
 use crossbeam_channel::unbounded;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -125,6 +126,8 @@ struct Harness {
     from_io: Receiver<ToPersist>,
     to_verify: Receiver<ToVerify>,
     _stdout: StdoutQueues,
+    /// The bus the stage publishes on (start-up reads publish on it too).
+    bus: Bus,
     events: Vec<Arc<Event>>,
     orders: Vec<Order>,
     positions: Vec<Position>,
@@ -154,6 +157,7 @@ impl Harness {
         let (to_verify_tx, to_verify) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
         let gateway = Scripted { sim: SimGateway::from_shared(Arc::clone(&sim)), script: Arc::clone(&script) };
+        let bus = Bus::new(stdout, Some(to_persist.clone()));
         let mut io = ExchangeIo::new(
             Box::new(gateway),
             Arc::new(account),
@@ -163,7 +167,7 @@ impl Harness {
             Arc::clone(&ids),
             Arc::new(ExchangeGuard::new(u32::MAX)),
             &config,
-            Bus::new(stdout, Some(to_persist.clone())),
+            bus.clone(),
             to_verify_tx,
             to_persist,
         );
@@ -176,6 +180,7 @@ impl Harness {
             from_io,
             to_verify,
             _stdout: queues,
+            bus,
             events: Vec::new(),
             orders: Vec::new(),
             positions: Vec::new(),
@@ -296,8 +301,16 @@ impl Harness {
         self.restart_with(Arc::clone(&self.io.rules))
     }
 
+    /// Reconciles as a start after a crash of a database without the history mark.
     fn reconcile(&mut self, store: &Store) -> Summary {
-        self.io.reconcile(store).expect("reconcile")
+        self.reconcile_reading(store, HistoryScan::Everything)
+    }
+
+    /// Reconciles, reading `scan` of the exchange's history; failed reads retried at once.
+    fn reconcile_reading(&mut self, store: &Store, scan: HistoryScan) -> Summary {
+        let mut reads =
+            StartupReads::new(self.bus.clone(), Box::new(|_| false)).with_backoff(Duration::ZERO, Duration::ZERO);
+        self.io.reconcile(store, scan, &mut reads).expect("reconcile")
     }
 }
 
@@ -904,7 +917,7 @@ fn an_unsettled_order_the_exchange_never_saw_is_recorded_cancelled() {
 }
 
 #[test]
-fn a_stop_whose_query_fails_at_start_up_is_still_watched() {
+fn a_query_that_fails_at_start_up_is_retried_until_it_answers() {
     let mut h = Harness::new();
     let id = h.buy("ETHUSDT", "0.01");
     let stop = h.stop_of(id);
@@ -912,7 +925,8 @@ fn a_stop_whose_query_fails_at_start_up_is_still_watched() {
     let mut again = h.restart();
     again.script().query.push_back(Step::Fail(unknown("503")));
     let summary = again.reconcile(&store);
-    assert_eq!(summary.unresolved, 1);
+    assert_eq!(summary.unresolved, 0);
+    assert_eq!(again.events("reconciling").len(), 1);
     assert!(again.io.resting.contains_key(&stop));
     assert_eq!(again.io.positions[&id].stop_loss_client_id.as_deref(), Some(stop.as_str()), "kept, not replaced");
     assert_eq!(summary.stop_losses_placed, 0);
@@ -924,13 +938,13 @@ fn many_symbols(h: &Harness, extra: usize) -> Arc<Rules> {
     let model = rules["SOLUSDT"].clone();
     for n in 0..extra {
         let symbol = format!("X{n}USDT");
-        rules.insert(symbol.clone(), SymbolRules { symbol, ..model.clone() });
+        rules.insert(symbol.clone(), SymbolRules { symbol, base_asset: format!("X{n}"), ..model.clone() });
     }
     Arc::new(rules)
 }
 
 #[test]
-fn on_a_large_exchange_orders_of_ours_are_looked_for_where_orders_are_open() {
+fn orders_of_ours_are_looked_for_on_every_symbol_whose_coins_the_account_holds() {
     let h = Harness::new();
     // A stop of ours resting on SOLUSDT; the database never heard of SOLUSDT.
     let cid = h.ids.client_order_id('S', 40, Some(39));
@@ -951,22 +965,99 @@ fn on_a_large_exchange_orders_of_ours_are_looked_for_where_orders_are_open() {
 }
 
 #[test]
-fn on_a_large_exchange_a_failed_open_orders_listing_does_not_stop_reconciliation() {
-    let h = Harness::new();
-    let mut again = h.restart_with(many_symbols(&h, 20));
-    again.script().open_orders.push_back(Step::Fail(unknown("503")));
+fn a_failed_history_read_is_retried_not_taken_for_nothing_there() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let mut again = h.restart();
+    again.script().all_orders.push_back(Step::Fail(unknown("503")));
+    // The database lost everything: only the exchange's history can bring it back.
     let summary = again.reconcile(&Store::open_in_memory().unwrap());
-    assert_eq!(summary, Summary::default());
-    again.event("reconciled");
+    assert_eq!((summary.unresolved, summary.recovered), (0, 2), "the entry and its stop");
+    assert_eq!(again.events("reconciling").len(), 1);
+    assert!(again.io.positions.contains_key(&id));
 }
 
 #[test]
-fn a_symbol_whose_orders_cannot_be_listed_counts_as_unresolved() {
-    let h = Harness::new();
+fn after_a_clean_stop_no_history_is_read() {
+    let mut h = Harness::new();
+    h.buy("ETHUSDT", "0.01");
     let mut again = h.restart();
-    again.script().all_orders.push_back(Step::Fail(unknown("503")));
-    let summary = again.reconcile(&Store::open_in_memory().unwrap());
-    assert_eq!(summary.unresolved, 1);
+    again.script().all_orders.push_back(Step::Fail(unknown("must not be asked")));
+    let summary = again.reconcile_reading(&Store::open_in_memory().unwrap(), HistoryScan::Nothing);
+    assert_eq!(summary.recovered, 0);
+    assert_eq!(again.script().all_orders.len(), 1, "allOrders was not read");
+}
+
+#[test]
+fn after_a_crash_only_the_history_since_the_last_run_started_is_read() {
+    let mut h = Harness::new();
+    h.buy("ETHUSDT", "0.01");
+    let later = now_us() + 3_600_000_000;
+    let mut again = h.restart();
+    let summary = again.reconcile_reading(&Store::open_in_memory().unwrap(), HistoryScan::Since(later));
+    assert_eq!(summary.recovered, 0, "the orders are older than the run that crashed");
+    let mut again = h.restart();
+    let summary = again.reconcile_reading(&Store::open_in_memory().unwrap(), HistoryScan::Since(now_us() - 60_000_000));
+    assert_eq!(summary.recovered, 2);
+}
+
+#[test]
+fn start_up_counts_the_request_weight_it_spends() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let store = h.database();
+    let mut again = h.restart();
+    let summary = again.reconcile_reading(&store, HistoryScan::Since(now_us() - 60_000_000));
+    // account 20; the stop's query 4; allOrders on ETHUSDT 20 (traded), BTCUSDT and SOLUSDT
+    // 20 each (the simulator's account holds both coins).
+    assert_eq!(summary.weight_used, 20 + 4 + 3 * 20);
+    assert_eq!(again.event("reconciled").fields["weight_used"], summary.weight_used);
+    assert!(again.io.positions.contains_key(&id));
+}
+
+#[test]
+fn order_ids_continue_past_every_id_of_ours_the_exchange_holds() {
+    let mut h = Harness::new();
+    h.buy("ETHUSDT", "0.01");
+    let store = h.database();
+    // A start whose id counter was set back (a database restored from an older copy).
+    let mut again = Harness::with(
+        Arc::clone(&h.sim),
+        Arc::clone(&h.io.rules),
+        Arc::clone(&h.script),
+        Arc::new(IdGen::new(PREFIX.into(), 0)),
+    );
+    again.reconcile_reading(&store, HistoryScan::Since(now_us() - 60_000_000));
+    assert!(again.ids.next_order_id() > 2, "ids 1 and 2 (the entry and its stop) are never used again");
+}
+
+#[test]
+fn a_recovered_order_whose_id_is_another_orders_gets_its_own_row_and_position() {
+    let mut h = Harness::new();
+    let first = h.buy("ETHUSDT", "0.01");
+    let store = h.database();
+    // An earlier start reused order id `first` for a second entry, then lost its record.
+    let lost = h.ids.client_order_id('E', first, None);
+    h.other_client()
+        .place_order(&NewOrder::market_for(&Order::new(
+            first,
+            lost.clone(),
+            "ETHUSDT".into(),
+            Side::Buy,
+            OrderRole::Entry,
+            ExchangeOrderType::Market,
+            d("0.02"),
+            now_us(),
+        )))
+        .unwrap();
+    let mut again = h.restart();
+    let summary = again.reconcile_reading(&store, HistoryScan::Since(now_us() - 60_000_000));
+    assert_eq!(summary.recovered, 1);
+    let recovered = again.order(&lost);
+    assert_ne!(recovered.order_id, first, "renumbered");
+    assert_eq!(recovered.filled_quantity, d("0.02"));
+    assert!(again.io.positions.contains_key(&recovered.order_id), "the recovered entry opens its own position");
+    assert!(again.io.positions.contains_key(&first), "the recorded one keeps its own");
 }
 
 #[test]
@@ -987,7 +1078,24 @@ fn a_position_the_account_no_longer_holds_is_closed_at_start_up() {
 }
 
 #[test]
-fn positions_are_kept_as_recorded_when_the_balances_cannot_be_read() {
+fn a_filled_entry_whose_position_row_was_lost_gets_its_position_and_keeps_its_stop() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    let store = h.database();
+    // The crash committed the entry but not its position, nor the stop.
+    store.connection().execute("DELETE FROM positions", []).unwrap();
+    store.connection().execute("DELETE FROM orders WHERE client_order_id = ?1", [&stop]).unwrap();
+    let mut again = h.restart();
+    let summary = again.reconcile_reading(&store, HistoryScan::Since(now_us() - 60_000_000));
+    assert_eq!((summary.recovered, summary.stop_losses_placed), (1, 0));
+    let position = &again.io.positions[&id];
+    assert_eq!(position.status, PositionStatus::Open);
+    assert_eq!(position.stop_loss_client_id.as_deref(), Some(stop.as_str()));
+}
+
+#[test]
+fn a_failed_balance_read_is_retried_before_positions_are_checked() {
     let mut h = Harness::new();
     let p = position(5, "ETHUSDT", "20", "3000");
     h.io.persist_position(&p);
@@ -995,7 +1103,8 @@ fn positions_are_kept_as_recorded_when_the_balances_cannot_be_read() {
     let mut again = h.restart();
     again.script().account.push_back(Step::Fail(unknown("503")));
     again.reconcile(&store);
-    assert_eq!(again.io.positions[&5].quantity, d("20"), "not trimmed to the 10 ETH held");
+    assert_eq!(again.io.positions[&5].quantity, d("10"), "trimmed to the 10 ETH held");
+    assert_eq!(again.events("reconciling").len(), 1);
 }
 
 #[test]

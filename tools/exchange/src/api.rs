@@ -411,6 +411,11 @@ impl Endpoint {
             Endpoint::CancelOrder => Some(Step::Cancel),
             Endpoint::OpenOrders => Some(Step::OpenOrders),
             Endpoint::CancelOpenOrders => Some(Step::CancelAll),
+            Endpoint::AllOrders => Some(Step::AllOrders),
+            Endpoint::Account => Some(Step::Account),
+            Endpoint::ExchangeInfo => Some(Step::ExchangeInfo),
+            Endpoint::Time => Some(Step::Time),
+            Endpoint::MyTrades => Some(Step::MyTrades),
             _ => None,
         }
     }

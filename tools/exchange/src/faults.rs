@@ -25,12 +25,22 @@ pub enum Step {
     /// `POST /api/v3/order/cancelReplace` (any order type): a request of its own, so a
     /// `place` or `stop` fault does not fire on it, nor count it.
     CancelReplace,
+    /// `GET /api/v3/allOrders` (start-up reads it for orders the database lacks).
+    AllOrders,
+    /// `GET /api/v3/account`.
+    Account,
+    /// `GET /api/v3/exchangeInfo`.
+    ExchangeInfo,
+    /// `GET /api/v3/time`.
+    Time,
+    /// `GET /api/v3/myTrades`.
+    MyTrades,
     /// Any SIGNED request (order*, openOrders, allOrders, myTrades, account).
     Any,
 }
 
 impl Step {
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 13] = [
         Step::Place,
         Step::Stop,
         Step::Query,
@@ -38,6 +48,11 @@ impl Step {
         Step::OpenOrders,
         Step::CancelAll,
         Step::CancelReplace,
+        Step::AllOrders,
+        Step::Account,
+        Step::ExchangeInfo,
+        Step::Time,
+        Step::MyTrades,
         Step::Any,
     ];
     pub fn as_str(self) -> &'static str {
@@ -49,6 +64,11 @@ impl Step {
             Step::OpenOrders => "open-orders",
             Step::CancelAll => "cancel-all",
             Step::CancelReplace => "cancel-replace",
+            Step::AllOrders => "all-orders",
+            Step::Account => "account",
+            Step::ExchangeInfo => "exchange-info",
+            Step::Time => "time",
+            Step::MyTrades => "my-trades",
             Step::Any => "any",
         }
     }
@@ -177,7 +197,8 @@ impl Fault {
         let step = Step::parse(step_text).ok_or_else(|| {
             format!(
                 "fault '{spec}': unknown step '{step_text}' (place, stop, query, cancel, \
-                 open-orders, cancel-all, cancel-replace, any)"
+                 open-orders, cancel-all, cancel-replace, all-orders, account, exchange-info, time, \
+                 my-trades, any)"
             )
         })?;
         let kind_text = parts
