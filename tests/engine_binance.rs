@@ -144,6 +144,22 @@ fn outcome(s: &Session) -> String {
     parts.join("; ")
 }
 
+/// What position `position_id`'s entry (its order id) left in the account, by the exchange's
+/// trades: its fill less its commission in ETH, floored to ETHUSDT's step.
+fn what_the_entry_left(server: &Server, position_id: i64) -> rust_decimal::Decimal {
+    use genesis::exchange::Exchange;
+    let orders = server.orders(&["ETHUSDT"]);
+    let (_, entry) = orders
+        .iter()
+        .find(|(cid, _)| cid.split('-').nth(1) == Some(&format!("E{position_id}")))
+        .expect("the position's entry on the server");
+    let trades = server.client().order_trades("ETHUSDT", entry.exchange_order_id).expect("myTrades");
+    let left: rust_decimal::Decimal = trades.iter().map(|t| t.qty).sum::<rust_decimal::Decimal>()
+        - trades.iter().filter(|t| t.commission_asset == "ETH").map(|t| t.commission).sum::<rust_decimal::Decimal>();
+    let step: rust_decimal::Decimal = "0.0001".parse().unwrap();
+    (left / step).floor() * step
+}
+
 /// Every fault of the server on placement, verification, stop-loss placement and cancel-all;
 /// after each, the server and the database agree (after the restart's reconciliation).
 #[test]
@@ -167,7 +183,8 @@ fn fault_matrix_server_and_database_agree_after_every_fault() {
         table.push_str(&format!("| `{fault}` |"));
         for step in steps {
             let case = Case { step, fault };
-            let server = Server::start(&[]);
+            // An account that holds only USDT: a stop for more than an entry left is refused.
+            let server = Server::start(&["--balances", "USDT=100000"]);
             server.fault(&format!("{}:{}", case.step, case.fault));
             let work = Workdir::new();
             let args = ["--no-confirm", "--tilt", "off", "--read-timeout-ms", "500"];
@@ -184,6 +201,14 @@ fn fault_matrix_server_and_database_agree_after_every_fault() {
             let again = run_on(&server, &work, &args, "");
             assert!(again.status.success(), "{fault} on {step}, restart: {}", again.stderr);
             assert_server_and_database_agree(&server, &work);
+            for placed in s.of_kind("stop_loss_placed").into_iter().chain(again.of_kind("stop_loss_placed")) {
+                let position_id = placed["position_id"].as_i64().unwrap();
+                assert_eq!(
+                    dec(&placed["quantity"]),
+                    what_the_entry_left(&server, position_id),
+                    "{fault} on {step}: the stop of position {position_id}"
+                );
+            }
             table.push_str(&format!(" {} |", outcome(&s)));
         }
         table.push('\n');

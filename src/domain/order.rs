@@ -200,7 +200,7 @@ impl ExchangeStatus {
     }
 }
 
-/// One trade of an order.
+/// One trade of an order: the exchange's truth for its quantity, price and fee.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fill {
     pub price: Decimal,
@@ -208,6 +208,45 @@ pub struct Fill {
     pub commission: Decimal,
     pub commission_asset: String,
     pub trade_id: i64,
+    /// The order was the maker of this trade (a placement's fills are taker trades).
+    #[serde(default)]
+    pub is_maker: bool,
+    /// Exchange time of the trade (or of the report that carried it), ms since the epoch.
+    #[serde(default)]
+    pub time_ms: i64,
+    /// The commission valued in the symbol's quote asset when the trade was learnt: exact for
+    /// a fee in the base or quote asset, at that moment's quote for a third asset (BNB).
+    /// `None` until valued (the exchange I/O stage values each fill it learns).
+    #[serde(default)]
+    pub commission_quote: Option<Decimal>,
+}
+
+impl Fill {
+    /// A trade as the exchange reports it, not valued yet.
+    pub fn new(price: Decimal, qty: Decimal, commission: Decimal, commission_asset: &str, trade_id: i64) -> Fill {
+        Fill {
+            price,
+            qty,
+            commission,
+            commission_asset: commission_asset.to_string(),
+            trade_id,
+            is_maker: false,
+            time_ms: 0,
+            commission_quote: None,
+        }
+    }
+
+    /// Its commission in the quote asset, where the asset makes it exact (`None` for a third
+    /// asset, whose value needs a quote).
+    pub fn exact_commission_quote(&self, base_asset: &str, quote_asset: &str) -> Option<Decimal> {
+        if self.commission_asset == quote_asset || self.commission.is_zero() {
+            Some(self.commission)
+        } else if self.commission_asset == base_asset {
+            Some(self.commission * self.price)
+        } else {
+            None
+        }
+    }
 }
 
 /// What the exchange says about one order (a placement, query or cancel response).
@@ -278,7 +317,8 @@ pub struct Order {
     pub filled_quantity: Decimal,
     pub cum_quote: Decimal,
     pub avg_price: Option<Decimal>,
-    /// Commission by asset, summed over the fills seen.
+    /// Commission in `commission_asset` (the first fee asset seen), summed over the fills in
+    /// that asset. A fill whose fee is in another asset is in `fills`, never added here.
     pub commission: Decimal,
     pub commission_asset: Option<String>,
     pub status: OrderStatus,
@@ -293,8 +333,8 @@ pub struct Order {
     pub created_at_us: i64,
     pub executed_at_us: Option<i64>,
     pub updated_at_us: i64,
-    /// Trade ids already counted, so a repeated report is applied once.
-    pub seen_trade_ids: Vec<i64>,
+    /// The order's trades seen so far, each once (by trade id).
+    pub fills: Vec<Fill>,
 }
 
 impl Order {
@@ -337,7 +377,7 @@ impl Order {
             created_at_us: now_us,
             executed_at_us: None,
             updated_at_us: now_us,
-            seen_trade_ids: Vec::new(),
+            fills: Vec::new(),
         }
     }
 
@@ -364,17 +404,58 @@ impl Order {
             self.avg_price = average_price(self.cum_quote, self.filled_quantity);
             self.executed_at_us = Some(now_us);
         }
-        for fill in &report.fills {
-            if self.seen_trade_ids.contains(&fill.trade_id) {
-                continue;
-            }
-            self.seen_trade_ids.push(fill.trade_id);
-            self.commission += fill.commission;
-            self.commission_asset = Some(fill.commission_asset.clone());
-        }
+        self.add_fills(&report.fills, report.time_ms);
         self.status = next;
         self.updated_at_us = now_us;
         Ok(next)
+    }
+
+    /// Adds the trades not seen yet (by trade id); `time_ms` stands for a trade's own time
+    /// where the report gave none. Returns how many were new.
+    pub fn add_fills(&mut self, fills: &[Fill], time_ms: i64) -> usize {
+        let mut added = 0;
+        for fill in fills {
+            if self.fills.iter().any(|f| f.trade_id == fill.trade_id) {
+                continue;
+            }
+            let mut fill = fill.clone();
+            if fill.time_ms == 0 {
+                fill.time_ms = time_ms;
+            }
+            match &self.commission_asset {
+                None => {
+                    self.commission_asset = Some(fill.commission_asset.clone());
+                    self.commission = fill.commission;
+                }
+                Some(asset) if *asset == fill.commission_asset => self.commission += fill.commission,
+                // Another asset: kept in its fill, never summed with this one.
+                Some(_) => {}
+            }
+            self.fills.push(fill);
+            added += 1;
+        }
+        added
+    }
+
+    /// The quantity the trades seen so far account for.
+    pub fn fills_quantity(&self) -> Decimal {
+        self.fills.iter().map(|f| f.qty).sum()
+    }
+
+    /// True when the trades seen account for the whole filled quantity (a query's report
+    /// carries none: its fees are unknown until the trades are read).
+    pub fn fills_complete(&self) -> bool {
+        self.fills_quantity() >= self.filled_quantity
+    }
+
+    /// Commission taken in `asset` across the trades seen.
+    pub fn commission_in(&self, asset: &str) -> Decimal {
+        self.fills.iter().filter(|f| f.commission_asset == asset).map(|f| f.commission).sum()
+    }
+
+    /// Every fee, valued in the quote asset (fills not valued yet count nothing).
+    pub fn fees_in_quote(&self) -> Decimal {
+        self.fills.iter().filter_map(|f| f.commission_quote).sum()
     }
 
     /// Moves the order by a lifecycle event that carries no report (refusal, local cancel).
@@ -435,7 +516,7 @@ mod tests {
     }
 
     fn fill(trade_id: i64, qty: Decimal) -> Fill {
-        Fill { price: d("100"), qty, commission: d("0.001"), commission_asset: "BTC".into(), trade_id }
+        Fill::new(d("100"), qty, d("0.001"), "BTC", trade_id)
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub mod binance;
 pub mod sim;
 
 use crate::domain::money::Decimal;
-use crate::domain::order::{ExchangeOrderType, OrderReport, Side};
+use crate::domain::order::{ExchangeOrderType, Fill, OrderReport, Side};
 use crate::domain::symbol::SymbolRules;
 use std::time::Duration;
 
@@ -161,6 +161,9 @@ pub trait Exchange: Send {
         Ok(orders)
     }
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError>;
+    /// `GET /api/v3/myTrades?symbol=&orderId=` (weight 5): one order's trades, for a fill learnt
+    /// by a query or a listing, whose report carries no trades and so no commission.
+    fn order_trades(&mut self, symbol: &str, exchange_order_id: i64) -> Result<Vec<Fill>, ExchangeError>;
     /// Timings of the last request.
     fn last_timing(&self) -> RequestTiming;
     /// The exchange's order limit per 10 s (`exchangeInfo` rateLimits), when it reports one.

@@ -444,6 +444,30 @@ fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<(), StoreEr
         // Another order holds this order id: never merge two orders into one row. (Start-up
         // renumbers a recovered order whose id is taken, so this is a bug if it is ever seen.)
         log::error!("order {} not written: order id {} belongs to another order", o.client_order_id, o.order_id);
+        return Ok(());
+    }
+    for fill in &o.fills {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO fills (symbol, trade_id, order_id, client_order_id, exchange_order_id, side, price,
+                quantity, quote_quantity, commission, commission_asset, commission_quote, is_maker, time_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            o.symbol,
+            fill.trade_id,
+            o.order_id,
+            o.client_order_id,
+            o.exchange_order_id,
+            o.side.as_str(),
+            text(fill.price),
+            text(fill.qty),
+            text(fill.price * fill.qty),
+            text(fill.commission),
+            fill.commission_asset,
+            opt_text(fill.commission_quote),
+            fill.is_maker,
+            fill.time_ms,
+        ])?;
     }
     Ok(())
 }

@@ -95,6 +95,30 @@ CREATE TABLE IF NOT EXISTS balances (
     updated_at TEXT NOT NULL
 );
 
+-- The exchange's trades: the truth for every order's filled quantity, average price and fees,
+-- and so for the positions' quantities and realized P&L. One row per trade, written once
+-- however it was learnt (placement response, user data stream, query plus myTrades, start-up).
+-- commission_quote is the fee valued in the quote asset when the trade was learnt (exact for a
+-- fee in the base or quote asset, at that moment's bid for a third asset; NULL if no quote).
+CREATE TABLE IF NOT EXISTS fills (
+    symbol            TEXT NOT NULL,
+    trade_id          INTEGER NOT NULL,
+    order_id          INTEGER NOT NULL,
+    client_order_id   TEXT NOT NULL,
+    exchange_order_id INTEGER,
+    side              TEXT NOT NULL CHECK (side = 'BUY' OR side = 'SELL'),
+    price             TEXT NOT NULL CHECK (typeof(price) = 'text'),
+    quantity          TEXT NOT NULL CHECK (typeof(quantity) = 'text'),
+    quote_quantity    TEXT NOT NULL CHECK (typeof(quote_quantity) = 'text'),
+    commission        TEXT NOT NULL CHECK (typeof(commission) = 'text'),
+    commission_asset  TEXT NOT NULL,
+    commission_quote  TEXT CHECK (commission_quote IS NULL OR typeof(commission_quote) = 'text'),
+    is_maker          INTEGER NOT NULL CHECK (is_maker = 0 OR is_maker = 1),
+    time_ms           INTEGER NOT NULL,
+    PRIMARY KEY (symbol, trade_id)
+);
+CREATE INDEX IF NOT EXISTS fills_order ON fills (order_id);
+
 -- Realized P&L, one row per (partial) close, for the daily loss limit after a restart.
 CREATE TABLE IF NOT EXISTS realized_pnl (
     id          INTEGER PRIMARY KEY,

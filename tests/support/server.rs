@@ -174,6 +174,37 @@ pub fn assert_server_and_database_agree(server: &Server, work: &Workdir) -> Agre
         assert_eq!(status, expected_db_status(report), "status of {cid}");
         assert_eq!(filled.parse::<rust_decimal::Decimal>().unwrap(), report.executed_qty, "filled quantity of {cid}");
     }
+    // The trades: every trade of every order of ours is in the database once, as the exchange
+    // has it (quantity, price, commission and its asset).
+    let mut client = server.client();
+    for (cid, report) in
+        orders.iter().filter(|(c, r)| c.starts_with(&format!("{prefix}-")) && !r.executed_qty.is_zero())
+    {
+        let mut theirs: Vec<(i64, String, String, String, String)> = client
+            .order_trades(&report.symbol, report.exchange_order_id)
+            .expect("myTrades")
+            .into_iter()
+            .map(|t| {
+                (
+                    t.trade_id,
+                    t.qty.normalize().to_string(),
+                    t.price.normalize().to_string(),
+                    t.commission.normalize().to_string(),
+                    t.commission_asset,
+                )
+            })
+            .collect();
+        theirs.sort();
+        let mut stmt = conn
+            .prepare("SELECT trade_id, quantity, price, commission, commission_asset FROM fills WHERE client_order_id = ?1 ORDER BY trade_id")
+            .expect("fills query");
+        let ours: Vec<(i64, String, String, String, String)> = stmt
+            .query_map([cid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ours, theirs, "the trades of {cid} in the database");
+    }
     // No order sent twice: one server order per order id of ours.
     let mut by_order_id: HashMap<String, usize> = HashMap::new();
     for cid in orders.keys().filter(|c| c.starts_with(&format!("{prefix}-"))) {

@@ -36,7 +36,7 @@ mod tests_e2e;
 pub use sign::{Secret, Signer};
 pub use wire::{ExchangeInfo, RateLimit};
 
-use crate::domain::order::{ExchangeOrderType, OrderReport};
+use crate::domain::order::{ExchangeOrderType, Fill, OrderReport};
 use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use clock::ExchangeClock;
@@ -643,6 +643,18 @@ impl Exchange for BinanceGateway {
 
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
         self.request(Method::Get, "/api/v3/account", true, |_| {}, wire::parse_account)
+    }
+
+    fn order_trades(&mut self, symbol: &str, exchange_order_id: i64) -> Result<Vec<Fill>, ExchangeError> {
+        self.request(
+            Method::Get,
+            "/api/v3/myTrades",
+            true,
+            |q| {
+                q.str("symbol", symbol).display("orderId", exchange_order_id);
+            },
+            wire::parse_trades,
+        )
     }
 
     fn last_timing(&self) -> RequestTiming {

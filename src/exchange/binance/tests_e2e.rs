@@ -224,13 +224,7 @@ fn filled(client_order_id: &str) -> OrderReport {
         cum_quote_qty: d("65.00037"),
         price: Decimal::ZERO,
         stop_price: Decimal::ZERO,
-        fills: vec![Fill {
-            price: d("65000.37"),
-            qty: d("0.001"),
-            commission: d("0.000001"),
-            commission_asset: "BTC".into(),
-            trade_id: 77,
-        }],
+        fills: vec![Fill::new(d("65000.37"), d("0.001"), d("0.000001"), "BTC", 77)],
         time_ms: 1_737_635_557_417,
     }
 }

@@ -108,6 +108,9 @@ struct WireExecution {
     transact_ms: i64,
     #[serde(rename = "t", default)]
     trade_id: Option<i64>,
+    /// The trade was on the maker side.
+    #[serde(rename = "m", default)]
+    is_maker: Option<bool>,
     #[serde(rename = "Z", default)]
     cum_quote: Option<Decimal>,
 }
@@ -132,12 +135,11 @@ impl WireExecution {
         let mut fills = Vec::new();
         if let (Some(qty), Some(price), Some(trade_id)) = (self.last_qty, self.last_price, self.trade_id) {
             if qty > Decimal::ZERO && trade_id >= 0 {
+                let commission_asset = self.commission_asset.unwrap_or_default();
                 fills.push(Fill {
-                    price,
-                    qty,
-                    commission: self.commission.unwrap_or(Decimal::ZERO),
-                    commission_asset: self.commission_asset.unwrap_or_default(),
-                    trade_id,
+                    is_maker: self.is_maker.unwrap_or(false),
+                    time_ms: self.transact_ms,
+                    ..Fill::new(price, qty, self.commission.unwrap_or(Decimal::ZERO), &commission_asset, trade_id)
                 });
             }
         }
@@ -359,7 +361,7 @@ mod tests {
     }
 
     fn fill(qty: &str, price: &str, id: i64) -> Fill {
-        Fill { price: d(price), qty: d(qty), commission: d("0.01"), commission_asset: "USDT".into(), trade_id: id }
+        Fill::new(d(price), d(qty), d("0.01"), "USDT", id)
     }
 
     #[test]
@@ -395,7 +397,7 @@ mod tests {
         assert_eq!(e, 1_700_000_000_130);
         assert_eq!(first.status, ExchangeStatus::PartiallyFilled);
         assert_eq!(first.executed_qty, d("0.004"));
-        assert_eq!(first.fills, vec![fill("0.004", "2405", 11)]);
+        assert_eq!(first.fills, vec![Fill { time_ms: first.time_ms, ..fill("0.004", "2405", 11) }]);
         let (last, _) = parse_execution_report(&events[1]).unwrap();
         assert_eq!(last.status, ExchangeStatus::Filled);
         assert_eq!(last.executed_qty, d("0.0099"));

@@ -172,13 +172,7 @@ impl WireOrder {
             fills: self
                 .fills
                 .into_iter()
-                .map(|f| Fill {
-                    price: f.price,
-                    qty: f.qty,
-                    commission: f.commission,
-                    commission_asset: f.commission_asset,
-                    trade_id: f.trade_id,
-                })
+                .map(|f| Fill::new(f.price, f.qty, f.commission, &f.commission_asset, f.trade_id))
                 .collect(),
             time_ms: self.transact_time.or(self.update_time).or(self.time).unwrap_or(0),
         })
@@ -195,6 +189,32 @@ pub fn parse_order(body: &str) -> Result<OrderReport, WireError> {
 /// the order as sent, and its status is NEW.
 pub fn parse_placement(body: &str, sent: &NewOrder) -> Result<OrderReport, WireError> {
     serde_json::from_str::<WireOrder>(body).map_err(|e| wire_err("order", e))?.into_report(Some(sent))
+}
+
+/// One trade of `GET /api/v3/myTrades`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireTrade {
+    id: i64,
+    price: Decimal,
+    qty: Decimal,
+    commission: Decimal,
+    commission_asset: String,
+    time: i64,
+    is_maker: bool,
+}
+
+/// The trades of `GET /api/v3/myTrades`.
+pub fn parse_trades(body: &str) -> Result<Vec<Fill>, WireError> {
+    let trades: Vec<WireTrade> = serde_json::from_str(body).map_err(|e| wire_err("trade array", e))?;
+    Ok(trades
+        .into_iter()
+        .map(|t| Fill {
+            is_maker: t.is_maker,
+            time_ms: t.time,
+            ..Fill::new(t.price, t.qty, t.commission, &t.commission_asset, t.id)
+        })
+        .collect())
 }
 
 /// An array of orders (GET openOrders, allOrders, DELETE openOrders). Order-list objects in a
@@ -812,16 +832,7 @@ mod tests {
         assert_eq!(r.stop_price, Decimal::ZERO);
         assert_eq!(r.time_ms, 1507725176595);
         assert_eq!(r.fills.len(), 2);
-        assert_eq!(
-            r.fills[1],
-            Fill {
-                price: d("3999"),
-                qty: d("5"),
-                commission: d("19.995"),
-                commission_asset: "USDT".into(),
-                trade_id: 57
-            }
-        );
+        assert_eq!(r.fills[1], Fill::new(d("3999"), d("5"), d("19.995"), "USDT", 57));
         assert_eq!(r.commission_in("USDT"), d("23.995"));
     }
 
@@ -1014,13 +1025,7 @@ mod tests {
             cum_quote_qty: d("65.00037"),
             price: d("0"),
             stop_price: d("63700.36"),
-            fills: vec![Fill {
-                price: d("65000.37"),
-                qty: d("0.001"),
-                commission: d("0.000001"),
-                commission_asset: "BTC".into(),
-                trade_id: 12345,
-            }],
+            fills: vec![Fill::new(d("65000.37"), d("0.001"), d("0.000001"), "BTC", 12345)],
             time_ms: 1737635557417,
         }
     }

@@ -915,7 +915,7 @@ impl Simulator {
         order.report.executed_qty += qty;
         order.report.cum_quote_qty += quote_qty;
         order.report.time_ms = now;
-        Fill { price, qty, commission, commission_asset, trade_id }
+        Fill { is_maker, time_ms: now, ..Fill::new(price, qty, commission, &commission_asset, trade_id) }
     }
 
     /// Locks `amount` of the asset a `side` order pays with; false when the free balance is

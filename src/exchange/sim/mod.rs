@@ -23,7 +23,7 @@ pub use market::{OrderRef, SimReplaced, Simulator, Trade, CLOSED_ORDERS_KEPT, TR
 pub use store::journal_path;
 
 use super::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
-use crate::domain::order::OrderReport;
+use crate::domain::order::{Fill, OrderReport};
 use crate::domain::symbol::SymbolRules;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -129,6 +129,21 @@ impl Exchange for SimGateway {
 
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
         self.call(|sim| Ok(sim.balances()))
+    }
+
+    fn order_trades(&mut self, symbol: &str, exchange_order_id: i64) -> Result<Vec<Fill>, ExchangeError> {
+        self.call(|sim| {
+            Ok(sim
+                .my_trades(symbol)?
+                .into_iter()
+                .filter(|t| t.order_id == exchange_order_id)
+                .map(|t| Fill {
+                    is_maker: t.is_maker,
+                    time_ms: t.time_ms,
+                    ..Fill::new(t.price, t.qty, t.commission, &t.commission_asset, t.id)
+                })
+                .collect())
+        })
     }
 
     fn last_timing(&self) -> RequestTiming {

@@ -728,6 +728,9 @@ fn script(sim: &mut Simulator) -> Vec<OrderReport> {
 fn without_times(mut reports: Vec<OrderReport>) -> Vec<OrderReport> {
     for r in &mut reports {
         r.time_ms = 0;
+        for fill in &mut r.fills {
+            fill.time_ms = 0;
+        }
     }
     reports
 }

@@ -42,6 +42,42 @@ struct Unresolved {
     absent: u32,
 }
 
+/// Binance's highest spot taker fee (0.1 %): what a fill whose trades could not be read is taken
+/// to have paid, so that a stop never covers more than the account holds and a loss is never
+/// understated.
+const ASSUMED_FEE_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
+
+/// Fees of `order` in its quote asset, from its trades; a part whose trades could not be read
+/// counts at [`ASSUMED_FEE_RATE`], never as free.
+fn fees_in_quote(order: &Order) -> Decimal {
+    order.fees_in_quote() + unaccounted(order) * order.avg_price.unwrap_or_default() * ASSUMED_FEE_RATE
+}
+
+/// The filled quantity no trade seen accounts for.
+fn unaccounted(order: &Order) -> Decimal {
+    (order.filled_quantity - order.fills_quantity()).max(Decimal::ZERO)
+}
+
+/// One part of a sell, booked against the positions it closes.
+#[derive(Debug, Clone, Copy)]
+struct SoldPart {
+    quantity: Decimal,
+    price: Decimal,
+    /// Its fees, in the quote asset.
+    fees: Decimal,
+}
+
+impl SoldPart {
+    /// The whole of a sell.
+    fn all_of(sell: &Order) -> SoldPart {
+        SoldPart {
+            quantity: sell.filled_quantity,
+            price: sell.avg_price.unwrap_or_default(),
+            fees: fees_in_quote(sell),
+        }
+    }
+}
+
 /// Why a stop was cancelled before a sell.
 const RELEASED_FOR_SELL: &str = "released for a sell";
 
@@ -381,6 +417,8 @@ impl ExchangeIo {
                         Some(e.to_string())
                     }
                 };
+                // A placement answered by a query (an unknown outcome) carries no trades.
+                self.complete_fills(&mut order);
                 timing.queried_at = Some(Instant::now());
                 super::verify::assess(&mut order, &mut timing);
                 self.book_released_stop();
@@ -471,6 +509,7 @@ impl ExchangeIo {
             match self.gateway.query_order(&u.order.symbol, &u.order.client_order_id) {
                 Ok(report) => {
                     self.apply(&mut u.order, &report);
+                    self.complete_fills(&mut u.order);
                     u.order.reason = None;
                     self.out.announce(
                         Event::new(
@@ -515,6 +554,43 @@ impl ExchangeIo {
     fn apply(&self, order: &mut Order, report: &OrderReport) {
         if let Err(e) = order.apply_report(report, now_us()) {
             log::error!("{} {e}: exchange report {} refused", order.client_order_id, report.status.as_str());
+        }
+        self.value_fees(order);
+    }
+
+    /// Reads the trades of a fill learnt without them (a query's or a listing's report):
+    /// `myTrades?orderId=` (weight 5). A read that fails leaves the part unaccounted, which
+    /// counts at the assumed fee rate.
+    fn complete_fills(&mut self, order: &mut Order) {
+        if let (false, Some(exchange_order_id)) = (order.fills_complete(), order.exchange_order_id) {
+            match self.gateway.order_trades(&order.symbol, exchange_order_id) {
+                Ok(trades) => {
+                    order.add_fills(&trades, now_us() / 1000);
+                }
+                Err(e) => log::warn!(
+                    "{}: trades not read ({e}); {} of its fill counts at the {} fee rate",
+                    order.client_order_id,
+                    unaccounted(order),
+                    ASSUMED_FEE_RATE
+                ),
+            }
+        }
+        self.value_fees(order);
+    }
+
+    /// Values in the quote asset every fee not valued yet: exactly for the base and quote
+    /// assets, at this moment's bid for a third asset (BNB).
+    fn value_fees(&self, order: &mut Order) {
+        let Some(rules) = self.rules.get(&order.symbol) else { return };
+        for fill in order.fills.iter_mut().filter(|f| f.commission_quote.is_none()) {
+            fill.commission_quote = fill.exact_commission_quote(&rules.base_asset, &rules.quote_asset).or_else(|| {
+                let pair = format!("{}{}", fill.commission_asset, rules.quote_asset);
+                let bid = self.quotes.top_of_book(&pair).map(|t| t.bid);
+                if bid.is_none() {
+                    log::error!("trade {}: no {pair} quote to value its fee in", fill.trade_id);
+                }
+                bid.map(|bid| fill.commission * bid)
+            });
         }
     }
 
@@ -692,18 +768,13 @@ impl ExchangeIo {
             log::error!("{} no rules for {}", order.client_order_id, order.symbol);
             return;
         };
-        let base_commission = if order.commission_asset.as_deref() == Some(rules.base_asset.as_str()) {
-            order.commission
-        } else {
-            Decimal::ZERO
-        };
+        // What the entry left in the account, from its trades: the stop covers that. A part whose
+        // trades could not be read paid at most the assumed rate, in the base asset.
+        self.complete_fills(&mut order);
+        let base_commission = order.commission_in(&rules.base_asset) + unaccounted(&order) * ASSUMED_FEE_RATE;
         let avg_price = order.avg_price.unwrap_or_default();
         // Entry fees in the quote asset, booked against the closes: fees count in realized P&L.
-        let entry_fees = if order.commission_asset.as_deref() == Some(rules.quote_asset.as_str()) {
-            order.commission
-        } else {
-            base_commission * avg_price
-        };
+        let entry_fees = fees_in_quote(&order);
         let quantity = position::quantity_held(&rules, order.filled_quantity, base_commission);
         let now = now_us();
         let mut position = Position {
@@ -902,9 +973,10 @@ impl ExchangeIo {
                 if let Ok(report) = self.gateway.query_order(&exit.symbol, &exit.client_order_id) {
                     self.apply(&mut exit, &report);
                 }
+                self.complete_fills(&mut exit);
                 self.persist_order(&exit);
                 let take = exit.filled_quantity.min(position.quantity);
-                self.close_part(position, take, &exit);
+                self.close_part(position, take, &exit, SoldPart::all_of(&exit));
             }
             Err(failure) => {
                 self.fail(&mut exit, &failure.to_string());
@@ -1004,7 +1076,7 @@ impl ExchangeIo {
             let take = left.min(allocation.take).min(position.quantity);
             left -= take;
             if take > Decimal::ZERO {
-                self.close_part(&mut position, take, sell);
+                self.close_part(&mut position, take, sell, SoldPart::all_of(sell));
             }
             if position.status != PositionStatus::Closed && position.stop_loss_client_id.is_none() {
                 self.protect(&mut position);
@@ -1016,16 +1088,11 @@ impl ExchangeIo {
         }
     }
 
-    /// Takes `take` off a position sold by `sell`, booking realized P&L (fees pro rata).
-    fn close_part(&mut self, position: &mut Position, take: Decimal, sell: &Order) {
-        let exit_price = sell.avg_price.unwrap_or_default();
-        let quote_asset = self.rules.get(&position.symbol).map(|r| r.quote_asset.clone()).unwrap_or_default();
-        let exit_fees =
-            if sell.filled_quantity > Decimal::ZERO && sell.commission_asset.as_deref() == Some(&quote_asset) {
-                sell.commission * take / sell.filled_quantity
-            } else {
-                Decimal::ZERO
-            };
+    /// Takes `take` off a position sold by `part` of `sell`, booking realized P&L at the part's
+    /// price (the part's fees pro rata).
+    fn close_part(&mut self, position: &mut Position, take: Decimal, sell: &Order, part: SoldPart) {
+        let exit_price = part.price;
+        let exit_fees = if part.quantity > Decimal::ZERO { part.fees * take / part.quantity } else { Decimal::ZERO };
         let entry_fees = position::entry_fee_share(position.entry_fees, take, position.quantity);
         position.entry_fees -= entry_fees;
         let quote_fees = exit_fees + entry_fees;

@@ -335,6 +335,8 @@ impl ExchangeIo {
             return;
         }
         self.apply(&mut order, &report);
+        // A query's or a listing's report carries no trades: read them, for the fees.
+        self.complete_fills(&mut order);
         if changed(&order) {
             summary.updated += 1;
             self.persist_order(&order);

@@ -5,7 +5,7 @@
 
 use super::reconcile::Summary;
 use super::*;
-use crate::domain::order::ExchangeStatus;
+use crate::domain::order::{ExchangeStatus, Fill};
 use crate::domain::risk::{DailyPnl, RiskLimits, Tier};
 use crate::domain::symbol::SymbolRules;
 use crate::events::StdoutQueues;
@@ -42,6 +42,7 @@ struct Script {
     open_orders: VecDeque<Step<Vec<OrderReport>>>,
     all_orders: VecDeque<Step<Vec<OrderReport>>>,
     account: VecDeque<Step<Vec<Balance>>>,
+    trades: VecDeque<Step<Vec<Fill>>>,
 }
 
 fn scripted<T>(step: Option<Step<T>>, call: impl FnOnce() -> Result<T, ExchangeError>) -> Result<T, ExchangeError> {
@@ -98,6 +99,10 @@ impl Exchange for Scripted {
     fn account(&mut self) -> Result<Vec<Balance>, ExchangeError> {
         let step = self.script.lock().account.pop_front();
         scripted(step, || self.sim.account())
+    }
+    fn order_trades(&mut self, symbol: &str, exchange_order_id: i64) -> Result<Vec<Fill>, ExchangeError> {
+        let step = self.script.lock().trades.pop_front();
+        scripted(step, || self.sim.order_trades(symbol, exchange_order_id))
     }
 }
 
@@ -605,8 +610,7 @@ fn entry_fees_paid_in_the_quote_asset_are_booked_and_leave_the_quantity_whole() 
     let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     order.filled_quantity = d("0.01");
     order.avg_price = Some(d("3000"));
-    order.commission = d("0.03");
-    order.commission_asset = Some("USDT".into());
+    order.add_fills(&[Fill::new(d("3000"), d("0.01"), d("0.03"), "USDT", 1)], 0);
     let id = order.order_id;
     h.io.open_position(order, false);
     let p = h.position(id);

@@ -147,14 +147,22 @@ impl ExchangeIo {
             let delay_ms = (now_us() / 1000 - report.time_ms).max(0) as u64;
             self.stats.record_detection(delay_ms, seen == Seen::Stream);
         }
-        let before = order.filled_quantity;
+        let (before, quote_before, fees_before) = (order.filled_quantity, order.cum_quote, fees_in_quote(&order));
         self.apply(&mut order, &report);
+        // A poll's or a query's report carries no trades: read them, for the fees.
+        self.complete_fills(&mut order);
         let newly_filled = order.filled_quantity - before;
         self.persist_order(&order);
         if newly_filled > Decimal::ZERO {
             self.balances_dirty = true;
             if order.role == OrderRole::StopLoss {
-                self.stop_triggered(&order, newly_filled);
+                // This part's own price and fees: a stop filled in parts books each at its price.
+                let part = SoldPart {
+                    quantity: newly_filled,
+                    price: (order.cum_quote - quote_before) / newly_filled,
+                    fees: fees_in_quote(&order) - fees_before,
+                };
+                self.stop_triggered(&order, part);
             }
         }
         match order.status {
@@ -181,7 +189,8 @@ impl ExchangeIo {
     }
 
     /// A stop-loss filled (wholly or partly): the position it protected closes by that much.
-    fn stop_triggered(&mut self, stop: &Order, filled: Decimal) {
+    fn stop_triggered(&mut self, stop: &Order, part: SoldPart) {
+        let filled = part.quantity;
         let Some(mut position) = stop.position_id.and_then(|id| self.positions.remove(&id)) else {
             log::warn!("{} stop-loss filled, but its position is not open", stop.client_order_id);
             return;
@@ -205,7 +214,7 @@ impl ExchangeIo {
             .money_opt("stop_price", stop.stop_price),
         );
         let take = filled.min(position.quantity);
-        self.close_part(&mut position, take, stop);
+        self.close_part(&mut position, take, stop, part);
         if position.status != PositionStatus::Closed {
             self.positions.insert(position.position_id, position);
         }
