@@ -175,8 +175,6 @@ pub struct Config {
     pub sim_reject_prob: f64,
     /// Stop-loss placement attempts before the position is flagged UNPROTECTED.
     pub stop_loss_attempts: u32,
-    /// First back-off between stop-loss attempts (doubles each time).
-    pub stop_loss_backoff: Duration,
     /// Capacity of each channel between stages.
     pub channel_capacity: usize,
 }
@@ -354,7 +352,6 @@ impl Config {
             sim_partial_fill_prob: probability("sim-partial-fill-prob", cli.sim_partial_fill_prob)?,
             sim_reject_prob: probability("sim-reject-prob", cli.sim_reject_prob)?,
             stop_loss_attempts: 3,
-            stop_loss_backoff: Duration::from_millis(50),
             channel_capacity: 4096,
         })
     }

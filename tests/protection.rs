@@ -142,3 +142,77 @@ fn scenario_2_a_stop_filled_as_seen_by_the_poll_books_its_exit_fee() {
     assert_eq!(realized(&work).round_dp(8), expected.round_dp(8));
     assert_server_and_database_agree(&server, &work);
 }
+
+#[test]
+fn scenario_3_a_stop_limit_stranded_below_its_limit_is_cancelled_and_the_position_sold_at_market() {
+    let server = usdt_only(&[]);
+    let work = Workdir::new();
+    let mut live =
+        live_on(&server, &work, &["--no-confirm", "--tilt", "off", "--watch-ms", "100", "--quote-refresh-ms", "50"]);
+    // BTCUSDT allows only STOP_LOSS_LIMIT.
+    live.send("buy BTCUSDT 0.001");
+    let placed = live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    assert_eq!(placed["exchange_type"], "STOP_LOSS_LIMIT");
+    let limit = dec(&placed["limit_price"]);
+    // A gap through the stop and below its limit: the triggered limit order cannot fill.
+    let gap = (limit * d("0.9")).round_dp(2);
+    server.set_price("BTCUSDT", &gap.to_string(), &(gap + d("0.01")).to_string());
+    let exit = live.wait_for("emergency_exit", Duration::from_secs(10));
+    assert!(exit["reason"].as_str().unwrap().contains("below its limit"), "{exit}");
+    live.wait_for("position_closed", Duration::from_secs(10));
+    assert!(live.finish().success());
+    let stop = placed["client_order_id"].as_str().unwrap();
+    assert_eq!(order_field(&work.conn(), stop, "status").as_deref(), Some("CANCELLED"));
+    assert_eq!(assert_server_and_database_agree(&server, &work).open_positions, 0);
+}
+
+#[test]
+fn scenario_4_a_refused_stop_is_retried_while_running_until_the_position_is_protected() {
+    let server = usdt_only(&["stop:reject x2"]);
+    let work = Workdir::new();
+    let mut live = live_on(&server, &work, &CALM);
+    live.send("buy ETHUSDT 0.01");
+    let failed = live.wait_for("stop_loss_failed", Duration::from_secs(10));
+    assert_eq!(failed["retry_in_ms"], 1000);
+    // 1 s later refused again, 2 s after that placed.
+    let placed = live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    assert_eq!(placed["position_id"], failed["position_id"]);
+    live.send("positions");
+    assert_eq!(live.wait_for("positions", Duration::from_secs(5))["positions"][0]["status"], "OPEN");
+    assert!(live.finish().success());
+    assert_server_and_database_agree(&server, &work);
+}
+
+#[test]
+fn scenario_4_resume_protects_what_halt_left_unprotected() {
+    let server = usdt_only(&[]);
+    let work = Workdir::new();
+    let mut live = live_on(&server, &work, &CALM);
+    live.send("buy ETHUSDT 0.01");
+    live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    live.send("halt");
+    live.wait_for("cancel_all", Duration::from_secs(10));
+    live.send("resume");
+    let again = live.wait_for("stop_loss_placed", Duration::from_secs(10));
+    live.send("positions");
+    let positions = live.wait_for("positions", Duration::from_secs(5));
+    assert_eq!(positions["positions"][0]["status"], "OPEN");
+    assert_eq!(positions["positions"][0]["position_id"], again["position_id"]);
+    assert!(live.finish().success());
+    assert_server_and_database_agree(&server, &work);
+}
+
+#[test]
+fn scenario_5_positions_left_without_stops_keep_their_slots_under_the_stop_order_limit() {
+    let server = usdt_only(&[]);
+    let work = Workdir::new();
+    let input = "buy ETHUSDT 0.01\n".repeat(5) + "cancel-all\n" + &"buy ETHUSDT 0.01\n".repeat(3);
+    let s = run_on(&server, &work, &CALM, &input);
+    let refused = s.of_kind("order_rejected");
+    assert_eq!(refused.len(), 3, "{:?}", s.kinds());
+    assert!(refused.iter().all(|r| r["rule"] == "unprotectable"));
+    // The next start protects all five within the limit.
+    let again = run_on(&server, &work, &CALM, "positions\n");
+    assert_eq!(again.first("reconciled")["stop_losses_placed"], 5);
+    assert_eq!(assert_server_and_database_agree(&server, &work).open_positions, 5);
+}

@@ -235,7 +235,8 @@ impl Intake {
                 self.account.set_halted(false);
                 let _ = self.to_persist.send(ToPersist::Setting { key: "halted", value: "off".into() });
                 self.bus.publish(Event::new("resumed", "resumed: new entries allowed again").field("halted", false));
-                Ok(())
+                // What the halt left unprotected gets its stop-loss again.
+                self.send(ToExchange::Reprotect).map_err(Refusal::Input)
             }
             Command::Price { symbol, bid, ask } => self.set_price(&symbol, bid, ask),
             Command::CancelAll => self.cancel_everything("cancel-all"),

@@ -40,6 +40,8 @@ pub enum ToExchange {
     CancelAll,
     /// Passes down the pipeline behind every order sent before it.
     Query(Query),
+    /// `resume`: protect every position left unprotected (a `halt` cancels the stops).
+    Reprotect,
 }
 
 #[derive(Debug)]

@@ -43,13 +43,15 @@ impl AlgoSlots {
         self.update(symbol, |c| c.open_stops = c.open_stops.saturating_sub(1))
     }
 
-    /// True when one more entry could still get its stop-loss under `max` open stops.
-    pub fn has_room(&self, symbol: &str, max: Option<u32>) -> bool {
+    /// True when one more entry could still get its stop-loss under `max` open stops, with
+    /// `positions_needing_stops` open positions on the symbol (protected or not: an unprotected
+    /// one will take its slot back when its stop is retried).
+    pub fn has_room(&self, symbol: &str, max: Option<u32>, positions_needing_stops: u32) -> bool {
         match max {
             None => true,
             Some(max) => {
                 let c = self.get(symbol);
-                c.open_stops + c.entries_in_flight < max
+                c.open_stops.max(positions_needing_stops) + c.entries_in_flight < max
             }
         }
     }
@@ -64,11 +66,18 @@ mod tests {
         let slots = AlgoSlots::default();
         slots.stop_opened("BTCUSDT");
         slots.entry_sent("BTCUSDT");
-        assert!(!slots.has_room("BTCUSDT", Some(2)));
+        assert!(!slots.has_room("BTCUSDT", Some(2), 1));
         slots.entry_settled("BTCUSDT");
-        assert!(slots.has_room("BTCUSDT", Some(2)));
-        assert!(slots.has_room("ETHUSDT", Some(1)));
-        assert!(slots.has_room("BTCUSDT", None));
+        assert!(slots.has_room("BTCUSDT", Some(2), 1));
+        assert!(slots.has_room("ETHUSDT", Some(1), 0));
+        assert!(slots.has_room("BTCUSDT", None, 9));
+    }
+
+    #[test]
+    fn positions_whose_stops_were_cancelled_still_count_against_the_algo_limit() {
+        let slots = AlgoSlots::default();
+        assert!(!slots.has_room("BTCUSDT", Some(5), 5), "five positions need five stops");
+        assert!(slots.has_room("BTCUSDT", Some(5), 4));
     }
 
     #[test]

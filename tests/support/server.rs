@@ -85,7 +85,7 @@ impl Server {
 
     /// A client of the same account (another program, say).
     pub fn client(&self) -> BinanceGateway {
-        BinanceGateway::connect(BinanceConfig::new(self.url.clone(), KEY, SECRET)).expect("connect to the server")
+        patiently(|| BinanceGateway::connect(BinanceConfig::new(self.url.clone(), KEY, SECRET)))
     }
 
     /// Every order the server holds for `symbols`, by client order id.
@@ -93,7 +93,7 @@ impl Server {
         let mut client = self.client();
         let mut out = HashMap::new();
         for symbol in symbols {
-            for report in client.all_orders(symbol).expect("allOrders") {
+            for report in patiently(|| client.all_orders(symbol)) {
                 out.insert(report.client_order_id.clone(), report);
             }
         }
@@ -150,6 +150,19 @@ pub fn expected_db_status(report: &genesis::domain::order::OrderReport) -> &'sta
     }
 }
 
+/// Calls `call` until the exchange answers, waiting out its rate limit (a test that restarts
+/// the engine many times a minute uses up the weight the checks need).
+pub fn patiently<T>(mut call: impl FnMut() -> Result<T, genesis::exchange::ExchangeError>) -> T {
+    for _ in 0..100 {
+        match call() {
+            Ok(answer) => return answer,
+            Err(genesis::exchange::ExchangeError::RateLimited { retry_after, .. }) => std::thread::sleep(retry_after),
+            Err(e) => panic!("exchange: {e}"),
+        }
+    }
+    panic!("still rate limited after 100 waits");
+}
+
 /// The end-state checks of the crash and fault tests: every order of ours the server holds
 /// is in the database with the server's status and filled quantity; no order is there twice;
 /// every open position has exactly one live stop-loss on the server; the database is sound.
@@ -180,20 +193,19 @@ pub fn assert_server_and_database_agree(server: &Server, work: &Workdir) -> Agre
     for (cid, report) in
         orders.iter().filter(|(c, r)| c.starts_with(&format!("{prefix}-")) && !r.executed_qty.is_zero())
     {
-        let mut theirs: Vec<(i64, String, String, String, String)> = client
-            .order_trades(&report.symbol, report.exchange_order_id)
-            .expect("myTrades")
-            .into_iter()
-            .map(|t| {
-                (
-                    t.trade_id,
-                    t.qty.normalize().to_string(),
-                    t.price.normalize().to_string(),
-                    t.commission.normalize().to_string(),
-                    t.commission_asset,
-                )
-            })
-            .collect();
+        let mut theirs: Vec<(i64, String, String, String, String)> =
+            patiently(|| client.order_trades(&report.symbol, report.exchange_order_id))
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.trade_id,
+                        t.qty.normalize().to_string(),
+                        t.price.normalize().to_string(),
+                        t.commission.normalize().to_string(),
+                        t.commission_asset,
+                    )
+                })
+                .collect();
         theirs.sort();
         let mut stmt = conn
             .prepare("SELECT trade_id, quantity, price, commission, commission_asset FROM fills WHERE client_order_id = ?1 ORDER BY trade_id")

@@ -81,6 +81,10 @@ impl SoldPart {
 /// Why a stop was cancelled before a sell.
 const RELEASED_FOR_SELL: &str = "released for a sell";
 
+/// Protection retries of an unprotected position: 1 s, doubling to 60 s, until protected.
+const REPROTECT_FIRST: Duration = Duration::from_secs(1);
+const REPROTECT_MAX: Duration = Duration::from_secs(60);
+
 /// Re-check schedule of unknown outcomes during operation: every 5 s, 24 times (2 minutes).
 const RECHECK_EVERY: Duration = Duration::from_secs(5);
 const RECHECKS: u32 = 24;
@@ -142,7 +146,6 @@ pub struct ExchangeIo {
     max_entry_retry_wait: Duration,
     stop_settings: StopSettings,
     stop_loss_attempts: u32,
-    stop_loss_backoff: Duration,
     /// Records for persist and events for stdout (held while a sell is on its way).
     out: Outbox,
     to_verify: Sender<ToVerify>,
@@ -160,6 +163,8 @@ pub struct ExchangeIo {
     exits_in_verify: usize,
     /// Orders whose placement outcome is still unknown.
     unresolved: Vec<Unresolved>,
+    /// Unprotected positions: when their next protection attempt is due, and the last wait.
+    reprotect: BTreeMap<i64, (Instant, Duration)>,
     /// Waits between the queries that resolve an unknown outcome (`RESOLVE_SCHEDULE`; the
     /// unit tests shorten them).
     resolve_schedule: [Duration; RESOLVE_SCHEDULE.len()],
@@ -203,7 +208,6 @@ impl ExchangeIo {
             max_entry_retry_wait: config.max_entry_retry_wait,
             stop_settings: config.stop_settings(),
             stop_loss_attempts: config.stop_loss_attempts.max(1),
-            stop_loss_backoff: config.stop_loss_backoff,
             out: Outbox::new(bus, to_persist),
             to_verify,
             positions,
@@ -213,6 +217,7 @@ impl ExchangeIo {
             in_verify: 0,
             exits_in_verify: 0,
             unresolved: Vec::new(),
+            reprotect: BTreeMap::new(),
             resolve_schedule: RESOLVE_SCHEDULE,
         }
     }
@@ -248,9 +253,15 @@ impl ExchangeIo {
             if self.next_recheck().is_some_and(|due| due <= now) {
                 self.recheck_unresolved();
             }
+            if self.next_reprotect().is_some_and(|due| due <= now) && from_intake.is_empty() {
+                self.retry_protection();
+            }
             let sync_due =
                 if self.balances_dirty { after_fills_due } else { self.last_balance_sync + self.balance_sync };
-            let next = [self.next_watch(), self.next_recheck()].into_iter().flatten().fold(sync_due, Instant::min);
+            let next = [self.next_watch(), self.next_recheck(), self.next_reprotect()]
+                .into_iter()
+                .flatten()
+                .fold(sync_due, Instant::min);
             let periodic = next.saturating_duration_since(Instant::now());
             super::spin_until(self.spin, || !from_intake.is_empty() || !from_verify.is_empty());
             select! {
@@ -287,6 +298,10 @@ impl ExchangeIo {
             Ok(balances) => {
                 let now = now_us();
                 self.balances_dirty = false;
+                if self.account.view(now).balances != balances {
+                    // Coins or funds moved: a stop refused for the balance may fit now.
+                    self.reprotect_now();
+                }
                 self.account.set_balances(balances.clone(), now);
                 self.out.record(ToPersist::Balances { balances, at_us: now });
             }
@@ -322,6 +337,21 @@ impl ExchangeIo {
             ToExchange::Query(query) => {
                 self.drain(from_verify);
                 self.forward_query(query);
+            }
+            ToExchange::Reprotect => {
+                // `resume`: every position left without a stop (by `halt`, say) is protected now.
+                self.drain(from_verify);
+                let now = Instant::now();
+                let unprotected: Vec<i64> = self
+                    .positions
+                    .values()
+                    .filter(|p| p.status == PositionStatus::Unprotected && p.stop_loss_client_id.is_none())
+                    .map(|p| p.position_id)
+                    .collect();
+                for id in unprotected {
+                    self.reprotect.insert(id, (now, Duration::ZERO));
+                }
+                self.retry_protection();
             }
         }
     }
@@ -384,7 +414,7 @@ impl ExchangeIo {
             // Checked here, not at intake: only this stage knows, in order, the stops that the
             // sells queued before this entry will free.
             let max = self.rules.get(&order.symbol).and_then(|r| r.max_num_algo_orders);
-            if !self.slots.has_room(&order.symbol, max) {
+            if !self.slots.has_room(&order.symbol, max, self.positions_needing_stops(&order.symbol)) {
                 let reason = format!(
                     "cannot protect another {} entry: its open and pending stop-losses reach MAX_NUM_ALGO_ORDERS ({}); not sent",
                     order.symbol,
@@ -860,9 +890,10 @@ impl ExchangeIo {
             stop_price: Some(stop_price),
             client_order_id: stop.client_order_id.clone(),
         };
-        let mut backoff = self.stop_loss_backoff;
         let mut last_reason = String::new();
         let started = Instant::now();
+        // Attempts in a row without a pause (a refusal for a cause that can pass, such as
+        // -2010, is retried on the protection schedule, off the order path).
         for attempt in 1..=self.stop_loss_attempts {
             match self.place(&request, true) {
                 Ok(report) => {
@@ -898,23 +929,26 @@ impl ExchangeIo {
                         .field("exchange_type", order_type.as_str()),
                     );
                     self.resting.insert(stop.client_order_id.clone(), stop);
+                    if self.reprotect.remove(&position.position_id).is_some() {
+                        log::warn!("position {} protected again", position.position_id);
+                    }
                     return;
                 }
                 Err(PlaceFailure::Failed(error)) if error.would_trigger_immediately() => {
                     self.fail(&mut stop, &error.to_string());
-                    self.emergency_exit(position, stop_price);
+                    self.emergency_exit(position, stop_price, "the market is already below the stop");
                     return;
                 }
                 Err(failure) => {
                     last_reason = failure.to_string();
                     log::warn!("{} stop-loss attempt {attempt} failed: {last_reason}", stop.client_order_id);
-                    if attempt < self.stop_loss_attempts {
-                        std::thread::sleep(backoff);
-                        backoff *= 2;
+                    if matches!(failure, PlaceFailure::Failed(ExchangeError::Rejected { .. })) {
+                        break; // the same request would be refused the same way right now
                     }
                 }
             }
         }
+        let retry_in = self.schedule_reprotect(position.position_id);
         self.fail(&mut stop, &last_reason);
         position.status = PositionStatus::Unprotected;
         position.updated_at_us = now_us();
@@ -927,18 +961,72 @@ impl ExchangeIo {
             Event::new(
                 "stop_loss_failed",
                 format!(
-                    "position {} ({} {}) is UNPROTECTED: {last_reason}",
-                    position.position_id, position.quantity, position.symbol
+                    "position {} ({} {}) is UNPROTECTED: {last_reason}; trying again in {} s",
+                    position.position_id,
+                    position.quantity,
+                    position.symbol,
+                    retry_in.as_secs_f64()
                 ),
             )
             .order(stop.order_id, &stop.client_order_id)
             .field("position_id", position.position_id)
-            .field("reason", last_reason),
+            .field("reason", last_reason)
+            .field("retry_in_ms", retry_in.as_millis() as u64),
         );
     }
 
-    /// The market is already through the stop: sell the position at market now.
-    fn emergency_exit(&mut self, position: &mut Position, stop_price: Decimal) {
+    /// Open positions on `symbol` that need a stop-loss, protected or not.
+    fn positions_needing_stops(&self, symbol: &str) -> u32 {
+        let needing = self
+            .positions
+            .values()
+            .filter(|p| p.symbol == symbol && matches!(p.status, PositionStatus::Open | PositionStatus::Unprotected));
+        needing.count() as u32
+    }
+
+    /// Schedules the next protection attempt of an unprotected position (1 s, doubling to
+    /// 60 s); returns the wait.
+    fn schedule_reprotect(&mut self, position_id: i64) -> Duration {
+        let entry = self.reprotect.entry(position_id).or_insert((Instant::now(), Duration::ZERO));
+        let wait = if entry.1.is_zero() { REPROTECT_FIRST } else { (entry.1 * 2).min(REPROTECT_MAX) };
+        *entry = (Instant::now() + wait, wait);
+        wait
+    }
+
+    /// When the next protection attempt is due.
+    fn next_reprotect(&self) -> Option<Instant> {
+        self.reprotect.values().map(|(due, _)| *due).min()
+    }
+
+    /// Makes every scheduled protection attempt due now (the balances changed; `resume`).
+    fn reprotect_now(&mut self) {
+        let now = Instant::now();
+        for (due, _) in self.reprotect.values_mut() {
+            *due = now;
+        }
+    }
+
+    /// Protects again every unprotected position whose attempt is due.
+    fn retry_protection(&mut self) {
+        let now = Instant::now();
+        let due: Vec<i64> = self.reprotect.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            let Some(mut position) = self.positions.remove(&id) else {
+                self.reprotect.remove(&id);
+                continue;
+            };
+            if position.status == PositionStatus::Unprotected && position.stop_loss_client_id.is_none() {
+                self.protect(&mut position);
+                self.persist_position(&position);
+            } else {
+                self.reprotect.remove(&id);
+            }
+            self.positions.insert(id, position);
+        }
+    }
+
+    /// The market is through the stop and no stop can sell (`reason`): sell at market now.
+    fn emergency_exit(&mut self, position: &mut Position, stop_price: Decimal, reason: &str) {
         let exit_id = self.ids.next_order_id();
         let mut exit = Order::new(
             exit_id,
@@ -956,14 +1044,15 @@ impl ExchangeIo {
             Event::new(
                 "emergency_exit",
                 format!(
-                    "position {}: market already below the stop {stop_price}; selling {} {} at market now",
+                    "position {}: {reason} (stop {stop_price}); selling {} {} at market now",
                     position.position_id, position.quantity, position.symbol
                 ),
             )
             .order(exit.order_id, &exit.client_order_id)
             .field("position_id", position.position_id)
             .money("quantity", position.quantity)
-            .money("stop_price", stop_price),
+            .money("stop_price", stop_price)
+            .field("reason", reason),
         );
         self.persist_order(&exit);
         let request = NewOrder::market_for(&exit);

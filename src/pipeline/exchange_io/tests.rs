@@ -155,8 +155,7 @@ impl Harness {
     }
 
     fn with(sim: Arc<Mutex<Simulator>>, rules: Arc<Rules>, script: Arc<Mutex<Script>>, ids: Arc<IdGen>) -> Harness {
-        let mut config = crate::config::Config::defaults();
-        config.stop_loss_backoff = Duration::from_millis(1);
+        let config = crate::config::Config::defaults();
         let (stdout, queues) = crate::events::stdout_lanes(1024, 1024);
         let (to_persist, from_io) = unbounded();
         let (to_verify_tx, to_verify) = unbounded();
@@ -246,6 +245,12 @@ impl Harness {
 
     fn submit(&mut self, order: Order) {
         self.io.submit(Submission { order, timing: Timing::new(Instant::now()) });
+    }
+
+    /// A message from intake, with verify played by an empty channel (nothing in flight).
+    fn on_intake(&mut self, msg: ToExchange) {
+        let (_to_io, from_verify) = crossbeam_channel::unbounded();
+        self.io.on_intake(msg, &from_verify);
     }
 
     /// Plays verify: hands every execution back to the stage.
@@ -552,6 +557,80 @@ fn a_stop_loss_whose_outcome_stays_unknown_leaves_the_position_unprotected_and_s
     let why = reason(&failed);
     assert!(why.starts_with("outcome unknown: ") && why.ends_with("503"), "{failed:?}");
     assert_eq!(why.matches("outcome unknown").count(), 1, "{failed:?}");
+}
+
+#[test]
+fn a_refused_stop_loss_is_retried_on_a_doubling_schedule_without_sleeping() {
+    let mut h = Harness::new();
+    h.io.stop_loss_attempts = 3;
+    let refused = || Step::Fail(rejected(-2010, "Account has insufficient balance for requested action."));
+    h.script().place.extend([refused(), refused()]);
+    let mut p = position(1, "ETHUSDT", "0.0099", "3000");
+    let started = Instant::now();
+    h.io.protect(&mut p);
+    assert!(started.elapsed() < Duration::from_millis(100), "a refusal is not retried in a row");
+    assert_eq!(h.script().place.len(), 1, "one attempt, not three");
+    assert_eq!(p.status, PositionStatus::Unprotected);
+    assert_eq!(h.event("stop_loss_failed").fields["retry_in_ms"], 1000);
+    h.io.positions.insert(1, p);
+    // Due: the next attempt is refused too, and waits twice as long.
+    h.io.reprotect_now();
+    h.io.retry_protection();
+    assert_eq!(h.io.reprotect[&1].1, Duration::from_secs(2));
+    // Then it goes through.
+    h.io.reprotect_now();
+    h.io.retry_protection();
+    assert_eq!(h.io.positions[&1].status, PositionStatus::Open);
+    assert!(h.io.reprotect.is_empty());
+    assert_eq!(h.events("stop_loss_placed").len(), 1);
+}
+
+#[test]
+fn the_protection_wait_stops_growing_at_a_minute() {
+    let mut h = Harness::new();
+    let waits: Vec<Duration> = (0..8).map(|_| h.io.schedule_reprotect(7)).collect();
+    assert_eq!(waits[0], Duration::from_secs(1));
+    assert_eq!(waits[6], Duration::from_secs(60));
+    assert_eq!(waits[7], Duration::from_secs(60));
+    assert!(h.io.next_reprotect().is_some());
+}
+
+#[test]
+fn a_scheduled_attempt_for_a_position_that_is_gone_or_protected_is_dropped() {
+    let mut h = Harness::new();
+    h.io.schedule_reprotect(9);
+    h.io.reprotect_now();
+    h.io.retry_protection();
+    assert!(h.io.reprotect.is_empty(), "position 9 is not open");
+    let id = h.buy("ETHUSDT", "0.01");
+    h.io.schedule_reprotect(id);
+    h.io.reprotect_now();
+    h.io.retry_protection();
+    assert!(h.io.reprotect.is_empty(), "position {id} has its stop");
+    assert_eq!(h.events("stop_loss_placed").len(), 1, "no second stop");
+}
+
+#[test]
+fn resume_protects_every_position_the_halt_left_unprotected() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    h.on_intake(ToExchange::CancelAll);
+    assert_eq!(h.io.positions[&id].status, PositionStatus::Unprotected);
+    h.on_intake(ToExchange::Reprotect);
+    assert_eq!(h.io.positions[&id].status, PositionStatus::Open);
+    assert_eq!(h.events("stop_loss_placed").len(), 2);
+}
+
+#[test]
+fn positions_left_unprotected_by_a_cancel_all_still_take_their_stop_slots() {
+    let mut h = Harness::new();
+    for _ in 0..5 {
+        h.buy("ETHUSDT", "0.01");
+    }
+    h.on_intake(ToExchange::CancelAll);
+    let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    h.submit(order);
+    assert_eq!(h.event("order_rejected").fields["rule"], "unprotectable");
 }
 
 #[test]

@@ -135,6 +135,40 @@ impl ExchangeIo {
                 }
             }
         }
+        self.exit_stranded_stops();
+    }
+
+    /// A triggered STOP_LOSS_LIMIT whose limit the bid has fallen below rests unfilled while the
+    /// loss grows (a price gap through the stop and its limit). Seen at a poll: it is cancelled
+    /// and the position sold at market (`emergency_exit`), and it no longer counts as protected.
+    pub(super) fn exit_stranded_stops(&mut self) {
+        let stranded: Vec<Order> = self
+            .resting
+            .values()
+            .filter(|o| o.role == OrderRole::StopLoss && o.exchange_type == ExchangeOrderType::StopLossLimit)
+            .filter(|o| {
+                let bid = self.quotes.top_of_book(&o.symbol).map(|t| t.bid);
+                matches!((bid, o.limit_price, o.stop_price), (Some(bid), Some(limit), Some(stop)) if bid < limit && bid <= stop)
+            })
+            .cloned()
+            .collect();
+        for stop in stranded {
+            let (limit, stop_price) = (stop.limit_price.unwrap_or_default(), stop.stop_price.unwrap_or_default());
+            let reason = format!(
+                "stop-limit {} triggered at {stop_price} but the bid fell below its limit {limit}: it cannot fill",
+                stop.order_id
+            );
+            log::error!("{}: {reason}", stop.client_order_id);
+            self.cancel_stop(&stop.symbol, &stop.client_order_id, "stranded below its limit");
+            let Some(mut position) = stop.position_id.and_then(|id| self.positions.remove(&id)) else { continue };
+            if position.status != PositionStatus::Closed && position.quantity > Decimal::ZERO {
+                self.emergency_exit(&mut position, stop_price, &reason);
+                self.persist_position(&position);
+            }
+            if position.status != PositionStatus::Closed {
+                self.positions.insert(position.position_id, position);
+            }
+        }
     }
 
     /// Applies a report about one of our resting orders and acts on what changed.
