@@ -411,6 +411,8 @@ impl Simulator {
             asset_index(&mut balances, &m.rules.quote_asset);
         }
         Simulator {
+            next_order_id: config.first_order_id,
+            next_trade_id: config.first_trade_id,
             config,
             seed,
             rng,
@@ -423,8 +425,6 @@ impl Simulator {
             closed_fifo: VecDeque::with_capacity(CLOSED_ORDERS_KEPT + 64),
             closed_by_client: HashMap::with_capacity(CLOSED_ORDERS_KEPT + 64),
             trades: VecDeque::with_capacity(TRADES_KEPT + 64),
-            next_order_id: 1,
-            next_trade_id: 1,
             seq: 0,
             dirty: Dirty::default(),
             store: None,
@@ -994,6 +994,12 @@ impl Simulator {
         result
     }
 
+    /// `POST /api/v3/order/test`: the checks [`Simulator::place`] makes before it trades
+    /// (symbol, client id, parameters, filters), with nothing placed.
+    pub fn check_order(&self, order: &NewOrder) -> Result<(), SimError> {
+        self.check_new(order).map(|_| ())
+    }
+
     /// The checks Binance makes before the matching engine (symbol, parameters, filters); a
     /// cancel-replace makes them before it cancels anything. The market's index.
     fn check_new(&self, req: &NewOrder) -> Result<usize, SimError> {
@@ -1248,6 +1254,22 @@ impl Simulator {
     pub fn my_trades(&self, symbol: &str) -> Result<Vec<Trade>, SimError> {
         self.market_index(symbol)?;
         Ok(self.trades.iter().filter(|t| t.symbol == symbol).cloned().collect())
+    }
+
+    /// The symbol's trades at or after `since_ms`, oldest first, read from the newest end (no
+    /// copy of the whole history: an average price on every order stays cheap).
+    pub fn trades_since(&self, symbol: &str, since_ms: i64) -> Result<Vec<&Trade>, SimError> {
+        self.market_index(symbol)?;
+        let mut out: Vec<&Trade> =
+            self.trades.iter().rev().take_while(|t| t.time_ms >= since_ms).filter(|t| t.symbol == symbol).collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The symbol's latest trade.
+    pub fn last_trade(&self, symbol: &str) -> Result<Option<&Trade>, SimError> {
+        self.market_index(symbol)?;
+        Ok(self.trades.iter().rev().find(|t| t.symbol == symbol))
     }
 }
 

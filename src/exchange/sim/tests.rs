@@ -1146,3 +1146,41 @@ fn a_deadline_beyond_the_spin_window_sleeps_first() {
     wait_until(deadline, std::time::Duration::from_micros(100));
     assert!(std::time::Instant::now() >= deadline);
 }
+
+#[test]
+fn a_fresh_exchange_numbers_orders_and_trades_from_the_configured_first_ids() {
+    let mut sim = Simulator::new(SimConfig {
+        first_order_id: 7_000_000_000,
+        first_trade_id: 900_000_000,
+        ..SimConfig::default()
+    });
+    let first = sim.place(&market("SOLUSDT", Side::Buy, "1", "first")).unwrap();
+    let second = sim.place(&market("BTCUSDT", Side::Buy, "0.001", "second")).unwrap();
+    assert_eq!((first.exchange_order_id, second.exchange_order_id), (7_000_000_000, 7_000_000_001));
+    assert_eq!(sim.my_trades("SOLUSDT").unwrap()[0].id, 900_000_000);
+}
+
+#[test]
+fn a_test_order_is_checked_against_the_filters_and_places_nothing() {
+    let sim = sim();
+    assert_eq!(sim.check_order(&market("BTCUSDT", Side::Buy, "0.001", "t1")), Ok(()));
+    let err = sim.check_order(&market("BTCUSDT", Side::Buy, "0.000001", "t2")).unwrap_err();
+    assert_eq!((err.code, err.msg.as_str()), (-1013, "Filter failure: LOT_SIZE"));
+    assert!(sim.open_orders(None).unwrap().is_empty());
+    assert!(sim.all_orders("BTCUSDT").unwrap().is_empty());
+}
+
+#[test]
+fn trades_since_and_last_trade_read_one_symbol_from_the_newest_end() {
+    let mut sim = sim();
+    assert_eq!(sim.last_trade("SOLUSDT").unwrap(), None);
+    sim.place(&market("SOLUSDT", Side::Buy, "1", "a")).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.001", "b")).unwrap();
+    let sol = sim.my_trades("SOLUSDT").unwrap();
+    let since = sol[0].time_ms;
+    let recent: Vec<i64> = sim.trades_since("SOLUSDT", since).unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(recent, sol.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert!(sim.trades_since("SOLUSDT", since + 60_000).unwrap().is_empty());
+    assert_eq!(sim.last_trade("SOLUSDT").unwrap().map(|t| t.id), sol.last().map(|t| t.id));
+    assert!(sim.trades_since("NOPE", 0).is_err() && sim.last_trade("NOPE").is_err());
+}
