@@ -3,16 +3,24 @@
 //!
 //! - `api`: routing and endpoint handlers (pure: no sockets), `/sim/*` control endpoints.
 //! - `auth`: API key, signature, timestamp / recvWindow.
+//! - `cancel_replace`: `POST /api/v3/order/cancelReplace`, both modes.
+//! - `checks`: parameter checks (-1101, -1104, -1111, -1130) and the filters the simulator lacks.
 //! - `limits`: request weight per minute, orders per 10 s and per day.
+//! - `market_data`: tickers, average price, klines, trades, aggregate trades.
 //! - `faults`: the scripted fault plan.
+//! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
 //! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
 
 mod api;
 mod auth;
+mod cancel_replace;
+mod checks;
 mod faults;
 mod limits;
+mod market_data;
 mod server;
+mod time_in_force;
 mod ws;
 
 use clap::Parser;
@@ -63,6 +71,10 @@ struct Args {
     faults: Vec<String>,
 }
 
+/// The first order id and trade id of a fresh exchange (one counter across symbols each).
+const FIRST_ORDER_ID: i64 = 40_000_000_001;
+const FIRST_TRADE_ID: i64 = 4_000_000_001;
+
 fn parse_balances(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
     let mut out = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -103,7 +115,14 @@ fn main() {
         .map(|spec| faults::Fault::parse(spec))
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| fail(&e));
-    let config = SimConfig { seed: args.seed, starting_balances, ..SimConfig::default() };
+    // Ids in the range Binance's have reached, so no client finds an order at "1".
+    let config = SimConfig {
+        seed: args.seed,
+        starting_balances,
+        first_order_id: FIRST_ORDER_ID,
+        first_trade_id: FIRST_TRADE_ID,
+        ..SimConfig::default()
+    };
     let sim = match &args.state {
         Some(path) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
         None => Simulator::new(config),
