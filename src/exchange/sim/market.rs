@@ -252,6 +252,27 @@ fn build_market(spec: &Spec, rng: &mut ChaCha8Rng) -> Market {
     }
 }
 
+/// A symbol for [`Simulator::with_markets`]: its rules and where its book starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketSpec {
+    pub rules: SymbolRules,
+    pub bid: Decimal,
+    pub ask: Decimal,
+}
+
+fn build_spec_market(spec: &MarketSpec, rng: &mut ChaCha8Rng) -> Market {
+    let smallest = Decimal::new(1, 8);
+    let step = if spec.rules.step_size.is_zero() { smallest } else { spec.rules.step_size };
+    let gap = if spec.rules.tick_size.is_zero() { smallest } else { spec.rules.tick_size };
+    let mut level = || step * Decimal::from(rng.random_range(5_000..=50_000_i64));
+    let bid_qty = (0..LEVELS).map(|_| level()).collect();
+    let ask_qty = (0..LEVELS).map(|_| level()).collect();
+    Market {
+        book: Book { symbol: spec.rules.symbol.clone(), bid: spec.bid, ask: spec.ask, gap, bid_qty, ask_qty },
+        rules: spec.rules.clone(),
+    }
+}
+
 fn type_not_supported(order_type: ExchangeOrderType) -> SimError {
     let name = match order_type {
         ExchangeOrderType::Limit => "Limit",
@@ -398,9 +419,22 @@ fn asset_index(balances: &mut Vec<Balance>, asset: &str) -> usize {
 impl Simulator {
     /// A fresh in-memory exchange (nothing is written anywhere).
     pub fn new(config: SimConfig) -> Simulator {
-        let seed = config.seed;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let markets: Vec<Market> = SPECS.iter().map(|s| build_market(s, &mut rng)).collect();
+        Simulator::from_markets(config, rng, markets)
+    }
+
+    /// A fresh in-memory exchange trading `markets` instead of the three built-in symbols
+    /// (`genesis-exchange --markets`): each book starts at its spec's bid and ask, levels one
+    /// tick apart, 5,000 to 50,000 steps each.
+    pub fn with_markets(config: SimConfig, markets: &[MarketSpec]) -> Simulator {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let markets: Vec<Market> = markets.iter().map(|m| build_spec_market(m, &mut rng)).collect();
+        Simulator::from_markets(config, rng, markets)
+    }
+
+    fn from_markets(config: SimConfig, rng: ChaCha8Rng, markets: Vec<Market>) -> Simulator {
+        let seed = config.seed;
         let mut balances: Vec<Balance> = config
             .starting_balances
             .iter()

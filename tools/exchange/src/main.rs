@@ -7,6 +7,7 @@
 //! - `checks`: parameter checks (-1101, -1104, -1111, -1130) and the filters the simulator lacks.
 //! - `limits`: request weight per minute, orders per 10 s and per day.
 //! - `market_data`: tickers, average price, klines, trades, aggregate trades.
+//! - `markets`: `--markets FILE`, the symbols of an `exchangeInfo` document.
 //! - `faults`: the scripted fault plan.
 //! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
@@ -19,6 +20,7 @@ mod checks;
 mod faults;
 mod limits;
 mod market_data;
+mod markets;
 mod server;
 mod time_in_force;
 mod ws;
@@ -58,8 +60,11 @@ struct Args {
     #[arg(long, default_value = "USDT=100000,BTC=1,ETH=10,SOL=100")]
     balances: String,
     /// Keep the exchange in this file (and FILE.journal); default: in memory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markets")]
     state: Option<PathBuf>,
+    /// Trade the symbols of this exchangeInfo document instead of BTCUSDT, ETHUSDT, SOLUSDT.
+    #[arg(long, value_name = "FILE")]
+    markets: Option<PathBuf>,
     /// Added to every response, microseconds.
     #[arg(long, default_value_t = 0)]
     latency_us: u64,
@@ -123,9 +128,14 @@ fn main() {
         first_trade_id: FIRST_TRADE_ID,
         ..SimConfig::default()
     };
-    let sim = match &args.state {
-        Some(path) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
-        None => Simulator::new(config),
+    let sim = match (&args.state, &args.markets) {
+        (Some(path), _) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
+        (None, Some(path)) => {
+            let markets = markets::load(path).unwrap_or_else(|e| fail(&e));
+            log::info!("{} markets from {}", markets.len(), path.display());
+            Simulator::with_markets(config, &markets)
+        }
+        (None, None) => Simulator::new(config),
     };
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
     let app =
@@ -192,5 +202,12 @@ mod tests {
         .unwrap();
         assert_eq!(a.faults.len(), 2);
         assert_eq!(a.walk_ms, Some(250));
+    }
+
+    #[test]
+    fn markets_and_state_cannot_be_combined() {
+        let a = Args::try_parse_from(["genesis-exchange", "--markets", "m.json"]).unwrap();
+        assert_eq!(a.markets, Some(PathBuf::from("m.json")));
+        assert!(Args::try_parse_from(["genesis-exchange", "--markets", "m.json", "--state", "s"]).is_err());
     }
 }
