@@ -1076,9 +1076,18 @@ impl App {
             let limits = self.limits.lock();
             (limits.order_limit_10s(), limits.weight_limit_1m())
         };
+        // Over the order limit, a cancel-replace with orderRateLimitExceededMode=CANCEL_ONLY
+        // still cancels; anything else is refused here.
+        let mut over_limit = None;
         if endpoint.places_orders() {
             if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now) {
-                return ApiError::too_many_orders(order_limit, retry_after_secs).reply();
+                let refused = ApiError::too_many_orders(order_limit, retry_after_secs);
+                let cancel_only = endpoint == Endpoint::CancelReplace
+                    && params.get("orderRateLimitExceededMode") == Some("CANCEL_ONLY");
+                if !cancel_only {
+                    return refused.reply();
+                }
+                over_limit = Some(refused);
             }
         }
         let ctx = Ctx {
@@ -1090,7 +1099,10 @@ impl App {
             changes: RefCell::new(Vec::new()),
         };
         let mut sim = self.sim.lock();
-        let result = endpoint.execute(&params, &mut sim, &ctx);
+        let result = match over_limit.clone() {
+            None => endpoint.execute(&params, &mut sim, &ctx),
+            Some(refused) => crate::cancel_replace::cancel_only(&params, &mut sim, &ctx, refused),
+        };
         let traded_at_once = ctx
             .changes
             .borrow()
@@ -1101,7 +1113,9 @@ impl App {
         drop(sim);
         // A cancel-replace that reached the matching engine counts even when a part failed
         // (its answer then carries `data`); a filter failure or a bad parameter does not.
-        let counted = endpoint.places_orders() && result.as_ref().map_or_else(|e| e.data.is_some(), |_| true);
+        let counted = endpoint.places_orders()
+            && over_limit.is_none()
+            && result.as_ref().map_or_else(|e| e.data.is_some(), |_| true);
         let mut reply = match result {
             Ok(value) => Reply::json(200, value),
             Err(e) => e.reply(),

@@ -327,3 +327,27 @@ fn ignoring_429s_leads_to_a_418_ban_with_retry_after() {
     assert_eq!(send(&app, &public("/api/v3/ping", ""), NOW + 60_000).0.status, 418);
     assert_eq!(send(&app, &public("/api/v3/ping", ""), NOW + 120_000).0.status, 200);
 }
+
+#[test]
+fn over_the_order_limit_cancel_only_still_cancels_and_do_nothing_does_not() {
+    let app = app(1, &[]);
+    send(&app, &stop_limit("s1"), NOW);
+    let (reply, v) = send(&app, &cancel_replace("s1", "0.001", "m1"), NOW);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1015)));
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "NEW");
+    let call = cancel_replace_with("s1", "0.001", "m1", &[("orderRateLimitExceededMode", Some("CANCEL_ONLY"))]);
+    let (reply, v) = send(&app, &call, NOW);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-2021)), "{}", reply.body);
+    assert!(reply.header("Retry-After").is_some());
+    assert_eq!(
+        (v["data"]["cancelResult"].as_str(), v["data"]["newOrderResult"].as_str()),
+        (Some("SUCCESS"), Some("FAILURE"))
+    );
+    assert_eq!(v["data"]["newOrderResponse"]["code"], -1015);
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
+    assert_eq!(send(&app, &query("m1"), NOW).1["code"], -2013);
+    // Nothing left to cancel: -2022, the new order not attempted.
+    let (reply, v) = send(&app, &call, NOW);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-2022)));
+    assert_eq!(v["data"]["newOrderResult"], "NOT_ATTEMPTED");
+}

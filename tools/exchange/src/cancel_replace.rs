@@ -8,12 +8,16 @@
 //! 409 -2021 (`FAILURE`/`SUCCESS`), refused too is 400 -2022 (`FAILURE`/`FAILURE`). A done
 //! cancel whose new order is refused is 409 -2021 in both modes. Both parts reach the user
 //! data stream as a separate cancel and placement would.
+//!
+//! Over the ORDERS limit, `orderRateLimitExceededMode=CANCEL_ONLY` still cancels ([`cancel_only`]);
+//! the default, `DO_NOTHING`, is the plain 429 -1015 (answered before this module runs).
 
-use crate::api::{parse_new_order, placement_json, ApiError, Ctx, Params};
+use crate::api::{parse_new_order, placement_json, ApiError, Ctx, Params, RespType};
 use crate::time_in_force::Tif;
 use genesis::exchange::binance::user_data::Change;
 use genesis::exchange::binance::wire::{cancel_json, error_json};
 use genesis::exchange::sim::{OrderRef, SimReplaced, Simulator};
+use genesis::exchange::NewOrder;
 use serde_json::{json, Value};
 
 /// A client order id no order can have (`#` is outside `^[a-zA-Z0-9-_]{1,36}$`): cancelling
@@ -38,7 +42,9 @@ fn order_to_cancel(p: &Params, sim: &Simulator, symbol: &str) -> Result<String, 
     }
 }
 
-pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+/// The parts of a cancel-replace both modes check first: the mode, the order to cancel, the
+/// new order (parameters and filters).
+fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, NewOrder, RespType), ApiError> {
     let allow_failure = match p.get("cancelReplaceMode") {
         Some("STOP_ON_FAILURE") => false,
         Some("ALLOW_FAILURE") => true,
@@ -58,6 +64,49 @@ pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<
     }
     sim.check_order(&order)?;
     crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
+    Ok((allow_failure, cancel_client_order_id, order, resp))
+}
+
+/// `orderRateLimitExceededMode=CANCEL_ONLY` over the ORDERS limit: the checks, then the cancel
+/// alone; 429 with -2021 (cancelled; the new order's error is `refused`, the -1015) or -2022
+/// (the cancel failed too; new order not attempted), `Retry-After` as `refused`'s.
+pub fn cancel_only(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, refused: ApiError) -> Result<Value, ApiError> {
+    let (_, cancel_client_order_id, order, _) = checked(p, sim, ctx)?;
+    let cancel_id = match p.get("cancelNewClientOrderId") {
+        Some(id) => id.to_string(),
+        None => ctx.ids.next_id(),
+    };
+    let limited = |code: i64, msg: &str, data: Value| ApiError {
+        data: Some(data),
+        retry_after_secs: refused.retry_after_secs,
+        ..ApiError::new(429, code, msg)
+    };
+    match sim.cancel(&order.symbol, OrderRef::ClientOrderId(&cancel_client_order_id)) {
+        Ok(cancelled) => {
+            let data = json!({
+                "cancelResult": "SUCCESS",
+                "newOrderResult": "FAILURE",
+                "cancelResponse": cancel_json(&cancelled, &cancel_id),
+                "newOrderResponse": error_json(refused.code, &refused.msg),
+            });
+            ctx.changes.borrow_mut().push((cancelled, Change::Updated, Some(cancel_id)));
+            Err(limited(-2021, "Order cancel-replace partially failed.", data))
+        }
+        Err(error) => Err(limited(
+            -2022,
+            "Order cancel-replace failed.",
+            json!({
+                "cancelResult": "FAILURE",
+                "newOrderResult": "NOT_ATTEMPTED",
+                "cancelResponse": error_json(error.code, &error.msg),
+                "newOrderResponse": null,
+            }),
+        )),
+    }
+}
+
+pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    let (allow_failure, cancel_client_order_id, order, resp) = checked(p, sim, ctx)?;
     let cancel_id = match p.get("cancelNewClientOrderId") {
         Some(id) => id.to_string(),
         None => ctx.ids.next_id(),
