@@ -1221,11 +1221,27 @@ impl App {
         let mut sim = self.sim.lock();
         match sim.set_price(symbol, bid, ask) {
             Ok(changed) => {
+                self.uncount_first_fills(&changed, now);
                 let reply = Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect()));
                 self.push(changed.into_iter().map(|r| (r, Change::Updated, None)).collect(), self.server_now_ms(now));
                 reply
             }
             Err(e) => ApiError::from(e).reply(),
+        }
+    }
+
+    /// Orders that traded for the first time in a price move (all their fills are in this
+    /// change) leave the unfilled-order count, as a placement that traded at once does.
+    fn uncount_first_fills(&self, changed: &[OrderReport], now: i64) {
+        let first_fills = changed
+            .iter()
+            .filter(|r| {
+                r.executed_qty > Decimal::ZERO && r.fills.iter().map(|f| f.qty).sum::<Decimal>() == r.executed_qty
+            })
+            .count();
+        let mut limits = self.limits.lock();
+        for _ in 0..first_fills {
+            limits.uncount_filled_order(now);
         }
     }
 
@@ -1260,6 +1276,7 @@ impl App {
         let mut sim = self.sim.lock();
         match sim.random_walk_step() {
             Ok(changed) => {
+                self.uncount_first_fills(&changed, crate::server::local_ms());
                 let now = self.server_now_ms(crate::server::local_ms());
                 self.push(changed.iter().map(|r| (r.clone(), Change::Updated, None)).collect(), now);
                 for r in &changed {

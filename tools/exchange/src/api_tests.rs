@@ -533,8 +533,8 @@ fn control_endpoints_add_faults_move_prices_and_show_state() {
     assert_eq!(v["openOrders"], json!([]));
     assert!(v["balances"].as_array().unwrap().len() >= 4);
     assert_eq!(v["books"][0]["bidPrice"], "60050.00000000");
-    // p1 filled at once (uncounted); sl filled later, by the price move (still counted).
-    assert_eq!(v["orderCount10s"], 1);
+    // p1 traded at once and sl when the price moved: neither counts as unfilled any more.
+    assert_eq!(v["orderCount10s"], 0);
 
     let req = HttpRequest {
         method: "GET",
