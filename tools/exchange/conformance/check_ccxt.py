@@ -115,6 +115,13 @@ def run(url):
 
     t.check("fetch_trades", public_trades)
 
+    def buy_with_cost():
+        o = ex.create_market_buy_order_with_cost("SOL/USDT", 20)
+        assert o["status"] == "closed" and 0 < o["cost"] <= 20, o
+        assert o["info"]["type"] == "MARKET", o["info"]
+
+    t.check("create_market_buy_order_with_cost (quoteOrderQty)", buy_with_cost)
+
     resting = {}
 
     def limit_buy():

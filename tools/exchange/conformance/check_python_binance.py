@@ -183,6 +183,17 @@ def run(url):
         assert c.get_open_orders(symbol="BTCUSDT") == []
 
     t.check("cancel_all_open_orders", cancel_all)
+    t.raises("cancel_all_open_orders with none open -> -2011",
+             lambda: c.cancel_all_open_orders(symbol="BTCUSDT"), code_is(-2011))
+
+    def history():
+        orders = c.get_all_orders(symbol="BTCUSDT")
+        statuses = {o["orderId"]: o["status"] for o in orders}
+        assert statuses[bought["orderId"]] == "FILLED" and statuses[resting["orderId"]] == "CANCELED", statuses
+        first = c.get_recent_trades(symbol="BTCUSDT")[0]["id"]
+        assert c.get_historical_trades(symbol="BTCUSDT", fromId=first)[0]["id"] == first
+
+    t.check("get_all_orders, get_historical_trades", history)
 
     def stop_then_cancel():
         o = c.create_order(symbol="ETHUSDT", side="SELL", type="STOP_LOSS", quantity="0.01",
