@@ -80,6 +80,16 @@ impl ExchangeError {
     pub fn would_trigger_immediately(&self) -> bool {
         matches!(self, ExchangeError::Rejected { code: -2010, msg, .. } if msg.contains("would trigger immediately"))
     }
+    /// -2026 ORDER_ARCHIVED on a query: the order was cancelled or expired with nothing
+    /// executed over 90 days ago (it existed; it traded nothing), unlike -2013.
+    pub fn is_order_archived(&self) -> bool {
+        matches!(self, ExchangeError::Rejected { code: -2026, .. })
+    }
+    /// -2039 CLIENT_ORDER_ID_INVALID: the client order id is not the one of that order id (the
+    /// order exists; the pair named does not match), unlike -2013.
+    pub fn is_client_order_id_mismatch(&self) -> bool {
+        matches!(self, ExchangeError::Rejected { code: -2039, .. })
+    }
     /// -1021: our clock is off; resync and retry.
     pub fn is_timestamp_error(&self) -> bool {
         matches!(self, ExchangeError::Rejected { code: -1021, .. })
@@ -211,5 +221,19 @@ mod tests {
     fn a_quote_source_other_than_the_simulator_refuses_to_move_prices() {
         let refused = ReadOnlyQuotes.set_price("BTCUSDT", Decimal::from(60_000), Decimal::from(60_001));
         assert_eq!(refused, Err("price control is only available on the simulator (--exchange sim)".to_string()));
+    }
+
+    #[test]
+    fn archived_and_mismatched_client_id_are_told_apart_from_no_such_order() {
+        let rejected = |code| ExchangeError::Rejected { http_status: 400, code, msg: String::new() };
+        let archived = rejected(-2026);
+        let mismatch = rejected(-2039);
+        assert!(
+            archived.is_order_archived() && !archived.is_no_such_order() && !archived.is_client_order_id_mismatch()
+        );
+        assert!(
+            mismatch.is_client_order_id_mismatch() && !mismatch.is_no_such_order() && !mismatch.is_order_archived()
+        );
+        assert!(!rejected(-2013).is_order_archived() && !rejected(-2013).is_client_order_id_mismatch());
     }
 }

@@ -5,8 +5,10 @@
 //! |---|---|
 //! | bad URL, DNS failure, connection refused / unreachable, connect or TLS handshake timeout | `NotSent` |
 //! | timeout after the request went out, connection dropped mid-response, garbled HTTP | `Unknown` |
-//! | any 5xx; any body code -1000, -1001, -1006, -1007 | `Unknown` |
+//! | any 5xx (a 5xx -1008 included: its reason says "server busy"); any body code -1000, -1001, -1006, -1007 | `Unknown` |
 //! | 429, 418 | `RateLimited` (`Retry-After` seconds; 1 s / 120 s when absent; `banned` on 418) |
+//! | 403 (Binance's WAF: a rate-limit violation or a security block, never executed) | `RateLimited` (`Retry-After`, else 60 s) |
+//! | 4xx with -1008 (server busy: "try again in a few minutes") | `RateLimited` (`Retry-After`, else 60 s) |
 //! | other 4xx | `Rejected` (Binance code and message; code 0 when the body has none) |
 //! | 2xx whose body does not parse | `Unknown` (decided by the caller) |
 
@@ -19,6 +21,11 @@ use std::time::Duration;
 pub const DEFAULT_RETRY_AFTER_429: Duration = Duration::from_secs(1);
 /// Wait after a 418 (IP ban) that carries no `Retry-After`: the shortest ban.
 pub const DEFAULT_RETRY_AFTER_418: Duration = Duration::from_secs(120);
+
+/// Wait after a 403 (WAF) or a 4xx -1008 (server busy) that carries no `Retry-After`.
+pub const DEFAULT_RETRY_AFTER_REFUSED: Duration = Duration::from_secs(60);
+/// SERVER_BUSY: "Server is currently overloaded with other requests."
+pub const SERVER_BUSY: i64 = -1008;
 
 /// Binance codes that leave the outcome unknown whatever the HTTP status.
 pub const UNKNOWN_OUTCOME_CODES: [i64; 4] = [-1000, -1001, -1006, -1007];
@@ -78,8 +85,18 @@ pub fn classify_response(status: u16, retry_after: Option<&str>, body: &str) -> 
             retry_after.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs).unwrap_or(default);
         return Some(ExchangeError::RateLimited { retry_after, banned, code, msg });
     }
+    let refused_for_now = status == 403 || ((400..500).contains(&status) && code == SERVER_BUSY);
+    if refused_for_now {
+        let retry_after = retry_after
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_RETRY_AFTER_REFUSED);
+        let what = if status == 403 { "refused by Binance's WAF (HTTP 403)" } else { "server busy" };
+        return Some(ExchangeError::RateLimited { retry_after, banned: false, code, msg: format!("{what}: {msg}") });
+    }
     if status >= 500 || UNKNOWN_OUTCOME_CODES.contains(&code) {
-        return Some(ExchangeError::Unknown { reason: format!("HTTP {status} ({code}): {msg}") });
+        let busy = if code == SERVER_BUSY { "server busy; " } else { "" };
+        return Some(ExchangeError::Unknown { reason: format!("{busy}HTTP {status} ({code}): {msg}") });
     }
     if (400..500).contains(&status) {
         return Some(ExchangeError::Rejected {
@@ -214,7 +231,6 @@ mod tests {
                 r#"{"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}"#,
                 rejected(400, -1021, "Timestamp for this request is outside of the recvWindow."),
             ),
-            (403, None, "<html>WAF</html>", rejected(403, 0, "HTTP 403: <html>WAF</html>")),
             (
                 429,
                 Some("3"),
@@ -281,6 +297,52 @@ mod tests {
             let e = classify_response(status, None, body);
             assert!(matches!(e, Some(ExchangeError::Unknown { .. })), "{status} {body}: {e:?}");
         }
+    }
+
+    #[test]
+    fn a_waf_403_and_a_4xx_server_busy_are_rate_limits_not_rejections() {
+        assert_eq!(
+            classify_response(403, None, "<html>WAF</html>"),
+            Some(ExchangeError::RateLimited {
+                retry_after: DEFAULT_RETRY_AFTER_REFUSED,
+                banned: false,
+                code: 0,
+                msg: "refused by Binance's WAF (HTTP 403): <html>WAF</html>".into(),
+            })
+        );
+        assert_eq!(
+            classify_response(403, Some("30"), ""),
+            Some(ExchangeError::RateLimited {
+                retry_after: Duration::from_secs(30),
+                banned: false,
+                code: 0,
+                msg: "refused by Binance's WAF (HTTP 403): ".into(),
+            })
+        );
+        assert_eq!(
+            classify_response(
+                400,
+                None,
+                r#"{"code":-1008,"msg":"Server is currently overloaded with other requests."}"#
+            ),
+            Some(ExchangeError::RateLimited {
+                retry_after: DEFAULT_RETRY_AFTER_REFUSED,
+                banned: false,
+                code: -1008,
+                msg: "server busy: Server is currently overloaded with other requests.".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn a_5xx_server_busy_stays_unknown_and_says_so() {
+        let e = classify_response(503, None, r#"{"code":-1008,"msg":"Server is currently overloaded"}"#);
+        assert_eq!(
+            e,
+            Some(ExchangeError::Unknown {
+                reason: "server busy; HTTP 503 (-1008): Server is currently overloaded".into()
+            })
+        );
     }
 
     #[test]

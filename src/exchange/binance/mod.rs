@@ -474,8 +474,16 @@ fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
     if let Some(stop) = order.stop_price {
         q.display("stopPrice", stop.normalize());
     }
-    q.str("newClientOrderId", &order.client_order_id).str("newOrderRespType", "FULL");
+    q.str("newClientOrderId", &order.client_order_id)
+        .str("newOrderRespType", "FULL")
+        .str("selfTradePreventionMode", SELF_TRADE_PREVENTION_MODE);
 }
+
+/// Sent with every order rather than left to the symbol's default (`EXPIRE_MAKER` on most):
+/// STP acts by the taker's mode, and Genesis's takers are its entries and exits, so a taker
+/// that would trade with one of Genesis's own resting orders (a triggered stop-limit) expires
+/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book.
+pub const SELF_TRADE_PREVENTION_MODE: &str = "EXPIRE_TAKER";
 
 /// Refuses locally what Binance would refuse with -1102 (a mandatory parameter missing).
 fn check_order(order: &NewOrder) -> Result<(), ExchangeError> {
@@ -694,7 +702,7 @@ mod tests {
     fn market_order_sends_quantity_client_id_and_full_response_type() {
         assert_eq!(
             params(&order(ExchangeOrderType::Market)),
-            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.001&newClientOrderId=g1-S0123&newOrderRespType=FULL"
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.001&newClientOrderId=g1-S0123&newOrderRespType=FULL&selfTradePreventionMode=EXPIRE_TAKER"
         );
     }
 
@@ -704,14 +712,14 @@ mod tests {
         stop.stop_price = Some(d("63700.36"));
         assert_eq!(
             params(&stop),
-            "symbol=BTCUSDT&side=SELL&type=STOP_LOSS&quantity=0.001&stopPrice=63700.36&newClientOrderId=g1-S0123&newOrderRespType=FULL"
+            "symbol=BTCUSDT&side=SELL&type=STOP_LOSS&quantity=0.001&stopPrice=63700.36&newClientOrderId=g1-S0123&newOrderRespType=FULL&selfTradePreventionMode=EXPIRE_TAKER"
         );
         let mut stop_limit = order(ExchangeOrderType::StopLossLimit);
         stop_limit.stop_price = Some(d("63700"));
         stop_limit.price = Some(d("63381.50"));
         assert_eq!(
             params(&stop_limit),
-            "symbol=BTCUSDT&side=SELL&type=STOP_LOSS_LIMIT&timeInForce=GTC&quantity=0.001&price=63381.5&stopPrice=63700&newClientOrderId=g1-S0123&newOrderRespType=FULL"
+            "symbol=BTCUSDT&side=SELL&type=STOP_LOSS_LIMIT&timeInForce=GTC&quantity=0.001&price=63381.5&stopPrice=63700&newClientOrderId=g1-S0123&newOrderRespType=FULL&selfTradePreventionMode=EXPIRE_TAKER"
         );
     }
 

@@ -1,9 +1,11 @@
 //! Top of book for intake, kept fresh off the order path: a background thread polls
 //! `GET /api/v3/ticker/bookTicker` for the symbols intake has asked about, so an order's
-//! expected price is normally a cache read, not a round trip.
+//! expected price is normally a cache read, not a round trip. A 429 or 418 stops every
+//! `bookTicker` request (poller and intake alike) for the `Retry-After` it carried: polling on
+//! through a rate limit is what turns a 429 into an IP ban.
 
 use super::{BinanceConfig, BinanceGateway};
-use crate::exchange::{BookTicker, Exchange, Quotes};
+use crate::exchange::{BookTicker, Exchange, ExchangeError, Quotes};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -15,6 +17,8 @@ pub struct BinanceQuotes {
     /// Used by the poller, and by intake when a quote is missing or stale.
     fetcher: Mutex<BinanceGateway>,
     max_age: Duration,
+    /// No request before this instant (the last 429 / 418 said to wait).
+    backoff_until: Mutex<Option<Instant>>,
 }
 
 impl BinanceQuotes {
@@ -30,6 +34,7 @@ impl BinanceQuotes {
             watched: Mutex::new(HashSet::new()),
             fetcher: Mutex::new(BinanceGateway::new(config)?),
             max_age: refresh * 3,
+            backoff_until: Mutex::new(None),
         });
         let weak = Arc::downgrade(&quotes);
         std::thread::Builder::new()
@@ -43,6 +48,9 @@ impl BinanceQuotes {
     }
 
     fn fetch(&self, symbol: &str) -> Option<BookTicker> {
+        if self.backoff_until.lock().is_some_and(|until| Instant::now() < until) {
+            return None;
+        }
         let ticker = self.fetcher.lock().book_ticker(symbol);
         match ticker {
             Ok(t) => {
@@ -50,6 +58,9 @@ impl BinanceQuotes {
                 Some(t)
             }
             Err(e) => {
+                if let ExchangeError::RateLimited { retry_after, .. } = &e {
+                    *self.backoff_until.lock() = Some(Instant::now() + *retry_after);
+                }
                 log::warn!("bookTicker {symbol}: {e}");
                 None
             }
@@ -98,5 +109,52 @@ mod tests {
         assert_eq!(quotes.top_of_book("BTCUSDT"), None);
         assert!(quotes.cache.read().is_empty());
         assert!(quotes.watched.lock().contains("BTCUSDT"), "the poller keeps trying it");
+    }
+
+    /// A server that answers every request with `status` and `Retry-After: 60`, counting them.
+    fn refusing_server(status: u16) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let body = r#"{"code":-1003,"msg":"Too much request weight used."}"#;
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\nRetry-After: 60\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(format!("{head}{body}").as_bytes());
+                    }
+                    line.clear();
+                }
+            }
+        });
+        (url, count)
+    }
+
+    #[test]
+    fn a_429_or_418_stops_quote_requests_for_its_retry_after() {
+        for status in [429, 418] {
+            let (url, requests) = refusing_server(status);
+            let quotes =
+                BinanceQuotes::start(BinanceConfig::new(url, "key", "secret"), Duration::from_secs(3600), || {})
+                    .unwrap();
+            assert_eq!(quotes.top_of_book("BTCUSDT"), None);
+            assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+            // Asked again at once: no request goes out until Retry-After has passed.
+            assert_eq!(quotes.top_of_book("BTCUSDT"), None);
+            assert_eq!(quotes.top_of_book("ETHUSDT"), None);
+            assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1, "HTTP {status}");
+            let until = quotes.backoff_until.lock().expect("backing off");
+            assert!(until > Instant::now() + Duration::from_secs(50), "HTTP {status}");
+        }
     }
 }

@@ -281,7 +281,7 @@ fn place_order_posts_its_signed_parameters_in_the_query_string_and_parses_the_fu
     assert_eq!(sent.header("x-mbx-apikey"), Some(API_KEY));
     assert!(sent.signature_verifies(), "{}", sent.query);
     assert!(sent.query.starts_with(
-        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=g1-E0001&newOrderRespType=FULL&recvWindow=5000&timestamp="
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=g1-E0001&newOrderRespType=FULL&selfTradePreventionMode=EXPIRE_TAKER&recvWindow=5000&timestamp="
     ));
     let timestamp: i64 = sent.param("timestamp").unwrap().parse().unwrap();
     assert!((timestamp - (clock::local_ms() + 5_000)).abs() < 1_000);
@@ -635,7 +635,7 @@ fn cancel_replace_posts_the_new_order_with_the_mode_and_the_stops_id_and_reads_b
     assert!(
         sent.query.starts_with(
             "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=g1-E0020&newOrderRespType=FULL\
-             &cancelReplaceMode=STOP_ON_FAILURE&cancelOrigClientOrderId=g1-S0001&recvWindow=5000&timestamp="
+             &selfTradePreventionMode=EXPIRE_TAKER&cancelReplaceMode=STOP_ON_FAILURE&cancelOrigClientOrderId=g1-S0001&recvWindow=5000&timestamp="
         ),
         "{}",
         sent.query

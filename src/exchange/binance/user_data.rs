@@ -22,8 +22,11 @@ use std::borrow::Cow;
 pub const WS_API_PATH: &str = "/ws-api/v3";
 
 /// The WebSocket API URL for a REST base URL: `http` → `ws`, `https` → `wss`, path `/ws-api/v3`.
-/// Binance's own hosts serve the WebSocket API elsewhere (`ws-api.binance.com:443`,
-/// `ws-api.testnet.binance.vision`); every other host (the simulator) on the same port.
+/// Binance's own hosts serve the WebSocket API elsewhere, whatever port the REST URL names
+/// (rest-api.md "General API Information", web-socket-api.md, demo-mode/general-info.md):
+/// `api`, `api-gcp`, `api1`–`api4.binance.com` → `ws-api.binance.com:443`;
+/// `testnet.binance.vision` → `ws-api.testnet.binance.vision`; `demo-api.binance.com` →
+/// `demo-ws-api.binance.com`. Every other host (the simulator) keeps its host and port.
 pub fn ws_api_url(base_url: &str) -> String {
     let base = base_url.trim().trim_end_matches('/');
     let base = base.strip_suffix("/api").unwrap_or(base);
@@ -32,12 +35,19 @@ pub fn ws_api_url(base_url: &str) -> String {
         Some((_, rest)) => ("ws", rest),
         None => ("ws", base),
     };
-    let host = match rest {
-        "api.binance.com" => "ws-api.binance.com:443",
+    let host = rest.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(rest, |(host, _)| host);
+    let ws_host = match host.to_ascii_lowercase().as_str() {
+        "api.binance.com"
+        | "api-gcp.binance.com"
+        | "api1.binance.com"
+        | "api2.binance.com"
+        | "api3.binance.com"
+        | "api4.binance.com" => "ws-api.binance.com:443",
         "testnet.binance.vision" => "ws-api.testnet.binance.vision",
-        other => other,
+        "demo-api.binance.com" => "demo-ws-api.binance.com",
+        _ => rest,
     };
-    format!("{scheme}://{host}{WS_API_PATH}")
+    format!("{scheme}://{ws_host}{WS_API_PATH}")
 }
 
 /// The signed payload of a WebSocket API request: `name=value` sorted by name, joined by `&`.
@@ -371,6 +381,24 @@ mod tests {
         assert_eq!(ws_api_url("https://testnet.binance.vision"), "wss://ws-api.testnet.binance.vision/ws-api/v3");
         assert_eq!(ws_api_url("https://api.binance.com"), "wss://ws-api.binance.com:443/ws-api/v3");
         assert_eq!(ws_api_url("127.0.0.1:8080"), "ws://127.0.0.1:8080/ws-api/v3");
+    }
+
+    #[test]
+    fn ws_url_of_every_binance_rest_host_and_explicit_ports() {
+        for rest in [
+            "https://api.binance.com:443",
+            "https://api-gcp.binance.com",
+            "https://api1.binance.com",
+            "https://api2.binance.com/api",
+            "https://api3.binance.com",
+            "https://API4.binance.com:443/",
+        ] {
+            assert_eq!(ws_api_url(rest), "wss://ws-api.binance.com:443/ws-api/v3", "{rest}");
+        }
+        assert_eq!(ws_api_url("https://testnet.binance.vision:443"), "wss://ws-api.testnet.binance.vision/ws-api/v3");
+        assert_eq!(ws_api_url("https://demo-api.binance.com/api"), "wss://demo-ws-api.binance.com/ws-api/v3");
+        assert_eq!(ws_api_url("http://localhost:9"), "ws://localhost:9/ws-api/v3");
+        assert_eq!(ws_api_url("http://[::1]:8080"), "ws://[::1]:8080/ws-api/v3");
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct SimConfig {
     pub starting_balances: BTreeMap<String, Decimal>,
     /// Journal records written before the journal is folded into the snapshot.
     pub compact_every: u64,
+    /// The first order id and the first trade id of a fresh exchange (a loaded one continues
+    /// its own). `genesis-exchange` starts them high, as Binance's are, so that a client's
+    /// "unknown order id 1" does not find a real order.
+    pub first_order_id: i64,
+    pub first_trade_id: i64,
 }
 
 impl Default for SimConfig {
@@ -39,6 +44,8 @@ impl Default for SimConfig {
             reject_probability: 0.0,
             starting_balances,
             compact_every: 20_000,
+            first_order_id: 1,
+            first_trade_id: 1,
         }
     }
 }

@@ -252,6 +252,27 @@ fn build_market(spec: &Spec, rng: &mut ChaCha8Rng) -> Market {
     }
 }
 
+/// A symbol for [`Simulator::with_markets`]: its rules and where its book starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketSpec {
+    pub rules: SymbolRules,
+    pub bid: Decimal,
+    pub ask: Decimal,
+}
+
+fn build_spec_market(spec: &MarketSpec, rng: &mut ChaCha8Rng) -> Market {
+    let smallest = Decimal::new(1, 8);
+    let step = if spec.rules.step_size.is_zero() { smallest } else { spec.rules.step_size };
+    let gap = if spec.rules.tick_size.is_zero() { smallest } else { spec.rules.tick_size };
+    let mut level = || step * Decimal::from(rng.random_range(5_000..=50_000_i64));
+    let bid_qty = (0..LEVELS).map(|_| level()).collect();
+    let ask_qty = (0..LEVELS).map(|_| level()).collect();
+    Market {
+        book: Book { symbol: spec.rules.symbol.clone(), bid: spec.bid, ask: spec.ask, gap, bid_qty, ask_qty },
+        rules: spec.rules.clone(),
+    }
+}
+
 fn type_not_supported(order_type: ExchangeOrderType) -> SimError {
     let name = match order_type {
         ExchangeOrderType::Limit => "Limit",
@@ -398,9 +419,22 @@ fn asset_index(balances: &mut Vec<Balance>, asset: &str) -> usize {
 impl Simulator {
     /// A fresh in-memory exchange (nothing is written anywhere).
     pub fn new(config: SimConfig) -> Simulator {
-        let seed = config.seed;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let markets: Vec<Market> = SPECS.iter().map(|s| build_market(s, &mut rng)).collect();
+        Simulator::from_markets(config, rng, markets)
+    }
+
+    /// A fresh in-memory exchange trading `markets` instead of the three built-in symbols
+    /// (`genesis-exchange --markets`): each book starts at its spec's bid and ask, levels one
+    /// tick apart, 5,000 to 50,000 steps each.
+    pub fn with_markets(config: SimConfig, markets: &[MarketSpec]) -> Simulator {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let markets: Vec<Market> = markets.iter().map(|m| build_spec_market(m, &mut rng)).collect();
+        Simulator::from_markets(config, rng, markets)
+    }
+
+    fn from_markets(config: SimConfig, rng: ChaCha8Rng, markets: Vec<Market>) -> Simulator {
+        let seed = config.seed;
         let mut balances: Vec<Balance> = config
             .starting_balances
             .iter()
@@ -411,6 +445,8 @@ impl Simulator {
             asset_index(&mut balances, &m.rules.quote_asset);
         }
         Simulator {
+            next_order_id: config.first_order_id,
+            next_trade_id: config.first_trade_id,
             config,
             seed,
             rng,
@@ -423,8 +459,6 @@ impl Simulator {
             closed_fifo: VecDeque::with_capacity(CLOSED_ORDERS_KEPT + 64),
             closed_by_client: HashMap::with_capacity(CLOSED_ORDERS_KEPT + 64),
             trades: VecDeque::with_capacity(TRADES_KEPT + 64),
-            next_order_id: 1,
-            next_trade_id: 1,
             seq: 0,
             dirty: Dirty::default(),
             store: None,
@@ -994,6 +1028,12 @@ impl Simulator {
         result
     }
 
+    /// `POST /api/v3/order/test`: the checks [`Simulator::place`] makes before it trades
+    /// (symbol, client id, parameters, filters), with nothing placed.
+    pub fn check_order(&self, order: &NewOrder) -> Result<(), SimError> {
+        self.check_new(order).map(|_| ())
+    }
+
     /// The checks Binance makes before the matching engine (symbol, parameters, filters); a
     /// cancel-replace makes them before it cancels anything. The market's index.
     fn check_new(&self, req: &NewOrder) -> Result<usize, SimError> {
@@ -1248,6 +1288,22 @@ impl Simulator {
     pub fn my_trades(&self, symbol: &str) -> Result<Vec<Trade>, SimError> {
         self.market_index(symbol)?;
         Ok(self.trades.iter().filter(|t| t.symbol == symbol).cloned().collect())
+    }
+
+    /// The symbol's trades at or after `since_ms`, oldest first, read from the newest end (no
+    /// copy of the whole history: an average price on every order stays cheap).
+    pub fn trades_since(&self, symbol: &str, since_ms: i64) -> Result<Vec<&Trade>, SimError> {
+        self.market_index(symbol)?;
+        let mut out: Vec<&Trade> =
+            self.trades.iter().rev().take_while(|t| t.time_ms >= since_ms).filter(|t| t.symbol == symbol).collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The symbol's latest trade.
+    pub fn last_trade(&self, symbol: &str) -> Result<Option<&Trade>, SimError> {
+        self.market_index(symbol)?;
+        Ok(self.trades.iter().rev().find(|t| t.symbol == symbol))
     }
 }
 

@@ -19,7 +19,7 @@ mod tests;
 pub use book::LEVELS;
 pub use config::SimConfig;
 pub use error::{SimError, SimStoreError};
-pub use market::{OrderRef, SimReplaced, Simulator, Trade, CLOSED_ORDERS_KEPT, TRADES_KEPT};
+pub use market::{MarketSpec, OrderRef, SimReplaced, Simulator, Trade, CLOSED_ORDERS_KEPT, TRADES_KEPT};
 pub use store::journal_path;
 
 use super::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};

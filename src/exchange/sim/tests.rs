@@ -3,6 +3,7 @@
 use super::*;
 use crate::domain::money::Decimal;
 use crate::domain::order::{ExchangeOrderType, ExchangeStatus, OrderReport, Side};
+use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Exchange, ExchangeError, NewOrder};
 use std::path::Path;
 use ExchangeOrderType::{Limit, LimitMaker, Market, StopLoss, StopLossLimit, TakeProfit};
@@ -1148,4 +1149,80 @@ fn a_deadline_beyond_the_spin_window_sleeps_first() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2);
     wait_until(deadline, std::time::Duration::from_micros(100));
     assert!(std::time::Instant::now() >= deadline);
+}
+
+#[test]
+fn a_fresh_exchange_numbers_orders_and_trades_from_the_configured_first_ids() {
+    let mut sim = Simulator::new(SimConfig {
+        first_order_id: 7_000_000_000,
+        first_trade_id: 900_000_000,
+        ..SimConfig::default()
+    });
+    let first = sim.place(&market("SOLUSDT", Side::Buy, "1", "first")).unwrap();
+    let second = sim.place(&market("BTCUSDT", Side::Buy, "0.001", "second")).unwrap();
+    assert_eq!((first.exchange_order_id, second.exchange_order_id), (7_000_000_000, 7_000_000_001));
+    assert_eq!(sim.my_trades("SOLUSDT").unwrap()[0].id, 900_000_000);
+}
+
+#[test]
+fn a_test_order_is_checked_against_the_filters_and_places_nothing() {
+    let sim = sim();
+    assert_eq!(sim.check_order(&market("BTCUSDT", Side::Buy, "0.001", "t1")), Ok(()));
+    let err = sim.check_order(&market("BTCUSDT", Side::Buy, "0.000001", "t2")).unwrap_err();
+    assert_eq!((err.code, err.msg.as_str()), (-1013, "Filter failure: LOT_SIZE"));
+    assert!(sim.open_orders(None).unwrap().is_empty());
+    assert!(sim.all_orders("BTCUSDT").unwrap().is_empty());
+}
+
+#[test]
+fn trades_since_and_last_trade_read_one_symbol_from_the_newest_end() {
+    let mut sim = sim();
+    assert_eq!(sim.last_trade("SOLUSDT").unwrap(), None);
+    sim.place(&market("SOLUSDT", Side::Buy, "1", "a")).unwrap();
+    sim.place(&market("BTCUSDT", Side::Buy, "0.001", "b")).unwrap();
+    let sol = sim.my_trades("SOLUSDT").unwrap();
+    let since = sol[0].time_ms;
+    let recent: Vec<i64> = sim.trades_since("SOLUSDT", since).unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(recent, sol.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert!(sim.trades_since("SOLUSDT", since + 60_000).unwrap().is_empty());
+    assert_eq!(sim.last_trade("SOLUSDT").unwrap().map(|t| t.id), sol.last().map(|t| t.id));
+    assert!(sim.trades_since("NOPE", 0).is_err() && sim.last_trade("NOPE").is_err());
+}
+
+#[test]
+fn a_simulator_with_given_markets_trades_those_symbols_from_their_starting_books() {
+    let rules = |symbol: &str, base: &str, tick: &str, step: &str| SymbolRules {
+        symbol: symbol.into(),
+        base_asset: base.into(),
+        quote_asset: "USDC".into(),
+        trading: true,
+        tick_size: d(tick),
+        min_price: d(tick),
+        max_price: d("100000"),
+        step_size: d(step),
+        min_qty: d(step),
+        max_qty: d("1000000"),
+        min_notional: d("1"),
+        order_types: vec![Market, Limit],
+        max_num_algo_orders: None,
+    };
+    let specs = [
+        MarketSpec { rules: rules("AAAUSDC", "AAA", "0.001", "0.1"), bid: d("2.500"), ask: d("2.501") },
+        // No tick or step rule: levels and quantities fall back to 1e-8.
+        MarketSpec { rules: rules("BBBUSDC", "BBB", "0", "0"), bid: d("10"), ask: d("10.5") },
+    ];
+    let mut config = SimConfig::default();
+    config.starting_balances.insert("USDC".into(), d("1000"));
+    let mut sim = Simulator::with_markets(config, &specs);
+    assert_eq!(sim.exchange_info().iter().map(|r| r.symbol.as_str()).collect::<Vec<_>>(), ["AAAUSDC", "BBBUSDC"]);
+    assert!(sim.book_ticker("BTCUSDT").is_err());
+    let top = sim.book_ticker("AAAUSDC").unwrap();
+    assert_eq!((top.bid, top.ask), (d("2.500"), d("2.501")));
+    let (bids, _) = sim.depth("AAAUSDC", 2).unwrap();
+    assert_eq!(bids[1].0, d("2.499"));
+    let filled = sim.place(&market("AAAUSDC", Side::Buy, "10", "a1")).unwrap();
+    assert_eq!((filled.status, filled.executed_qty), (ExchangeStatus::Filled, d("10")));
+    assert_eq!(free(&sim, "AAA"), d("9.99"));
+    let (bids, _) = sim.depth("BBBUSDC", 2).unwrap();
+    assert_eq!(bids[1].0, d("9.99999999"));
 }

@@ -10,6 +10,7 @@
 use crate::auth::{self, Credentials};
 use crate::faults::{Fault, FaultKind, FaultPlan, Step};
 use crate::limits::{Exceeded, Limits};
+use crate::time_in_force::{Tif, TifBook};
 use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
 use genesis::exchange::binance::sign::parse_query;
@@ -18,7 +19,7 @@ use genesis::exchange::binance::wire::{
     account_json, book_ticker_json, cancel_json, error_json, exchange_info_json, fmt_decimal, order_ack_json,
     order_json, order_query_json, server_time_json, RateLimit,
 };
-use genesis::exchange::sim::{OrderRef, SimError, SimReplaced, Simulator, Trade};
+use genesis::exchange::sim::{OrderRef, SimError, Simulator, Trade};
 use genesis::exchange::NewOrder;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -61,7 +62,7 @@ impl ApiError {
     pub fn illegal(name: &str, range: &str) -> ApiError {
         ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '{range}'."))
     }
-    fn not_required(name: &str) -> ApiError {
+    pub fn not_required(name: &str) -> ApiError {
         ApiError::bad(-1106, format!("Parameter '{name}' sent when not required."))
     }
     fn invalid_symbol() -> ApiError {
@@ -157,6 +158,11 @@ impl Params {
     /// The value as sent, empty included.
     pub fn raw(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The names sent, each once.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(k, _)| k.as_str())
     }
 
     /// A non-empty value.
@@ -287,6 +293,11 @@ pub enum Endpoint {
     ExchangeInfo,
     BookTicker,
     TickerPrice,
+    Ticker24hr,
+    AvgPrice,
+    Klines,
+    Trades,
+    AggTrades,
     Depth,
     NewOrder,
     TestOrder,
@@ -316,6 +327,11 @@ impl Endpoint {
             "/api/v3/exchangeInfo" => &[("GET", ExchangeInfo)],
             "/api/v3/ticker/bookTicker" => &[("GET", BookTicker)],
             "/api/v3/ticker/price" => &[("GET", TickerPrice)],
+            "/api/v3/ticker/24hr" => &[("GET", Ticker24hr)],
+            "/api/v3/avgPrice" => &[("GET", AvgPrice)],
+            "/api/v3/klines" | "/api/v3/uiKlines" => &[("GET", Klines)],
+            "/api/v3/trades" | "/api/v3/historicalTrades" => &[("GET", Trades)],
+            "/api/v3/aggTrades" => &[("GET", AggTrades)],
             "/api/v3/depth" => &[("GET", Depth)],
             "/api/v3/order" => &[("POST", NewOrder), ("GET", QueryOrder), ("DELETE", CancelOrder)],
             "/api/v3/order/test" => &[("POST", TestOrder)],
@@ -360,6 +376,10 @@ impl Endpoint {
                     4
                 }
             }
+            Ticker24hr => crate::market_data::ticker_24hr_weight(p),
+            AvgPrice | Klines => 2,
+            Trades => 25,
+            AggTrades => 4,
             Depth => match depth_limit(p) {
                 0..=100 => 5,
                 101..=500 => 25,
@@ -427,19 +447,21 @@ impl Endpoint {
             Time => Ok(server_time_json(ctx.server_now_ms)),
             ExchangeInfo => exchange_info(p, sim, ctx),
             BookTicker => tickers(p, sim, book_ticker_json),
-            TickerPrice => tickers(p, sim, |t| {
-                let mid = (t.bid + t.ask) / Decimal::TWO;
-                json!({"symbol": t.symbol, "price": fmt_decimal(mid)})
-            }),
+            TickerPrice => crate::market_data::ticker_price(p, sim),
+            Ticker24hr => crate::market_data::ticker_24hr(p, sim, ctx.server_now_ms),
+            AvgPrice => crate::market_data::avg_price(p, sim, ctx.server_now_ms),
+            Klines => crate::market_data::klines(p, sim, ctx.server_now_ms),
+            Trades => crate::market_data::trades(p, sim),
+            AggTrades => crate::market_data::agg_trades(p, sim),
             Depth => depth(p, sim, ctx),
             NewOrder => new_order(p, sim, ctx, false),
             TestOrder => new_order(p, sim, ctx, true),
-            CancelReplace => cancel_replace(p, sim, ctx),
-            QueryOrder => query_order(p, sim),
+            CancelReplace => crate::cancel_replace::cancel_replace(p, sim, ctx),
+            QueryOrder => query_order(p, sim, ctx.tifs),
             CancelOrder => cancel_order(p, sim, ctx),
             OpenOrders => open_orders(p, sim),
             CancelOpenOrders => cancel_open_orders(p, sim, ctx),
-            AllOrders => all_orders(p, sim),
+            AllOrders => all_orders(p, sim, ctx.tifs),
             MyTrades => my_trades(p, sim),
             Account => account(p, sim),
         }
@@ -452,6 +474,8 @@ pub struct Ctx<'a> {
     pub order_limit_10s: u64,
     pub weight_limit_1m: u64,
     pub ids: &'a IdGen,
+    /// IOC and FOK orders, shown as such.
+    pub tifs: &'a TifBook,
     /// The orders the request changed, for the user data stream: report, kind of change, and
     /// the cancel request's client id for a cancel.
     pub changes: RefCell<Vec<(OrderReport, Change, Option<String>)>>,
@@ -465,6 +489,8 @@ pub fn rate_limits(order_limit_10s: u64, weight_limit_1m: u64) -> Vec<RateLimit>
     vec![
         RateLimit::new("REQUEST_WEIGHT", "MINUTE", 1, weight_limit_1m),
         RateLimit::new("ORDERS", "SECOND", 10, order_limit_10s),
+        RateLimit::new("ORDERS", "DAY", 1, crate::limits::ORDER_LIMIT_1D),
+        RateLimit::new("RAW_REQUESTS", "MINUTE", 5, crate::limits::RAW_REQUEST_LIMIT_5M),
     ]
 }
 
@@ -486,7 +512,10 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
             .map(|n| all.iter().find(|r| r.symbol == *n).cloned().ok_or_else(ApiError::invalid_symbol))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    Ok(exchange_info_json(&symbols, &rate_limits(ctx.order_limit_10s, ctx.weight_limit_1m), ctx.server_now_ms))
+    let mut info =
+        exchange_info_json(&symbols, &rate_limits(ctx.order_limit_10s, ctx.weight_limit_1m), ctx.server_now_ms);
+    crate::checks::decorate_exchange_info(&mut info);
+    Ok(info)
 }
 
 fn tickers(
@@ -523,15 +552,16 @@ fn depth(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> 
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RespType {
+pub(crate) enum RespType {
     Ack,
     Result,
     Full,
 }
 
 /// The order a POST /api/v3/order describes, and the response shape asked for.
-fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Result<(NewOrder, RespType), ApiError> {
+pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Result<(NewOrder, RespType, Tif), ApiError> {
     use ExchangeOrderType as T;
+    crate::checks::check_order_params(p)?;
     let symbol = p.require("symbol")?;
     let side_text = p.require("side")?;
     let type_text = p.require("type")?;
@@ -539,13 +569,15 @@ fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Result<(NewOrder
     let side = Side::parse(side_text).ok_or_else(|| ApiError::bad(-1117, "Invalid side."))?;
     let order_type = T::parse(type_text).ok_or_else(|| ApiError::bad(-1116, "Invalid orderType."))?;
     let needs_tif = matches!(order_type, T::Limit | T::StopLossLimit | T::TakeProfitLimit);
-    match (needs_tif, p.get("timeInForce")) {
+    let tif = match (needs_tif, p.get("timeInForce").map(|t| (t, Tif::parse(t)))) {
         (true, None) => return Err(ApiError::mandatory("timeInForce")),
-        (true, Some("GTC")) | (false, None) => {}
-        // The simulator keeps every resting order until it fills or is canceled.
+        (false, None) => Tif::Gtc,
+        (true, Some((_, Some(Tif::Gtc)))) => Tif::Gtc,
+        // IOC and FOK on LIMIT only: the simulator's triggered stops rest as GTC.
+        (true, Some((_, Some(tif)))) if order_type == T::Limit => tif,
         (true, Some(_)) => return Err(ApiError::bad(-1115, "Invalid timeInForce.")),
         (false, Some(_)) => return Err(ApiError::not_required("timeInForce")),
-    }
+    };
     let mut quantity = p.decimal("quantity")?;
     let quote_qty = p.decimal("quoteOrderQty")?;
     if quote_qty.is_some() && (order_type != T::Market || quantity.is_some()) {
@@ -591,87 +623,46 @@ fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Result<(NewOrder
         stop_price: p.decimal("stopPrice")?,
         client_order_id,
     };
-    Ok((order, resp))
+    Ok((order, resp, tif))
 }
 
 fn new_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, test: bool) -> Result<Value, ApiError> {
-    let (order, resp) = parse_new_order(p, sim, ctx.ids)?;
+    let (order, resp, tif) = parse_new_order(p, sim, ctx.ids)?;
+    sim.check_order(&order)?;
+    crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
     if test {
-        let rules = sim.rules(&order.symbol).ok_or_else(ApiError::invalid_symbol)?;
-        if !rules.order_types.contains(&order.order_type) {
-            return Err(ApiError::bad(-2010, "Unsupported order combination"));
-        }
-        return Ok(json!({}));
+        return Ok(match p.get("computeCommissionRates") {
+            Some("true") => test_commission_json(),
+            None | Some("false") => json!({}),
+            Some(_) => return Err(ApiError::illegal("computeCommissionRates", "true, false")),
+        });
     }
-    let report = sim.place(&order)?;
+    let (report, _rest) = ctx.tifs.place(sim, &order, tif)?;
     ctx.changes.borrow_mut().push((report.clone(), Change::Placed, None));
-    Ok(placement_json(&report, resp))
+    let mut value = placement_json(&report, resp);
+    ctx.tifs.patch_json(&mut value);
+    Ok(value)
+}
+
+/// `order/test` with `computeCommissionRates=true`: the account's 0.1 % maker and taker
+/// rates (as `account` reports them), no special or tax commission, no BNB discount.
+fn test_commission_json() -> Value {
+    let rate = fmt_decimal(Decimal::new(1, 3));
+    let zero = fmt_decimal(Decimal::ZERO);
+    json!({
+        "standardCommissionForOrder": {"maker": rate, "taker": rate},
+        "specialCommissionForOrder": {"maker": zero, "taker": zero},
+        "taxCommissionForOrder": {"maker": zero, "taker": zero},
+        "discount": {"enabledForAccount": false, "enabledForSymbol": false, "discountAsset": "BNB", "discount": zero},
+    })
 }
 
 /// A placement response in the shape `newOrderRespType` asked for.
-fn placement_json(report: &OrderReport, resp: RespType) -> Value {
+pub(crate) fn placement_json(report: &OrderReport, resp: RespType) -> Value {
     match resp {
         RespType::Ack => order_ack_json(report),
         RespType::Result => order_json(report, false),
         RespType::Full => order_json(report, true),
-    }
-}
-
-/// `POST /api/v3/order/cancelReplace`, `cancelReplaceMode=STOP_ON_FAILURE` only, the order to
-/// cancel named by `cancelOrigClientOrderId` only. The simulator checks the new order's
-/// filters first (a failure: the plain error, nothing changed), then cancels (refused: 400
-/// -2022 with `data`, the new order not attempted), then places (refused: 409 -2021 with
-/// `data`, the cancel stands). Both parts reach the user data stream as a separate cancel and
-/// placement would.
-fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
-    match p.get("cancelReplaceMode") {
-        Some("STOP_ON_FAILURE") => {}
-        None => return Err(ApiError::mandatory("cancelReplaceMode")),
-        // ALLOW_FAILURE is Binance's too; this server does not implement it.
-        Some(_) => return Err(ApiError::illegal("cancelReplaceMode", "STOP_ON_FAILURE")),
-    }
-    if p.raw("cancelOrderId").is_some() {
-        // This server cancels by client order id only.
-        return Err(ApiError::not_required("cancelOrderId"));
-    }
-    let cancel_client_order_id = p.require("cancelOrigClientOrderId")?;
-    let (order, resp) = parse_new_order(p, sim, ctx.ids)?;
-    let cancel_id = match p.get("cancelNewClientOrderId") {
-        Some(id) => id.to_string(),
-        None => ctx.ids.next_id(),
-    };
-    match sim.cancel_replace(cancel_client_order_id, &order)? {
-        SimReplaced::Both { cancelled, placed } => {
-            let value = json!({
-                "cancelResult": "SUCCESS",
-                "newOrderResult": "SUCCESS",
-                "cancelResponse": cancel_json(&cancelled, &cancel_id),
-                "newOrderResponse": placement_json(&placed, resp),
-            });
-            let mut changes = ctx.changes.borrow_mut();
-            changes.push((cancelled, Change::Updated, Some(cancel_id)));
-            changes.push((placed, Change::Placed, None));
-            Ok(value)
-        }
-        SimReplaced::CancelRefused(error) => Err(ApiError {
-            data: Some(json!({
-                "cancelResult": "FAILURE",
-                "newOrderResult": "NOT_ATTEMPTED",
-                "cancelResponse": error_json(error.code, &error.msg),
-                "newOrderResponse": null,
-            })),
-            ..ApiError::bad(-2022, "Order cancel-replace failed.")
-        }),
-        SimReplaced::PlaceRefused { cancelled, error } => {
-            let data = json!({
-                "cancelResult": "SUCCESS",
-                "newOrderResult": "FAILURE",
-                "cancelResponse": cancel_json(&cancelled, &cancel_id),
-                "newOrderResponse": error_json(error.code, &error.msg),
-            });
-            ctx.changes.borrow_mut().push((cancelled, Change::Updated, Some(cancel_id)));
-            Err(ApiError { data: Some(data), ..ApiError::new(409, -2021, "Order cancel-replace partially failed.") })
-        }
     }
 }
 
@@ -695,9 +686,17 @@ fn find_order(p: &Params, sim: &Simulator, symbol: &str) -> Result<OrderReport, 
     }
 }
 
-fn query_order(p: &Params, sim: &Simulator) -> Result<Value, ApiError> {
+fn query_order(p: &Params, sim: &Simulator, tifs: &TifBook) -> Result<Value, ApiError> {
     let symbol = p.require("symbol")?;
-    Ok(order_query_json(&find_order(p, sim, symbol)?))
+    Ok(shown(tifs, find_order(p, sim, symbol)?))
+}
+
+/// An order's query shape with its IOC / FOK outcome.
+fn shown(tifs: &TifBook, mut report: OrderReport) -> Value {
+    tifs.present(&mut report);
+    let mut value = order_query_json(&report);
+    tifs.patch_json(&mut value);
+    value
 }
 
 fn cancel_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
@@ -751,7 +750,7 @@ fn window<T>(mut items: Vec<T>, from_start: bool, limit: usize) -> Vec<T> {
     }
 }
 
-fn all_orders(p: &Params, sim: &Simulator) -> Result<Value, ApiError> {
+fn all_orders(p: &Params, sim: &Simulator, tifs: &TifBook) -> Result<Value, ApiError> {
     let symbol = p.require("symbol")?;
     let from_id = p.int("orderId")?;
     let start = p.int("startTime")?;
@@ -765,7 +764,7 @@ fn all_orders(p: &Params, sim: &Simulator) -> Result<Value, ApiError> {
         .filter(|o| end.is_none_or(|e| o.time_ms <= e))
         .collect();
     let orders = window(orders, from_id.is_some() || start.is_some(), limit);
-    Ok(Value::Array(orders.iter().map(order_query_json).collect()))
+    Ok(Value::Array(orders.into_iter().map(|o| shown(tifs, o)).collect()))
 }
 
 fn trade_json(t: &Trade) -> Value {
@@ -826,6 +825,7 @@ pub struct App {
     /// Server clock minus the local clock, ms (`skew` faults).
     skew_ms: AtomicI64,
     ids: IdGen,
+    tifs: TifBook,
     /// User data stream subscribers (WebSocket connections), each fed by its own channel.
     subscribers: Mutex<Vec<Subscriber>>,
     next_subscription: AtomicU64,
@@ -900,6 +900,7 @@ impl App {
             faults: Mutex::new(plan),
             skew_ms: AtomicI64::new(0),
             ids: IdGen::new(id_base),
+            tifs: TifBook::default(),
             subscribers: Mutex::new(Vec::new()),
             unpushed: Mutex::new(Vec::new()),
             next_subscription: AtomicU64::new(0),
@@ -1021,9 +1022,21 @@ impl App {
         let body = is_form(req.content_type).then_some(req.body);
         let params = Params::from_sources(req.query, body);
         let weight = endpoint.weight(&params);
-        let charged = self.limits.lock().charge_weight(weight, now);
-        if let Err(Exceeded::Weight { retry_after_secs }) = charged {
-            return ApiError::too_much_weight(retry_after_secs, self.limits.lock().weight_limit_1m()).reply();
+        {
+            let mut limits = self.limits.lock();
+            let ban = |until: i64| {
+                let secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1);
+                ApiError::banned(self.server_now_ms(until), secs).reply()
+            };
+            if let Some(until) = limits.banned_until(now) {
+                return ban(until);
+            }
+            if let Err(Exceeded::Weight { retry_after_secs }) = limits.charge_weight(weight, now) {
+                if let Some(until) = limits.note_refusal(now) {
+                    return ban(until);
+                }
+                return ApiError::too_much_weight(retry_after_secs, limits.weight_limit_1m()).reply();
+            }
         }
         let signed = endpoint.signed();
         if signed {
@@ -1061,13 +1074,25 @@ impl App {
                 return e.reply();
             }
         }
+        if let Err(e) = crate::checks::check_params(endpoint, req.query, body, &params) {
+            return e.reply();
+        }
         let (order_limit, weight_limit) = {
             let limits = self.limits.lock();
             (limits.order_limit_10s(), limits.weight_limit_1m())
         };
+        // Over the order limit, a cancel-replace with orderRateLimitExceededMode=CANCEL_ONLY
+        // still cancels; anything else is refused here.
+        let mut over_limit = None;
         if endpoint.places_orders() {
             if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now) {
-                return ApiError::too_many_orders(order_limit, retry_after_secs).reply();
+                let refused = ApiError::too_many_orders(order_limit, retry_after_secs);
+                let cancel_only = endpoint == Endpoint::CancelReplace
+                    && params.get("orderRateLimitExceededMode") == Some("CANCEL_ONLY");
+                if !cancel_only {
+                    return refused.reply();
+                }
+                over_limit = Some(refused);
             }
         }
         let ctx = Ctx {
@@ -1075,22 +1100,39 @@ impl App {
             order_limit_10s: order_limit,
             weight_limit_1m: weight_limit,
             ids: &self.ids,
+            tifs: &self.tifs,
             changes: RefCell::new(Vec::new()),
         };
         let mut sim = self.sim.lock();
-        let result = endpoint.execute(&params, &mut sim, &ctx);
+        let result = match over_limit.clone() {
+            None => endpoint.execute(&params, &mut sim, &ctx),
+            Some(refused) => crate::cancel_replace::cancel_only(&params, &mut sim, &ctx, refused),
+        };
+        let traded_at_once = ctx
+            .changes
+            .borrow()
+            .iter()
+            .any(|(r, change, _)| *change == Change::Placed && r.executed_qty > Decimal::ZERO);
         // Queued under the simulator's lock, so they go out in the order the changes were made.
         self.unpushed.lock().push((ctx.changes.take(), server_now));
         drop(sim);
         // A cancel-replace that reached the matching engine counts even when a part failed
         // (its answer then carries `data`); a filter failure or a bad parameter does not.
-        let counted = endpoint.places_orders() && result.as_ref().map_or_else(|e| e.data.is_some(), |_| true);
+        let counted = endpoint.places_orders()
+            && over_limit.is_none()
+            && result.as_ref().map_or_else(|e| e.data.is_some(), |_| true);
         let mut reply = match result {
             Ok(value) => Reply::json(200, value),
             Err(e) => e.reply(),
         };
         if counted {
-            let (count_10s, count_1d) = self.limits.lock().count_order(now);
+            let mut limits = self.limits.lock();
+            let mut counts = limits.count_order(now);
+            if traded_at_once {
+                counts = limits.uncount_filled_order(now);
+            }
+            drop(limits);
+            let (count_10s, count_1d) = counts;
             reply.headers.push(("X-MBX-ORDER-COUNT-10S", count_10s.to_string()));
             reply.headers.push(("X-MBX-ORDER-COUNT-1D", count_1d.to_string()));
         }
@@ -1184,11 +1226,27 @@ impl App {
         let mut sim = self.sim.lock();
         match sim.set_price(symbol, bid, ask) {
             Ok(changed) => {
+                self.uncount_first_fills(&changed, now);
                 let reply = Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect()));
                 self.push(changed.into_iter().map(|r| (r, Change::Updated, None)).collect(), self.server_now_ms(now));
                 reply
             }
             Err(e) => ApiError::from(e).reply(),
+        }
+    }
+
+    /// Orders that traded for the first time in a price move (all their fills are in this
+    /// change) leave the unfilled-order count, as a placement that traded at once does.
+    fn uncount_first_fills(&self, changed: &[OrderReport], now: i64) {
+        let first_fills = changed
+            .iter()
+            .filter(|r| {
+                r.executed_qty > Decimal::ZERO && r.fills.iter().map(|f| f.qty).sum::<Decimal>() == r.executed_qty
+            })
+            .count();
+        let mut limits = self.limits.lock();
+        for _ in 0..first_fills {
+            limits.uncount_filled_order(now);
         }
     }
 
@@ -1223,6 +1281,7 @@ impl App {
         let mut sim = self.sim.lock();
         match sim.random_walk_step() {
             Ok(changed) => {
+                self.uncount_first_fills(&changed, crate::server::local_ms());
                 let now = self.server_now_ms(crate::server::local_ms());
                 self.push(changed.iter().map(|r| (r.clone(), Change::Updated, None)).collect(), now);
                 for r in &changed {

@@ -136,8 +136,9 @@ fn market_order_fills_with_a_full_response_and_order_count_headers() {
     assert_eq!(v["origQty"], "0.00100000");
     assert!(v["orderId"].is_i64());
     assert!(!v["fills"].as_array().unwrap().is_empty());
-    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), Some("1"));
-    assert_eq!(reply.header("X-MBX-ORDER-COUNT-1D"), Some("1"));
+    // Counted, then uncounted: it traded at once, so it is not an unfilled order.
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), Some("0"));
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-1D"), Some("0"));
     assert_eq!(reply.header("X-MBX-USED-WEIGHT-1M"), Some("1"));
     // The engine's parser reads it back.
     let report = genesis::exchange::binance::wire::parse_order(&reply.body).unwrap();
@@ -250,8 +251,9 @@ fn trades_account_and_market_data_have_binance_shapes() {
     assert_eq!(v["bidPrice"], "64999.99000000");
     let (_, v) = send(&app, &public("/api/v3/ticker/bookTicker", ""), NOW);
     assert_eq!(v.as_array().unwrap().len(), 3);
+    // Before any trade: the mid, rounded down to the tick (149.995 -> 149.99).
     let (_, v) = send(&app, &public("/api/v3/ticker/price", "symbol=SOLUSDT"), NOW);
-    assert_eq!(v["price"], "149.99500000");
+    assert_eq!(v["price"], "149.99000000");
     let (reply, v) = send(&app, &public("/api/v3/depth", "symbol=BTCUSDT&limit=5"), NOW);
     assert_eq!(v["bids"].as_array().unwrap().len(), 5);
     assert_eq!(v["asks"][0][0], "65000.00000000");
@@ -405,8 +407,9 @@ fn malformed_orders_get_binance_errors_not_panics() {
 #[test]
 fn order_limit_refuses_with_429_and_retry_after() {
     let app = app(2, &[]);
-    assert_eq!(send(&app, &market("a"), NOW).0.status, 200);
-    assert_eq!(send(&app, &market("b"), NOW).0.status, 200);
+    // Unfilled orders count (a filled one would not).
+    assert_eq!(send(&app, &stop_limit("a"), NOW).0.status, 200);
+    assert_eq!(send(&app, &stop_limit("b"), NOW).0.status, 200);
     let (reply, v) = send(&app, &market("c"), NOW + 3_000);
     assert_eq!(reply.status, 429);
     assert_eq!(v, json!({"code": -1015, "msg": "Too many new orders; current limit is 2 orders per 10 SECOND."}));
@@ -530,7 +533,8 @@ fn control_endpoints_add_faults_move_prices_and_show_state() {
     assert_eq!(v["openOrders"], json!([]));
     assert!(v["balances"].as_array().unwrap().len() >= 4);
     assert_eq!(v["books"][0]["bidPrice"], "60050.00000000");
-    assert_eq!(v["orderCount10s"], 2);
+    // p1 traded at once and sl when the price moved: neither counts as unfilled any more.
+    assert_eq!(v["orderCount10s"], 0);
 
     let req = HttpRequest {
         method: "GET",
@@ -592,7 +596,8 @@ fn cancel_replace_releases_a_stop_and_sells_answering_both_responses() {
     assert_eq!((placed["clientOrderId"].as_str(), placed["status"].as_str()), (Some("m1"), Some("FILLED")));
     assert!(!placed["fills"].as_array().unwrap().is_empty());
     assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
-    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), Some("2"));
+    // The stop and the cancel-replace; its new order filled at once, so one is unfilled.
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-10S"), Some("1"));
     assert_eq!(reply.header("X-MBX-USED-WEIGHT-1M"), Some("2"));
     assert_eq!(locked_btc(&app), "0.00000000");
     // newOrderRespType shapes the new order's response.
@@ -671,7 +676,7 @@ fn cancel_replace_failing_a_filter_is_a_plain_error_and_changes_nothing() {
 }
 
 #[test]
-fn cancel_replace_needs_stop_on_failure_and_the_orders_client_id() {
+fn cancel_replace_needs_a_mode_and_the_order_to_cancel() {
     let app = app(50, &[]);
     send(&app, &stop_limit("s1"), NOW);
     let cases = [
@@ -681,19 +686,14 @@ fn cancel_replace_needs_stop_on_failure_and_the_orders_client_id() {
             "Mandatory parameter 'cancelReplaceMode' was not sent, was empty/null, or malformed.",
         ),
         (
-            cancel_replace_with("s1", "0.001", "m1", &[("cancelReplaceMode", Some("ALLOW_FAILURE"))]),
+            cancel_replace_with("s1", "0.001", "m1", &[("cancelReplaceMode", Some("NOPE"))]),
             -1100,
-            "Illegal characters found in parameter 'cancelReplaceMode'; legal range is 'STOP_ON_FAILURE'.",
-        ),
-        (
-            cancel_replace_with("s1", "0.001", "m1", &[("cancelOrderId", Some("1"))]),
-            -1106,
-            "Parameter 'cancelOrderId' sent when not required.",
+            "Illegal characters found in parameter 'cancelReplaceMode'; legal range is 'STOP_ON_FAILURE, ALLOW_FAILURE'.",
         ),
         (
             cancel_replace_with("s1", "0.001", "m1", &[("cancelOrigClientOrderId", None)]),
             -1102,
-            "Mandatory parameter 'cancelOrigClientOrderId' was not sent, was empty/null, or malformed.",
+            "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
         ),
     ];
     for (call, code, msg) in cases {
@@ -729,7 +729,7 @@ fn cancel_replace_goes_through_the_fault_plan() {
 
 #[test]
 fn cancel_replace_counts_against_the_order_limit() {
-    let app = app(3, &[]);
+    let app = app(2, &[]);
     send(&app, &stop_limit("s1"), NOW);
     assert_eq!(send(&app, &cancel_replace("s1", "0.001", "m1"), NOW).0.status, 200);
     assert_eq!(send(&app, &stop_limit("s2"), NOW).0.status, 200);
@@ -760,3 +760,6 @@ fn the_stream_events_of_a_request_wait_until_its_response_is_out() {
     assert_eq!(pushed.len(), 1);
     assert_eq!(pushed[0]["event"]["c"], "s1");
 }
+
+#[path = "api_doc_tests.rs"]
+mod doc;

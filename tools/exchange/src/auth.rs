@@ -41,6 +41,9 @@ pub fn check_key_and_signature(
     raw_query: &str,
     raw_body: &str,
 ) -> Result<(), ApiError> {
+    if api_key_header.is_none_or(str::is_empty) {
+        return Err(ApiError::new(401, -2014, "API-key format invalid."));
+    }
     if api_key_header != Some(creds.api_key.as_str()) {
         return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
     }
@@ -120,7 +123,7 @@ mod tests {
         let e = check_key_and_signature(&creds(), Some("other"), &payload, "").unwrap_err();
         assert_eq!((e.status, e.code), (401, -2015));
         let e = check_key_and_signature(&creds(), None, &payload, "").unwrap_err();
-        assert_eq!((e.status, e.code), (401, -2015));
+        assert_eq!((e.status, e.code, e.msg.as_str()), (401, -2014, "API-key format invalid."));
         let tampered = payload.replace("BTCUSDT", "ETHUSDT");
         let e = check_key_and_signature(&creds(), Some(KEY), &tampered, "").unwrap_err();
         assert_eq!((e.status, e.code), (400, -1022));

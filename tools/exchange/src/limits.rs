@@ -4,6 +4,16 @@
 /// REQUEST_WEIGHT per MINUTE 1, unless `--weight-limit` says otherwise.
 pub const WEIGHT_LIMIT_1M: u64 = 6000;
 
+/// ORDERS per DAY 1 (as Binance's).
+pub const ORDER_LIMIT_1D: u64 = 200_000;
+/// RAW_REQUESTS per MINUTE 5 (as Binance's).
+pub const RAW_REQUEST_LIMIT_5M: u64 = 61_000;
+
+/// Requests sent into a minute whose weight was already refused (429) before the IP is banned.
+pub const IGNORED_429S_BEFORE_BAN: u64 = 5;
+/// The shortest ban Binance gives (rest-api.md: "from 2 minutes to 3 days").
+pub const BAN_MS: i64 = 120_000;
+
 const MINUTE_MS: i64 = 60_000;
 const TEN_SECONDS_MS: i64 = 10_000;
 const DAY_MS: i64 = 86_400_000;
@@ -63,6 +73,9 @@ pub struct Limits {
     weight_1m: Window,
     orders_10s: Window,
     orders_1d: Window,
+    /// Requests refused for weight in the current minute.
+    refused_1m: Window,
+    banned_until_ms: i64,
 }
 
 impl Limits {
@@ -73,6 +86,8 @@ impl Limits {
             weight_1m: Window::new(MINUTE_MS),
             orders_10s: Window::new(TEN_SECONDS_MS),
             orders_1d: Window::new(DAY_MS),
+            refused_1m: Window::new(MINUTE_MS),
+            banned_until_ms: i64::MIN,
         }
     }
 
@@ -98,6 +113,22 @@ impl Limits {
         Ok(self.weight_1m.add(weight, now_ms))
     }
 
+    /// Until when the IP is banned (418), if it is.
+    pub fn banned_until(&self, now_ms: i64) -> Option<i64> {
+        (now_ms < self.banned_until_ms).then_some(self.banned_until_ms)
+    }
+
+    /// A request refused for weight (429). The first one tells the client to wait for the next
+    /// minute; after [`IGNORED_429S_BEFORE_BAN`] more in the same minute the IP is banned for
+    /// [`BAN_MS`]: returns the end of the ban then.
+    pub fn note_refusal(&mut self, now_ms: i64) -> Option<i64> {
+        if self.refused_1m.add(1, now_ms) > IGNORED_429S_BEFORE_BAN {
+            self.banned_until_ms = now_ms.saturating_add(BAN_MS);
+            return Some(self.banned_until_ms);
+        }
+        None
+    }
+
     pub fn used_weight(&mut self, now_ms: i64) -> u64 {
         self.weight_1m.count(now_ms)
     }
@@ -113,6 +144,17 @@ impl Limits {
     /// Counts a placed order; returns the counts (10 s, day) after it.
     pub fn count_order(&mut self, now_ms: i64) -> (u64, u64) {
         (self.orders_10s.add(1, now_ms), self.orders_1d.add(1, now_ms))
+    }
+
+    /// An order that traded at once no longer counts as unfilled (faqs/order_count_decrement.md:
+    /// the count drops by one on an order's first fill); returns the counts after.
+    pub fn uncount_filled_order(&mut self, now_ms: i64) -> (u64, u64) {
+        let down = |w: &mut Window| {
+            let n = w.count(now_ms).saturating_sub(1);
+            w.count = n;
+            n
+        };
+        (down(&mut self.orders_10s), down(&mut self.orders_1d))
     }
 
     /// Orders placed in the current (10 s, day).
@@ -150,5 +192,32 @@ mod tests {
         assert_eq!(l.check_order(t + 10_000), Ok(()));
         assert_eq!(l.count_order(t + 10_000), (1, 3));
         assert_eq!(l.order_counts(t + 10_001), (1, 3));
+    }
+
+    #[test]
+    fn an_order_filled_at_once_stops_counting_against_the_limit() {
+        let mut l = Limits::new(2);
+        let t = 1_700_000_000_000;
+        assert_eq!(l.count_order(t), (1, 1));
+        assert_eq!(l.uncount_filled_order(t), (0, 0));
+        assert_eq!(l.uncount_filled_order(t), (0, 0));
+        assert_eq!(l.count_order(t), (1, 1));
+        assert_eq!(l.count_order(t), (2, 2));
+        assert!(l.check_order(t).is_err());
+    }
+
+    #[test]
+    fn ignoring_429s_for_the_rest_of_the_minute_bans_the_ip_for_two_minutes() {
+        let mut l = Limits::new(2);
+        let t = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS;
+        for i in 0..IGNORED_429S_BEFORE_BAN {
+            assert_eq!(l.note_refusal(t + i as i64), None);
+        }
+        assert_eq!(l.banned_until(t + 10), None);
+        assert_eq!(l.note_refusal(t + 10), Some(t + 10 + BAN_MS));
+        assert_eq!(l.banned_until(t + 11), Some(t + 10 + BAN_MS));
+        assert_eq!(l.banned_until(t + 10 + BAN_MS), None);
+        // A new minute starts the count again.
+        assert_eq!(l.note_refusal(t + 3 * MINUTE_MS), None);
     }
 }

@@ -3,16 +3,26 @@
 //!
 //! - `api`: routing and endpoint handlers (pure: no sockets), `/sim/*` control endpoints.
 //! - `auth`: API key, signature, timestamp / recvWindow.
+//! - `cancel_replace`: `POST /api/v3/order/cancelReplace`, both modes.
+//! - `checks`: parameter checks (-1101, -1104, -1111, -1130) and the filters the simulator lacks.
 //! - `limits`: request weight per minute, orders per 10 s and per day.
+//! - `market_data`: tickers, average price, klines, trades, aggregate trades.
+//! - `markets`: `--markets FILE`, the symbols of an `exchangeInfo` document.
 //! - `faults`: the scripted fault plan.
+//! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
 //! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
 
 mod api;
 mod auth;
+mod cancel_replace;
+mod checks;
 mod faults;
 mod limits;
+mod market_data;
+mod markets;
 mod server;
+mod time_in_force;
 mod ws;
 
 use clap::Parser;
@@ -50,8 +60,11 @@ struct Args {
     #[arg(long, default_value = "USDT=100000,BTC=1,ETH=10,SOL=100")]
     balances: String,
     /// Keep the exchange in this file (and FILE.journal); default: in memory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markets")]
     state: Option<PathBuf>,
+    /// Trade the symbols of this exchangeInfo document instead of BTCUSDT, ETHUSDT, SOLUSDT.
+    #[arg(long, value_name = "FILE")]
+    markets: Option<PathBuf>,
     /// Added to every response, microseconds.
     #[arg(long, default_value_t = 0)]
     latency_us: u64,
@@ -62,6 +75,10 @@ struct Args {
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
 }
+
+/// The first order id and trade id of a fresh exchange (one counter across symbols each).
+const FIRST_ORDER_ID: i64 = 40_000_000_001;
+const FIRST_TRADE_ID: i64 = 4_000_000_001;
 
 fn parse_balances(text: &str) -> Result<BTreeMap<String, Decimal>, String> {
     let mut out = BTreeMap::new();
@@ -103,10 +120,22 @@ fn main() {
         .map(|spec| faults::Fault::parse(spec))
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| fail(&e));
-    let config = SimConfig { seed: args.seed, starting_balances, ..SimConfig::default() };
-    let sim = match &args.state {
-        Some(path) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
-        None => Simulator::new(config),
+    // Ids in the range Binance's have reached, so no client finds an order at "1".
+    let config = SimConfig {
+        seed: args.seed,
+        starting_balances,
+        first_order_id: FIRST_ORDER_ID,
+        first_trade_id: FIRST_TRADE_ID,
+        ..SimConfig::default()
+    };
+    let sim = match (&args.state, &args.markets) {
+        (Some(path), _) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
+        (None, Some(path)) => {
+            let markets = markets::load(path).unwrap_or_else(|e| fail(&e));
+            log::info!("{} markets from {}", markets.len(), path.display());
+            Simulator::with_markets(config, &markets)
+        }
+        (None, None) => Simulator::new(config),
     };
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
     let app =
@@ -173,5 +202,12 @@ mod tests {
         .unwrap();
         assert_eq!(a.faults.len(), 2);
         assert_eq!(a.walk_ms, Some(250));
+    }
+
+    #[test]
+    fn markets_and_state_cannot_be_combined() {
+        let a = Args::try_parse_from(["genesis-exchange", "--markets", "m.json"]).unwrap();
+        assert_eq!(a.markets, Some(PathBuf::from("m.json")));
+        assert!(Args::try_parse_from(["genesis-exchange", "--markets", "m.json", "--state", "s"]).is_err());
     }
 }
