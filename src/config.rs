@@ -20,6 +20,18 @@ pub enum OnOff {
     Off,
 }
 
+/// How orders reach Binance (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Transport {
+    /// REST, one keep-alive HTTP connection: the proven path, and the default.
+    #[default]
+    Rest,
+    /// The WebSocket API (`order.place`, `order.status`, `order.cancel`, `openOrders.cancelAll`,
+    /// `order.cancelReplace`) over one connection, HMAC-signed; the other reads stay on REST.
+    /// Opt-in until its latency is measured against REST's.
+    Ws,
+}
+
 /// Core pinning of the hot stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pinning {
@@ -110,6 +122,10 @@ pub struct Cli {
     /// Binance: the user data stream of the WebSocket API (push of order changes), beside the poll.
     #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
     pub stream: OnOff,
+    /// Binance: how orders are placed, queried and cancelled. `rest` (the default) is the
+    /// proven path; `ws` (the WebSocket API, one signed connection) is opt-in until measured.
+    #[arg(long, value_enum, default_value = "rest", value_name = "rest|ws")]
+    pub transport: Transport,
     /// Simulator: prices take a seeded random-walk step this often, milliseconds (0: never).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub sim_walk_ms: u64,
@@ -160,6 +176,8 @@ pub struct Config {
     pub watch_interval: Duration,
     /// `--stream`: subscribe to the user data stream (binance only).
     pub stream: bool,
+    /// `--transport`: REST or the WebSocket API for orders (binance only).
+    pub transport: Transport,
     pub sim_walk: Option<Duration>,
     pub base_url: String,
     pub live: bool,
@@ -334,6 +352,7 @@ impl Config {
             balance_sync: Duration::from_secs(cli.balance_sync_secs.max(1)),
             watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
             stream: cli.stream == OnOff::On,
+            transport: cli.transport,
             sim_walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,
@@ -377,6 +396,7 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = Config::defaults();
         assert_eq!(c.exchange, ExchangeKind::Sim);
+        assert_eq!(c.transport, Transport::Rest, "REST stays the default until ws is measured");
         assert_eq!(c.db, PathBuf::from("./genesis.db"));
         assert_eq!(c.confirm_timeout, Duration::from_secs(10));
         assert_eq!(c.confirm_override, None);

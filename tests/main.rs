@@ -13,3 +13,4 @@ mod reconcile;
 mod shutdown;
 mod slippage;
 mod startup;
+mod ws_transport;

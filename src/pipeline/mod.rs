@@ -183,6 +183,18 @@ fn connect_binance(
         clock_offset_ms: 0,
     });
     // The server time only: the rules are read once, by `run`.
+    if config.transport == crate::config::Transport::Ws {
+        let mut gateway = crate::exchange::binance::ws_api::WsApiGateway::new(binance)?;
+        reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
+        if let Err(e) = gateway.open() {
+            log::warn!("WebSocket API: {e}; the first order connects again");
+        }
+        let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig {
+            clock_offset_ms: gateway.clock_offset_ms(),
+            ..s
+        });
+        return Ok(Connected { gateway: Box::new(gateway), quotes, stream });
+    }
     let mut gateway = BinanceGateway::new(binance)?;
     reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
     let stream = stream

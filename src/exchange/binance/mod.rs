@@ -29,6 +29,7 @@ pub mod sign;
 pub mod stream;
 pub mod user_data;
 pub mod wire;
+pub mod ws_api;
 
 #[cfg(test)]
 mod tests_e2e;
@@ -412,37 +413,7 @@ impl BinanceGateway {
     /// without it, the plain rejection. A part refused with an unknown-outcome code (-1007,
     /// say) makes the whole request `Unknown`.
     fn cancel_replace_refusal(&self, error: ExchangeError) -> Result<Replaced, ExchangeError> {
-        use wire::CancelReplaceFailure as F;
-        let http_status = match &error {
-            ExchangeError::Rejected { http_status: 400, code: -2022, .. } => 400,
-            ExchangeError::Rejected { http_status: 409, .. } => 409,
-            _ => return Err(error),
-        };
-        let part = |code: i64, msg: String, what: &str| {
-            if UNKNOWN_OUTCOME_CODES.contains(&code) {
-                Err(ExchangeError::Unknown { reason: format!("cancelReplace: the {what} answered ({code}): {msg}") })
-            } else {
-                Ok(ExchangeError::Rejected { http_status, code, msg })
-            }
-        };
-        match (http_status, wire::parse_cancel_replace_failure(&self.error_body)) {
-            (400, Ok(F::CancelRefused { code, msg })) => {
-                Ok(Replaced::CancelRefused { error: part(code, msg, "cancel")? })
-            }
-            (409, Ok(F::PlaceRefused { cancelled, code, msg })) => {
-                Ok(Replaced::PlaceRefused { cancelled, error: part(code, msg, "new order")? })
-            }
-            (409, parsed) => {
-                let what = match parsed {
-                    Ok(other) => format!("a body that does not match it: {other:?}"),
-                    Err(e) => e.to_string(),
-                };
-                Err(ExchangeError::Unknown {
-                    reason: format!("cancelReplace answered 409 (cancelled, new order refused) with {what}: {error}"),
-                })
-            }
-            _ => Err(error),
-        }
+        cancel_replace_refusal(error, &self.error_body)
     }
 
     fn track_rate_limits(&mut self, headers: &ureq::http::HeaderMap) {
@@ -457,8 +428,43 @@ impl BinanceGateway {
     }
 }
 
+/// A cancel-replace whose request failed, read from the error answer's body (REST and the
+/// WebSocket API carry the same `{code, msg, data}`): see [`BinanceGateway::cancel_replace`].
+pub(super) fn cancel_replace_refusal(error: ExchangeError, error_body: &str) -> Result<Replaced, ExchangeError> {
+    use wire::CancelReplaceFailure as F;
+
+    let http_status = match &error {
+        ExchangeError::Rejected { http_status: 400, code: -2022, .. } => 400,
+        ExchangeError::Rejected { http_status: 409, .. } => 409,
+        _ => return Err(error),
+    };
+    let part = |code: i64, msg: String, what: &str| {
+        if UNKNOWN_OUTCOME_CODES.contains(&code) {
+            Err(ExchangeError::Unknown { reason: format!("cancelReplace: the {what} answered ({code}): {msg}") })
+        } else {
+            Ok(ExchangeError::Rejected { http_status, code, msg })
+        }
+    };
+    match (http_status, wire::parse_cancel_replace_failure(error_body)) {
+        (400, Ok(F::CancelRefused { code, msg })) => Ok(Replaced::CancelRefused { error: part(code, msg, "cancel")? }),
+        (409, Ok(F::PlaceRefused { cancelled, code, msg })) => {
+            Ok(Replaced::PlaceRefused { cancelled, error: part(code, msg, "new order")? })
+        }
+        (409, parsed) => {
+            let what = match parsed {
+                Ok(other) => format!("a body that does not match it: {other:?}"),
+                Err(e) => e.to_string(),
+            };
+            Err(ExchangeError::Unknown {
+                reason: format!("cancelReplace answered 409 (cancelled, new order refused) with {what}: {error}"),
+            })
+        }
+        _ => Err(error),
+    }
+}
+
 /// The parameters of `POST /api/v3/order` for `order`, before recvWindow/timestamp.
-fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
+pub(super) fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
     q.str("symbol", &order.symbol).str("side", order.side.as_str()).str("type", order.order_type.as_str());
     let limit_type = matches!(
         order.order_type,
@@ -486,7 +492,7 @@ fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
 pub const SELF_TRADE_PREVENTION_MODE: &str = "EXPIRE_TAKER";
 
 /// Refuses locally what Binance would refuse with -1102 (a mandatory parameter missing).
-fn check_order(order: &NewOrder) -> Result<(), ExchangeError> {
+pub(super) fn check_order(order: &NewOrder) -> Result<(), ExchangeError> {
     use ExchangeOrderType as T;
     let needs_price = matches!(order.order_type, T::Limit | T::StopLossLimit | T::TakeProfitLimit | T::LimitMaker);
     let needs_stop = matches!(order.order_type, T::StopLoss | T::StopLossLimit | T::TakeProfit | T::TakeProfitLimit);

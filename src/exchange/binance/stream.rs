@@ -142,7 +142,7 @@ type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// The authority of a `ws://` / `wss://` URL, and the `host:port` to connect to: the URL's
 /// port, else 443 for `wss` and 80 for `ws`.
-fn authority_and_address(url: &str) -> (&str, String) {
+pub(super) fn authority_and_address(url: &str) -> (&str, String) {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = after_scheme.split('/').next().unwrap_or_default();
     let default_port = if url.starts_with("wss://") { 443 } else { 80 };

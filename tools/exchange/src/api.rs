@@ -1004,14 +1004,35 @@ impl App {
         let mut reply = if req.path == "/sim" || req.path.starts_with("/sim/") {
             self.control(req, local_now_ms)
         } else {
-            self.api(req, local_now_ms)
+            self.api(req, local_now_ms, false)
         };
         let used = self.limits.lock().used_weight(local_now_ms);
         reply.headers.push(("X-MBX-USED-WEIGHT-1M", used.to_string()));
         reply
     }
 
-    fn api(&self, req: &HttpRequest<'_>, now: i64) -> Reply {
+    /// A WebSocket API request (see `ws_orders`), as the REST request it stands for: its key
+    /// and signature were checked over the WebSocket API's payload, so they are not again here.
+    /// Everything else (weight, faults, timestamp, order count, the matching) is the REST path.
+    pub fn respond_verified(&self, req: &HttpRequest<'_>, local_now_ms: i64) -> Reply {
+        let mut reply = self.api(req, local_now_ms, true);
+        let used = self.limits.lock().used_weight(local_now_ms);
+        reply.headers.push(("X-MBX-USED-WEIGHT-1M", used.to_string()));
+        reply
+    }
+
+    /// The limits the WebSocket API's `rateLimits` report: (orders per 10 s, weight per minute).
+    pub fn limits_now(&self) -> (u64, u64) {
+        let limits = self.limits.lock();
+        (limits.order_limit_10s(), limits.weight_limit_1m())
+    }
+
+    /// The account's key and secret (the WebSocket API checks its own signatures).
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
+    }
+
+    fn api(&self, req: &HttpRequest<'_>, now: i64, verified: bool) -> Reply {
         let endpoint = match Endpoint::route(req.method, req.path) {
             Ok(e) => e,
             Err(NoRoute::NotFound) => return ApiError::new(404, -1, format!("Unknown endpoint {}.", req.path)).reply(),
@@ -1039,7 +1060,7 @@ impl App {
             }
         }
         let signed = endpoint.signed();
-        if signed {
+        if signed && !verified {
             if let Err(e) = auth::check_key_and_signature(&self.creds, req.api_key, req.query, req.body) {
                 return e.reply();
             }

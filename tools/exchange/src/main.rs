@@ -24,6 +24,7 @@ mod markets;
 mod server;
 mod time_in_force;
 mod ws;
+mod ws_orders;
 
 use clap::Parser;
 use genesis::domain::money::Decimal;

@@ -1,5 +1,7 @@
 //! The WebSocket API at `/ws-api/v3` (an HTTP Upgrade on the same port), synchronous
-//! `tungstenite` on the connection's own thread. Requests: `ping`, `time`,
+//! `tungstenite` on the connection's own thread. Requests: `ping`, `time`, the trading methods
+//! (`order.place`, `order.status`, `order.cancel`, `openOrders.cancelAll`, `order.cancelReplace`,
+//! answered by the REST handlers: see `ws_orders`),
 //! `userDataStream.subscribe.signature`, `userDataStream.unsubscribe`. Once subscribed, the
 //! account's `executionReport` events are pushed as `{"subscriptionId":N,"event":{...}}`.
 //!
@@ -8,7 +10,7 @@
 //! /sim/stream/drop`, or a subscriber too slow), the TCP connection is shut down with no close
 //! frame: a dropped network, as the client sees it.
 
-use crate::api::{ApiError, App, StreamRx};
+use crate::api::{After, ApiError, App, StreamRx};
 use crate::server::local_ms;
 use serde_json::{json, Value};
 use std::io;
@@ -37,11 +39,24 @@ fn ok(id: &Value, result: Value) -> String {
     json!({"id": id, "status": 200, "result": result}).to_string()
 }
 
-/// One request; the answer to send back.
-fn request(app: &App, text: &str, subscription: &mut Option<(u64, StreamRx)>) -> String {
+/// One request; the answer to send back, and what to do with it (trading requests follow the
+/// REST side's fault plan: drop, delay).
+fn request(app: &App, text: &str, subscription: &mut Option<(u64, StreamRx)>) -> (String, After) {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return error(&Value::Null, &ApiError::bad(-1100, "Malformed request: not JSON."));
+        return (error(&Value::Null, &ApiError::bad(-1100, "Malformed request: not JSON.")), After::Respond);
     };
+    let method = value.get("method").and_then(Value::as_str);
+    if let Some(http) = method.and_then(crate::ws_orders::route) {
+        let id = value.get("id").cloned().unwrap_or(Value::Null);
+        let empty = serde_json::Map::new();
+        let params = value.get("params").and_then(Value::as_object).unwrap_or(&empty);
+        return crate::ws_orders::request(app, &id, http, params, local_ms());
+    }
+    (other_request(app, &value, subscription), After::Respond)
+}
+
+/// A request that is not a trading one.
+fn other_request(app: &App, value: &Value, subscription: &mut Option<(u64, StreamRx)>) -> String {
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let empty = serde_json::Map::new();
     let params = value.get("params").and_then(Value::as_object).unwrap_or(&empty);
@@ -116,8 +131,24 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App) -> io::Result<()> 
         }
         match ws.read() {
             Ok(Message::Text(text)) => {
-                let answer = request(app, text.as_str(), &mut subscription);
-                if let Err(e) = ws.send(Message::text(answer)) {
+                let (answer, after) = request(app, text.as_str(), &mut subscription);
+                match after {
+                    After::Drop => {
+                        // The fault: executed, and the connection goes before the answer.
+                        log::info!("ws-api: connection dropped (fault)");
+                        app.flush_pushes();
+                        let _ = raw.shutdown(Shutdown::Both);
+                        break Ok(());
+                    }
+                    After::Delay(delay) => {
+                        app.flush_pushes();
+                        std::thread::sleep(delay);
+                    }
+                    After::Respond => {}
+                }
+                let sent = ws.send(Message::text(answer));
+                app.flush_pushes();
+                if let Err(e) = sent {
                     break Err(io::Error::other(e));
                 }
             }
