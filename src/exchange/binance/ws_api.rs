@@ -134,10 +134,7 @@ fn tcp(socket: &Socket) -> Option<&TcpStream> {
 /// Reads what the server sent since the last request without waiting: answers pings (the
 /// pong leaves with the next write), skips events. False when the connection is gone.
 fn still_open(socket: &mut Socket) -> bool {
-    let Some(stream) = tcp(socket) else { return true };
-    if stream.set_nonblocking(true).is_err() {
-        return false;
-    }
+    let Some(_) = tcp(socket).filter(|s| s.set_nonblocking(true).is_ok()) else { return false };
     let open = loop {
         match socket.read() {
             Ok(Message::Close(_)) => break false,
@@ -189,7 +186,9 @@ impl WsApiGateway {
 
     /// Connects now (start-up), so the first order does not pay for the handshake.
     pub fn open(&mut self) -> Result<(), ExchangeError> {
-        self.ensure_connected()
+        let connection = self.take_connection()?;
+        self.connection = Some(connection);
+        Ok(())
     }
 
     /// Replaces connections older than `age` between requests (default [`MAX_CONNECTION_AGE`]).
@@ -227,22 +226,21 @@ impl WsApiGateway {
         Ok(Connection { socket, since: Instant::now() })
     }
 
-    /// A connection that is open and young enough, made now if need be.
-    fn ensure_connected(&mut self) -> Result<(), ExchangeError> {
+    /// The connection, open and young enough, made now if need be. The caller puts it back
+    /// once its request is answered; a connection whose answer was lost is not put back.
+    fn take_connection(&mut self) -> Result<Connection, ExchangeError> {
         if let Some(mut c) = self.connection.take() {
             if c.since.elapsed() >= self.max_age {
                 log::info!("binance ws-api: connection {} renewed (age limit)", self.connections);
                 let _ = c.socket.close(None);
                 let _ = c.socket.flush();
             } else if still_open(&mut c.socket) {
-                self.connection = Some(c);
-                return Ok(());
+                return Ok(c);
             } else {
                 log::warn!("binance ws-api: the connection was closed; connecting again");
             }
         }
-        self.connection = Some(self.connect()?);
-        Ok(())
+        self.connect()
     }
 
     /// One request with the -1021 resync and the short-429 wait; `result` parsed by `parse`
@@ -294,10 +292,42 @@ impl WsApiGateway {
 
     /// Signs, sends and reads one request; returns the text of a 200's `result`.
     fn attempt(&mut self, method: &str, params: &str) -> Result<String, ExchangeError> {
-        self.ensure_connected()?;
+        let mut connection = self.take_connection()?;
         let start = Instant::now();
         self.error_body.clear();
         let timestamp = clock::local_ms().saturating_add(self.rest.clock_offset_ms());
+        let id = self.next_id;
+        self.next_id += 1;
+        let text = self.signed_request(id, method, params, timestamp);
+        self.timing = RequestTiming { sign_ns: nanos(start.elapsed()), round_trip_ns: 0 };
+        connection
+            .socket
+            .send(Message::text(text))
+            .map_err(|e| lost(format!("{method}: the connection failed while sending: {e}")))?;
+        loop {
+            let frame = match connection.socket.read() {
+                Ok(Message::Text(frame)) => frame,
+                Ok(Message::Close(_)) => {
+                    return Err(lost(format!("{method}: the connection was closed before the answer")))
+                }
+                Ok(_) => continue,
+                Err(e) => return Err(lost(format!("{method}: no answer: {e}"))),
+            };
+            let Ok(answer) = serde_json::from_str::<Answer<'_>>(frame.as_str()) else {
+                continue; // not an answer (an event): the answer is still to come
+            };
+            if answer.id != id {
+                continue;
+            }
+            let answered = self.answered(method, answer);
+            self.connection = Some(connection);
+            return answered;
+        }
+    }
+
+    /// `{"id","method","params"}` with `apiKey`, `recvWindow`, `timestamp` and the signature
+    /// over all of them and `params` (percent-encoded `name=value&...`).
+    fn signed_request(&self, id: u64, method: &str, params: &str, timestamp: i64) -> String {
         let mut pairs = parse_query(params);
         pairs.push(("apiKey".into(), self.api_key.expose().to_string()));
         pairs.push(("recvWindow".into(), self.recv_window_ms.to_string()));
@@ -314,39 +344,7 @@ impl WsApiGateway {
             object.insert(name, value);
         }
         object.insert("signature".into(), Value::String(signature.as_str().to_string()));
-        let id = self.next_id;
-        self.next_id += 1;
-        let text = serde_json::json!({"id": id, "method": method, "params": object}).to_string();
-        self.timing = RequestTiming { sign_ns: nanos(start.elapsed()), round_trip_ns: 0 };
-        let Some(connection) = self.connection.as_mut() else {
-            // `ensure_connected` succeeded just above, so there is a connection.
-            return Err(lost("no connection".into()));
-        };
-        if let Err(e) = connection.socket.send(Message::text(text)) {
-            self.connection = None;
-            return Err(lost(format!("{method}: the connection failed while sending: {e}")));
-        }
-        loop {
-            let frame = match connection.socket.read() {
-                Ok(Message::Text(frame)) => frame,
-                Ok(Message::Close(_)) => {
-                    self.connection = None;
-                    return Err(lost(format!("{method}: the connection was closed before the answer")));
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    self.connection = None;
-                    return Err(lost(format!("{method}: no answer: {e}")));
-                }
-            };
-            let Ok(answer) = serde_json::from_str::<Answer<'_>>(frame.as_str()) else {
-                continue; // not an answer (an event): the answer is still to come
-            };
-            if answer.id != id {
-                continue;
-            }
-            return self.answered(method, answer);
-        }
+        serde_json::json!({"id": id, "method": method, "params": object}).to_string()
     }
 
     /// What an answer means: its rate limits recorded, its result or its error.
@@ -477,3 +475,7 @@ impl Exchange for WsApiGateway {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ws_api_tests.rs"]
+mod tests;

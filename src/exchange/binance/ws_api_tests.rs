@@ -1,0 +1,173 @@
+//! The gateway against scripted WebSocket servers on 127.0.0.1: what it sends, and what it
+//! makes of answers, events, pings and connections that go away.
+
+use super::*;
+use serde_json::json;
+use std::net::TcpListener;
+use std::sync::mpsc;
+
+const KEY: &str = "ws-test-key";
+const SECRET: &str = "ws-test-secret";
+/// Generous: only reached when something is wrong.
+const WAIT: Duration = Duration::from_secs(10);
+
+type Server = WebSocket<TcpStream>;
+type Script = Box<dyn FnOnce(Server) + Send>;
+
+/// A server that runs one script per WebSocket connection, in order, then stops listening.
+/// Returns its base URL (the gateway derives `ws://…/ws-api/v3` from it).
+fn server(scripts: Vec<Script>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for script in scripts {
+            let (tcp, _) = listener.accept().unwrap();
+            // Each frame leaves at once (Nagle would hold a frame sent right after another).
+            tcp.set_nodelay(true).unwrap();
+            script(tungstenite::accept(tcp).unwrap());
+        }
+    });
+    base
+}
+
+fn gateway(base: &str) -> WsApiGateway {
+    WsApiGateway::new(BinanceConfig::new(base, KEY, SECRET)).unwrap()
+}
+
+/// The next request the client sent.
+fn next_request(ws: &mut Server) -> Value {
+    loop {
+        if let Message::Text(text) = ws.read().unwrap() {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+fn send(ws: &mut Server, value: Value) {
+    ws.send(Message::text(value.to_string())).unwrap();
+}
+
+/// Answers the next request with an empty list.
+fn answer_one(mut ws: Server) -> Server {
+    let request = next_request(&mut ws);
+    send(&mut ws, json!({"id": request["id"], "status": 200, "result": []}));
+    ws
+}
+
+fn until_closed(mut ws: Server) {
+    while ws.read().is_ok() {}
+}
+
+#[test]
+fn a_request_is_signed_over_its_sorted_parameters_and_what_comes_before_its_answer_is_skipped() {
+    let (tx, rx) = mpsc::channel();
+    let base = server(vec![Box::new(move |mut ws| {
+        let request = next_request(&mut ws);
+        ws.send(Message::Ping(vec![1].into())).unwrap();
+        send(&mut ws, json!({"subscriptionId": 0, "event": {"e": "outboundAccountPosition"}}));
+        send(&mut ws, json!({"id": 9999, "status": 200, "result": []}));
+        let limits = json!([
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000, "count": 3},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000, "count": 3},
+        ]);
+        send(&mut ws, json!({"id": request["id"], "status": 200, "result": [], "rateLimits": limits}));
+        tx.send(request).unwrap();
+        until_closed(ws);
+    })]);
+    let mut ws = gateway(&base);
+    assert_eq!(ws.cancel_open_orders("ETHUSDT"), Ok(Vec::new()));
+    assert_eq!(ws.weight_status(), Some((3, 6000)));
+    let request = rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(request["method"], "openOrders.cancelAll");
+    let params = request["params"].as_object().unwrap();
+    assert_eq!((params["apiKey"].as_str(), params["symbol"].as_str()), (Some(KEY), Some("ETHUSDT")));
+    assert_eq!(params["recvWindow"], 5000);
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
+    let payload = signature_payload(&pairs);
+    assert!(payload.starts_with("apiKey=ws-test-key&recvWindow=5000&symbol=ETHUSDT&timestamp="), "{payload}");
+    let signature = params["signature"].as_str().unwrap();
+    assert!(super::super::sign::verify(SECRET, payload.as_bytes(), b"", signature));
+}
+
+#[test]
+fn answers_that_leave_the_outcome_open_are_unknown() {
+    let base = server(vec![Box::new(|mut ws| {
+        let r = next_request(&mut ws);
+        send(&mut ws, json!({"id": r["id"], "status": 200}));
+        let r = next_request(&mut ws);
+        send(&mut ws, json!({"id": r["id"], "status": 200, "result": {"unexpected": true}}));
+        let r = next_request(&mut ws);
+        send(&mut ws, json!({"id": r["id"], "status": 204}));
+        next_request(&mut ws);
+        ws.close(None).unwrap();
+        let _ = ws.flush();
+        until_closed(ws);
+    })]);
+    let mut ws = gateway(&base);
+    for expected in ["200 without a result", "unreadable answer", "204 without a result", "closed before the answer"] {
+        let e = ws.query_order("ETHUSDT", "g1-E1").unwrap_err();
+        assert!(matches!(&e, ExchangeError::Unknown { reason } if reason.contains(expected)), "{expected}: {e:?}");
+    }
+}
+
+#[test]
+fn a_connection_the_server_ended_while_idle_is_made_again_before_the_next_request() {
+    // The server acts on `go` (sent once the client has its answer), then says what it did.
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (done_tx, done) = mpsc::channel::<&str>();
+    let go = std::sync::Arc::new(parking_lot::Mutex::new(go_rx));
+    let (go1, go2, done1, done2) = (std::sync::Arc::clone(&go), go, done_tx.clone(), done_tx);
+    let base = server(vec![
+        // Answers, pings while idle, answers again, then closes with a close frame.
+        Box::new(move |ws| {
+            let mut ws = answer_one(ws);
+            go1.lock().recv().unwrap();
+            ws.send(Message::Ping(Vec::new().into())).unwrap();
+            done1.send("pinged").unwrap();
+            let mut ws = answer_one(ws);
+            go1.lock().recv().unwrap();
+            ws.close(None).unwrap();
+            let _ = ws.flush();
+            done1.send("closed").unwrap();
+            until_closed(ws);
+        }),
+        // Answers, then goes away without a close frame.
+        Box::new(move |ws| {
+            let ws = answer_one(ws);
+            go2.lock().recv().unwrap();
+            drop(ws);
+            done2.send("dropped").unwrap();
+        }),
+        Box::new(|ws| until_closed(answer_one(ws))),
+    ]);
+    let mut ws = gateway(&base);
+    for (step, next) in ["pinged", "closed", "dropped"].into_iter().enumerate() {
+        assert_eq!(ws.cancel_open_orders("ETHUSDT"), Ok(Vec::new()), "request {step}");
+        go_tx.send(()).unwrap();
+        assert_eq!(done.recv_timeout(WAIT), Ok(next));
+    }
+    assert_eq!(ws.cancel_open_orders("ETHUSDT"), Ok(Vec::new()));
+    assert_eq!(ws.connections(), 3, "the ping kept the first; the close and the drop each made one");
+}
+
+#[test]
+fn a_timestamp_refusal_whose_clock_resync_fails_is_the_refusal() {
+    // The one script answers -1021; the REST time request that follows finds no server.
+    let base = server(vec![Box::new(|mut ws| {
+        let r = next_request(&mut ws);
+        let error = json!({"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."});
+        send(&mut ws, json!({"id": r["id"], "status": 400, "error": error}));
+    })]);
+    let e = gateway(&base).cancel_order("ETHUSDT", "g1-S1").unwrap_err();
+    assert!(e.is_timestamp_error(), "{e:?}");
+}
+
+#[test]
+fn a_refused_handshake_is_not_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || drop(listener.accept()));
+    let e = gateway(&base).open().unwrap_err();
+    assert!(matches!(&e, ExchangeError::NotSent { reason } if reason.contains("handshake")), "{e:?}");
+}
