@@ -290,3 +290,39 @@ fn no_server_is_not_sent() {
     let e = ws.place_order(&market(Side::Buy, "0.01", "ws-E13")).unwrap_err();
     assert!(matches!(e, ExchangeError::NotSent { .. }), "{e:?}");
 }
+
+/// The fault matrix of the REST gateway (engine_binance.rs) over the WebSocket API: every fault
+/// of the server on every step the WebSocket API carries; after each (and a restart's
+/// reconciliation) the server and the database agree.
+#[test]
+fn fault_matrix_over_ws_server_and_database_agree_after_every_fault() {
+    let faults = [
+        "5xx-after-execute",
+        "drop-after-execute",
+        "delay-after-execute:1500",
+        "429:1",
+        "418:1",
+        "1021",
+        "skew:-3000",
+        "reject",
+    ];
+    let steps = ["place", "query", "stop", "cancel-replace", "cancel-all"];
+    for fault in faults {
+        for step in steps {
+            let server = Server::start(&["--balances", "USDT=100000"]);
+            server.fault(&format!("{step}:{fault}"));
+            let work = Workdir::new();
+            let input = match step {
+                "cancel-all" => "buy ETHUSDT 0.01\ncancel-all\n",
+                "cancel-replace" => "buy ETHUSDT 0.01\nsell ETHUSDT 0.0099\n",
+                _ => "buy ETHUSDT 0.01\n",
+            };
+            let s = run_ws(&server, &work, &["--read-timeout-ms", "500"], input);
+            assert!(s.status.success(), "{fault} on {step}: {}", s.stderr);
+            assert!(server.faults_fired() >= 1, "{fault} on {step} never fired");
+            let again = run_ws(&server, &work, &["--read-timeout-ms", "500"], "");
+            assert!(again.status.success(), "{fault} on {step}, restart: {}", again.stderr);
+            assert_server_and_database_agree(&server, &work);
+        }
+    }
+}

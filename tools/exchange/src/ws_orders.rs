@@ -103,7 +103,7 @@ pub fn request(
     params: &Map<String, Value>,
     local_now_ms: i64,
 ) -> (String, After) {
-    let with_limits = params.get("returnRateLimits") != Some(&Value::Bool(false));
+    let with_limits = params.get("returnRateLimits").map(text).as_deref() != Some("false");
     if let Err(e) = check_signature(app, params) {
         let reply = e.reply();
         return (answer(app, id, &reply, with_limits, app.server_now_ms(local_now_ms)), After::Respond);
@@ -128,4 +128,122 @@ pub fn request(
     };
     let reply = app.respond_verified(&req, local_now_ms);
     (answer(app, id, &reply, with_limits, app.server_now_ms(local_now_ms)), reply.after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Credentials;
+    use crate::faults::Fault;
+    use genesis::exchange::binance::{Secret, Signer};
+    use genesis::exchange::sim::{SimConfig, Simulator};
+
+    const KEY: &str = "test-key";
+    const SECRET: &str = "test-secret";
+    const NOW: i64 = 1_700_000_040_000;
+
+    fn app(faults: &[&str]) -> App {
+        App::new(
+            Simulator::new(SimConfig::default()),
+            Credentials { api_key: KEY.into(), api_secret: SECRET.into() },
+            50,
+            faults.iter().map(|f| Fault::parse(f).unwrap()).collect(),
+            7,
+        )
+    }
+
+    /// `params` with apiKey and timestamp, signed with `secret` as the engine signs.
+    fn signed(params: &[(&str, &str)], secret: &str) -> Map<String, Value> {
+        let mut pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        pairs.push(("apiKey", KEY.into()));
+        pairs.push(("timestamp", NOW.to_string()));
+        let signature = Signer::new(&Secret::from(secret)).sign(signature_payload(&pairs).as_bytes(), b"");
+        let mut map: Map<String, Value> = pairs.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
+        map.insert("timestamp".into(), json!(NOW));
+        map.insert("signature".into(), json!(signature.as_str()));
+        map
+    }
+
+    fn call(app: &App, method: &str, params: &Map<String, Value>) -> (Value, After) {
+        let (text, after) = request(app, &json!(7), route(method).unwrap(), params, NOW);
+        (serde_json::from_str(&text).unwrap(), after)
+    }
+
+    fn place(app: &App, id: &str) -> (Value, After) {
+        let market = [
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "MARKET"),
+            ("quantity", "0.001"),
+            ("newClientOrderId", id),
+        ];
+        let params = signed(&market, SECRET);
+        call(app, "order.place", &params)
+    }
+
+    #[test]
+    fn every_trading_method_is_routed_to_its_rest_endpoint() {
+        assert_eq!(route("order.place"), Some(("POST", "/api/v3/order")));
+        assert_eq!(route("v3/order.status"), Some(("GET", "/api/v3/order")));
+        assert_eq!(route("order.cancel"), Some(("DELETE", "/api/v3/order")));
+        assert_eq!(route("openOrders.cancelAll"), Some(("DELETE", "/api/v3/openOrders")));
+        assert_eq!(route("order.cancelReplace"), Some(("POST", "/api/v3/order/cancelReplace")));
+        assert_eq!(route("order.amend.keepPriority"), None);
+    }
+
+    #[test]
+    fn a_signed_placement_answers_its_result_with_the_rate_limits() {
+        let app = app(&[]);
+        let (answer, after) = place(&app, "ws-1");
+        assert_eq!(after, After::Respond);
+        assert_eq!((answer["id"].clone(), answer["status"].clone()), (json!(7), json!(200)));
+        assert_eq!(answer["result"]["clientOrderId"], "ws-1");
+        assert_eq!(answer["result"]["status"], "FILLED");
+        let kinds: Vec<(String, String)> = answer["rateLimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["rateLimitType"].as_str().unwrap().into(), l["interval"].as_str().unwrap().into()))
+            .collect();
+        let expected = [("ORDERS", "SECOND"), ("ORDERS", "DAY"), ("REQUEST_WEIGHT", "MINUTE")];
+        assert_eq!(kinds, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+        let status =
+            signed(&[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-1"), ("returnRateLimits", "false")], SECRET);
+        let (answer, _) = call(&app, "order.status", &status);
+        assert_eq!(answer["result"]["status"], "FILLED");
+        assert!(answer.get("rateLimits").is_none(), "returnRateLimits=false: {answer}");
+    }
+
+    #[test]
+    fn a_wrong_key_or_signature_is_refused_before_anything_executes() {
+        let app = app(&[]);
+        let pairs = [("symbol", "BTCUSDT")];
+        let (answer, _) = call(&app, "openOrders.cancelAll", &signed(&pairs, "not-the-secret"));
+        assert_eq!((answer["status"].clone(), answer["error"]["code"].clone()), (json!(400), json!(-1022)));
+        let mut wrong_key = signed(&pairs, SECRET);
+        wrong_key.insert("apiKey".into(), json!("someone-else"));
+        let (answer, _) = call(&app, "openOrders.cancelAll", &wrong_key);
+        assert_eq!((answer["status"].clone(), answer["error"]["code"].clone()), (json!(401), json!(-2015)));
+        let mut unsigned = signed(&pairs, SECRET);
+        unsigned.remove("signature");
+        let (answer, _) = call(&app, "openOrders.cancelAll", &unsigned);
+        assert_eq!(answer["error"]["code"], -1102);
+        unsigned.remove("apiKey");
+        let (answer, _) = call(&app, "openOrders.cancelAll", &unsigned);
+        assert_eq!(answer["error"]["code"], -1102);
+    }
+
+    #[test]
+    fn the_rest_fault_plan_applies_a_429_says_when_to_retry_and_a_drop_is_a_drop() {
+        let app = app(&["place:429:7", "place:drop-after-execute"]);
+        let (answer, after) = place(&app, "ws-2");
+        assert_eq!(after, After::Respond);
+        assert_eq!((answer["status"].clone(), answer["error"]["code"].clone()), (json!(429), json!(-1003)));
+        let data = &answer["error"]["data"];
+        assert_eq!(data["retryAfter"].as_i64().unwrap() - data["serverTime"].as_i64().unwrap(), 7000);
+        let (_, after) = place(&app, "ws-3");
+        assert_eq!(after, After::Drop, "executed, answer never sent");
+        let status = signed(&[("symbol", "BTCUSDT"), ("origClientOrderId", "ws-3")], SECRET);
+        assert_eq!(call(&app, "order.status", &status).0["result"]["status"], "FILLED");
+    }
 }
