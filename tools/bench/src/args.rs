@@ -77,6 +77,10 @@ pub struct Args {
     /// Before the load: leave the started engine idle this many seconds and report its CPU time.
     #[arg(long, default_value_t = 0)]
     pub idle_secs: u64,
+    /// How the engine's orders reach genesis-exchange (the engine's --transport): `rest` or
+    /// `ws` (the WebSocket API). The baseline is a bare REST client either way.
+    #[arg(long, default_value = "rest", value_parser = ["rest", "ws"])]
+    pub transport: String,
     /// Pin the engine's hot stages to cores (the engine's --pin).
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: OnOff,

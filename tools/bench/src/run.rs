@@ -517,6 +517,8 @@ pub fn engine_args(args: &Args, db: &Path, server: Option<&Server>) -> Vec<Strin
     if let Some(server) = server {
         v.push("--base-url".into());
         v.push(server.url.clone());
+        v.push("--transport".into());
+        v.push(args.transport.clone());
     }
     v
 }
