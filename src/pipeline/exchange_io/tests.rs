@@ -1160,6 +1160,73 @@ fn a_position_the_account_no_longer_holds_is_closed_at_start_up() {
     assert_eq!(summary.stop_losses_placed, 0);
 }
 
+/// Quotes for the simulator's symbols, plus a BNBUSDT bid of 600.
+struct WithBnb(Arc<Mutex<Simulator>>);
+
+impl Quotes for WithBnb {
+    fn top_of_book(&self, symbol: &str) -> Option<BookTicker> {
+        if symbol == "BNBUSDT" {
+            return Some(BookTicker {
+                symbol: symbol.into(),
+                bid: d("600"),
+                bid_qty: d("1"),
+                ask: d("600.1"),
+                ask_qty: d("1"),
+            });
+        }
+        self.0.lock().book_ticker(symbol).ok()
+    }
+}
+
+#[test]
+fn a_fee_paid_in_bnb_is_valued_at_that_moments_quote_and_never_added_to_another_asset() {
+    let mut h = Harness::new();
+    h.io.quotes = Arc::new(WithBnb(Arc::clone(&h.sim)));
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.02", None);
+    order.filled_quantity = d("0.02");
+    order.avg_price = Some(d("3000"));
+    order.add_fills(
+        &[
+            Fill::new(d("3000"), d("0.01"), d("0.00001"), "ETH", 1),
+            Fill::new(d("3000"), d("0.01"), d("0.0001"), "BNB", 2),
+        ],
+        0,
+    );
+    let id = order.order_id;
+    assert_eq!((order.commission, order.commission_asset.as_deref()), (d("0.00001"), Some("ETH")), "BNB kept apart");
+    h.io.open_position(order, false);
+    let p = h.position(id);
+    // 0.00001 ETH at 3000 and 0.0001 BNB at 600, both in USDT.
+    assert_eq!(p.entry_fees, d("0.09"));
+    assert_eq!(p.quantity, d("0.0199"), "only the ETH fee leaves the account's ETH");
+}
+
+#[test]
+fn a_fee_in_an_asset_without_a_quote_is_left_unvalued() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.filled_quantity = d("0.01");
+    order.avg_price = Some(d("3000"));
+    order.add_fills(&[Fill::new(d("3000"), d("0.01"), d("0.0001"), "BNB", 1)], 0);
+    h.io.value_fees(&mut order);
+    assert_eq!(order.fills[0].commission_quote, None);
+}
+
+#[test]
+fn trades_that_cannot_be_read_count_at_the_highest_fee_rate() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.filled_quantity = d("0.01");
+    order.avg_price = Some(d("3000"));
+    order.exchange_order_id = Some(77);
+    h.script().trades.push_back(Step::Fail(unknown("503")));
+    let id = order.order_id;
+    h.io.open_position(order, false);
+    let p = h.position(id);
+    assert_eq!(p.quantity, d("0.0099"), "0.01 less 0.1 %, floored to the step");
+    assert_eq!(p.entry_fees, d("0.03"));
+}
+
 #[test]
 fn a_filled_entry_whose_position_row_was_lost_gets_its_position_and_keeps_its_stop() {
     let mut h = Harness::new();
