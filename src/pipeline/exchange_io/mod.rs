@@ -597,12 +597,12 @@ impl ExchangeIo {
                 Ok(trades) => {
                     order.add_fills(&trades, now_us() / 1000);
                 }
-                Err(e) => log::warn!(
-                    "{}: trades not read ({e}); {} of its fill counts at the {} fee rate",
-                    order.client_order_id,
-                    unaccounted(order),
-                    ASSUMED_FEE_RATE
-                ),
+                Err(e) => {
+                    let (id, missing) = (&order.client_order_id, unaccounted(order));
+                    log::warn!(
+                        "{id}: trades not read ({e}); {missing} of its fill counts at the {ASSUMED_FEE_RATE} rate"
+                    );
+                }
             }
         }
         self.value_fees(order);
@@ -1070,6 +1070,8 @@ impl ExchangeIo {
             Err(failure) => {
                 self.fail(&mut exit, &failure.to_string());
                 position.status = PositionStatus::Unprotected;
+                // Tried again on the protection schedule: a stop, or this exit if still through it.
+                self.schedule_reprotect(position.position_id);
                 self.out.announce(
                     Event::new(
                         "stop_loss_failed",

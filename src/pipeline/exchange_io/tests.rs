@@ -1203,7 +1203,7 @@ fn a_fee_paid_in_bnb_is_valued_at_that_moments_quote_and_never_added_to_another_
 
 #[test]
 fn a_fee_in_an_asset_without_a_quote_is_left_unvalued() {
-    let mut h = Harness::new();
+    let h = Harness::new();
     let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     order.filled_quantity = d("0.01");
     order.avg_price = Some(d("3000"));
@@ -1242,6 +1242,35 @@ fn a_filled_entry_whose_position_row_was_lost_gets_its_position_and_keeps_its_st
     let position = &again.io.positions[&id];
     assert_eq!(position.status, PositionStatus::Open);
     assert_eq!(position.stop_loss_client_id.as_deref(), Some(stop.as_str()));
+}
+
+#[test]
+fn a_dust_position_gets_no_stop_at_start_up() {
+    let mut h = Harness::new();
+    let mut p = position(5, "ETHUSDT", "0.0001", "3000");
+    p.status = PositionStatus::Dust;
+    h.io.persist_position(&p);
+    let store = h.database();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.stop_losses_placed, 0);
+    assert_eq!(again.io.positions[&5].status, PositionStatus::Dust);
+}
+
+#[test]
+fn a_stranded_stop_limit_whose_emergency_exit_is_refused_leaves_the_position_unprotected() {
+    let mut h = Harness::new();
+    let id = h.buy("BTCUSDT", "0.001");
+    let stop = h.io.resting[&h.stop_of(id)].clone();
+    assert_eq!(stop.exchange_type, ExchangeOrderType::StopLossLimit);
+    let gap = (stop.limit_price.unwrap() * d("0.9")).round_dp(2);
+    h.set_price("BTCUSDT", &gap.to_string(), &(gap + d("0.01")).to_string());
+    h.script().place.push_back(Step::Fail(rejected(-2010, "Account has insufficient balance for requested action.")));
+    h.io.exit_stranded_stops();
+    assert!(h.io.resting.is_empty(), "the stranded stop is cancelled");
+    assert_eq!(h.io.positions[&id].status, PositionStatus::Unprotected);
+    assert!(h.event("emergency_exit").fields["reason"].as_str().unwrap().contains("below its limit"));
+    assert!(h.io.reprotect.contains_key(&id), "tried again later");
 }
 
 #[test]
