@@ -1,7 +1,8 @@
 //! Intake stage: turns stdin lines into orders.
 //!
 //! Owns the parser, the symbol and risk checks, the pending confirmations and the timer that
-//! expires them (and spaces TWAP slices). Receives lines from the stdin reader; sends
+//! expires them (and spaces TWAP slices). Reads lines from stdin itself (see [`super::input`]:
+//! one `poll(2)` on stdin, the signal pipe and those timers, no reader thread); sends
 //! submissions, cancel-all and queries to exchange I/O (in order: a query or cancel-all runs
 //! after every command typed before it), and records to persist. Every order gets its
 //! `client_order_id` here, before it leaves the process.
