@@ -165,6 +165,11 @@ pub struct EngineOutcome {
     pub sent: u64,
     /// Per verified order: the six `stages_us` values in [`FILL_STAGES`] order.
     pub fills: Vec<[u64; 6]>,
+    /// What the user sees, per order of a paced run: the harness's stamp just before it wrote
+    /// the line to the engine's stdin → its stamp once it read the order's `order_filled` line
+    /// from stdout, microseconds. (Orders are one at a time at this pace: the n-th `order_filled`
+    /// read is the n-th line's.)
+    pub visible: Vec<u64>,
     pub events: BTreeMap<String, u64>,
     pub problem_count: u64,
     pub problems: Vec<String>,
@@ -207,6 +212,8 @@ impl EngineOutcome {
 #[derive(Default)]
 struct Events {
     fills: Vec<[u64; 6]>,
+    /// When each `order_filled` line was read.
+    fill_reads: Vec<Instant>,
     last_fill: Option<Instant>,
     counts: BTreeMap<String, u64>,
     problem_count: u64,
@@ -257,6 +264,7 @@ fn read_events(stdout: ChildStdout, ready: mpsc::Sender<Instant>, verified: Arc<
             "order_filled" => match fill_stages(&line) {
                 Some(stages) => {
                     ev.fills.push(stages);
+                    ev.fill_reads.push(now);
                     ev.last_fill = Some(now);
                     verified.fetch_add(1, Ordering::Relaxed);
                 }
@@ -614,6 +622,8 @@ pub fn run_engine(
     let mut pauses: Vec<(Instant, Duration)> = Vec::new();
     let mut engine_window = Window::default();
     let mut baseline_window = Window::default();
+    // Stamped just before each paced line is written (see `EngineOutcome::visible`).
+    let mut written: Vec<Instant> = Vec::with_capacity(if args.rate > 0.0 { lines.len() } else { 0 });
     let write_result: std::io::Result<()> = (|| {
         if args.rate > 0.0 {
             let blocks = interleave.as_ref().map_or(1, |i| i.blocks);
@@ -627,6 +637,7 @@ pub fn run_engine(
                     if due > now {
                         thread::sleep(due - now);
                     }
+                    written.push(Instant::now());
                     stdin.write_all(line.as_bytes())?;
                     sent += 1;
                 }
@@ -700,6 +711,11 @@ pub fn run_engine(
         .last_fill
         .map(|t| t.saturating_duration_since(t0).saturating_sub(paused_before(t)).as_secs_f64())
         .unwrap_or(0.0);
+    out.visible = written
+        .iter()
+        .zip(&events.fill_reads)
+        .map(|(w, r)| r.saturating_duration_since(*w).as_micros() as u64)
+        .collect();
     out.fills = events.fills;
     out.events = events.counts;
     out.problem_count = events.problem_count;
