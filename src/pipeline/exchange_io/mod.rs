@@ -384,33 +384,33 @@ impl ExchangeIo {
                 timing.queried_at = Some(Instant::now());
                 super::verify::assess(&mut order, &mut timing);
                 self.book_released_stop();
-                self.out.release();
-                // Announced once verified: the event's formatting and its two channel sends
-                // (stdout, persist) stay off the command-to-fill path.
-                self.out.announce(
-                    Event::new(
-                        "order_submitted",
-                        format!(
-                            "{} {} {} {} sent (exchange id {})",
-                            order.order_id,
-                            order.side.as_str(),
-                            order.quantity,
-                            order.symbol,
-                            report.exchange_order_id
-                        ),
-                    )
-                    .order(order.order_id, &order.client_order_id)
-                    .field("exchange_order_id", report.exchange_order_id)
-                    .field("symbol", order.symbol.as_str())
-                    .field("side", order.side.as_str())
-                    .money("quantity", order.quantity)
-                    .field("exchange_status", report.status.as_str()),
-                );
+                // The fill's line goes to stdout from this thread, before the stop-loss is sent
+                // (verify hands the order back for that) and before any record reaches persist.
+                let submitted = Event::new(
+                    "order_submitted",
+                    format!(
+                        "{} {} {} {} sent (exchange id {})",
+                        order.order_id,
+                        order.side.as_str(),
+                        order.quantity,
+                        order.symbol,
+                        report.exchange_order_id
+                    ),
+                )
+                .order(order.order_id, &order.client_order_id)
+                .field("exchange_order_id", report.exchange_order_id)
+                .field("symbol", order.symbol.as_str())
+                .field("side", order.side.as_str())
+                .money("quantity", order.quantity)
+                .field("exchange_status", report.status.as_str());
+                let latency = super::OrderLatency::of(&timing);
+                let filled = super::verify::fill_event(&order, verification_error.as_deref(), &latency);
+                self.out.release_with(vec![submitted, filled]);
                 self.in_verify += 1;
                 if order.side == Side::Sell {
                     self.exits_in_verify += 1;
                 }
-                let execution = Execution { order, timing, verification_error };
+                let execution = Execution { order, timing, verification_error, announced: true };
                 let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
             }
             Err(PlaceFailure::Failed(error)) => {
@@ -485,7 +485,8 @@ impl ExchangeIo {
                     if u.order.side == Side::Sell {
                         self.exits_in_verify += 1;
                     }
-                    let execution = Execution { order: u.order, timing: u.timing, verification_error: None };
+                    let execution =
+                        Execution { order: u.order, timing: u.timing, verification_error: None, announced: false };
                     let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
                     continue;
                 }

@@ -41,6 +41,19 @@ struct Script {
     open_orders: VecDeque<Step<Vec<OrderReport>>>,
     all_orders: VecDeque<Step<Vec<OrderReport>>>,
     account: VecDeque<Step<Vec<Balance>>>,
+    /// The reading end of the stage's stdout, when the test watches it.
+    stdout: Option<std::os::unix::net::UnixStream>,
+    /// What stdout had received when each stop-loss request was about to leave.
+    stdout_at_stops: Vec<String>,
+}
+
+/// Everything on `stdout` so far, without waiting.
+fn read_available(stdout: &mut std::os::unix::net::UnixStream) -> String {
+    use std::io::Read;
+    stdout.set_nonblocking(true).expect("non-blocking");
+    let mut bytes = Vec::new();
+    let _ = stdout.read_to_end(&mut bytes);
+    String::from_utf8(bytes).expect("utf-8 lines")
 }
 
 fn scripted<T>(step: Option<Step<T>>, call: impl FnOnce() -> Result<T, ExchangeError>) -> Result<T, ExchangeError> {
@@ -68,7 +81,17 @@ impl Exchange for Scripted {
         self.sim.book_ticker(symbol)
     }
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
-        let step = self.script.lock().place.pop_front();
+        let mut script = self.script.lock();
+        if order.order_type != ExchangeOrderType::Market {
+            if let Some(mut stdout) = script.stdout.take() {
+                let mut seen = script.stdout_at_stops.concat();
+                seen.push_str(&read_available(&mut stdout));
+                script.stdout_at_stops.push(seen);
+                script.stdout = Some(stdout);
+            }
+        }
+        let step = script.place.pop_front();
+        drop(script);
         scripted(step, || self.sim.place_order(order))
     }
     fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
@@ -147,9 +170,29 @@ impl Harness {
     }
 
     fn with(sim: Arc<Mutex<Simulator>>, rules: Arc<Rules>, script: Arc<Mutex<Script>>, ids: Arc<IdGen>) -> Harness {
+        Harness::with_sink(sim, rules, script, ids, crate::events::Sink::queued_only(crate::events::Format::Json))
+    }
+
+    /// A stage whose stdout is a socket the test reads (`Script::stdout`).
+    fn watching_stdout() -> Harness {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        let sim = SimGateway::new(Simulator::new(SimConfig::default())).shared();
+        let rules: Rules = sim.lock().exchange_info().into_iter().map(|r| (r.symbol.clone(), r)).collect();
+        let script = Arc::new(Mutex::new(Script { stdout: Some(theirs), ..Script::default() }));
+        let sink = crate::events::Sink::on(ours.into(), crate::events::Format::Json);
+        Harness::with_sink(sim, Arc::new(rules), script, Arc::new(IdGen::new(PREFIX.into(), 0)), sink)
+    }
+
+    fn with_sink(
+        sim: Arc<Mutex<Simulator>>,
+        rules: Arc<Rules>,
+        script: Arc<Mutex<Script>>,
+        ids: Arc<IdGen>,
+        sink: crate::events::Sink,
+    ) -> Harness {
         let mut config = crate::config::Config::defaults();
         config.stop_loss_backoff = Duration::from_millis(1);
-        let (stdout, queues) = crate::events::stdout_lanes(1024, 1024);
+        let (stdout, queues) = crate::events::stdout_lanes_to(1024, 1024, sink);
         let (to_persist, from_io) = unbounded();
         let (to_verify_tx, to_verify) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
@@ -326,6 +369,21 @@ fn reason(event: &Event) -> String {
 }
 
 // ---- placement -------------------------------------------------------------------------------
+
+#[test]
+fn the_order_filled_line_is_on_stdout_before_the_stop_loss_request_leaves() {
+    let mut h = Harness::watching_stdout();
+    let position = h.buy("BTCUSDT", "0.01");
+    let at_stop = h.script().stdout_at_stops.clone();
+    assert_eq!(at_stop.len(), 1, "one stop-loss request");
+    let lines: Vec<serde_json::Value> =
+        at_stop[0].lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap_or("?")).collect();
+    assert_eq!(kinds, ["order_submitted", "order_filled"]);
+    assert_eq!(lines[1]["order_id"], position);
+    // The stop's own event follows, through the writer.
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
+}
 
 #[test]
 fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
@@ -606,7 +664,8 @@ fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
     let id = h.buy("ETHUSDT", "0.01");
     let mut stop = h.new_order(OrderRole::StopLoss, "ETHUSDT", Side::Sell, "0.0099", Some(id));
     stop.filled_quantity = d("0.0099");
-    let execution = Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None };
+    let execution =
+        Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None, announced: false };
     let before = h.io.positions.clone();
     h.io.on_verified(FromVerify::Verified(Box::new(execution)));
     assert_eq!(h.io.positions, before);
