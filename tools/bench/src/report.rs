@@ -423,6 +423,21 @@ impl Report {
                     v.p50(),
                     v.p99()
                 );
+                // Split at the fill event's wall-clock stamp; the engine's own total (line read →
+                // verified) is inside the first part.
+                let first: Vec<u64> = engine.visible_split.iter().map(|s| s.0).collect();
+                let last: Vec<u64> = engine.visible_split.iter().map(|s| s.1).collect();
+                let waited: Vec<u64> =
+                    engine.visible_split.iter().zip(&engine.fills).map(|(s, f)| s.0.saturating_sub(f[5])).collect();
+                for (label, values) in [
+                    ("  write → engine has read the line", &waited),
+                    ("  write → fill event stamped (wall clock)", &first),
+                    ("  fill event stamped → line read", &last),
+                ] {
+                    if let Some(d) = Dist::of(values) {
+                        table_row(&mut out, label, &d);
+                    }
+                }
                 let over =
                     pair.as_ref().filter(|_| args.exchange == ExchangeKind::Binance).map(|b| v.p50() - b.p50 as i64);
                 if let (Some(over), Some(b)) = (over, &pair) {
