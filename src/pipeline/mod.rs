@@ -396,12 +396,16 @@ pub fn run(config: Config) -> Result<(), RunError> {
             .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
         exchange_io.set_stream(link);
     }
+    // Intake runs each command through exchange I/O on its own thread; the stage's thread
+    // keeps what can wait (stop-losses, the stream, the watch, balance syncs).
+    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_verify_rx);
+    let shared_io = Arc::clone(&exchange_io);
     handles.push(spawn(
         "exchange-io",
         Box::new(move || {
             pin("exchange-io", order_path_core);
             no_wakeup_preemption("exchange-io");
-            exchange_io.run(exchange_rx, from_verify_rx)
+            exchange_io::inline::run(shared_io, exchange_rx)
         }),
     )?);
     let intake = intake::Intake::new(
@@ -415,7 +419,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
         bus.clone(),
         to_exchange,
         to_persist,
-    );
+    )
+    .running_exchange_io(exchange_io);
     handles.push(spawn(
         "intake",
         Box::new(move || {

@@ -853,6 +853,54 @@ fn exchange_io_stops_when_verify_is_gone() {
 }
 
 #[test]
+fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_protected() {
+    let h = Harness::new();
+    let order = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let (to_io, from_intake) = crossbeam_channel::bounded(1);
+    let (verified, from_verify) = unbounded();
+    // Verify, played by a thread: every execution comes back verified.
+    let to_verify = h.to_verify.clone();
+    let verify = std::thread::spawn(move || {
+        for ToVerify::Executed(execution) in to_verify.iter() {
+            let _ = verified.send(FromVerify::Verified(execution));
+        }
+    });
+    to_io.send(ToExchange::Submit(Box::new(Submission { order, timing: Timing::new(Instant::now()) }))).unwrap();
+    drop(to_io);
+    h.io.run(from_intake, from_verify);
+    verify.join().unwrap();
+    let kinds: Vec<&str> = h
+        .from_io
+        .try_iter()
+        .filter_map(|m| match m {
+            ToPersist::Event(e) => Some(e.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(kinds.contains(&"order_filled") && kinds.contains(&"stop_loss_placed"), "{kinds:?}");
+}
+
+#[test]
+fn intake_running_a_command_takes_the_fills_verify_handed_back_first() {
+    let mut h = Harness::new();
+    let buy = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let position = buy.order_id;
+    h.submit(buy);
+    let (verified, from_verify) = unbounded();
+    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution") };
+    verified.send(FromVerify::Verified(execution)).unwrap();
+    let (io, to_verify) = (std::mem::replace(&mut h.io, Harness::new().io), h.to_verify.clone());
+    let shared = inline::Shared::new(io, from_verify);
+    // A sell right behind the buy: its position is open (and released) before it is sent.
+    let sell = h.new_order(OrderRole::Exit, "BTCUSDT", Side::Sell, "0.005", None);
+    shared.run(ToExchange::Submit(Box::new(Submission { order: sell, timing: Timing::new(Instant::now()) })));
+    assert!(to_verify.try_recv().is_ok(), "the sell was sent");
+    h.collect();
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
+    assert!(h.kinds().contains(&"order_filled"));
+}
+
+#[test]
 fn waiting_for_verify_ends_when_verify_is_gone() {
     let mut h = Harness::new();
     let (verify, from_verify) = crossbeam_channel::bounded::<FromVerify>(1);
