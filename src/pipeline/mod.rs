@@ -1,8 +1,10 @@
 //! The pipeline: one OS thread per stage, joined by bounded crossbeam channels.
 //!
 //! Set-up: open the store, connect the gateway, load the symbols' rules and what the database
-//! knows (positions, resting orders), spawn the stages. Run: lines flow stdin → intake →
-//! exchange I/O → verify → persist; events flow from every stage to the stdout writer.
+//! knows (positions, resting orders), spawn the stages. Run: intake reads a line and runs it
+//! through exchange I/O on its own thread, up to the fill's line on stdout (the order path runs
+//! to completion there); then verify → exchange I/O's thread (stop-loss) → persist; events flow
+//! from every stage to the stdout writer.
 //! Shutdown is a drop cascade: end of input (or `quit`) ends intake, which drops its sender;
 //! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
 //! its senders; verify and persist drain and stop; the writer flushes.
@@ -33,10 +35,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-/// Capacity of the queue on the order's path (intake → exchange I/O). One: intake prepares
-/// the next order while exchange I/O sends this one, and a backlog waits in stdin's pipe, not
-/// in the engine (10,000 orders piped at once: p99 3 ms with 8, 0.7-0.9 ms with 1; 0 halved
-/// the throughput).
+/// Capacity of the queue from intake to exchange I/O's thread. Intake now runs its commands
+/// through the stage itself (see `exchange_io::inline`) and the queue only tells, by closing,
+/// that intake has ended; before, one slot let intake prepare the next order while exchange I/O
+/// sent this one (10,000 orders piped at once: p99 3 ms with 8, 0.7-0.9 ms with 1).
 const ORDER_PATH_QUEUE: usize = 1;
 
 /// How often a checkpoint round starts (see `store::run_checkpoints`). The WAL holds about one
