@@ -70,6 +70,8 @@ pub struct Intake {
     stop_loss_pct: Decimal,
     bus: Bus,
     to_exchange: Sender<ToExchange>,
+    /// Exchange I/O run on this thread (the engine); `None`: commands go through `to_exchange`.
+    exchange_io: Option<Arc<super::exchange_io::inline::Shared>>,
     to_persist: Sender<ToPersist>,
     pending: VecDeque<PendingConfirmation>,
     /// TWAP slices waiting for their time, earliest first.
@@ -101,10 +103,19 @@ impl Intake {
             stop_loss_pct: config.stop_loss_pct,
             bus,
             to_exchange,
+            exchange_io: None,
             to_persist,
             pending: VecDeque::new(),
             scheduled: VecDeque::new(),
         }
+    }
+
+    /// Commands run through exchange I/O on this thread: the order path runs to completion
+    /// here, from the line to the fill's line on stdout. `to_exchange` then only says, by
+    /// closing, that intake has ended.
+    pub fn running_exchange_io(mut self, exchange_io: Arc<super::exchange_io::inline::Shared>) -> Intake {
+        self.exchange_io = Some(exchange_io);
+        self
     }
 
     /// Runs until `quit` or end of input; then cancels what still waits for a confirmation and
@@ -300,6 +311,10 @@ impl Intake {
     }
 
     fn send(&self, msg: ToExchange) -> Result<(), String> {
+        if let Some(exchange_io) = &self.exchange_io {
+            exchange_io.run(msg);
+            return Ok(());
+        }
         // Blocking on a full queue is the back-pressure: the reader stops reading stdin,
         // nothing is dropped and nothing grows without bound.
         self.to_exchange.send(msg).map_err(|_| "the engine is shutting down".to_string())

@@ -43,6 +43,19 @@ struct Script {
     all_orders: VecDeque<Step<Vec<OrderReport>>>,
     account: VecDeque<Step<Vec<Balance>>>,
     trades: VecDeque<Step<Vec<Fill>>>,
+    /// The reading end of the stage's stdout, when the test watches it.
+    stdout: Option<std::os::unix::net::UnixStream>,
+    /// What stdout had received when each stop-loss request was about to leave.
+    stdout_at_stops: Vec<String>,
+}
+
+/// Everything on `stdout` so far, without waiting.
+fn read_available(stdout: &mut std::os::unix::net::UnixStream) -> String {
+    use std::io::Read;
+    stdout.set_nonblocking(true).expect("non-blocking");
+    let mut bytes = Vec::new();
+    let _ = stdout.read_to_end(&mut bytes);
+    String::from_utf8(bytes).expect("utf-8 lines")
 }
 
 fn scripted<T>(step: Option<Step<T>>, call: impl FnOnce() -> Result<T, ExchangeError>) -> Result<T, ExchangeError> {
@@ -70,7 +83,17 @@ impl Exchange for Scripted {
         self.sim.book_ticker(symbol)
     }
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
-        let step = self.script.lock().place.pop_front();
+        let mut script = self.script.lock();
+        if order.order_type != ExchangeOrderType::Market {
+            if let Some(mut stdout) = script.stdout.take() {
+                let mut seen = script.stdout_at_stops.concat();
+                seen.push_str(&read_available(&mut stdout));
+                script.stdout_at_stops.push(seen);
+                script.stdout = Some(stdout);
+            }
+        }
+        let step = script.place.pop_front();
+        drop(script);
         scripted(step, || self.sim.place_order(order))
     }
     fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
@@ -155,8 +178,28 @@ impl Harness {
     }
 
     fn with(sim: Arc<Mutex<Simulator>>, rules: Arc<Rules>, script: Arc<Mutex<Script>>, ids: Arc<IdGen>) -> Harness {
+        Harness::with_sink(sim, rules, script, ids, crate::events::Sink::queued_only(crate::events::Format::Json))
+    }
+
+    /// A stage whose stdout is a socket the test reads (`Script::stdout`).
+    fn watching_stdout() -> Harness {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        let sim = SimGateway::new(Simulator::new(SimConfig::default())).shared();
+        let rules: Rules = sim.lock().exchange_info().into_iter().map(|r| (r.symbol.clone(), r)).collect();
+        let script = Arc::new(Mutex::new(Script { stdout: Some(theirs), ..Script::default() }));
+        let sink = crate::events::Sink::on(ours.into(), crate::events::Format::Json);
+        Harness::with_sink(sim, Arc::new(rules), script, Arc::new(IdGen::new(PREFIX.into(), 0)), sink)
+    }
+
+    fn with_sink(
+        sim: Arc<Mutex<Simulator>>,
+        rules: Arc<Rules>,
+        script: Arc<Mutex<Script>>,
+        ids: Arc<IdGen>,
+        sink: crate::events::Sink,
+    ) -> Harness {
         let config = crate::config::Config::defaults();
-        let (stdout, queues) = crate::events::stdout_lanes(1024, 1024);
+        let (stdout, queues) = crate::events::stdout_lanes_to(1024, 1024, sink);
         let (to_persist, from_io) = unbounded();
         let (to_verify_tx, to_verify) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
@@ -349,6 +392,21 @@ fn reason(event: &Event) -> String {
 }
 
 // ---- placement -------------------------------------------------------------------------------
+
+#[test]
+fn the_order_filled_line_is_on_stdout_before_the_stop_loss_request_leaves() {
+    let mut h = Harness::watching_stdout();
+    let position = h.buy("BTCUSDT", "0.01");
+    let at_stop = h.script().stdout_at_stops.clone();
+    assert_eq!(at_stop.len(), 1, "one stop-loss request");
+    let lines: Vec<serde_json::Value> =
+        at_stop[0].lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap_or("?")).collect();
+    assert_eq!(kinds, ["order_submitted", "order_filled"]);
+    assert_eq!(lines[1]["order_id"], position);
+    // The stop's own event follows, through the writer.
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
+}
 
 #[test]
 fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
@@ -702,7 +760,8 @@ fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
     let id = h.buy("ETHUSDT", "0.01");
     let mut stop = h.new_order(OrderRole::StopLoss, "ETHUSDT", Side::Sell, "0.0099", Some(id));
     stop.filled_quantity = d("0.0099");
-    let execution = Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None };
+    let execution =
+        Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None, announced: false };
     let before = h.io.positions.clone();
     h.io.on_verified(FromVerify::Verified(Box::new(execution)));
     assert_eq!(h.io.positions, before);
@@ -887,6 +946,54 @@ fn exchange_io_stops_when_verify_is_gone() {
     drop(verify);
     // Returns although intake is still connected.
     h.io.run(from_intake, from_verify);
+}
+
+#[test]
+fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_protected() {
+    let h = Harness::new();
+    let order = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let (to_io, from_intake) = crossbeam_channel::bounded(1);
+    let (verified, from_verify) = unbounded();
+    // Verify, played by a thread: every execution comes back verified.
+    let to_verify = h.to_verify.clone();
+    let verify = std::thread::spawn(move || {
+        for ToVerify::Executed(execution) in to_verify.iter() {
+            let _ = verified.send(FromVerify::Verified(execution));
+        }
+    });
+    to_io.send(ToExchange::Submit(Box::new(Submission { order, timing: Timing::new(Instant::now()) }))).unwrap();
+    drop(to_io);
+    h.io.run(from_intake, from_verify);
+    verify.join().unwrap();
+    let kinds: Vec<&str> = h
+        .from_io
+        .try_iter()
+        .filter_map(|m| match m {
+            ToPersist::Event(e) => Some(e.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(kinds.contains(&"order_filled") && kinds.contains(&"stop_loss_placed"), "{kinds:?}");
+}
+
+#[test]
+fn intake_running_a_command_takes_the_fills_verify_handed_back_first() {
+    let mut h = Harness::new();
+    let buy = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let position = buy.order_id;
+    h.submit(buy);
+    let (verified, from_verify) = unbounded();
+    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution") };
+    verified.send(FromVerify::Verified(execution)).unwrap();
+    let (io, to_verify) = (std::mem::replace(&mut h.io, Harness::new().io), h.to_verify.clone());
+    let shared = inline::Shared::new(io, from_verify);
+    // A sell right behind the buy: its position is open (and released) before it is sent.
+    let sell = h.new_order(OrderRole::Exit, "BTCUSDT", Side::Sell, "0.005", None);
+    shared.run(ToExchange::Submit(Box::new(Submission { order: sell, timing: Timing::new(Instant::now()) })));
+    assert!(to_verify.try_recv().is_ok(), "the sell was sent");
+    h.collect();
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
+    assert!(h.kinds().contains(&"order_filled"));
 }
 
 #[test]
