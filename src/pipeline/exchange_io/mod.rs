@@ -526,7 +526,7 @@ impl ExchangeIo {
         }
     }
 
-    fn apply(&self, order: &mut Order, report: &OrderReport) {
+    fn apply(&mut self, order: &mut Order, report: &OrderReport) {
         if let Err(e) = order.apply_report(report, now_us()) {
             log::error!("{} {e}: exchange report {} refused", order.client_order_id, report.status.as_str());
         }
@@ -555,17 +555,24 @@ impl ExchangeIo {
 
     /// Values in the quote asset every fee not valued yet: exactly for the base and quote
     /// assets, at this moment's bid for a third asset (BNB).
-    fn value_fees(&self, order: &mut Order) {
-        let Some(rules) = self.rules.get(&order.symbol) else { return };
+    fn value_fees(&mut self, order: &mut Order) {
+        let rules = Arc::clone(&self.rules);
+        let Some(rules) = rules.get(&order.symbol) else { return };
         for fill in order.fills.iter_mut().filter(|f| f.commission_quote.is_none()) {
-            fill.commission_quote = fill.exact_commission_quote(&rules.base_asset, &rules.quote_asset).or_else(|| {
-                let pair = format!("{}{}", fill.commission_asset, rules.quote_asset);
-                let bid = self.quotes.top_of_book(&pair).map(|t| t.bid);
-                if bid.is_none() {
-                    log::error!("trade {}: no {pair} quote to value its fee in", fill.trade_id);
-                }
-                bid.map(|bid| fill.commission * bid)
-            });
+            fill.commission_quote = fill.exact_commission_quote(&rules.base_asset, &rules.quote_asset);
+            if fill.commission_quote.is_some() {
+                continue;
+            }
+            // A third asset: its bid now, cached if intake asked for it, else one bookTicker.
+            let pair = format!("{}{}", fill.commission_asset, rules.quote_asset);
+            let bid = match self.quotes.top_of_book(&pair) {
+                Some(top) => Some(top.bid),
+                None => self.gateway.book_ticker(&pair).ok().map(|top| top.bid),
+            };
+            if bid.is_none() {
+                log::error!("trade {}: no {pair} quote to value its fee in", fill.trade_id);
+            }
+            fill.commission_quote = bid.map(|bid| fill.commission * bid);
         }
     }
 

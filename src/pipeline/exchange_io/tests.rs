@@ -488,7 +488,7 @@ fn an_entry_beyond_max_num_algo_orders_is_refused_before_it_is_sent() {
 
 #[test]
 fn a_report_the_lifecycle_refuses_is_not_applied() {
-    let h = Harness::new();
+    let mut h = Harness::new();
     let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     order.apply_event(LifecycleEvent::Rejected, None, now_us()).unwrap();
     let report = OrderReport {
@@ -1310,13 +1310,33 @@ fn a_fee_paid_in_bnb_is_valued_at_that_moments_quote_and_never_added_to_another_
 
 #[test]
 fn a_fee_in_an_asset_without_a_quote_is_left_unvalued() {
-    let h = Harness::new();
+    let mut h = Harness::new();
     let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     order.filled_quantity = d("0.01");
     order.avg_price = Some(d("3000"));
     order.add_fills(&[Fill::new(d("3000"), d("0.01"), d("0.0001"), "BNB", 1)], 0);
     h.io.value_fees(&mut order);
     assert_eq!(order.fills[0].commission_quote, None);
+}
+
+/// A quote cache that has nothing yet.
+struct NoQuotes;
+
+impl Quotes for NoQuotes {
+    fn top_of_book(&self, _symbol: &str) -> Option<BookTicker> {
+        None
+    }
+}
+
+#[test]
+fn a_fee_in_a_third_asset_without_a_cached_quote_is_valued_at_the_exchanges_bid() {
+    let mut h = Harness::new();
+    h.io.quotes = Arc::new(NoQuotes);
+    let sol_bid = h.sim.lock().book_ticker("SOLUSDT").unwrap().bid;
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.add_fills(&[Fill::new(d("3000"), d("0.01"), d("0.002"), "SOL", 1)], 0);
+    h.io.value_fees(&mut order);
+    assert_eq!(order.fills[0].commission_quote, Some(d("0.002") * sol_bid));
 }
 
 #[test]
