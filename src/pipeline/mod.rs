@@ -183,13 +183,12 @@ fn connect_binance(
         api_key: binance.api_key.clone(),
         api_secret: binance.api_secret.clone(),
         connect_timeout: binance.connect_timeout,
-        clock_offset_ms: 0,
+        clock: Default::default(),
     });
     // The server time only: the rules are read once, by `run`.
     let mut gateway = BinanceGateway::new(binance)?;
     reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
-    let stream = stream
-        .map(|s| crate::exchange::binance::stream::StreamConfig { clock_offset_ms: gateway.clock_offset_ms(), ..s });
+    let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
     Ok(Connected { gateway: Box::new(gateway), quotes, stream })
 }
 

@@ -1063,6 +1063,19 @@ fn a_stop_partly_filled_is_seen_by_the_poll_and_reduces_its_position() {
 }
 
 /// A stop of ours resting on the exchange for a position that is not open here.
+#[test]
+fn a_stop_expired_in_match_is_recorded_as_such_and_its_position_protected_again() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    let mut report = h.other_client().cancel_order("ETHUSDT", &stop).unwrap();
+    report.status = ExchangeStatus::ExpiredInMatch;
+    h.io.on_resting_report(report, Seen::Stream, "cancelled outside Genesis", OnCancel::Reprotect);
+    assert_eq!(h.order(&stop).reason.as_deref(), Some("expired in match by the exchange's self-trade prevention"));
+    assert_eq!(h.events("stop_loss_placed").len(), 2, "protected again");
+    assert_eq!(h.io.positions[&id].status, PositionStatus::Open);
+}
+
 fn orphan_stop(h: &mut Harness) -> String {
     let id = h.buy("ETHUSDT", "0.01");
     let stop = h.stop_of(id);
