@@ -132,7 +132,8 @@ pub struct Cli {
     /// Balances are synced from the exchange at start, after fills and this often, seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub balance_sync_secs: u64,
-    /// Pin the hot stages (intake, exchange I/O) to cores: on, off, or auto (only with 4+ cores).
+    /// Pin the order path (intake, exchange I/O, verify) to one core and background threads to
+    /// another: on, off, or auto (with 2 cores or more).
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: Pinning,
     /// Exchange I/O busy-waits this long for the next message before blocking; for dedicated

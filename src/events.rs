@@ -1,10 +1,13 @@
 //! The event bus: stages publish typed events; subscribers (stdout, the database's event log)
 //! are fed through their own bounded channels, so publishers never wait on rendering or I/O.
 
+mod sink;
+
+pub use sink::Sink;
+
 use crate::domain::{format_ts, now_us};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::{Map, Value};
-use std::io::Write;
 use std::sync::Arc;
 
 /// One event: what happened, when, to which order, with fields for programs and a sentence
@@ -123,6 +126,7 @@ pub struct StdoutLanes {
     high: Sender<Arc<Event>>,
     low: Sender<Arc<Event>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    sink: Arc<Sink>,
 }
 
 /// The writer's side of [`StdoutLanes`].
@@ -130,24 +134,59 @@ pub struct StdoutQueues {
     high: Receiver<Arc<Event>>,
     low: Receiver<Arc<Event>>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    sink: Arc<Sink>,
 }
 
-/// The two lanes, with their capacities.
+/// The two lanes, with their capacities, to the process's stdout (JSON lines; nothing is
+/// written directly).
 pub fn stdout_lanes(high: usize, low: usize) -> (StdoutLanes, StdoutQueues) {
+    stdout_lanes_to(high, low, Sink::queued_only(Format::Json))
+}
+
+/// The two lanes, with their capacities, to `sink`.
+pub fn stdout_lanes_to(high: usize, low: usize, sink: Sink) -> (StdoutLanes, StdoutQueues) {
     let (high_tx, high_rx) = crossbeam_channel::bounded(high);
     let (low_tx, low_rx) = crossbeam_channel::bounded(low);
     let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = Arc::new(sink);
     (
-        StdoutLanes { high: high_tx, low: low_tx, dropped: Arc::clone(&dropped) },
-        StdoutQueues { high: high_rx, low: low_rx, dropped },
+        StdoutLanes { high: high_tx, low: low_tx, dropped: Arc::clone(&dropped), sink: Arc::clone(&sink) },
+        StdoutQueues { high: high_rx, low: low_rx, dropped, sink },
     )
+}
+
+#[cfg(test)]
+impl StdoutQueues {
+    /// The kinds of the events queued for the writer, taken out, high lane first.
+    pub(crate) fn take_kinds(&self) -> Vec<&'static str> {
+        self.high.try_iter().chain(self.low.try_iter()).map(|e| e.kind).collect()
+    }
 }
 
 impl StdoutLanes {
     fn send(&self, event: Arc<Event>) {
         let lane = if LOW_PRIORITY.contains(&event.kind) { &self.low } else { &self.high };
-        if let Err(crossbeam_channel::TrySendError::Full(_)) = lane.try_send(event) {
-            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Counted before it can be seen, so a direct write never passes it (see `Sink`).
+        self.sink.queue_one();
+        if let Err(e) = lane.try_send(event) {
+            self.sink.done(1);
+            if e.is_full() {
+                self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Writes `events` from the calling thread if nothing waits for the writer and stdout takes
+    /// them now; else queues them, in order.
+    fn show_now(&self, events: &[Arc<Event>]) {
+        let mut lines = Vec::with_capacity(1024 * events.len());
+        for event in events {
+            self.sink.render(event, &mut lines);
+        }
+        if !self.sink.try_write_now(&lines) {
+            for event in events {
+                self.send(Arc::clone(event));
+            }
         }
     }
 }
@@ -166,19 +205,25 @@ impl Bus {
 
     /// Publishes to every subscriber. A subscriber that has gone away is skipped.
     pub fn publish(&self, event: Event) {
-        match event.kind {
-            "error" | "stop_loss_failed" | "order_failed" => {
-                log::warn!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
-            }
-            _ => {
-                log::debug!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
-            }
-        }
+        trace(&event);
         let event = Arc::new(event);
-        if let Some(log) = &self.to_log {
-            let _ = log.send(crate::pipeline::msg::ToPersist::Event(Arc::clone(&event)));
-        }
+        self.log(Arc::clone(&event));
         self.to_stdout.send(event);
+    }
+
+    /// Puts `events` on stdout, from the calling thread when that waits for nothing (see
+    /// [`Sink`]), else through the writer; not into the event log: the caller hands each to
+    /// [`Bus::log`] once the lines are out.
+    pub fn show_now(&self, events: &[Arc<Event>]) {
+        events.iter().for_each(|e| trace(e));
+        self.to_stdout.show_now(events);
+    }
+
+    /// Into the database's event log only.
+    pub fn log(&self, event: Arc<Event>) {
+        if let Some(log) = &self.to_log {
+            let _ = log.send(crate::pipeline::msg::ToPersist::Event(event));
+        }
     }
 
     /// Publishes to stdout only (for the persist stage, which logs its own events).
@@ -189,6 +234,18 @@ impl Bus {
     /// A one-line `error` event; `message` repeats the sentence for programs.
     pub fn error(&self, text: impl Into<String>) {
         self.publish(Event::error(text))
+    }
+}
+
+/// The engine's log line for an event (debug; warnings for failures).
+fn trace(event: &Event) {
+    match event.kind {
+        "error" | "stop_loss_failed" | "order_failed" => {
+            log::warn!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
+        }
+        _ => {
+            log::debug!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
+        }
     }
 }
 
@@ -218,19 +275,15 @@ impl Event {
     }
 }
 
-/// The stdout subscriber: renders each event on one line; flushes when the queue is empty so
-/// a person sees every event at once and a pipe gets whole lines.
-pub fn run_stdout_writer(queues: StdoutQueues, format: Format) {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+/// The stdout subscriber: renders each event on one line and writes when the queue is empty
+/// (or 64 KiB are waiting), so a person sees every event at once and a pipe gets whole lines.
+/// It shares stdout with the order path's direct writes (see [`Sink`]).
+pub fn run_stdout_writer(queues: StdoutQueues) {
+    const BATCH: usize = 64 * 1024;
+    let sink = &queues.sink;
+    let mut lines = Vec::with_capacity(BATCH);
+    let mut events = 0u64;
     let mut reported = 0u64;
-    let write = |out: &mut std::io::BufWriter<std::io::StdoutLock<'_>>, event: &Event| {
-        let line = match format {
-            Format::Json => event.to_json_line(),
-            Format::Text => event.to_text_line(),
-        };
-        let _ = writeln!(out, "{line}");
-    };
     loop {
         // High priority first; then one low-priority event at a time.
         let event = match queues.high.try_recv() {
@@ -240,8 +293,10 @@ pub fn run_stdout_writer(queues: StdoutQueues, format: Format) {
                 recv(queues.low) -> e => match e { Ok(e) => e, Err(_) => match queues.high.recv() { Ok(e) => e, Err(_) => break } },
             },
         };
-        write(&mut out, &event);
-        if queues.high.is_empty() && queues.low.is_empty() {
+        sink.render(&event, &mut lines);
+        events += 1;
+        let idle = queues.high.is_empty() && queues.low.is_empty();
+        if idle {
             let dropped = queues.dropped.load(std::sync::atomic::Ordering::Relaxed);
             if dropped > reported {
                 let lost = Event::new(
@@ -252,13 +307,17 @@ pub fn run_stdout_writer(queues: StdoutQueues, format: Format) {
                     ),
                 )
                 .field("count", dropped - reported);
-                write(&mut out, &lost);
+                sink.render(&lost, &mut lines);
                 reported = dropped;
             }
-            let _ = out.flush();
+        }
+        if idle || lines.len() >= BATCH {
+            sink.write_queued(&lines, events);
+            lines.clear();
+            events = 0;
         }
     }
-    let _ = out.flush();
+    sink.write_queued(&lines, events);
 }
 
 #[cfg(test)]

@@ -1,17 +1,22 @@
 //! Genesis: a low-latency market-order execution engine for Binance Spot.
 //!
 //! ```text
-//!  stdin ─► reader ─► intake ──Submit──► exchange I/O ──Executed──► verify ──records──► persist ─► SQLite
-//!                       │  ▲              │  ▲     │  place, query, verified fill        │
-//!                       │  └ confirmation │  │     └── HTTP (ureq) ─► Binance / simulator │
-//!                       │    timer        │  └──── Verified: position, stop-loss ◄───────┘
-//!                       │                 └─ watch (live tracking), reconcile (start-up)
-//!                       └────────────── events (bus) ──► stdout (text or JSON lines), event_log
+//!  stdin ─► intake thread: parse · checks · confirm · sign ─► place ─► query ─► verified fill ─► stdout: order_filled
+//!             (runs exchange I/O's stage itself, under its lock)          │  HTTP (ureq) ─► Binance / simulator
+//!                                                                         ├─► verify ─► persist ─► SQLite
+//!             exchange I/O's own thread, after the line is out:           │     │
+//!             stop-loss on verify's answer, watch (live tracking),  ◄─────┘─────┘ Verified
+//!             re-checks, protection retries, balance syncs, reconcile (start-up)
+//!             events (bus) ──► stdout writer (text or JSON lines), event_log
 //! ```
 //!
+//! Intake reads stdin itself (one `poll(2)` waits on stdin, the signal pipe and intake's timers)
+//! and runs the order path to completion on its thread, through exchange I/O's stage: the fill's
+//! line is on stdout before the stop-loss request leaves or any record reaches persist.
+//!
 //! Modules in data-flow order: [`config`], [`domain`] (pure model), [`pipeline`] (the stage
-//! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus). The README's
-//! architecture section says what each stage owns and why the shape differs from the sketch.
+//! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus).
+//! `docs/architecture.md` says what each stage owns and why the shape differs from the sketch.
 
 pub mod config;
 pub mod domain;

@@ -78,6 +78,16 @@ fn fifty_five_kill_9s_lose_nothing_double_nothing_and_leave_every_position_prote
         .filter(|cid| cid.split('-').nth(1).is_some_and(|h| h.starts_with('E')))
         .count();
     assert!(entries <= buys_sent, "{entries} entry orders on the server for {buys_sent} buy commands");
+    let mut weights: Vec<i64> =
+        reconciled.iter().flatten().chain(last.iter()).filter_map(|e| e["weight_used"].as_i64()).collect();
+    weights.sort_unstable();
+    println!(
+        "start-up weight over {} starts: min {}, median {}, max {}",
+        weights.len(),
+        weights.first().unwrap_or(&0),
+        weights.get(weights.len() / 2).unwrap_or(&0),
+        weights.last().unwrap_or(&0)
+    );
     println!(
         "{KILLS} kills (seed {seed}), {faults} start-up faults: {buys_sent} buys typed, {entries} entries on the server, {} orders of ours there, \
          {} open positions, {recovered} orders recovered and {placed} stop-losses placed by reconciliation",

@@ -29,6 +29,30 @@ fn buy_is_submitted_filled_verified_and_protected() {
 }
 
 #[test]
+fn each_order_filled_line_comes_before_its_stop_loss_events() {
+    let work = Workdir::new();
+    let s = run_piped(&work, &["--no-confirm"], "buy BTCUSDT 0.001\nbuy ETHUSDT 0.01\n");
+    assert!(s.status.success(), "stderr: {}", s.stderr);
+    let at = |kind: &str, cid: &str| {
+        s.events.iter().position(|e| e["event"] == kind && e["client_order_id"] == cid).expect(kind)
+    };
+    for filled in s.of_kind("order_filled") {
+        let cid = filled["client_order_id"].as_str().unwrap();
+        // A position takes its entry's order id.
+        let stop = s
+            .events
+            .iter()
+            .position(|e| e["event"] == "stop_loss_placed" && e["position_id"] == filled["order_id"])
+            .expect("the buy's stop");
+        assert!(
+            at("order_submitted", cid) < at("order_filled", cid) && at("order_filled", cid) < stop,
+            "{:?}",
+            s.kinds()
+        );
+    }
+}
+
+#[test]
 fn a_clean_exit_folds_the_wal_into_the_database_and_removes_it() {
     let work = Workdir::new();
     let s = run_piped(&work, &["--no-confirm"], "buy ETHUSDT 0.01\n");

@@ -1,7 +1,8 @@
 //! Intake stage: turns stdin lines into orders.
 //!
 //! Owns the parser, the symbol and risk checks, the pending confirmations and the timer that
-//! expires them (and spaces TWAP slices). Receives lines from the stdin reader; sends
+//! expires them (and spaces TWAP slices). Reads lines from stdin itself (see [`super::input`]:
+//! one `poll(2)` on stdin, the signal pipe and those timers, no reader thread); sends
 //! submissions, cancel-all and queries to exchange I/O (in order: a query or cancel-all runs
 //! after every command typed before it), and records to persist. Every order gets its
 //! `client_order_id` here, before it leaves the process.
@@ -69,6 +70,8 @@ pub struct Intake {
     stop_loss_pct: Decimal,
     bus: Bus,
     to_exchange: Sender<ToExchange>,
+    /// Exchange I/O run on this thread (the engine); `None`: commands go through `to_exchange`.
+    exchange_io: Option<Arc<super::exchange_io::inline::Shared>>,
     to_persist: Sender<ToPersist>,
     pending: VecDeque<PendingConfirmation>,
     /// TWAP slices waiting for their time, earliest first.
@@ -100,10 +103,19 @@ impl Intake {
             stop_loss_pct: config.stop_loss_pct,
             bus,
             to_exchange,
+            exchange_io: None,
             to_persist,
             pending: VecDeque::new(),
             scheduled: VecDeque::new(),
         }
+    }
+
+    /// Commands run through exchange I/O on this thread: the order path runs to completion
+    /// here, from the line to the fill's line on stdout. `to_exchange` then only says, by
+    /// closing, that intake has ended.
+    pub fn running_exchange_io(mut self, exchange_io: Arc<super::exchange_io::inline::Shared>) -> Intake {
+        self.exchange_io = Some(exchange_io);
+        self
     }
 
     /// Runs until `quit` or end of input; then cancels what still waits for a confirmation and
@@ -299,6 +311,10 @@ impl Intake {
     }
 
     fn send(&self, msg: ToExchange) -> Result<(), String> {
+        if let Some(exchange_io) = &self.exchange_io {
+            exchange_io.run(msg);
+            return Ok(());
+        }
         // Blocking on a full queue is the back-pressure: the reader stops reading stdin,
         // nothing is dropped and nothing grows without bound.
         self.to_exchange.send(msg).map_err(|_| "the engine is shutting down".to_string())

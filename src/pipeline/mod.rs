@@ -1,8 +1,10 @@
 //! The pipeline: one OS thread per stage, joined by bounded crossbeam channels.
 //!
 //! Set-up: open the store, connect the gateway, load the symbols' rules and what the database
-//! knows (positions, resting orders), spawn the stages. Run: lines flow stdin → intake →
-//! exchange I/O → verify → persist; events flow from every stage to the stdout writer.
+//! knows (positions, resting orders), spawn the stages. Run: intake reads a line and runs it
+//! through exchange I/O on its own thread, up to the fill's line on stdout (the order path runs
+//! to completion there); then verify → exchange I/O's thread (stop-loss) → persist; events flow
+//! from every stage to the stdout writer.
 //! Shutdown is a drop cascade: end of input (or `quit`) ends intake, which drops its sender;
 //! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
 //! its senders; verify and persist drain and stop; the writer flushes.
@@ -30,14 +32,15 @@ use crossbeam_channel::bounded;
 use msg::Timing;
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-/// Capacity of the queue on the order's path (intake → exchange I/O). One: intake prepares
-/// the next order while exchange I/O sends this one, and a backlog waits in stdin's pipe, not
-/// in the engine (10,000 orders piped at once: p99 3 ms with 8, 0.7-0.9 ms with 1; 0 halved
-/// the throughput).
+/// Capacity of the queue from intake to exchange I/O's thread. Intake now runs its commands
+/// through the stage itself (see `exchange_io::inline`) and the queue only tells, by closing,
+/// that intake has ended; before, one slot let intake prepare the next order while exchange I/O
+/// sent this one (10,000 orders piped at once: p99 3 ms with 8, 0.7-0.9 ms with 1).
 const ORDER_PATH_QUEUE: usize = 1;
 
 /// How often a checkpoint round starts (see `store::run_checkpoints`). The WAL holds about one
@@ -180,7 +183,7 @@ fn connect_binance(
         api_key: binance.api_key.clone(),
         api_secret: binance.api_secret.clone(),
         connect_timeout: binance.connect_timeout,
-        clock_offset_ms: 0,
+        clock: Default::default(),
     });
     // The server time only: the rules are read once, by `run`.
     if config.transport == crate::config::Transport::Ws {
@@ -189,16 +192,12 @@ fn connect_binance(
         if let Err(e) = gateway.open() {
             log::warn!("WebSocket API: {e}; the first order connects again");
         }
-        let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig {
-            clock_offset_ms: gateway.clock_offset_ms(),
-            ..s
-        });
+        let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
         return Ok(Connected { gateway: Box::new(gateway), quotes, stream });
     }
     let mut gateway = BinanceGateway::new(binance)?;
     reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
-    let stream = stream
-        .map(|s| crate::exchange::binance::stream::StreamConfig { clock_offset_ms: gateway.clock_offset_ms(), ..s });
+    let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
     Ok(Connected { gateway: Box::new(gateway), quotes, stream })
 }
 
@@ -313,7 +312,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
     watch_signals(signals_tx)?;
 
     let cap = config.channel_capacity;
-    let (to_stdout, from_bus) = events::stdout_lanes(cap, cap / 4);
+    let format = if config.json { Format::Json } else { Format::Text };
+    // Exchange I/O writes an order's fill to stdout itself when it can (see `events::Sink`).
+    let stdout =
+        std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| RunError::Config(format!("stdout: {e}")))?;
+    let (to_stdout, from_bus) = events::stdout_lanes_to(cap, cap / 4, events::Sink::on(stdout, format));
     let (to_persist, persist_rx) = bounded(cap);
     // A short queue on the order path: a backlog waits in the producer's pipe, not inside the
     // engine, so a command's latency is the engine's own time and memory stays flat.
@@ -322,7 +325,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (verify_to_exchange, from_verify_rx) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
-    let format = if config.json { Format::Json } else { Format::Text };
     // Intake, exchange I/O and verify share one core (the last): intake hands an order over and
     // blocks in poll at once, so exchange I/O runs on the same core after a plain context switch
     // instead of a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 →
@@ -378,7 +380,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| RunError::Thread(format!("{name}: {e}")))
     };
 
-    handles.push(spawn("stdout", Box::new(move || events::run_stdout_writer(from_bus, format)))?);
+    handles.push(spawn("stdout", Box::new(move || events::run_stdout_writer(from_bus)))?);
     let persist = persist::Persist {
         store,
         account: Arc::clone(&account),
@@ -445,12 +447,16 @@ pub fn run(config: Config) -> Result<(), RunError> {
             .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
         exchange_io.set_stream(link);
     }
+    // Intake runs each command through exchange I/O on its own thread; the stage's thread
+    // keeps what can wait (stop-losses, the stream, the watch, balance syncs).
+    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_verify_rx);
+    let shared_io = Arc::clone(&exchange_io);
     handles.push(spawn(
         "exchange-io",
         Box::new(move || {
             pin("exchange-io", order_path_core);
             no_wakeup_preemption("exchange-io");
-            exchange_io.run(exchange_rx, from_verify_rx)
+            exchange_io::inline::run(shared_io, exchange_rx)
         }),
     )?);
     let intake = intake::Intake::new(
@@ -464,7 +470,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
         bus.clone(),
         to_exchange,
         to_persist,
-    );
+    )
+    .running_exchange_io(exchange_io);
     handles.push(spawn(
         "intake",
         Box::new(move || {

@@ -91,6 +91,8 @@ pub struct Execution {
     pub timing: Timing,
     /// The verification query failed; the fill comes from the placement response alone.
     pub verification_error: Option<String>,
+    /// Its fill's event is out already (exchange I/O wrote it when the query answered).
+    pub announced: bool,
 }
 
 /// verify → exchange I/O: every `Executed` gets exactly one reply, so exchange I/O knows

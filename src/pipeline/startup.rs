@@ -121,7 +121,9 @@ impl<'a> StartupReads<'a> {
                         .field("request", what)
                         .field("reason", error.to_string())
                         .field("banned", *banned)
-                        .field("retry_in_ms", retry_in.as_millis() as u64),
+                        .field("retry_in_ms", retry_in.as_millis() as u64)
+                        // The name the same event uses during operation.
+                        .field("retry_after_ms", retry_in.as_millis() as u64),
                     );
                     retry_in
                 }

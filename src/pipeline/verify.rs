@@ -58,7 +58,9 @@ impl Verify {
         }
         let order = &mut execution.order;
         let latency = super::OrderLatency::of(&execution.timing);
-        self.publish_fill(order, execution.verification_error.as_deref(), &latency);
+        if !execution.announced {
+            self.bus.publish(fill_event(order, execution.verification_error.as_deref(), &latency));
+        }
         if let Some(slippage) = order.slippage_percent {
             if is_adverse(order.side, slippage, self.slippage_alert_pct) {
                 log::warn!(
@@ -94,88 +96,90 @@ impl Verify {
         self.stats.record_order(&latency);
         let _ = self.to_exchange_io.send(FromVerify::Verified(execution));
     }
+}
 
-    fn publish_fill(&self, order: &Order, verification_error: Option<&str>, latency: &super::OrderLatency) {
-        let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
-        let (kind, text) = match order.status {
-            OrderStatus::Filled => (
-                "order_filled",
-                format!(
-                    "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.filled_quantity,
-                    order.symbol,
-                    order.avg_price.unwrap_or_default().normalize(),
-                    order.expected_price.unwrap_or_default().normalize(),
-                    order.slippage_percent.unwrap_or_default(),
-                    latency_ms
-                ),
+/// The event of a verified order: `order_filled`, `order_partially_filled`, `order_cancelled`
+/// (nothing filled) or `order_unverified`, with the fill's numbers and the latency per stage.
+pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &super::OrderLatency) -> Event {
+    let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
+    let (kind, text) = match order.status {
+        OrderStatus::Filled => (
+            "order_filled",
+            format!(
+                "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
+                order.order_id,
+                order.side.as_str(),
+                order.filled_quantity,
+                order.symbol,
+                order.avg_price.unwrap_or_default().normalize(),
+                order.expected_price.unwrap_or_default().normalize(),
+                order.slippage_percent.unwrap_or_default(),
+                latency_ms
             ),
-            _ if order.filled_quantity > Decimal::ZERO => (
-                "order_partially_filled",
-                format!(
-                    "{} {} {}: filled {} of {} at {} ({})",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.symbol,
-                    order.filled_quantity,
-                    order.quantity,
-                    order.avg_price.unwrap_or_default().normalize(),
-                    order.status.as_str()
-                ),
+        ),
+        _ if order.filled_quantity > Decimal::ZERO => (
+            "order_partially_filled",
+            format!(
+                "{} {} {}: filled {} of {} at {} ({})",
+                order.order_id,
+                order.side.as_str(),
+                order.symbol,
+                order.filled_quantity,
+                order.quantity,
+                order.avg_price.unwrap_or_default().normalize(),
+                order.status.as_str()
             ),
-            OrderStatus::Cancelled => (
-                "order_cancelled",
-                format!(
-                    "{} {} {} {}: nothing filled (expired)",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.quantity,
-                    order.symbol
-                ),
+        ),
+        OrderStatus::Cancelled => (
+            "order_cancelled",
+            format!(
+                "{} {} {} {}: nothing filled (expired)",
+                order.order_id,
+                order.side.as_str(),
+                order.quantity,
+                order.symbol
             ),
-            _ => (
-                "order_unverified",
-                format!(
-                    "{} {} {}: no fill confirmed yet ({})",
-                    order.order_id,
-                    order.side.as_str(),
-                    order.symbol,
-                    order.status.as_str()
-                ),
+        ),
+        _ => (
+            "order_unverified",
+            format!(
+                "{} {} {}: no fill confirmed yet ({})",
+                order.order_id,
+                order.side.as_str(),
+                order.symbol,
+                order.status.as_str()
             ),
-        };
-        let mut event = Event::new(kind, text)
-            .order(order.order_id, &order.client_order_id)
-            .field("symbol", order.symbol.as_str())
-            .field("side", order.side.as_str())
-            .field("status", order.status.as_str())
-            .money("quantity", order.quantity)
-            .money("filled_quantity", order.filled_quantity)
-            .money_opt("avg_price", order.avg_price)
-            .money_opt("expected_price", order.expected_price)
-            .money_opt("slippage_percent", order.slippage_percent)
-            .money("commission", order.commission)
-            .field("commission_asset", order.commission_asset.clone())
-            .field("latency_ms", latency_ms)
-            .field("exchange_order_id", order.exchange_order_id)
-            .field(
-                "stages_us",
-                serde_json::json!({
-                    "intake": latency.intake_us,
-                    "sign": latency.sign_us,
-                    "round_trip": latency.round_trip_us,
-                    "verify_query": latency.verify_query_us,
-                    "verify": latency.verify_us,
-                    "total": latency.total_us,
-                }),
-            );
-        if let Some(error) = verification_error {
-            event = event.field("verification_error", error);
-        }
-        self.bus.publish(event);
+        ),
+    };
+    let mut event = Event::new(kind, text)
+        .order(order.order_id, &order.client_order_id)
+        .field("symbol", order.symbol.as_str())
+        .field("side", order.side.as_str())
+        .field("status", order.status.as_str())
+        .money("quantity", order.quantity)
+        .money("filled_quantity", order.filled_quantity)
+        .money_opt("avg_price", order.avg_price)
+        .money_opt("expected_price", order.expected_price)
+        .money_opt("slippage_percent", order.slippage_percent)
+        .money("commission", order.commission)
+        .field("commission_asset", order.commission_asset.clone())
+        .field("latency_ms", latency_ms)
+        .field("exchange_order_id", order.exchange_order_id)
+        .field(
+            "stages_us",
+            serde_json::json!({
+                "intake": latency.intake_us,
+                "sign": latency.sign_us,
+                "round_trip": latency.round_trip_us,
+                "verify_query": latency.verify_query_us,
+                "verify": latency.verify_us,
+                "total": latency.total_us,
+            }),
+        );
+    if let Some(error) = verification_error {
+        event = event.field("verification_error", error);
     }
+    event
 }
 
 #[cfg(test)]
@@ -212,6 +216,11 @@ mod tests {
     /// Runs the stage on one execution; returns the events it published and what it handed
     /// back to exchange I/O.
     fn verify_one(order: Order) -> (Vec<Arc<Event>>, Vec<FromVerify>) {
+        verify_one_announced(order, false)
+    }
+
+    /// The same, for an execution whose fill event exchange I/O has `announced` or not.
+    fn verify_one_announced(order: Order, announced: bool) -> (Vec<Arc<Event>>, Vec<FromVerify>) {
         let (lanes, _queues) = stdout_lanes(16, 16);
         let (to_persist, from_verify) = crossbeam_channel::unbounded();
         let (to_exchange_io, back) = crossbeam_channel::unbounded();
@@ -224,7 +233,8 @@ mod tests {
         };
         let (to_verify, from_exchange_io) = crossbeam_channel::unbounded();
         let timing = Timing::new(Instant::now());
-        to_verify.send(ToVerify::Executed(Box::new(Execution { order, timing, verification_error: None }))).unwrap();
+        let execution = Execution { order, timing, verification_error: None, announced };
+        to_verify.send(ToVerify::Executed(Box::new(execution))).unwrap();
         drop(to_verify);
         verify.run(from_exchange_io);
         let events = from_verify
@@ -253,6 +263,13 @@ mod tests {
         assert_eq!(alert.fields["avg_price"], "101");
         assert_eq!(alert.text, "7 BUY BTCUSDT: slippage 1.00% beyond 0.5% (expected 100, filled at 101)");
         // The verified order still goes back to exchange I/O, which protects it.
+        assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn a_fill_exchange_io_already_showed_is_not_announced_again_but_still_alerts_and_goes_back() {
+        let (events, back) = verify_one_announced(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")), true);
+        assert_eq!(kinds(&events), ["slippage_alert"]);
         assert_eq!(back.len(), 1);
     }
 

@@ -1,5 +1,7 @@
 //! The exchange clock: local wall time plus the offset measured against `GET /api/v3/time`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Local wall-clock time, ms since the epoch (0 if the clock is before 1970).
@@ -14,25 +16,26 @@ pub fn offset_ms(local_before_ms: i64, server_ms: i64, local_after_ms: i64) -> i
     server_ms - midpoint
 }
 
-/// The exchange's clock as seen from here.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The exchange's clock as seen from here. Clones share one offset: the user data stream signs
+/// with the REST gateway's clock, so a resync after a -1021 moves both.
+#[derive(Debug, Clone, Default)]
 pub struct ExchangeClock {
-    offset_ms: i64,
+    offset_ms: Arc<AtomicI64>,
 }
 
 impl ExchangeClock {
     pub fn with_offset(offset_ms: i64) -> Self {
-        ExchangeClock { offset_ms }
+        ExchangeClock { offset_ms: Arc::new(AtomicI64::new(offset_ms)) }
     }
     pub fn offset_ms(&self) -> i64 {
-        self.offset_ms
+        self.offset_ms.load(Ordering::Relaxed)
     }
-    pub fn set_offset(&mut self, offset_ms: i64) {
-        self.offset_ms = offset_ms;
+    pub fn set_offset(&self, offset_ms: i64) {
+        self.offset_ms.store(offset_ms, Ordering::Relaxed);
     }
     /// Estimated server time now, ms: the `timestamp` of a signed request.
     pub fn now_ms(&self) -> i64 {
-        local_ms().saturating_add(self.offset_ms)
+        local_ms().saturating_add(self.offset_ms())
     }
 }
 
@@ -45,6 +48,14 @@ mod tests {
         assert_eq!(offset_ms(1_000, 1_600, 1_200), 500);
         assert_eq!(offset_ms(1_000, 900, 1_000), -100);
         assert_eq!(offset_ms(1_000, 1_050, 1_101), 0);
+    }
+
+    #[test]
+    fn a_clone_of_the_clock_follows_a_resync() {
+        let rest = ExchangeClock::default();
+        let stream = rest.clone();
+        rest.set_offset(-1_500);
+        assert_eq!(stream.offset_ms(), -1_500);
     }
 
     #[test]

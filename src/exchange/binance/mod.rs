@@ -230,6 +230,11 @@ impl BinanceGateway {
     }
 
     /// Server time minus local time, ms, as last measured.
+    /// The clock signed requests use (shared: a resync moves every clone).
+    pub fn clock(&self) -> ExchangeClock {
+        self.clock.clone()
+    }
+
     pub fn clock_offset_ms(&self) -> i64 {
         self.clock.offset_ms()
     }

@@ -53,8 +53,8 @@ pub struct StreamConfig {
     pub api_key: Secret,
     pub api_secret: Secret,
     pub connect_timeout: Duration,
-    /// Server time minus local time, ms (the REST gateway's measured offset).
-    pub clock_offset_ms: i64,
+    /// The REST gateway's clock (shared: a resync after a -1021 there moves it here too).
+    pub clock: super::clock::ExchangeClock,
 }
 
 impl std::fmt::Debug for StreamConfig {
@@ -206,7 +206,7 @@ fn session(
     };
     *request_id += 1;
     let subscribe_id = *request_id;
-    let timestamp = super::clock::local_ms() + config.clock_offset_ms;
+    let timestamp = config.clock.now_ms();
     let request = subscribe_signature_request(subscribe_id, config.api_key.expose(), timestamp, signer);
     if let Err(e) = socket.send(Message::text(request)) {
         // No test can run it deterministically: the connection would have to break in the
@@ -360,7 +360,7 @@ mod tests {
             api_key: Secret::new("key"),
             api_secret: Secret::new("secret"),
             connect_timeout,
-            clock_offset_ms: 0,
+            clock: Default::default(),
         }
     }
 
@@ -733,7 +733,7 @@ mod tests {
             api_key: Secret::new("vmPUZE6mv9SD5VNH"),
             api_secret: Secret::new("NhqPtmdSJYdKjVHj"),
             connect_timeout: Duration::from_secs(2),
-            clock_offset_ms: 0,
+            clock: Default::default(),
         };
         let text = format!("{config:?}");
         assert!(text.contains("wss://ws-api.binance.com:443/ws-api/v3"), "{text}");

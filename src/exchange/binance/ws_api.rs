@@ -179,9 +179,10 @@ impl WsApiGateway {
         self.rest.sync_time()
     }
 
-    /// Server time minus local time, ms, as last measured.
-    pub fn clock_offset_ms(&self) -> i64 {
-        self.rest.clock_offset_ms()
+    /// The clock requests are signed with: the REST gateway's (a resync of either moves both,
+    /// and the user data stream's too).
+    pub fn clock(&self) -> clock::ExchangeClock {
+        self.rest.clock()
     }
 
     /// Connects now (start-up), so the first order does not pay for the handshake.
@@ -295,7 +296,7 @@ impl WsApiGateway {
         let mut connection = self.take_connection()?;
         let start = Instant::now();
         self.error_body.clear();
-        let timestamp = clock::local_ms().saturating_add(self.rest.clock_offset_ms());
+        let timestamp = self.rest.clock().now_ms();
         let id = self.next_id;
         self.next_id += 1;
         let text = self.signed_request(id, method, params, timestamp);

@@ -20,13 +20,14 @@ use crate::domain::position::{self, Position, PositionStatus, Protection, StopSe
 use crate::events::{Bus, Event};
 use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes, Replaced};
-use crossbeam_channel::{never, select, Receiver, Sender};
+use crossbeam_channel::{never, Receiver, Sender};
 use outbox::Outbox;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use watch::{OnCancel, Seen};
 
+pub mod inline;
 mod outbox;
 pub mod reconcile;
 #[cfg(test)]
@@ -228,67 +229,10 @@ impl ExchangeIo {
         self.stream = Some(link);
     }
 
-    /// Runs until intake hangs up and nothing is left in flight.
-    pub fn run(mut self, from_intake: Receiver<ToExchange>, from_verify: Receiver<FromVerify>) {
-        let mut from_stream = self.stream.as_ref().map_or_else(never, |s| s.rx.clone());
-        loop {
-            // Verified fills first: protecting a position never waits behind a new entry.
-            while let Ok(reply) = from_verify.try_recv() {
-                self.on_verified(reply);
-            }
-            // Idle: the balances after the last fills (off the order path). At most once per
-            // second: `account` weighs 20, a sync per fill would eat the exchange's weight budget.
-            let after_fills_due = self.last_balance_sync + AFTER_FILL_SYNC_GAP;
-            if self.balances_dirty
-                && from_intake.is_empty()
-                && from_verify.is_empty()
-                && Instant::now() >= after_fills_due
-            {
-                self.sync_balances();
-            }
-            let now = Instant::now();
-            if self.next_watch().is_some_and(|due| due <= now) {
-                self.watch();
-            }
-            if self.next_recheck().is_some_and(|due| due <= now) {
-                self.recheck_unresolved();
-            }
-            if self.next_reprotect().is_some_and(|due| due <= now) && from_intake.is_empty() {
-                self.retry_protection();
-            }
-            let sync_due =
-                if self.balances_dirty { after_fills_due } else { self.last_balance_sync + self.balance_sync };
-            let next = [self.next_watch(), self.next_recheck(), self.next_reprotect()]
-                .into_iter()
-                .flatten()
-                .fold(sync_due, Instant::min);
-            let periodic = next.saturating_duration_since(Instant::now());
-            super::spin_until(self.spin, || !from_intake.is_empty() || !from_verify.is_empty());
-            select! {
-                recv(from_verify) -> reply => match reply {
-                    Ok(reply) => self.on_verified(reply),
-                    Err(_) => break, // verify is gone: nothing more can complete
-                },
-                recv(from_intake) -> msg => match msg {
-                    Ok(msg) => self.on_intake(msg, &from_verify),
-                    Err(_) => {
-                        self.drain(&from_verify);
-                        break;
-                    }
-                },
-                recv(from_stream) -> msg => self.on_stream_recv(msg, &mut from_stream),
-                default(periodic) => {
-                    if self.last_balance_sync.elapsed() >= self.balance_sync
-                        || (self.balances_dirty && Instant::now() >= after_fills_due)
-                    {
-                        self.sync_balances();
-                    }
-                }
-            }
-        }
-        if self.balances_dirty {
-            self.sync_balances();
-        }
+    /// Runs until intake hangs up and nothing is left in flight (every command through the
+    /// queue; the engine shares the stage with intake instead, see [`inline`]).
+    pub fn run(self, from_intake: Receiver<ToExchange>, from_verify: Receiver<FromVerify>) {
+        inline::run(inline::Shared::new(self, from_verify), from_intake)
     }
 
     /// `GET /api/v3/account` into the account state and the database.
@@ -452,33 +396,33 @@ impl ExchangeIo {
                 timing.queried_at = Some(Instant::now());
                 super::verify::assess(&mut order, &mut timing);
                 self.book_released_stop();
-                self.out.release();
-                // Announced once verified: the event's formatting and its two channel sends
-                // (stdout, persist) stay off the command-to-fill path.
-                self.out.announce(
-                    Event::new(
-                        "order_submitted",
-                        format!(
-                            "{} {} {} {} sent (exchange id {})",
-                            order.order_id,
-                            order.side.as_str(),
-                            order.quantity,
-                            order.symbol,
-                            report.exchange_order_id
-                        ),
-                    )
-                    .order(order.order_id, &order.client_order_id)
-                    .field("exchange_order_id", report.exchange_order_id)
-                    .field("symbol", order.symbol.as_str())
-                    .field("side", order.side.as_str())
-                    .money("quantity", order.quantity)
-                    .field("exchange_status", report.status.as_str()),
-                );
+                // The fill's line goes to stdout from this thread, before the stop-loss is sent
+                // (verify hands the order back for that) and before any record reaches persist.
+                let submitted = Event::new(
+                    "order_submitted",
+                    format!(
+                        "{} {} {} {} sent (exchange id {})",
+                        order.order_id,
+                        order.side.as_str(),
+                        order.quantity,
+                        order.symbol,
+                        report.exchange_order_id
+                    ),
+                )
+                .order(order.order_id, &order.client_order_id)
+                .field("exchange_order_id", report.exchange_order_id)
+                .field("symbol", order.symbol.as_str())
+                .field("side", order.side.as_str())
+                .money("quantity", order.quantity)
+                .field("exchange_status", report.status.as_str());
+                let latency = super::OrderLatency::of(&timing);
+                let filled = super::verify::fill_event(&order, verification_error.as_deref(), &latency);
+                self.out.release_with(vec![submitted, filled]);
                 self.in_verify += 1;
                 if order.side == Side::Sell {
                     self.exits_in_verify += 1;
                 }
-                let execution = Execution { order, timing, verification_error };
+                let execution = Execution { order, timing, verification_error, announced: true };
                 let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
             }
             Err(PlaceFailure::Failed(error)) => {
@@ -554,7 +498,8 @@ impl ExchangeIo {
                     if u.order.side == Side::Sell {
                         self.exits_in_verify += 1;
                     }
-                    let execution = Execution { order: u.order, timing: u.timing, verification_error: None };
+                    let execution =
+                        Execution { order: u.order, timing: u.timing, verification_error: None, announced: false };
                     let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
                     continue;
                 }
@@ -581,7 +526,7 @@ impl ExchangeIo {
         }
     }
 
-    fn apply(&self, order: &mut Order, report: &OrderReport) {
+    fn apply(&mut self, order: &mut Order, report: &OrderReport) {
         if let Err(e) = order.apply_report(report, now_us()) {
             log::error!("{} {e}: exchange report {} refused", order.client_order_id, report.status.as_str());
         }
@@ -597,12 +542,12 @@ impl ExchangeIo {
                 Ok(trades) => {
                     order.add_fills(&trades, now_us() / 1000);
                 }
-                Err(e) => log::warn!(
-                    "{}: trades not read ({e}); {} of its fill counts at the {} fee rate",
-                    order.client_order_id,
-                    unaccounted(order),
-                    ASSUMED_FEE_RATE
-                ),
+                Err(e) => {
+                    let (id, missing) = (&order.client_order_id, unaccounted(order));
+                    log::warn!(
+                        "{id}: trades not read ({e}); {missing} of its fill counts at the {ASSUMED_FEE_RATE} rate"
+                    );
+                }
             }
         }
         self.value_fees(order);
@@ -610,17 +555,24 @@ impl ExchangeIo {
 
     /// Values in the quote asset every fee not valued yet: exactly for the base and quote
     /// assets, at this moment's bid for a third asset (BNB).
-    fn value_fees(&self, order: &mut Order) {
-        let Some(rules) = self.rules.get(&order.symbol) else { return };
+    fn value_fees(&mut self, order: &mut Order) {
+        let rules = Arc::clone(&self.rules);
+        let Some(rules) = rules.get(&order.symbol) else { return };
         for fill in order.fills.iter_mut().filter(|f| f.commission_quote.is_none()) {
-            fill.commission_quote = fill.exact_commission_quote(&rules.base_asset, &rules.quote_asset).or_else(|| {
-                let pair = format!("{}{}", fill.commission_asset, rules.quote_asset);
-                let bid = self.quotes.top_of_book(&pair).map(|t| t.bid);
-                if bid.is_none() {
-                    log::error!("trade {}: no {pair} quote to value its fee in", fill.trade_id);
-                }
-                bid.map(|bid| fill.commission * bid)
-            });
+            fill.commission_quote = fill.exact_commission_quote(&rules.base_asset, &rules.quote_asset);
+            if fill.commission_quote.is_some() {
+                continue;
+            }
+            // A third asset: its bid now, cached if intake asked for it, else one bookTicker.
+            let pair = format!("{}{}", fill.commission_asset, rules.quote_asset);
+            let bid = match self.quotes.top_of_book(&pair) {
+                Some(top) => Some(top.bid),
+                None => self.gateway.book_ticker(&pair).ok().map(|top| top.bid),
+            };
+            if bid.is_none() {
+                log::error!("trade {}: no {pair} quote to value its fee in", fill.trade_id);
+            }
+            fill.commission_quote = bid.map(|bid| fill.commission * bid);
         }
     }
 
@@ -1070,6 +1022,8 @@ impl ExchangeIo {
             Err(failure) => {
                 self.fail(&mut exit, &failure.to_string());
                 position.status = PositionStatus::Unprotected;
+                // Tried again on the protection schedule: a stop, or this exit if still through it.
+                self.schedule_reprotect(position.position_id);
                 self.out.announce(
                     Event::new(
                         "stop_loss_failed",

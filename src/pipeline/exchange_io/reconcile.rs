@@ -422,13 +422,6 @@ impl ExchangeIo {
             }
             match keep {
                 Some(stop) => {
-                    // A recovered entry's query carries no fills, so its commission (and what it
-                    // left in the account) is unknown; the stop placed for it knew.
-                    if stop.quantity < position.quantity
-                        && stop.reason.as_deref() == Some("recovered from the exchange at start-up")
-                    {
-                        position.quantity = stop.quantity;
-                    }
                     position.stop_loss = stop.stop_price;
                     position.stop_loss_order_id = Some(stop.order_id);
                     position.stop_loss_client_id = Some(stop.client_order_id.clone());
@@ -459,6 +452,16 @@ impl ExchangeIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reconciliation_error_names_its_boundary_and_keeps_its_source() {
+        let store: ReconcileError = StoreError::Corrupt("order 'x'".into()).into();
+        assert_eq!(store.to_string(), "reconciliation: database holds a bad value: order 'x'");
+        assert!(std::error::Error::source(&store).is_some());
+        let stopped: ReconcileError = StartupError::Stopped.into();
+        assert_eq!(stopped.to_string(), "reconciliation: stopped before reconciliation completed");
+        assert!(std::error::Error::source(&stopped).is_some());
+    }
 
     #[test]
     fn client_id_role_letters_name_the_roles_and_any_other_letter_is_recovered() {

@@ -43,6 +43,19 @@ struct Script {
     all_orders: VecDeque<Step<Vec<OrderReport>>>,
     account: VecDeque<Step<Vec<Balance>>>,
     trades: VecDeque<Step<Vec<Fill>>>,
+    /// The reading end of the stage's stdout, when the test watches it.
+    stdout: Option<std::os::unix::net::UnixStream>,
+    /// What stdout had received when each stop-loss request was about to leave.
+    stdout_at_stops: Vec<String>,
+}
+
+/// Everything on `stdout` so far, without waiting.
+fn read_available(stdout: &mut std::os::unix::net::UnixStream) -> String {
+    use std::io::Read;
+    stdout.set_nonblocking(true).expect("non-blocking");
+    let mut bytes = Vec::new();
+    let _ = stdout.read_to_end(&mut bytes);
+    String::from_utf8(bytes).expect("utf-8 lines")
 }
 
 fn scripted<T>(step: Option<Step<T>>, call: impl FnOnce() -> Result<T, ExchangeError>) -> Result<T, ExchangeError> {
@@ -70,7 +83,17 @@ impl Exchange for Scripted {
         self.sim.book_ticker(symbol)
     }
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
-        let step = self.script.lock().place.pop_front();
+        let mut script = self.script.lock();
+        if order.order_type != ExchangeOrderType::Market {
+            if let Some(mut stdout) = script.stdout.take() {
+                let mut seen = script.stdout_at_stops.concat();
+                seen.push_str(&read_available(&mut stdout));
+                script.stdout_at_stops.push(seen);
+                script.stdout = Some(stdout);
+            }
+        }
+        let step = script.place.pop_front();
+        drop(script);
         scripted(step, || self.sim.place_order(order))
     }
     fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
@@ -155,8 +178,28 @@ impl Harness {
     }
 
     fn with(sim: Arc<Mutex<Simulator>>, rules: Arc<Rules>, script: Arc<Mutex<Script>>, ids: Arc<IdGen>) -> Harness {
+        Harness::with_sink(sim, rules, script, ids, crate::events::Sink::queued_only(crate::events::Format::Json))
+    }
+
+    /// A stage whose stdout is a socket the test reads (`Script::stdout`).
+    fn watching_stdout() -> Harness {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        let sim = SimGateway::new(Simulator::new(SimConfig::default())).shared();
+        let rules: Rules = sim.lock().exchange_info().into_iter().map(|r| (r.symbol.clone(), r)).collect();
+        let script = Arc::new(Mutex::new(Script { stdout: Some(theirs), ..Script::default() }));
+        let sink = crate::events::Sink::on(ours.into(), crate::events::Format::Json);
+        Harness::with_sink(sim, Arc::new(rules), script, Arc::new(IdGen::new(PREFIX.into(), 0)), sink)
+    }
+
+    fn with_sink(
+        sim: Arc<Mutex<Simulator>>,
+        rules: Arc<Rules>,
+        script: Arc<Mutex<Script>>,
+        ids: Arc<IdGen>,
+        sink: crate::events::Sink,
+    ) -> Harness {
         let config = crate::config::Config::defaults();
-        let (stdout, queues) = crate::events::stdout_lanes(1024, 1024);
+        let (stdout, queues) = crate::events::stdout_lanes_to(1024, 1024, sink);
         let (to_persist, from_io) = unbounded();
         let (to_verify_tx, to_verify) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
@@ -351,6 +394,21 @@ fn reason(event: &Event) -> String {
 // ---- placement -------------------------------------------------------------------------------
 
 #[test]
+fn the_order_filled_line_is_on_stdout_before_the_stop_loss_request_leaves() {
+    let mut h = Harness::watching_stdout();
+    let position = h.buy("BTCUSDT", "0.01");
+    let at_stop = h.script().stdout_at_stops.clone();
+    assert_eq!(at_stop.len(), 1, "one stop-loss request");
+    let lines: Vec<serde_json::Value> =
+        at_stop[0].lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap_or("?")).collect();
+    assert_eq!(kinds, ["order_submitted", "order_filled"]);
+    assert_eq!(lines[1]["order_id"], position);
+    // The stop's own event follows, through the writer.
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
+}
+
+#[test]
 fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
     let mut h = Harness::new();
     let not_sent = || Step::Fail(ExchangeError::NotSent { reason: "connection refused".into() });
@@ -430,7 +488,7 @@ fn an_entry_beyond_max_num_algo_orders_is_refused_before_it_is_sent() {
 
 #[test]
 fn a_report_the_lifecycle_refuses_is_not_applied() {
-    let h = Harness::new();
+    let mut h = Harness::new();
     let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     order.apply_event(LifecycleEvent::Rejected, None, now_us()).unwrap();
     let report = OrderReport {
@@ -702,7 +760,8 @@ fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
     let id = h.buy("ETHUSDT", "0.01");
     let mut stop = h.new_order(OrderRole::StopLoss, "ETHUSDT", Side::Sell, "0.0099", Some(id));
     stop.filled_quantity = d("0.0099");
-    let execution = Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None };
+    let execution =
+        Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None, announced: false };
     let before = h.io.positions.clone();
     h.io.on_verified(FromVerify::Verified(Box::new(execution)));
     assert_eq!(h.io.positions, before);
@@ -890,6 +949,54 @@ fn exchange_io_stops_when_verify_is_gone() {
 }
 
 #[test]
+fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_protected() {
+    let h = Harness::new();
+    let order = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let (to_io, from_intake) = crossbeam_channel::bounded(1);
+    let (verified, from_verify) = unbounded();
+    // Verify, played by a thread: every execution comes back verified.
+    let to_verify = h.to_verify.clone();
+    let verify = std::thread::spawn(move || {
+        for ToVerify::Executed(execution) in to_verify.iter() {
+            let _ = verified.send(FromVerify::Verified(execution));
+        }
+    });
+    to_io.send(ToExchange::Submit(Box::new(Submission { order, timing: Timing::new(Instant::now()) }))).unwrap();
+    drop(to_io);
+    h.io.run(from_intake, from_verify);
+    verify.join().unwrap();
+    let kinds: Vec<&str> = h
+        .from_io
+        .try_iter()
+        .filter_map(|m| match m {
+            ToPersist::Event(e) => Some(e.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(kinds.contains(&"order_filled") && kinds.contains(&"stop_loss_placed"), "{kinds:?}");
+}
+
+#[test]
+fn intake_running_a_command_takes_the_fills_verify_handed_back_first() {
+    let mut h = Harness::new();
+    let buy = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let position = buy.order_id;
+    h.submit(buy);
+    let (verified, from_verify) = unbounded();
+    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution") };
+    verified.send(FromVerify::Verified(execution)).unwrap();
+    let (io, to_verify) = (std::mem::replace(&mut h.io, Harness::new().io), h.to_verify.clone());
+    let shared = inline::Shared::new(io, from_verify);
+    // A sell right behind the buy: its position is open (and released) before it is sent.
+    let sell = h.new_order(OrderRole::Exit, "BTCUSDT", Side::Sell, "0.005", None);
+    shared.run(ToExchange::Submit(Box::new(Submission { order: sell, timing: Timing::new(Instant::now()) })));
+    assert!(to_verify.try_recv().is_ok(), "the sell was sent");
+    h.collect();
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
+    assert!(h.kinds().contains(&"order_filled"));
+}
+
+#[test]
 fn waiting_for_verify_ends_when_verify_is_gone() {
     let mut h = Harness::new();
     let (verify, from_verify) = crossbeam_channel::bounded::<FromVerify>(1);
@@ -956,6 +1063,19 @@ fn a_stop_partly_filled_is_seen_by_the_poll_and_reduces_its_position() {
 }
 
 /// A stop of ours resting on the exchange for a position that is not open here.
+#[test]
+fn a_stop_expired_in_match_is_recorded_as_such_and_its_position_protected_again() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    let mut report = h.other_client().cancel_order("ETHUSDT", &stop).unwrap();
+    report.status = ExchangeStatus::ExpiredInMatch;
+    h.io.on_resting_report(report, Seen::Stream, "cancelled outside Genesis", OnCancel::Reprotect);
+    assert_eq!(h.order(&stop).reason.as_deref(), Some("expired in match by the exchange's self-trade prevention"));
+    assert_eq!(h.events("stop_loss_placed").len(), 2, "protected again");
+    assert_eq!(h.io.positions[&id].status, PositionStatus::Open);
+}
+
 fn orphan_stop(h: &mut Harness) -> String {
     let id = h.buy("ETHUSDT", "0.01");
     let stop = h.stop_of(id);
@@ -1160,6 +1280,93 @@ fn a_position_the_account_no_longer_holds_is_closed_at_start_up() {
     assert_eq!(summary.stop_losses_placed, 0);
 }
 
+/// Quotes for the simulator's symbols, plus a BNBUSDT bid of 600.
+struct WithBnb(Arc<Mutex<Simulator>>);
+
+impl Quotes for WithBnb {
+    fn top_of_book(&self, symbol: &str) -> Option<BookTicker> {
+        if symbol == "BNBUSDT" {
+            return Some(BookTicker {
+                symbol: symbol.into(),
+                bid: d("600"),
+                bid_qty: d("1"),
+                ask: d("600.1"),
+                ask_qty: d("1"),
+            });
+        }
+        self.0.lock().book_ticker(symbol).ok()
+    }
+}
+
+#[test]
+fn a_fee_paid_in_bnb_is_valued_at_that_moments_quote_and_never_added_to_another_asset() {
+    let mut h = Harness::new();
+    h.io.quotes = Arc::new(WithBnb(Arc::clone(&h.sim)));
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.02", None);
+    order.filled_quantity = d("0.02");
+    order.avg_price = Some(d("3000"));
+    order.add_fills(
+        &[
+            Fill::new(d("3000"), d("0.01"), d("0.00001"), "ETH", 1),
+            Fill::new(d("3000"), d("0.01"), d("0.0001"), "BNB", 2),
+        ],
+        0,
+    );
+    let id = order.order_id;
+    assert_eq!((order.commission, order.commission_asset.as_deref()), (d("0.00001"), Some("ETH")), "BNB kept apart");
+    h.io.open_position(order, false);
+    let p = h.position(id);
+    // 0.00001 ETH at 3000 and 0.0001 BNB at 600, both in USDT.
+    assert_eq!(p.entry_fees, d("0.09"));
+    assert_eq!(p.quantity, d("0.0199"), "only the ETH fee leaves the account's ETH");
+}
+
+#[test]
+fn a_fee_in_an_asset_without_a_quote_is_left_unvalued() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.filled_quantity = d("0.01");
+    order.avg_price = Some(d("3000"));
+    order.add_fills(&[Fill::new(d("3000"), d("0.01"), d("0.0001"), "BNB", 1)], 0);
+    h.io.value_fees(&mut order);
+    assert_eq!(order.fills[0].commission_quote, None);
+}
+
+/// A quote cache that has nothing yet.
+struct NoQuotes;
+
+impl Quotes for NoQuotes {
+    fn top_of_book(&self, _symbol: &str) -> Option<BookTicker> {
+        None
+    }
+}
+
+#[test]
+fn a_fee_in_a_third_asset_without_a_cached_quote_is_valued_at_the_exchanges_bid() {
+    let mut h = Harness::new();
+    h.io.quotes = Arc::new(NoQuotes);
+    let sol_bid = h.sim.lock().book_ticker("SOLUSDT").unwrap().bid;
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.add_fills(&[Fill::new(d("3000"), d("0.01"), d("0.002"), "SOL", 1)], 0);
+    h.io.value_fees(&mut order);
+    assert_eq!(order.fills[0].commission_quote, Some(d("0.002") * sol_bid));
+}
+
+#[test]
+fn trades_that_cannot_be_read_count_at_the_highest_fee_rate() {
+    let mut h = Harness::new();
+    let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    order.filled_quantity = d("0.01");
+    order.avg_price = Some(d("3000"));
+    order.exchange_order_id = Some(77);
+    h.script().trades.push_back(Step::Fail(unknown("503")));
+    let id = order.order_id;
+    h.io.open_position(order, false);
+    let p = h.position(id);
+    assert_eq!(p.quantity, d("0.0099"), "0.01 less 0.1 %, floored to the step");
+    assert_eq!(p.entry_fees, d("0.03"));
+}
+
 #[test]
 fn a_filled_entry_whose_position_row_was_lost_gets_its_position_and_keeps_its_stop() {
     let mut h = Harness::new();
@@ -1175,6 +1382,35 @@ fn a_filled_entry_whose_position_row_was_lost_gets_its_position_and_keeps_its_st
     let position = &again.io.positions[&id];
     assert_eq!(position.status, PositionStatus::Open);
     assert_eq!(position.stop_loss_client_id.as_deref(), Some(stop.as_str()));
+}
+
+#[test]
+fn a_dust_position_gets_no_stop_at_start_up() {
+    let mut h = Harness::new();
+    let mut p = position(5, "ETHUSDT", "0.0001", "3000");
+    p.status = PositionStatus::Dust;
+    h.io.persist_position(&p);
+    let store = h.database();
+    let mut again = h.restart();
+    let summary = again.reconcile(&store);
+    assert_eq!(summary.stop_losses_placed, 0);
+    assert_eq!(again.io.positions[&5].status, PositionStatus::Dust);
+}
+
+#[test]
+fn a_stranded_stop_limit_whose_emergency_exit_is_refused_leaves_the_position_unprotected() {
+    let mut h = Harness::new();
+    let id = h.buy("BTCUSDT", "0.001");
+    let stop = h.io.resting[&h.stop_of(id)].clone();
+    assert_eq!(stop.exchange_type, ExchangeOrderType::StopLossLimit);
+    let gap = (stop.limit_price.unwrap() * d("0.9")).round_dp(2);
+    h.set_price("BTCUSDT", &gap.to_string(), &(gap + d("0.01")).to_string());
+    h.script().place.push_back(Step::Fail(rejected(-2010, "Account has insufficient balance for requested action.")));
+    h.io.exit_stranded_stops();
+    assert!(h.io.resting.is_empty(), "the stranded stop is cancelled");
+    assert_eq!(h.io.positions[&id].status, PositionStatus::Unprotected);
+    assert!(h.event("emergency_exit").fields["reason"].as_str().unwrap().contains("below its limit"));
+    assert!(h.io.reprotect.contains_key(&id), "tried again later");
 }
 
 #[test]

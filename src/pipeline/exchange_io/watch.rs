@@ -176,6 +176,12 @@ impl ExchangeIo {
         let Some(mut order) = self.resting.remove(&report.client_order_id) else {
             return;
         };
+        // Not a cancel by someone else: the matching engine expired it (self-trade prevention).
+        let why = if report.status == crate::domain::order::ExchangeStatus::ExpiredInMatch {
+            "expired in match by the exchange's self-trade prevention"
+        } else {
+            why
+        };
         if seen != Seen::Request {
             // From the exchange's transaction time to now.
             let delay_ms = (now_us() / 1000 - report.time_ms).max(0) as u64;

@@ -165,6 +165,14 @@ pub struct EngineOutcome {
     pub sent: u64,
     /// Per verified order: the six `stages_us` values in [`FILL_STAGES`] order.
     pub fills: Vec<[u64; 6]>,
+    /// What the user sees, per order of a paced run: the harness's stamp just before it wrote
+    /// the line to the engine's stdin → its stamp once it read the order's `order_filled` line
+    /// from stdout, microseconds. (Orders are one at a time at this pace: the n-th `order_filled`
+    /// read is the n-th line's.)
+    pub visible: Vec<u64>,
+    /// The same orders split at the fill's event stamp (`ts`, the wall clock, taken just before
+    /// its line is rendered and written): write → `ts`, and `ts` → read, microseconds.
+    pub visible_split: Vec<(u64, u64)>,
     pub events: BTreeMap<String, u64>,
     pub problem_count: u64,
     pub problems: Vec<String>,
@@ -207,6 +215,10 @@ impl EngineOutcome {
 #[derive(Default)]
 struct Events {
     fills: Vec<[u64; 6]>,
+    /// When each `order_filled` line was read.
+    fill_reads: Vec<Instant>,
+    /// Each `order_filled`'s `ts` and the wall clock when it was read, microseconds of the day.
+    fill_ts: Vec<(u64, u64)>,
     last_fill: Option<Instant>,
     counts: BTreeMap<String, u64>,
     problem_count: u64,
@@ -219,6 +231,21 @@ pub fn event_name(line: &str) -> Option<&str> {
     let start = line.find("\"event\":\"")? + 9;
     let len = line[start..].find('"')?;
     Some(&line[start..start + len])
+}
+
+/// The wall clock now, microseconds since midnight UTC.
+fn wall_micros_of_day() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.as_micros() % 86_400_000_000) as u64
+}
+
+/// An event's `ts` (`…THH:MM:SS.ffffffZ`), microseconds since midnight UTC.
+pub fn ts_micros_of_day(line: &str) -> Option<u64> {
+    let start = line.find("\"ts\":\"")? + 6;
+    let ts = line.get(start..start + 27)?;
+    let field = |a: usize, b: usize| ts.get(a..b)?.parse::<u64>().ok();
+    let (h, m, s, us) = (field(11, 13)?, field(14, 16)?, field(17, 19)?, field(20, 26)?);
+    Some(((h * 60 + m) * 60 + s) * 1_000_000 + us)
 }
 
 /// The `stages_us` object of an `order_filled` line, in [`FILL_STAGES`] order.
@@ -257,6 +284,10 @@ fn read_events(stdout: ChildStdout, ready: mpsc::Sender<Instant>, verified: Arc<
             "order_filled" => match fill_stages(&line) {
                 Some(stages) => {
                     ev.fills.push(stages);
+                    ev.fill_reads.push(now);
+                    if let Some(ts) = ts_micros_of_day(&line) {
+                        ev.fill_ts.push((ts, wall_micros_of_day()));
+                    }
                     ev.last_fill = Some(now);
                     verified.fetch_add(1, Ordering::Relaxed);
                 }
@@ -616,6 +647,9 @@ pub fn run_engine(
     let mut pauses: Vec<(Instant, Duration)> = Vec::new();
     let mut engine_window = Window::default();
     let mut baseline_window = Window::default();
+    // Stamped just before each paced line is written (see `EngineOutcome::visible`).
+    let mut written: Vec<Instant> = Vec::with_capacity(if args.rate > 0.0 { lines.len() } else { 0 });
+    let mut written_wall: Vec<u64> = Vec::with_capacity(written.capacity());
     let write_result: std::io::Result<()> = (|| {
         if args.rate > 0.0 {
             let blocks = interleave.as_ref().map_or(1, |i| i.blocks);
@@ -629,6 +663,8 @@ pub fn run_engine(
                     if due > now {
                         thread::sleep(due - now);
                     }
+                    written_wall.push(wall_micros_of_day());
+                    written.push(Instant::now());
                     stdin.write_all(line.as_bytes())?;
                     sent += 1;
                 }
@@ -702,6 +738,16 @@ pub fn run_engine(
         .last_fill
         .map(|t| t.saturating_duration_since(t0).saturating_sub(paused_before(t)).as_secs_f64())
         .unwrap_or(0.0);
+    out.visible = written
+        .iter()
+        .zip(&events.fill_reads)
+        .map(|(w, r)| r.saturating_duration_since(*w).as_micros() as u64)
+        .collect();
+    out.visible_split = written_wall
+        .iter()
+        .zip(&events.fill_ts)
+        .map(|(w, (ts, read))| (ts.saturating_sub(*w), read.saturating_sub(*ts)))
+        .collect();
     out.fills = events.fills;
     out.events = events.counts;
     out.problem_count = events.problem_count;
@@ -722,6 +768,13 @@ mod tests {
         assert_eq!(fill_stages(line), Some([77, 0, 36, 14, 13, 508]));
         assert_eq!(event_name("not json"), None);
         assert_eq!(fill_stages(r#"{"event":"order_filled"}"#), None);
+    }
+
+    #[test]
+    fn an_events_ts_is_read_as_microseconds_of_the_day() {
+        let line = r#"{"event":"order_filled","ts":"2026-12-06T01:02:03.000456Z"}"#;
+        assert_eq!(ts_micros_of_day(line), Some(3_723_000_456));
+        assert_eq!(ts_micros_of_day(r#"{"event":"x"}"#), None);
     }
 
     #[test]
