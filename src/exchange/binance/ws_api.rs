@@ -314,12 +314,11 @@ impl WsApiGateway {
                 Ok(_) => continue,
                 Err(e) => return Err(lost(format!("{method}: no answer: {e}"))),
             };
-            let Ok(answer) = serde_json::from_str::<Answer<'_>>(frame.as_str()) else {
-                continue; // not an answer (an event): the answer is still to come
+            let answer = match serde_json::from_str::<Answer<'_>>(frame.as_str()) {
+                Ok(answer) if answer.id == id => answer,
+                // An event, or the answer to an earlier request: ours is still to come.
+                _ => continue,
             };
-            if answer.id != id {
-                continue;
-            }
             let answered = self.answered(method, answer);
             self.connection = Some(connection);
             return answered;
