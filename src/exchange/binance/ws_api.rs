@@ -20,7 +20,7 @@
 //!   is ever in flight on a connection that is about to be cut.
 
 use super::sign::{parse_query, QueryBuilder, Secret, Signer};
-use super::user_data::{signature_payload, ws_api_url};
+use super::user_data::ws_api_url;
 use super::wire::WireError;
 use super::{cancel_replace_refusal, check_order, clock, error, order_params, wire, BinanceConfig, BinanceGateway};
 use crate::domain::order::{Fill, OrderReport};
@@ -328,23 +328,34 @@ impl WsApiGateway {
     /// `{"id","method","params"}` with `apiKey`, `recvWindow`, `timestamp` and the signature
     /// over all of them and `params` (percent-encoded `name=value&...`).
     fn signed_request(&self, id: u64, method: &str, params: &str, timestamp: i64) -> String {
+        use std::fmt::Write;
         let mut pairs = parse_query(params);
         pairs.push(("apiKey".into(), self.api_key.expose().to_string()));
         pairs.push(("recvWindow".into(), self.recv_window_ms.to_string()));
         pairs.push(("timestamp".into(), timestamp.to_string()));
-        let named: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let signature = self.signer.sign(signature_payload(&named).as_bytes(), b"");
-        let mut object = serde_json::Map::with_capacity(pairs.len() + 1);
-        for (name, value) in pairs {
-            let value = match name.as_str() {
-                "recvWindow" => Value::from(self.recv_window_ms),
-                "timestamp" => Value::from(timestamp),
-                _ => Value::String(value),
-            };
-            object.insert(name, value);
+        // The signed payload, as `user_data::signature_payload` writes it: sorted by name.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut payload = String::with_capacity(params.len() + 160);
+        for (name, value) in &pairs {
+            let separator = if payload.is_empty() { "" } else { "&" };
+            let _ = write!(payload, "{separator}{name}={value}");
         }
-        object.insert("signature".into(), Value::String(signature.as_str().to_string()));
-        serde_json::json!({"id": id, "method": method, "params": object}).to_string()
+        let signature = self.signer.sign(payload.as_bytes(), b"");
+        // The request, written directly (numbers for recvWindow and timestamp, strings else).
+        let mut out = String::with_capacity(payload.len() + 256);
+        let _ = write!(out, "{{\"id\":{id},\"method\":{},\"params\":{{", Value::from(method));
+        for (name, value) in &pairs {
+            match name.as_str() {
+                "recvWindow" | "timestamp" => {
+                    let _ = write!(out, "\"{name}\":{value},");
+                }
+                _ => {
+                    let _ = write!(out, "{}:{},", Value::from(name.as_str()), Value::from(value.as_str()));
+                }
+            }
+        }
+        let _ = write!(out, "\"signature\":\"{}\"}}}}", signature.as_str());
+        out
     }
 
     /// What an answer means: its rate limits recorded, its result or its error.

@@ -2,6 +2,7 @@
 //! makes of answers, events, pings and connections that go away.
 
 use super::*;
+use crate::exchange::binance::user_data::signature_payload;
 use serde_json::json;
 use std::net::TcpListener;
 use std::sync::mpsc;
