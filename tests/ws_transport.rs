@@ -319,3 +319,41 @@ fn fault_matrix_over_ws_server_and_database_agree_after_every_fault() {
         }
     }
 }
+
+/// The kill test (crash.rs) over the WebSocket API, shorter: kill -9 at varied points while
+/// orders go over `ws`, restart on the same database; nothing lost, nothing doubled, every
+/// position protected.
+#[test]
+fn twenty_kill_9s_over_ws_lose_nothing_double_nothing_and_leave_every_position_protected() {
+    use rand::{Rng, SeedableRng};
+    // 10 ms per answer (WebSocket answers included) widens the windows the kills land in.
+    let server = Server::start(&["--latency-us", "10000", "--balances", "USDT=100000"]);
+    let work = Workdir::new();
+    let mut args = server.engine_args();
+    args.extend(CALM_WS.iter().map(|a| a.to_string()));
+    args.extend(["--daily-loss-limit", "1000000", "--watch-ms", "100"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261206);
+    let commands = ["buy ETHUSDT 0.01", "sell ETHUSDT 0.0099", "buy SOLUSDT 0.1", "sell SOLUSDT 0.099"];
+    let mut buys_sent = 0;
+    for _ in 0..20 {
+        let mut live = Live::start_env(&engine_bin(), &work.db(), &args, &env);
+        for _ in 0..rng.random_range(1..=3) {
+            let command = commands[rng.random_range(0..commands.len())];
+            buys_sent += usize::from(command.starts_with("buy"));
+            live.send(command);
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..60)));
+        live.kill9();
+    }
+    let live = Live::start_env(&engine_bin(), &work.db(), &args, &env);
+    assert!(live.finish().success());
+    assert_server_and_database_agree(&server, &work);
+    let entries = server
+        .orders(&["ETHUSDT", "SOLUSDT"])
+        .keys()
+        .filter(|cid| cid.split('-').nth(1).is_some_and(|h| h.starts_with('E')))
+        .count();
+    assert!(entries <= buys_sent, "{entries} entry orders on the server for {buys_sent} buy commands");
+}

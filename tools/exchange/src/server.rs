@@ -287,7 +287,7 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
             writer.write_all(crate::ws::upgrade_response(&key).as_bytes())?;
             writer.flush()?;
             let buffered = reader.buffer().to_vec();
-            return crate::ws::serve(reader.into_inner(), buffered, app);
+            return crate::ws::serve(reader.into_inner(), buffered, app, latency);
         }
         let started = Instant::now();
         let body = String::from_utf8_lossy(&req.body);

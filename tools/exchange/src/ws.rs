@@ -93,8 +93,8 @@ fn is_timeout(e: &tungstenite::Error) -> bool {
 }
 
 /// Serves one upgraded connection until it closes. `buffered`: bytes read past the upgrade
-/// request.
-pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App) -> io::Result<()> {
+/// request. `latency` is added to every answer, as to every HTTP response.
+pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App, latency: Duration) -> io::Result<()> {
     stream.set_read_timeout(Some(POLL))?;
     let raw = stream.try_clone()?;
     let mut ws = WebSocket::from_partially_read(stream, buffered, Role::Server, None);
@@ -131,6 +131,7 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App) -> io::Result<()> 
         }
         match ws.read() {
             Ok(Message::Text(text)) => {
+                let started = std::time::Instant::now();
                 let (answer, after) = request(app, text.as_str(), &mut subscription);
                 match after {
                     After::Drop => {
@@ -145,6 +146,9 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App) -> io::Result<()> 
                         std::thread::sleep(delay);
                     }
                     After::Respond => {}
+                }
+                if !latency.is_zero() {
+                    genesis::exchange::sim::wait_until(started + latency, Duration::from_micros(100));
                 }
                 let sent = ws.send(Message::text(answer));
                 app.flush_pushes();
