@@ -882,7 +882,7 @@ impl ExchangeIo {
                     );
                     self.resting.insert(stop.client_order_id.clone(), stop);
                     if self.reprotect.remove(&position.position_id).is_some() {
-                        log::warn!("position {} protected again", position.position_id);
+                        log::info!("position {} protected again", position.position_id);
                     }
                     return;
                 }
