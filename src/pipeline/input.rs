@@ -124,13 +124,17 @@ impl Input {
         }
     }
 
-    /// True when a complete line read ahead says `quit` (or `exit`).
+    /// True when the first command read ahead (blank and comment lines aside) is `quit` (or
+    /// `exit`). Commands before a `quit` are the user's to run first: commands run in the order
+    /// typed, so a piped script ending in `quit` runs once the engine is ready.
     fn quit_is_waiting(&self) -> bool {
         use crate::domain::command::{parse, Command};
         let waiting = &self.buffer[self.start..self.end];
         let complete = waiting.iter().rposition(|&b| b == b'\n').map_or(&waiting[..0], |at| &waiting[..at]);
-        let last = if self.closed { waiting } else { complete };
-        last.split(|&b| b == b'\n').any(|line| matches!(parse(&String::from_utf8_lossy(line)), Ok(Some(Command::Quit))))
+        let lines = if self.closed { waiting } else { complete };
+        let mut commands = lines.split(|&b| b == b'\n').map(|line| parse(&String::from_utf8_lossy(line)));
+        let first = commands.find(|parsed| parsed != &Ok(None));
+        matches!(first, Some(Ok(Some(Command::Quit))))
     }
 
     /// A complete line from the buffer, stamped now.
@@ -363,8 +367,16 @@ mod tests {
     #[test]
     fn a_quit_line_typed_during_start_up_asks_to_stop() {
         let (mut input, mut writer, _signals) = pipe_input();
-        writer.write_all(b"status\nquit\n").unwrap();
+        writer.write_all(b"\n# done\nquit\n").unwrap();
         assert!(input.wait_for_stop(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_quit_after_other_commands_waits_for_them_to_run() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        writer.write_all(b"buy BTCUSDT 0.001\nquit\n").unwrap();
+        assert!(!input.wait_for_stop(Duration::from_millis(20)));
+        assert_eq!(text(input.next(Duration::from_secs(1))), "buy BTCUSDT 0.001\n");
     }
 
     #[test]
