@@ -109,7 +109,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
                 "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
                 order.order_id,
                 order.side.as_str(),
-                order.filled_quantity,
+                order.filled_quantity.normalize(),
                 order.symbol,
                 order.avg_price.unwrap_or_default().normalize(),
                 order.expected_price.unwrap_or_default().normalize(),
