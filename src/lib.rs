@@ -17,10 +17,15 @@
 //! Modules in data-flow order: [`config`], [`domain`] (pure model), [`pipeline`] (the stage
 //! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus).
 //! `docs/architecture.md` says what each stage owns and why the shape differs from the sketch.
+//! [`os`] holds every system call that needs `unsafe`; nothing else may use it.
+
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod exchange;
+#[allow(unsafe_code)]
+pub mod os;
 pub mod pipeline;
 pub mod store;

@@ -101,9 +101,8 @@ impl Sink {
 /// True when a write to `file` does not wait now.
 fn writable(file: &File) -> bool {
     let mut fd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-    // SAFETY: one valid pollfd, a zero timeout.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 1 && fd.revents & libc::POLLOUT != 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) == 0
+    let ready = crate::os::poll(std::slice::from_mut(&mut fd), 0);
+    ready.is_ok_and(|n| n == 1) && fd.revents & libc::POLLOUT != 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) == 0
 }
 
 #[cfg(test)]
