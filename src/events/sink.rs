@@ -14,12 +14,19 @@
 //! stalls the order path; what the writer cannot show in time is counted and reported as before
 //! (the event log has every event).
 
-use super::{Event, Format};
+use super::event::Event;
 use parking_lot::Mutex;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Output format of stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 /// The most the order path writes at once: what a pipe takes in one write, whole.
 const MAX_DIRECT: usize = libc::PIPE_BUF;

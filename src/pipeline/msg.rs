@@ -3,7 +3,7 @@
 
 use crate::domain::order::Order;
 use crate::domain::position::Position;
-use crate::events::Event;
+use crate::events::event::Event;
 use std::sync::Arc;
 use std::time::Instant;
 
