@@ -4,6 +4,7 @@
 use super::book::{crosses, Book, LEVELS};
 use super::config::SimConfig;
 use super::error::{SimError, SimStoreError};
+use super::records::{SimOrder, Trade};
 use super::store::{MutationIn, MutationOut, PriceRecord, SnapshotIn, SnapshotOut, Store};
 use crate::domain::money::{round_down_to_step, Decimal};
 use crate::domain::order::{ExchangeOrderType, ExchangeStatus, Fill, OrderReport, Side};
@@ -56,32 +57,6 @@ pub enum SimReplaced {
 pub enum OrderRef<'a> {
     ClientOrderId(&'a str),
     OrderId(i64),
-}
-
-/// One trade of the account (`GET /api/v3/myTrades`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Trade {
-    pub id: i64,
-    pub order_id: i64,
-    pub symbol: String,
-    pub price: Decimal,
-    pub qty: Decimal,
-    pub quote_qty: Decimal,
-    pub commission: Decimal,
-    pub commission_asset: String,
-    pub time_ms: i64,
-    pub is_buyer: bool,
-    pub is_maker: bool,
-}
-
-/// An order as the exchange keeps it: its report (without fills) plus what the matching needs.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SimOrder {
-    pub report: OrderReport,
-    /// Balance still locked for the order: quote for a buy, base for a sell.
-    pub locked: Decimal,
-    /// A stop whose trigger has been crossed (it now works as a market or limit order).
-    pub triggered: bool,
 }
 
 struct Market {
