@@ -2,17 +2,27 @@
 //! are fed through their own bounded channels, so publishers never wait on rendering or I/O.
 
 pub mod event;
+pub mod kind;
 mod sink;
 
 pub use event::Event;
+pub use kind::EventKind;
 pub use sink::{Format, Sink};
 
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::Arc;
 
 /// Replies to questions: the lane a slow reader loses first.
-const LOW_PRIORITY: [&str; 8] =
-    ["status", "orders", "positions", "account", "stats", "help", "confirm_set", "price_set"];
+const LOW_PRIORITY: [EventKind; 8] = [
+    EventKind::Status,
+    EventKind::Orders,
+    EventKind::Positions,
+    EventKind::Account,
+    EventKind::Stats,
+    EventKind::Help,
+    EventKind::ConfirmSet,
+    EventKind::PriceSet,
+];
 
 /// The stdout subscriber's two queues. Publishing never waits on them: when a reader is too
 /// slow and a queue is full, the event is counted and the writer says how many it lost (the
@@ -56,7 +66,7 @@ pub fn stdout_lanes_to(high: usize, low: usize, sink: Sink) -> (StdoutLanes, Std
 impl StdoutQueues {
     /// The kinds of the events queued for the writer, taken out, high lane first.
     pub(crate) fn take_kinds(&self) -> Vec<&'static str> {
-        self.high.try_iter().chain(self.low.try_iter()).map(|e| e.kind).collect()
+        self.high.try_iter().chain(self.low.try_iter()).map(|e| e.kind.as_str()).collect()
     }
 }
 
@@ -137,7 +147,7 @@ impl Bus {
 /// The engine's log line for an event (debug; warnings for failures).
 fn trace(event: &Event) {
     match event.kind {
-        "error" | "stop_loss_failed" | "order_failed" => {
+        EventKind::Error | EventKind::StopLossFailed | EventKind::OrderFailed => {
             log::warn!(target: "genesis::events", "{} {}", event.client_order_id.as_deref().unwrap_or("-"), event.text)
         }
         _ => {
@@ -171,7 +181,7 @@ pub fn run_stdout_writer(queues: StdoutQueues) {
             let dropped = queues.dropped.load(std::sync::atomic::Ordering::Relaxed);
             if dropped > reported {
                 let lost = Event::new(
-                    "events_dropped",
+                    EventKind::EventsDropped,
                     format!(
                         "{} events not shown: stdout was read too slowly (the database's event_log has them)",
                         dropped - reported
@@ -208,9 +218,9 @@ mod tests {
     fn a_full_stdout_queue_counts_the_event_instead_of_waiting() {
         let (lanes, queues) = stdout_lanes(1, 1);
         let bus = Bus::new(lanes, None);
-        bus.publish(Event::new("order_filled", "a"));
-        bus.publish(Event::new("order_filled", "b"));
-        bus.publish(Event::new("status", "c"));
+        bus.publish(Event::new(EventKind::OrderFilled, "a"));
+        bus.publish(Event::new(EventKind::OrderFilled, "b"));
+        bus.publish(Event::new(EventKind::Status, "c"));
         assert_eq!(queues.high.len(), 1);
         assert_eq!(queues.low.len(), 1);
         assert_eq!(queues.dropped.load(std::sync::atomic::Ordering::Relaxed), 1);

@@ -2,6 +2,7 @@
 //! for people; and its two renderings (a JSON line, a text line). Depends on nothing in the
 //! pipeline, so every stage's messages can carry events.
 
+use super::kind::EventKind;
 use crate::domain::{format_ts, now_us};
 use serde_json::{Map, Value};
 
@@ -9,7 +10,7 @@ use serde_json::{Map, Value};
 /// for people.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub ts_us: i64,
     pub client_order_id: Option<String>,
     pub order_id: Option<i64>,
@@ -18,7 +19,7 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: &'static str, text: impl Into<String>) -> Event {
+    pub fn new(kind: EventKind, text: impl Into<String>) -> Event {
         Event { kind, ts_us: now_us(), client_order_id: None, order_id: None, fields: Map::new(), text: text.into() }
     }
 
@@ -70,12 +71,12 @@ impl Event {
 
     /// A one-line `error` event; `message` repeats the sentence for programs.
     pub fn error(text: impl Into<String>) -> Event {
-        Event::new("error", text.into()).with_message()
+        Event::new(EventKind::Error, text.into()).with_message()
     }
 
     /// `order_cancelled` / `order_failed`: one order ended, and why.
-    pub fn order_ended(kind: &'static str, order: &crate::domain::order::Order, reason: &str) -> Event {
-        let verb = if kind == "order_failed" { "failed" } else { "cancelled" };
+    pub fn order_ended(kind: EventKind, order: &crate::domain::order::Order, reason: &str) -> Event {
+        let verb = if kind == EventKind::OrderFailed { "failed" } else { "cancelled" };
         Event::new(
             kind,
             format!("{} {} {} {} {verb}: {reason}", order.order_id, order.side.as_str(), order.quantity, order.symbol),
@@ -103,7 +104,7 @@ impl serde::Serialize for JsonLine<'_> {
         // In key order, like the fields.
         let header = [
             ("client_order_id", event.client_order_id.as_deref().map(Value::from)),
-            ("event", Some(Value::from(event.kind))),
+            ("event", Some(Value::from(event.kind.as_str()))),
             ("order_id", event.order_id.map(Value::from)),
             ("ts", Some(Value::from(format_ts(event.ts_us)))),
         ];
@@ -131,8 +132,9 @@ mod tests {
 
     #[test]
     fn json_line_has_event_ts_ids_and_fields() {
-        let mut e =
-            Event::new("order_filled", "filled").order(7, "gabc-E1").money("avg_price", "65000.10".parse().unwrap());
+        let mut e = Event::new(EventKind::OrderFilled, "filled")
+            .order(7, "gabc-E1")
+            .money("avg_price", "65000.10".parse().unwrap());
         e.ts_us = 1_764_062_469_123_456;
         let v: Value = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(v["event"], "order_filled");
@@ -144,7 +146,7 @@ mod tests {
 
     #[test]
     fn json_line_keys_come_sorted_with_the_header_among_the_fields() {
-        let mut e = Event::new("order_filled", "filled")
+        let mut e = Event::new(EventKind::OrderFilled, "filled")
             .order(7, "gabc-E1")
             .field("avg_price", "1")
             .field("fills", 2)
@@ -159,7 +161,7 @@ mod tests {
 
     #[test]
     fn json_line_field_named_like_a_header_key_wins_and_appears_once() {
-        let e = Event::new("price_set", "set").field("event", "mine");
+        let e = Event::new(EventKind::PriceSet, "set").field("event", "mine");
         let line = e.to_json_line();
         assert_eq!(line.matches("\"event\"").count(), 1, "{line}");
         assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["event"], "mine");
@@ -167,13 +169,13 @@ mod tests {
 
     #[test]
     fn json_line_of_an_event_without_an_order_has_no_order_ids() {
-        let v: Value = serde_json::from_str(&Event::new("ready", "ready").to_json_line()).unwrap();
+        let v: Value = serde_json::from_str(&Event::new(EventKind::Ready, "ready").to_json_line()).unwrap();
         assert!(v.get("order_id").is_none() && v.get("client_order_id").is_none(), "{v}");
     }
 
     #[test]
     fn text_line_is_one_line_with_kind_and_sentence() {
-        let e = Event::new("cancel_all", "cancelled 2 orders on BTCUSDT");
+        let e = Event::new(EventKind::CancelAll, "cancelled 2 orders on BTCUSDT");
         let line = e.to_text_line();
         assert!(line.contains("cancel_all"));
         assert!(line.ends_with("cancelled 2 orders on BTCUSDT"));

@@ -115,6 +115,7 @@ fn writable(file: &File) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventKind;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
 
@@ -179,7 +180,7 @@ mod tests {
 
     #[test]
     fn lines_render_in_the_sinks_format() {
-        let event = Event::new("ready", "up");
+        let event = Event::new(EventKind::Ready, "up");
         let mut json = Vec::new();
         Sink::queued_only(Format::Json).render(&event, &mut json);
         assert!(json.starts_with(b"{") && json.ends_with(b"}\n"));

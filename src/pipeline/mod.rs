@@ -25,7 +25,7 @@ pub mod verify;
 use crate::config::{Config, ExchangeKind};
 use crate::domain::ids::IdGen;
 use crate::domain::symbol::SymbolRules;
-use crate::events::{self, Bus, Event, Format};
+use crate::events::{self, Bus, Event, EventKind, Format};
 use crate::exchange::binance::stream::StreamConfig;
 use crate::exchange::{Connected, ExchangeError};
 use crate::store::{Store, StoreError};
@@ -378,7 +378,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (mut exchange_io, rules, quotes, stream) = match started {
         Ok(started) => started,
         Err(RunError::Stopped) => {
-            bus.publish(Event::new("stopped", "stopped before ready: nothing was traded; the next start reconciles"));
+            bus.publish(Event::new(
+                EventKind::Stopped,
+                "stopped before ready: nothing was traded; the next start reconciles",
+            ));
             drop((bus, to_stdout, to_persist, to_exchange, input));
             return join_stages(handles, stop_checkpoints, checkpoints);
         }
@@ -439,7 +442,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     bus.publish(
         Event::new(
-            "ready",
+            EventKind::Ready,
             format!(
                 "genesis ready: exchange {:?}, database {}, confirmations {}, {} symbols",
                 config.exchange,

@@ -9,7 +9,7 @@ use super::msg::{Execution, FromVerify, ToPersist, ToVerify};
 use crate::domain::lifecycle::OrderStatus;
 use crate::domain::money::{slippage_percent, Decimal};
 use crate::domain::order::{Order, Side};
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
 
@@ -73,7 +73,7 @@ impl Verify {
                 );
                 self.bus.publish(
                     Event::new(
-                        "slippage_alert",
+                        EventKind::SlippageAlert,
                         format!(
                             "{} {} {}: slippage {slippage}% beyond {}% (expected {}, filled at {})",
                             order.order_id,
@@ -104,7 +104,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
     let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
     let (kind, text) = match order.status {
         OrderStatus::Filled => (
-            "order_filled",
+            EventKind::OrderFilled,
             format!(
                 "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
                 order.order_id,
@@ -118,7 +118,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
             ),
         ),
         _ if order.filled_quantity > Decimal::ZERO => (
-            "order_partially_filled",
+            EventKind::OrderPartiallyFilled,
             format!(
                 "{} {} {}: filled {} of {} at {} ({})",
                 order.order_id,
@@ -131,7 +131,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
             ),
         ),
         OrderStatus::Cancelled => (
-            "order_cancelled",
+            EventKind::OrderCancelled,
             format!(
                 "{} {} {} {}: nothing filled (expired)",
                 order.order_id,
@@ -141,7 +141,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
             ),
         ),
         _ => (
-            "order_unverified",
+            EventKind::OrderUnverified,
             format!(
                 "{} {} {}: no fill confirmed yet ({})",
                 order.order_id,
@@ -248,7 +248,7 @@ mod tests {
     }
 
     fn kinds(events: &[Arc<Event>]) -> Vec<&'static str> {
-        events.iter().map(|e| e.kind).collect()
+        events.iter().map(|e| e.kind.as_str()).collect()
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::domain::money::Decimal;
 use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes, Replaced};
 use crossbeam_channel::{never, Receiver, Sender};
@@ -399,7 +399,7 @@ impl ExchangeIo {
                 // The fill's line goes to stdout from this thread, before the stop-loss is sent
                 // (verify hands the order back for that) and before any record reaches persist.
                 let submitted = Event::new(
-                    "order_submitted",
+                    EventKind::OrderSubmitted,
                     format!(
                         "{} {} {} {} sent (exchange id {})",
                         order.order_id,
@@ -445,7 +445,7 @@ impl ExchangeIo {
                 self.persist_order(&order);
                 self.out.announce(
                     Event::new(
-                        "order_unknown",
+                        EventKind::OrderUnknown,
                         format!(
                             "{} outcome unknown after {} queries: {reason}; stays PENDING",
                             order.order_id,
@@ -487,7 +487,7 @@ impl ExchangeIo {
                     u.order.reason = None;
                     self.out.announce(
                         Event::new(
-                            "order_resolved",
+                            EventKind::OrderResolved,
                             format!("{} outcome known: {}", u.order.order_id, report.status.as_str()),
                         )
                         .order(u.order.order_id, &u.order.client_order_id)
@@ -577,7 +577,7 @@ impl ExchangeIo {
         self.persist_order(order);
         self.out.announce(
             Event::new(
-                "order_rejected",
+                EventKind::OrderRejected,
                 format!(
                     "{} {} {} {} refused: {rule}: {message}",
                     order.order_id,
@@ -597,7 +597,7 @@ impl ExchangeIo {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
-        self.out.announce(Event::order_ended("order_failed", order, reason));
+        self.out.announce(Event::order_ended(EventKind::OrderFailed, order, reason));
     }
 
     /// Places with the retry policy: -1021 is retried by the gateway; "never sent" is retried;
@@ -625,7 +625,7 @@ impl ExchangeIo {
                     }
                     self.out.announce(
                         Event::new(
-                            "rate_limited",
+                            EventKind::RateLimited,
                             format!(
                                 "{} waits {:.1} s for the exchange's rate limit: {msg}",
                                 request.client_order_id,
@@ -671,14 +671,14 @@ impl ExchangeIo {
                     retry_in.as_secs()
                 );
                 self.out.announce(
-                    Event::new("circuit_breaker", text)
+                    Event::new(EventKind::CircuitBreaker, text)
                         .field("state", "OPEN")
                         .field("failures", failures)
                         .field("retry_in_s", retry_in.as_secs()),
                 )
             }
             Some(GuardChange::BreakerClosed) => self.out.announce(
-                Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again")
+                Event::new(EventKind::CircuitBreaker, "circuit breaker CLOSED: the exchange answers again")
                     .field("state", "CLOSED"),
             ),
             None => {}
@@ -796,7 +796,7 @@ impl ExchangeIo {
                 position.updated_at_us = now_us();
                 self.out.announce(
                     Event::new(
-                        "position_dust",
+                        EventKind::PositionDust,
                         format!(
                             "position {}: {quantity} {} is too small to sell or protect; left alone as DUST",
                             position.position_id, position.symbol
@@ -853,7 +853,7 @@ impl ExchangeIo {
                     self.persist_order(&stop);
                     self.out.announce(
                         Event::new(
-                            "stop_loss_placed",
+                            EventKind::StopLossPlaced,
                             format!(
                                 "position {}: stop-loss {} {} {} at {}{} ({})",
                                 position.position_id,
@@ -904,7 +904,7 @@ impl ExchangeIo {
         );
         self.out.announce(
             Event::new(
-                "stop_loss_failed",
+                EventKind::StopLossFailed,
                 format!(
                     "position {} ({} {}) is UNPROTECTED: {last_reason}; trying again in {} s",
                     position.position_id,
@@ -987,7 +987,7 @@ impl ExchangeIo {
         exit.expected_price = Some(stop_price);
         self.out.announce(
             Event::new(
-                "emergency_exit",
+                EventKind::EmergencyExit,
                 format!(
                     "position {}: {reason} (stop {stop_price}); selling {} {} at market now",
                     position.position_id, position.quantity, position.symbol
@@ -1019,7 +1019,7 @@ impl ExchangeIo {
                 self.schedule_reprotect(position.position_id);
                 self.out.announce(
                     Event::new(
-                        "stop_loss_failed",
+                        EventKind::StopLossFailed,
                         format!("position {} is UNPROTECTED: emergency exit failed: {failure}", position.position_id),
                     )
                     .order(exit.order_id, &exit.client_order_id)
@@ -1152,7 +1152,7 @@ impl ExchangeIo {
             position.closed_at_us = Some(position.updated_at_us);
             self.out.announce(
                 Event::new(
-                    "position_closed",
+                    EventKind::PositionClosed,
                     format!(
                         "position {} {} closed at {exit_price}, realized P&L {}",
                         position.position_id,
@@ -1216,7 +1216,7 @@ impl ExchangeIo {
         log::warn!("cancel-all: cancelled {cancelled} open orders on {:?}", cancelled_symbols);
         self.out.announce(
             Event::new(
-                "cancel_all",
+                EventKind::CancelAll,
                 if cancelled == 0 {
                     "cancel-all: no open orders".to_string()
                 } else {
@@ -1248,7 +1248,7 @@ impl ExchangeIo {
                 Err(ExchangeError::RateLimited { retry_after, msg, .. }) => {
                     self.out.announce(
                         Event::new(
-                            "rate_limited",
+                            EventKind::RateLimited,
                             format!(
                                 "{what} waits {:.1} s for the exchange's rate limit: {msg}",
                                 retry_after.as_secs_f64()

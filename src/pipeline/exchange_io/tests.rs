@@ -262,7 +262,7 @@ impl Harness {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        self.events.iter().map(|e| e.kind).collect()
+        self.events.iter().map(|e| e.kind.as_str()).collect()
     }
 
     /// The order as last recorded.
@@ -969,7 +969,7 @@ fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_p
         .from_io
         .try_iter()
         .filter_map(|m| match m {
-            ToPersist::Event(e) => Some(e.kind),
+            ToPersist::Event(e) => Some(e.kind.as_str()),
             _ => None,
         })
         .collect();
