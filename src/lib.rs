@@ -3,9 +3,9 @@
 //! ```text
 //!  stdin ─► intake thread: parse · checks · confirm · sign ─► place ─► query ─► verified fill ─► stdout: order_filled
 //!             (runs exchange I/O's stage itself, under its lock)          │  HTTP (ureq) ─► Binance / simulator
-//!                                                                         ├─► verify ─► persist ─► SQLite
+//!                                                                         ├─► record ─► persist ─► SQLite
 //!             exchange I/O's own thread, after the line is out:           │     │
-//!             stop-loss on verify's answer, watch (live tracking),  ◄─────┘─────┘ Verified
+//!             stop-loss on record's answer, watch (live tracking),  ◄─────┘─────┘ Recorded
 //!             re-checks, protection retries, balance syncs, reconcile (start-up)
 //!             events (bus) ──► stdout writer (text or JSON lines), event_log
 //! ```

@@ -22,7 +22,7 @@ type Report = Result<(), String>;
 pub struct Placement {
     /// `--pin on`: a thread that cannot be pinned fails the start.
     required: bool,
-    /// Intake, exchange I/O and verify.
+    /// Intake, exchange I/O and record.
     pub order_path: Option<usize>,
     /// Persist, the checkpoint, the user stream and the quote poller.
     pub background: Option<usize>,
@@ -268,9 +268,9 @@ mod tests {
     #[test]
     fn every_failure_is_confirmed_once_and_the_first_is_the_one_reported() {
         let placement = Placement::on(true, Some(MISSING_CORE), None);
-        run_hook(&placement, "verify", Some(MISSING_CORE));
+        run_hook(&placement, "record", Some(MISSING_CORE));
         run_hook(&placement, "intake", Some(MISSING_CORE));
-        assert!(placement.confirm().unwrap_err().to_string().contains("verify"));
+        assert!(placement.confirm().unwrap_err().to_string().contains("record"));
         assert!(placement.confirm().is_ok(), "reports already taken are not taken again");
     }
 }
