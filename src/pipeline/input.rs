@@ -220,14 +220,11 @@ impl Input {
         ];
         // Rounded up: a timer never fires early.
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a valid array of two initialised pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
-        if ready == 0 {
+        match crate::os::poll(&mut fds, millis) {
             // The timeout passed.
-            return Ready::Nothing;
-        }
-        if ready < 0 {
-            return after_poll_error(std::io::Error::last_os_error().kind());
+            Ok(0) => return Ready::Nothing,
+            Ok(_) => {}
+            Err(e) => return after_poll_error(e.kind()),
         }
         if fds[1].revents != 0 {
             Ready::Signal
@@ -436,7 +433,6 @@ mod tests {
 
     #[test]
     fn a_signal_meant_for_someone_else_does_not_end_the_wait() {
-        use std::os::unix::thread::JoinHandleExt;
         // A handler for SIGUSR1, so that delivering it interrupts poll (EINTR) instead of
         // killing the test process.
         let delivered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -446,8 +442,7 @@ mod tests {
         // Several times, so that at least one lands while the reader is blocked in poll.
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(20));
-            // SAFETY: the reader thread is alive: it returns only once the line below is written.
-            unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR1) };
+            crate::os::signal_thread(&reader, libc::SIGUSR1).unwrap();
         }
         writer.write_all(b"status\n").unwrap();
         assert_eq!(text(reader.join().unwrap()), "status\n");

@@ -4,8 +4,9 @@
 use super::book::{crosses, Book, LEVELS};
 use super::config::SimConfig;
 use super::error::{SimError, SimStoreError};
+use super::records::{SimOrder, Trade};
 use super::store::{MutationIn, MutationOut, PriceRecord, SnapshotIn, SnapshotOut, Store};
-use crate::domain::money::{round_down_to_step, Decimal};
+use crate::domain::money::{is_multiple_of_step, round_down_to_step, round_up_to_step, Decimal};
 use crate::domain::order::{ExchangeOrderType, ExchangeStatus, Fill, OrderReport, Side};
 use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Balance, BookTicker, NewOrder};
@@ -56,32 +57,6 @@ pub enum SimReplaced {
 pub enum OrderRef<'a> {
     ClientOrderId(&'a str),
     OrderId(i64),
-}
-
-/// One trade of the account (`GET /api/v3/myTrades`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Trade {
-    pub id: i64,
-    pub order_id: i64,
-    pub symbol: String,
-    pub price: Decimal,
-    pub qty: Decimal,
-    pub quote_qty: Decimal,
-    pub commission: Decimal,
-    pub commission_asset: String,
-    pub time_ms: i64,
-    pub is_buyer: bool,
-    pub is_maker: bool,
-}
-
-/// An order as the exchange keeps it: its report (without fills) plus what the matching needs.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SimOrder {
-    pub report: OrderReport,
-    /// Balance still locked for the order: quote for a buy, base for a sell.
-    pub locked: Decimal,
-    /// A stop whose trigger has been crossed (it now works as a market or limit order).
-    pub triggered: bool,
 }
 
 struct Market {
@@ -144,22 +119,6 @@ pub(crate) fn now_ms() -> i64 {
 
 fn dec(text: &str) -> Decimal {
     text.parse().unwrap_or(Decimal::ZERO)
-}
-
-/// `value` is a whole number of `step`s (a zero step means no rule).
-fn is_multiple(value: Decimal, step: Decimal) -> bool {
-    step.is_zero() || value.checked_rem(step).is_some_and(|r| r.is_zero())
-}
-
-/// Rounds up to a whole number of `step`s.
-fn round_up_to_step(value: Decimal, step: Decimal) -> Decimal {
-    if step.is_zero() {
-        return value;
-    }
-    match value.checked_div(step) {
-        Some(steps) => steps.ceil() * step,
-        None => value,
-    }
 }
 
 struct Spec {
@@ -316,7 +275,7 @@ fn check_price(rules: &SymbolRules, price: Decimal) -> Result<(), SimError> {
     let ok = price > Decimal::ZERO
         && (rules.min_price.is_zero() || price >= rules.min_price)
         && (rules.max_price.is_zero() || price <= rules.max_price)
-        && is_multiple(price, rules.tick_size);
+        && is_multiple_of_step(price, rules.tick_size);
     if ok {
         Ok(())
     } else {
@@ -328,7 +287,7 @@ fn check_lot(rules: &SymbolRules, qty: Decimal) -> Result<(), SimError> {
     let ok = qty > Decimal::ZERO
         && qty >= rules.min_qty
         && (rules.max_qty.is_zero() || qty <= rules.max_qty)
-        && is_multiple(qty, rules.step_size);
+        && is_multiple_of_step(qty, rules.step_size);
     if ok {
         Ok(())
     } else {
@@ -1319,10 +1278,6 @@ impl Simulator {
 mod tests {
     use super::*;
 
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn an_unsupported_order_type_is_refused_in_binance_words() {
         use ExchangeOrderType::*;
@@ -1339,21 +1294,5 @@ mod tests {
             let e = type_not_supported(order_type);
             assert_eq!((e.code, e.msg), (-2010, format!("{name} orders are not supported for this symbol.")));
         }
-    }
-
-    #[test]
-    fn rounding_up_to_a_step_takes_the_next_whole_step() {
-        assert_eq!(round_up_to_step(d("65065.001"), d("0.01")), d("65065.01"));
-        assert_eq!(round_up_to_step(d("65065.00"), d("0.01")), d("65065.00"));
-    }
-
-    #[test]
-    fn rounding_up_to_a_zero_step_keeps_the_value() {
-        assert_eq!(round_up_to_step(d("65065.001"), Decimal::ZERO), d("65065.001"));
-    }
-
-    #[test]
-    fn rounding_up_a_value_too_large_to_count_in_steps_keeps_the_value() {
-        assert_eq!(round_up_to_step(Decimal::MAX, d("0.01")), Decimal::MAX);
     }
 }

@@ -1,14 +1,15 @@
 //! Exchange I/O stage: owns the gateway, the open positions and our resting orders.
 //!
-//! Receives submissions, cancel-all and queries from intake, and verified fills from verify;
-//! sends executions to verify and records to persist. It places and verifies orders, protects
-//! every filled entry with a stop-loss, releases the stops a sell needs (the last one in the
-//! sell's own cancel-replace) and re-protects what a sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
-//! outcome is resolved by querying the client order id, never by resending blindly.
+//! Receives submissions, cancel-all and queries from intake, and verified fills back from the
+//! record stage; sends executions to the record stage and records to persist. It places and
+//! verifies orders, protects every filled entry with a stop-loss, releases the stops a sell
+//! needs (the last one in the sell's own cancel-replace) and re-protects what a sell leaves.
+//! Every outcome is classified: accepted, rejected, or unknown — and an unknown outcome is
+//! resolved by querying the client order id, never by resending blindly.
 
 use super::account::{account_event, tilt_event, Account};
 use super::guard::{ExchangeGuard, GuardChange};
-use super::msg::{Execution, FromVerify, Query, Submission, ToExchange, ToPersist, ToVerify};
+use super::msg::{Execution, FromRecord, Query, Submission, ToExchange, ToPersist, ToRecord};
 use super::slots::AlgoSlots;
 use super::Rules;
 use crate::domain::ids::IdGen;
@@ -17,7 +18,7 @@ use crate::domain::money::Decimal;
 use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes, Replaced};
 use crossbeam_channel::{never, Receiver, Sender};
@@ -149,7 +150,7 @@ pub struct ExchangeIo {
     stop_loss_attempts: u32,
     /// Records for persist and events for stdout (held while a sell is on its way).
     out: Outbox,
-    to_verify: Sender<ToVerify>,
+    to_record: Sender<ToRecord>,
     /// Positions not closed, by id (oldest first).
     positions: BTreeMap<i64, Position>,
     /// Our orders resting on the exchange (stop-losses), by client order id.
@@ -158,10 +159,10 @@ pub struct ExchangeIo {
     released_stop: Option<OrderReport>,
     /// Positions a sell in flight takes, by the sell's client order id.
     allocations: HashMap<String, Vec<position::Allocation>>,
-    /// Executions sent to verify and not yet answered.
-    in_verify: usize,
+    /// Executions sent to the record stage and not yet answered.
+    in_record: usize,
     /// Of those, the exits (their realized P&L is not booked yet).
-    exits_in_verify: usize,
+    exits_in_record: usize,
     /// Orders whose placement outcome is still unknown.
     unresolved: Vec<Unresolved>,
     /// Unprotected positions: when their next protection attempt is due, and the last wait.
@@ -183,7 +184,7 @@ impl ExchangeIo {
         guard: Arc<ExchangeGuard>,
         config: &crate::config::Config,
         bus: Bus,
-        to_verify: Sender<ToVerify>,
+        to_record: Sender<ToRecord>,
         to_persist: Sender<ToPersist>,
     ) -> ExchangeIo {
         // Positions and resting orders come from `reconcile`, checked against the exchange.
@@ -210,13 +211,13 @@ impl ExchangeIo {
             stop_settings: config.stop_settings(),
             stop_loss_attempts: config.stop_loss_attempts.max(1),
             out: Outbox::new(bus, to_persist),
-            to_verify,
+            to_record,
             positions,
             resting: HashMap::new(),
             released_stop: None,
             allocations: HashMap::new(),
-            in_verify: 0,
-            exits_in_verify: 0,
+            in_record: 0,
+            exits_in_record: 0,
             unresolved: Vec::new(),
             reprotect: BTreeMap::new(),
             resolve_schedule: RESOLVE_SCHEDULE,
@@ -231,8 +232,8 @@ impl ExchangeIo {
 
     /// Runs until intake hangs up and nothing is left in flight (every command through the
     /// queue; the engine shares the stage with intake instead, see [`inline`]).
-    pub fn run(self, from_intake: Receiver<ToExchange>, from_verify: Receiver<FromVerify>) {
-        inline::run(inline::Shared::new(self, from_verify), from_intake)
+    pub fn run(self, from_intake: Receiver<ToExchange>, from_record: Receiver<FromRecord>) {
+        inline::run(inline::Shared::new(self, from_record), from_intake)
     }
 
     /// `GET /api/v3/account` into the account state and the database.
@@ -253,38 +254,38 @@ impl ExchangeIo {
         }
     }
 
-    /// Waits until every execution sent to verify has come back and been acted on.
-    fn drain(&mut self, from_verify: &Receiver<FromVerify>) {
-        while self.in_verify > 0 {
-            match from_verify.recv() {
-                Ok(reply) => self.on_verified(reply),
+    /// Waits until every execution sent to the record stage has come back and been acted on.
+    fn drain(&mut self, from_record: &Receiver<FromRecord>) {
+        while self.in_record > 0 {
+            match from_record.recv() {
+                Ok(reply) => self.on_recorded(reply),
                 Err(_) => break,
             }
         }
     }
 
-    fn on_intake(&mut self, msg: ToExchange, from_verify: &Receiver<FromVerify>) {
+    fn on_intake(&mut self, msg: ToExchange, from_record: &Receiver<FromRecord>) {
         match msg {
             ToExchange::Submit(submission) => {
                 // A sell closes positions: the entries before it must have opened theirs. An
                 // entry checks the day's losses: the exits before it must have booked theirs.
-                if submission.order.side == Side::Sell || self.exits_in_verify > 0 {
-                    self.drain(from_verify);
+                if submission.order.side == Side::Sell || self.exits_in_record > 0 {
+                    self.drain(from_record);
                 }
                 self.submit(*submission)
             }
             ToExchange::CancelAll => {
                 // Entries in flight get their stop first, and then it is cancelled with the rest.
-                self.drain(from_verify);
+                self.drain(from_record);
                 self.cancel_all();
             }
             ToExchange::Query(query) => {
-                self.drain(from_verify);
+                self.drain(from_record);
                 self.forward_query(query);
             }
             ToExchange::Reprotect => {
                 // `resume`: every position left without a stop (by `halt`, say) is protected now.
-                self.drain(from_verify);
+                self.drain(from_record);
                 let now = Instant::now();
                 let unprotected: Vec<i64> = self
                     .positions
@@ -300,8 +301,8 @@ impl ExchangeIo {
         }
     }
 
-    /// After a drain, verify has written everything it was given, so a query sent straight to
-    /// persist now queues behind every record of every order before it.
+    /// After a drain, the record stage has written everything it was given, so a query sent
+    /// straight to persist now queues behind every record of every order before it.
     fn forward_query(&mut self, query: Query) {
         if let Query::Account { confirm } = query {
             if self.balances_dirty {
@@ -337,7 +338,7 @@ impl ExchangeIo {
         }
     }
 
-    /// Sends one order and queries its real fill; the execution goes to verify.
+    /// Sends one order and queries its real fill; the execution goes to the record stage.
     fn place_and_verify(&mut self, submission: Submission) {
         let Submission { mut order, mut timing } = submission;
         // A sell frees the coins its positions' stops lock; the last stop goes in the sell's
@@ -394,12 +395,13 @@ impl ExchangeIo {
                 // A placement answered by a query (an unknown outcome) carries no trades.
                 self.complete_fills(&mut order);
                 timing.queried_at = Some(Instant::now());
-                super::verify::assess(&mut order, &mut timing);
+                super::record::assess(&mut order, &mut timing);
                 self.book_released_stop();
                 // The fill's line goes to stdout from this thread, before the stop-loss is sent
-                // (verify hands the order back for that) and before any record reaches persist.
+                // (the record stage hands the order back for that) and before any record
+                // reaches persist.
                 let submitted = Event::new(
-                    "order_submitted",
+                    EventKind::OrderSubmitted,
                     format!(
                         "{} {} {} {} sent (exchange id {})",
                         order.order_id,
@@ -416,14 +418,14 @@ impl ExchangeIo {
                 .money("quantity", order.quantity)
                 .field("exchange_status", report.status.as_str());
                 let latency = super::OrderLatency::of(&timing);
-                let filled = super::verify::fill_event(&order, verification_error.as_deref(), &latency);
+                let filled = super::record::fill_event(&order, verification_error.as_deref(), &latency);
                 self.out.release_with(vec![submitted, filled]);
-                self.in_verify += 1;
+                self.in_record += 1;
                 if order.side == Side::Sell {
-                    self.exits_in_verify += 1;
+                    self.exits_in_record += 1;
                 }
                 let execution = Execution { order, timing, verification_error, announced: true };
-                let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
+                let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
             }
             Err(PlaceFailure::Failed(error)) => {
                 let reason = error.to_string();
@@ -445,7 +447,7 @@ impl ExchangeIo {
                 self.persist_order(&order);
                 self.out.announce(
                     Event::new(
-                        "order_unknown",
+                        EventKind::OrderUnknown,
                         format!(
                             "{} outcome unknown after {} queries: {reason}; stays PENDING",
                             order.order_id,
@@ -487,20 +489,20 @@ impl ExchangeIo {
                     u.order.reason = None;
                     self.out.announce(
                         Event::new(
-                            "order_resolved",
+                            EventKind::OrderResolved,
                             format!("{} outcome known: {}", u.order.order_id, report.status.as_str()),
                         )
                         .order(u.order.order_id, &u.order.client_order_id)
                         .field("exchange_status", report.status.as_str()),
                     );
                     u.timing.queried_at = Some(Instant::now());
-                    self.in_verify += 1;
+                    self.in_record += 1;
                     if u.order.side == Side::Sell {
-                        self.exits_in_verify += 1;
+                        self.exits_in_record += 1;
                     }
                     let execution =
                         Execution { order: u.order, timing: u.timing, verification_error: None, announced: false };
-                    let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
+                    let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
                     continue;
                 }
                 Err(e) if e.is_no_such_order() => u.absent += 1,
@@ -584,7 +586,7 @@ impl ExchangeIo {
         self.persist_order(order);
         self.out.announce(
             Event::new(
-                "order_rejected",
+                EventKind::OrderRejected,
                 format!(
                     "{} {} {} {} refused: {rule}: {message}",
                     order.order_id,
@@ -604,7 +606,7 @@ impl ExchangeIo {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
-        self.out.announce(Event::order_ended("order_failed", order, reason));
+        self.out.announce(Event::order_ended(EventKind::OrderFailed, order, reason));
     }
 
     /// Places with the retry policy: -1021 is retried by the gateway; "never sent" is retried;
@@ -632,7 +634,7 @@ impl ExchangeIo {
                     }
                     self.out.announce(
                         Event::new(
-                            "rate_limited",
+                            EventKind::RateLimited,
                             format!(
                                 "{} waits {:.1} s for the exchange's rate limit: {msg}",
                                 request.client_order_id,
@@ -678,14 +680,14 @@ impl ExchangeIo {
                     retry_in.as_secs()
                 );
                 self.out.announce(
-                    Event::new("circuit_breaker", text)
+                    Event::new(EventKind::CircuitBreaker, text)
                         .field("state", "OPEN")
                         .field("failures", failures)
                         .field("retry_in_s", retry_in.as_secs()),
                 )
             }
             Some(GuardChange::BreakerClosed) => self.out.announce(
-                Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again")
+                Event::new(EventKind::CircuitBreaker, "circuit breaker CLOSED: the exchange answers again")
                     .field("state", "CLOSED"),
             ),
             None => {}
@@ -718,12 +720,12 @@ impl ExchangeIo {
         Err(PlaceFailure::Unresolved(last_error))
     }
 
-    fn on_verified(&mut self, reply: FromVerify) {
-        let FromVerify::Verified(execution) = reply;
-        self.in_verify = self.in_verify.saturating_sub(1);
+    fn on_recorded(&mut self, reply: FromRecord) {
+        let FromRecord::Recorded(execution) = reply;
+        self.in_record = self.in_record.saturating_sub(1);
         let order = execution.order;
         if order.side == Side::Sell {
-            self.exits_in_verify = self.exits_in_verify.saturating_sub(1);
+            self.exits_in_record = self.exits_in_record.saturating_sub(1);
         }
         if order.filled_quantity > Decimal::ZERO {
             self.balances_dirty = true;
@@ -803,7 +805,7 @@ impl ExchangeIo {
                 position.updated_at_us = now_us();
                 self.out.announce(
                     Event::new(
-                        "position_dust",
+                        EventKind::PositionDust,
                         format!(
                             "position {}: {quantity} {} is too small to sell or protect; left alone as DUST",
                             position.position_id, position.symbol
@@ -860,7 +862,7 @@ impl ExchangeIo {
                     self.persist_order(&stop);
                     self.out.announce(
                         Event::new(
-                            "stop_loss_placed",
+                            EventKind::StopLossPlaced,
                             format!(
                                 "position {}: stop-loss {} {} {} at {}{} ({})",
                                 position.position_id,
@@ -911,7 +913,7 @@ impl ExchangeIo {
         );
         self.out.announce(
             Event::new(
-                "stop_loss_failed",
+                EventKind::StopLossFailed,
                 format!(
                     "position {} ({} {}) is UNPROTECTED: {last_reason}; trying again in {} s",
                     position.position_id,
@@ -994,7 +996,7 @@ impl ExchangeIo {
         exit.expected_price = Some(stop_price);
         self.out.announce(
             Event::new(
-                "emergency_exit",
+                EventKind::EmergencyExit,
                 format!(
                     "position {}: {reason} (stop {stop_price}); selling {} {} at market now",
                     position.position_id, position.quantity, position.symbol
@@ -1026,7 +1028,7 @@ impl ExchangeIo {
                 self.schedule_reprotect(position.position_id);
                 self.out.announce(
                     Event::new(
-                        "stop_loss_failed",
+                        EventKind::StopLossFailed,
                         format!("position {} is UNPROTECTED: emergency exit failed: {failure}", position.position_id),
                     )
                     .order(exit.order_id, &exit.client_order_id)
@@ -1159,7 +1161,7 @@ impl ExchangeIo {
             position.closed_at_us = Some(position.updated_at_us);
             self.out.announce(
                 Event::new(
-                    "position_closed",
+                    EventKind::PositionClosed,
                     format!(
                         "position {} {} closed at {exit_price}, realized P&L {}",
                         position.position_id,
@@ -1223,7 +1225,7 @@ impl ExchangeIo {
         log::warn!("cancel-all: cancelled {cancelled} open orders on {:?}", cancelled_symbols);
         self.out.announce(
             Event::new(
-                "cancel_all",
+                EventKind::CancelAll,
                 if cancelled == 0 {
                     "cancel-all: no open orders".to_string()
                 } else {
@@ -1255,7 +1257,7 @@ impl ExchangeIo {
                 Err(ExchangeError::RateLimited { retry_after, msg, .. }) => {
                     self.out.announce(
                         Event::new(
-                            "rate_limited",
+                            EventKind::RateLimited,
                             format!(
                                 "{what} waits {:.1} s for the exchange's rate limit: {msg}",
                                 retry_after.as_secs_f64()
