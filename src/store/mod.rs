@@ -37,7 +37,14 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Sqlite(e) => Some(e),
+            StoreError::Corrupt(_) => None,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -732,6 +739,13 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         store.write_batch(&[Write::Order(&order(1))]).unwrap();
         assert_eq!(store.begin_run(1_000).unwrap(), HistoryScan::Everything);
+    }
+
+    #[test]
+    fn a_database_error_keeps_sqlites_error_as_its_source() {
+        let e = StoreError::from(rusqlite::Error::InvalidQuery);
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(std::error::Error::source(&StoreError::Corrupt("x".into())).is_none());
     }
 
     #[test]
