@@ -4,7 +4,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use genesis::domain::command;
 use genesis::domain::money::{average_price, round_down_to_step, slippage_percent, Decimal};
 use genesis::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
-use genesis::events::Event;
+use genesis::events::{Event, EventKind};
 use genesis::exchange::binance::sign::{Secret, Signer};
 use genesis::exchange::binance::user_data;
 use genesis::exchange::sim::{SimConfig, SimGateway, Simulator};
@@ -134,21 +134,22 @@ fn persistence(c: &mut Criterion) {
 
 /// The stdout writer's work per event in `--json` mode, on an `order_filled` with its usual fields.
 fn event_lines(c: &mut Criterion) {
-    let event = Event::new("order_filled", "1 BUY 0.001 BTCUSDT filled at 65000.01 (expected 65000, slippage 0.00%)")
-        .order(1, "gabc123-E1")
-        .field("symbol", "BTCUSDT")
-        .field("side", "BUY")
-        .field("status", "FILLED")
-        .money("quantity", d("0.001"))
-        .money("filled_quantity", d("0.001"))
-        .money("avg_price", d("65000.01"))
-        .money("expected_price", d("65000"))
-        .money("slippage_percent", d("0.0000153846"))
-        .money("commission", d("0.000001"))
-        .field("commission_asset", "BTC")
-        .field("latency_ms", 0.021)
-        .field("exchange_order_id", 4293153)
-        .field("stages_us", serde_json::json!({"intake": 3, "sign": 0, "round_trip": 11, "total": 21}));
+    let event =
+        Event::new(EventKind::OrderFilled, "1 BUY 0.001 BTCUSDT filled at 65000.01 (expected 65000, slippage 0.00%)")
+            .order(1, "gabc123-E1")
+            .field("symbol", "BTCUSDT")
+            .field("side", "BUY")
+            .field("status", "FILLED")
+            .money("quantity", d("0.001"))
+            .money("filled_quantity", d("0.001"))
+            .money("avg_price", d("65000.01"))
+            .money("expected_price", d("65000"))
+            .money("slippage_percent", d("0.0000153846"))
+            .money("commission", d("0.000001"))
+            .field("commission_asset", "BTC")
+            .field("latency_ms", 0.021)
+            .field("exchange_order_id", 4293153)
+            .field("stages_us", serde_json::json!({"intake": 3, "sign": 0, "round_trip": 11, "total": 21}));
     c.bench_function("an order_filled event as its JSON line", |b| b.iter(|| black_box(&event).to_json_line()));
 }
 

@@ -132,8 +132,9 @@ pub struct Cli {
     /// Balances are synced from the exchange at start, after fills and this often, seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub balance_sync_secs: u64,
-    /// Pin the order path (intake, exchange I/O, verify) to one core and background threads to
-    /// another: on, off, or auto (with 2 cores or more).
+    /// Pin the order path (intake, exchange I/O, record) to one core and background threads to
+    /// another: on (a thread that cannot be pinned fails the start), off, or auto (with 2 cores
+    /// or more; a refused pin is only a warning).
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: Pinning,
     /// Exchange I/O busy-waits this long for the next message before blocking; for dedicated
@@ -186,7 +187,8 @@ pub struct Config {
     pub read_timeout: Duration,
     pub quote_refresh: Duration,
     pub max_entry_retry_wait: Duration,
-    pub pin: bool,
+    /// `--pin`; `pipeline::placement` turns it into cores.
+    pub pin: Pinning,
     pub spin: Duration,
     pub sim_latency_us: u64,
     pub sim_slippage_bps: u32,
@@ -361,11 +363,7 @@ impl Config {
             read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
             quote_refresh: Duration::from_millis(cli.quote_refresh_ms.max(10)),
             max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
-            pin: match cli.pin {
-                Pinning::On => true,
-                Pinning::Off => false,
-                Pinning::Auto => std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
-            },
+            pin: cli.pin,
             spin: Duration::from_micros(cli.spin_us),
             sim_latency_us: cli.sim_latency_us,
             sim_slippage_bps: cli.sim_slippage_bps,

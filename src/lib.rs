@@ -3,9 +3,9 @@
 //! ```text
 //!  stdin ─► intake thread: parse · checks · confirm · sign ─► place ─► query ─► verified fill ─► stdout: order_filled
 //!             (runs exchange I/O's stage itself, under its lock)          │  HTTP (ureq) ─► Binance / simulator
-//!                                                                         ├─► verify ─► persist ─► SQLite
+//!                                                                         ├─► record ─► persist ─► SQLite
 //!             exchange I/O's own thread, after the line is out:           │     │
-//!             stop-loss on verify's answer, watch (live tracking),  ◄─────┘─────┘ Verified
+//!             stop-loss on record's answer, watch (live tracking),  ◄─────┘─────┘ Recorded
 //!             re-checks, protection retries, balance syncs, reconcile (start-up)
 //!             events (bus) ──► stdout writer (text or JSON lines), event_log
 //! ```
@@ -17,10 +17,15 @@
 //! Modules in data-flow order: [`config`], [`domain`] (pure model), [`pipeline`] (the stage
 //! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus).
 //! `docs/architecture.md` says what each stage owns and why the shape differs from the sketch.
+//! [`os`] holds every system call that needs `unsafe`; nothing else may use it.
+
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod exchange;
+#[allow(unsafe_code)]
+pub mod os;
 pub mod pipeline;
 pub mod store;

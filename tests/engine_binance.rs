@@ -292,6 +292,10 @@ mod cancel_replace {
         }
     }
 
+    /// These pin the gateway's `cancelReplace` against the server, not an engine's account: the
+    /// stop they place needs coins that no buy of theirs brought.
+    const CANCEL_REPLACE_ACCOUNT: &[&str] = &["--balances", "USDT=100000,BTC=1"];
+
     fn with_stop(server: &Server, stop_qty: &str) -> (BinanceGateway, &'static str) {
         server.set_price("BTCUSDT", "60000.00", "60000.01");
         let mut gateway = server.client();
@@ -311,7 +315,7 @@ mod cancel_replace {
 
     #[test]
     fn releases_a_stop_and_sells_the_coins_it_locked_in_one_request() {
-        let server = Server::start(&[]);
+        let server = Server::start(CANCEL_REPLACE_ACCOUNT);
         let (mut gateway, stop) = with_stop(&server, "1");
         assert_eq!(btc_locked(&mut gateway), d("1"));
         let replaced = gateway.cancel_replace(stop, &market_sell("1", "t-M1")).unwrap();
@@ -325,7 +329,7 @@ mod cancel_replace {
 
     #[test]
     fn an_unknown_order_is_cancel_refused_and_nothing_is_placed() {
-        let server = Server::start(&[]);
+        let server = Server::start(CANCEL_REPLACE_ACCOUNT);
         let mut gateway = server.client();
         let replaced = gateway.cancel_replace("t-gone", &market_sell("0.001", "t-M2")).unwrap();
         assert_eq!(
@@ -339,7 +343,7 @@ mod cancel_replace {
 
     #[test]
     fn a_refused_new_order_is_place_refused_and_the_cancel_stands() {
-        let server = Server::start(&[]);
+        let server = Server::start(CANCEL_REPLACE_ACCOUNT);
         let (mut gateway, stop) = with_stop(&server, "0.5");
         let replaced = gateway.cancel_replace(stop, &market_sell("2", "t-M3")).unwrap();
         let Replaced::PlaceRefused { cancelled, error } = replaced else { panic!("409 expected: {replaced:?}") };
@@ -351,7 +355,7 @@ mod cancel_replace {
 
     #[test]
     fn a_503_after_execution_is_unknown_though_both_parts_happened() {
-        let server = Server::start(&[]);
+        let server = Server::start(CANCEL_REPLACE_ACCOUNT);
         let (mut gateway, stop) = with_stop(&server, "0.5");
         server.fault("cancel-replace:5xx-after-execute");
         let e = gateway.cancel_replace(stop, &market_sell("0.5", "t-M4")).unwrap_err();

@@ -29,6 +29,15 @@ fn buy_is_submitted_filled_verified_and_protected() {
 }
 
 #[test]
+fn with_pinning_required_the_engine_starts_and_an_order_fills() {
+    let work = Workdir::new();
+    let s = run_piped(&work, &["--no-confirm", "--pin", "on"], "buy BTCUSDT 0.001\n");
+    assert!(s.status.success(), "stderr: {}", s.stderr);
+    s.first("ready");
+    assert_eq!(s.first("order_filled")["filled_quantity"], "0.001");
+}
+
+#[test]
 fn each_order_filled_line_comes_before_its_stop_loss_events() {
     let work = Workdir::new();
     let s = run_piped(&work, &["--no-confirm"], "buy BTCUSDT 0.001\nbuy ETHUSDT 0.01\n");

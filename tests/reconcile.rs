@@ -93,7 +93,8 @@ fn an_entry_and_its_stop_the_database_lacks_are_recovered_as_one_protected_posit
 
 #[test]
 fn a_second_live_stop_of_a_position_is_cancelled_at_the_next_start() {
-    let server = Server::start(&[]);
+    // Coins held before: on spot a stop locks its coins, so only these let a second stop exist.
+    let server = Server::start(&["--balances", "USDT=100000,ETH=10"]);
     let work = Workdir::new();
     let first = run(&server, &work, "buy ETHUSDT 0.01\n");
     let placed = first.first("stop_loss_placed");

@@ -177,11 +177,21 @@ fn a_start_reports_the_request_weight_it_used() {
 fn quit_while_start_up_retries_ends_the_engine_cleanly_without_trading() {
     let server = server(&["account:5xx-after-execute x1000"]);
     let work = Workdir::new();
-    let s = run(&server, &work, "buy ETHUSDT 0.01\nquit\n");
+    let s = run(&server, &work, "quit\n");
     assert!(!s.of_kind("reconciling").is_empty());
     s.first("stopped");
     assert!(s.of_kind("ready").is_empty() && s.of_kind("order_submitted").is_empty(), "{:?}", s.kinds());
     assert!(server.orders(&["ETHUSDT"]).is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_script_ending_in_quit_piped_during_start_up_runs_once_the_engine_is_ready() {
+    let server = server(&["account:5xx-after-execute x2"]);
+    let work = Workdir::new();
+    let s = run(&server, &work, "buy ETHUSDT 0.01\nquit\n");
+    assert_eq!(s.of_kind("reconciling").len(), 2);
+    s.first("order_filled");
+    assert!(s.of_kind("stopped").is_empty());
 }
 
 #[test]

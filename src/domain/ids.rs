@@ -1,6 +1,7 @@
 //! Identifiers. Our client order ids carry a prefix fixed per database, so that the engine
 //! can always recognise its own orders on the exchange (start-up reconciliation relies on it).
 
+use super::prng::{mix64, GOLDEN_GAMMA};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Longest client order id Binance accepts (`^[a-zA-Z0-9-_]{1,36}$`).
@@ -35,16 +36,6 @@ pub struct IdGen {
     /// per id (a uuid v4 per order was a `getrandom` call on the order's path).
     random: AtomicU64,
 }
-
-/// SplitMix64's output for counter value `z`: a bijection, so a run never repeats a value.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// SplitMix64's counter step.
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl IdGen {
     /// `prefix` must be short and of `[A-Za-z0-9]`; ids continue after the last stored one.

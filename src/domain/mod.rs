@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod position;
+pub mod prng;
 pub mod risk;
 pub mod symbol;
 pub mod tilt;

@@ -52,18 +52,34 @@ pub fn parse_positive(text: &str) -> Result<Decimal, AmountError> {
     Ok(value)
 }
 
-/// Rounds `value` down to a whole number of `step`s. A zero step means "no rule".
+// Step and tick rounding: the one implementation the engine, the risk rules, the simulator and
+// the exchange server call. A zero step means "no rule". Checked: a value too large to count in
+// steps (only an absurd input gets there) is returned as it is, never a panic; the exchange's
+// filter then refuses it.
+
+/// Rounds `value` toward zero to a whole number of `step`s, normalized (`1.50` → `1.5`).
 pub fn round_down_to_step(value: Decimal, step: Decimal) -> Decimal {
     if step.is_zero() {
         return value;
     }
-    let steps = (value / step).round_dp_with_strategy(0, RoundingStrategy::ToZero);
-    (steps * step).normalize()
+    value
+        .checked_div(step)
+        .and_then(|steps| steps.round_dp_with_strategy(0, RoundingStrategy::ToZero).checked_mul(step))
+        .map_or(value, |rounded| rounded.normalize())
+}
+
+/// Rounds `value` up to a whole number of `step`s, at the step's scale (`65065.001` by `0.01` →
+/// `65065.01`; not normalized, so a price keeps its tick's decimals).
+pub fn round_up_to_step(value: Decimal, step: Decimal) -> Decimal {
+    if step.is_zero() {
+        return value;
+    }
+    value.checked_div(step).and_then(|steps| steps.ceil().checked_mul(step)).unwrap_or(value)
 }
 
 /// True when `value` is a whole number of `step`s (or there is no step rule).
 pub fn is_multiple_of_step(value: Decimal, step: Decimal) -> bool {
-    step.is_zero() || (value % step).is_zero()
+    step.is_zero() || value.checked_rem(step).is_some_and(|r| r.is_zero())
 }
 
 /// `value` reduced by `percent` %, e.g. `below_by_percent(100, 2) == 98`.
@@ -169,6 +185,30 @@ mod tests {
     }
 
     #[test]
+    fn rounding_up_to_a_step_takes_the_next_whole_step() {
+        assert_eq!(round_up_to_step(d("65065.001"), d("0.01")), d("65065.01"));
+        assert_eq!(round_up_to_step(d("65065.00"), d("0.01")), d("65065.00"));
+    }
+
+    #[test]
+    fn rounding_up_to_a_zero_step_keeps_the_value() {
+        assert_eq!(round_up_to_step(d("65065.001"), Decimal::ZERO), d("65065.001"));
+    }
+
+    #[test]
+    fn rounding_keeps_the_steps_scale_up_and_normalizes_down() {
+        assert_eq!(round_up_to_step(d("1.001"), d("0.10")).to_string(), "1.10");
+        assert_eq!(round_down_to_step(d("1.501"), d("0.10")).to_string(), "1.5");
+    }
+
+    #[test]
+    fn a_value_too_large_to_count_in_steps_is_kept_as_it_is() {
+        assert_eq!(round_up_to_step(Decimal::MAX, d("0.01")), Decimal::MAX);
+        assert_eq!(round_down_to_step(Decimal::MAX, d("0.01")), Decimal::MAX);
+        assert_eq!(round_down_to_step(Decimal::MIN, d("0.0000001")), Decimal::MIN);
+    }
+
+    #[test]
     fn multiple_of_step_detects_excess_decimals() {
         assert!(is_multiple_of_step(d("0.001"), d("0.00001")));
         assert!(!is_multiple_of_step(d("0.000001"), d("0.00001")));
@@ -217,5 +257,57 @@ mod tests {
     fn usd_rounds_to_cents() {
         assert_eq!(usd(d("10.005")), d("10.01"));
         assert_eq!(usd(d("-3.333")), d("-3.33"));
+    }
+
+    /// A decimal of up to 18 digits with up to 8 decimals, like exchange amounts.
+    fn amount() -> impl proptest::strategy::Strategy<Value = Decimal> {
+        use proptest::strategy::Strategy;
+        (0i64..1_000_000_000_000_000_000, 0u32..=8).prop_map(|(mantissa, scale)| Decimal::new(mantissa, scale))
+    }
+
+    /// A step of one unit at a power of ten from 10^-8 to 10^2, or 5 of them (Binance's shapes).
+    fn step() -> impl proptest::strategy::Strategy<Value = Decimal> {
+        use proptest::strategy::Strategy;
+        (0u32..=10, proptest::bool::ANY).prop_map(|(exp, five)| {
+            let unit = Decimal::new(if five { 5 } else { 1 }, 0) * Decimal::new(100, 0);
+            unit / Decimal::new(10i64.pow(exp), 0)
+        })
+    }
+
+    proptest::proptest! {
+        /// Down: the largest multiple of the step not above the value.
+        #[test]
+        fn rounding_down_lands_on_the_last_step_at_or_below(value in amount(), step in step()) {
+            let rounded = round_down_to_step(value, step);
+            proptest::prop_assert!(rounded <= value && value - rounded < step, "{value} by {step}: {rounded}");
+            proptest::prop_assert!(is_multiple_of_step(rounded, step));
+        }
+
+        /// Up: the smallest multiple of the step not below the value.
+        #[test]
+        fn rounding_up_lands_on_the_first_step_at_or_above(value in amount(), step in step()) {
+            let rounded = round_up_to_step(value, step);
+            proptest::prop_assert!(rounded >= value && rounded - value < step, "{value} by {step}: {rounded}");
+            proptest::prop_assert!(is_multiple_of_step(rounded, step));
+        }
+
+        /// The checked forms give what the unchecked ones did, wherever those did not overflow.
+        #[test]
+        fn the_checked_rounding_matches_the_plain_arithmetic(value in amount(), step in step()) {
+            let down = ((value / step).round_dp_with_strategy(0, RoundingStrategy::ToZero) * step).normalize();
+            proptest::prop_assert_eq!(round_down_to_step(value, step), down);
+            proptest::prop_assert_eq!(round_up_to_step(value, step).to_string(), ((value / step).ceil() * step).to_string());
+            proptest::prop_assert_eq!(is_multiple_of_step(value, step), (value % step).is_zero());
+        }
+
+        /// No pair of decimals makes step rounding panic.
+        #[test]
+        fn no_input_makes_step_rounding_panic(
+            value in proptest::num::i128::ANY, vs in 0u32..=28, step in proptest::num::i128::ANY, ss in 0u32..=28
+        ) {
+            let clamp = |m: i128| m % (1i128 << 95);
+            let (value, step) = (Decimal::from_i128_with_scale(clamp(value), vs), Decimal::from_i128_with_scale(clamp(step), ss));
+            let _ = (round_down_to_step(value, step), round_up_to_step(value, step), is_multiple_of_step(value, step));
+        }
     }
 }

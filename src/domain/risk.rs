@@ -10,7 +10,7 @@
 //! except that an exit must still meet the symbol's own minimum notional (the exchange would
 //! refuse it anyway).
 
-use super::money::{usd, Decimal};
+use super::money::{round_down_to_step, usd, Decimal};
 use super::order::{OrderRole, Side};
 use super::symbol::SymbolRules;
 use super::tilt::TiltSettings;
@@ -412,17 +412,6 @@ pub fn check_minimum_order(
     ))
 }
 
-/// Rounds down to a whole number of `step`s without overflowing.
-fn floor_to_step(value: Decimal, step: Decimal) -> Decimal {
-    if step <= Decimal::ZERO {
-        return value;
-    }
-    match value.checked_div(step) {
-        Some(steps) => steps.trunc().checked_mul(step).map(|v| v.normalize()).unwrap_or(value),
-        None => value,
-    }
-}
-
 /// The largest entry quantity within the 5 % rule at `price`, rounded down to the step size
 /// (and capped at the symbol's maximum quantity). Refused when that is below the minimum
 /// order, the symbol's minimum notional or its minimum quantity.
@@ -444,7 +433,7 @@ pub fn size_entry(
     if rules.max_qty > Decimal::ZERO {
         quantity = quantity.min(rules.max_qty);
     }
-    let quantity = floor_to_step(quantity, rules.step_size);
+    let quantity = round_down_to_step(quantity, rules.step_size);
     let notional = quantity.checked_mul(price).unwrap_or(Decimal::MAX);
     let within = format!(
         "the largest {symbol} entry within {}% of equity {} {quote} is {quantity}",

@@ -14,12 +14,19 @@
 //! stalls the order path; what the writer cannot show in time is counted and reported as before
 //! (the event log has every event).
 
-use super::{Event, Format};
+use super::event::Event;
 use parking_lot::Mutex;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Output format of stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 /// The most the order path writes at once: what a pipe takes in one write, whole.
 const MAX_DIRECT: usize = libc::PIPE_BUF;
@@ -101,14 +108,14 @@ impl Sink {
 /// True when a write to `file` does not wait now.
 fn writable(file: &File) -> bool {
     let mut fd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-    // SAFETY: one valid pollfd, a zero timeout.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 1 && fd.revents & libc::POLLOUT != 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) == 0
+    let ready = crate::os::poll(std::slice::from_mut(&mut fd), 0);
+    ready.is_ok_and(|n| n == 1) && fd.revents & libc::POLLOUT != 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventKind;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
 
@@ -173,7 +180,7 @@ mod tests {
 
     #[test]
     fn lines_render_in_the_sinks_format() {
-        let event = Event::new("ready", "up");
+        let event = Event::new(EventKind::Ready, "up");
         let mut json = Vec::new();
         Sink::queued_only(Format::Json).render(&event, &mut json);
         assert!(json.starts_with(b"{") && json.ends_with(b"}\n"));

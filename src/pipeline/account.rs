@@ -5,6 +5,7 @@
 use crate::domain::money::Decimal;
 use crate::domain::risk::{self, DailyPnl, RiskLimits, RiskRefusal, Tier};
 use crate::domain::tilt::{TiltChange, TiltGuard, TiltStatus};
+use crate::events::EventKind;
 use crate::exchange::{Balance, Quotes};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -143,7 +144,7 @@ pub fn tilt_event(change: &TiltChange) -> crate::events::Event {
     use crate::domain::format_ts;
     match change {
         TiltChange::Cooldown { until_us, reason } => crate::events::Event::new(
-            "tilt_changed",
+            EventKind::TiltChanged,
             format!(
                 "tilt guard: cooldown until {} ({reason}); new entries need an explicit confirmation",
                 format_ts(*until_us)
@@ -153,7 +154,7 @@ pub fn tilt_event(change: &TiltChange) -> crate::events::Event {
         .field("until", format_ts(*until_us))
         .field("reason", reason.as_str()),
         TiltChange::Calm { .. } => {
-            crate::events::Event::new("tilt_changed", "tilt guard: cooldown over").field("state", "CALM")
+            crate::events::Event::new(EventKind::TiltChanged, "tilt guard: cooldown over").field("state", "CALM")
         }
     }
 }
@@ -184,7 +185,7 @@ pub fn account_event(account: &Account, quotes: &dyn Quotes, confirm: bool) -> c
         held.iter().map(|b| format!("{} {}", b.asset, (b.free + b.locked).normalize())).collect();
     let quote = &account.quote_asset;
     crate::events::Event::new(
-        "account",
+        EventKind::Account,
         format!(
             "tier {}, confirmations {}, equity {equity} {quote}, realized today {} {quote} (limit -{limit}), tilt {tilt_text}; balances: {}",
             account.tier.as_str(),

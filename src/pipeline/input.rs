@@ -124,13 +124,17 @@ impl Input {
         }
     }
 
-    /// True when a complete line read ahead says `quit` (or `exit`).
+    /// True when the first command read ahead (blank and comment lines aside) is `quit` (or
+    /// `exit`). Commands before a `quit` are the user's to run first: commands run in the order
+    /// typed, so a piped script ending in `quit` runs once the engine is ready.
     fn quit_is_waiting(&self) -> bool {
         use crate::domain::command::{parse, Command};
         let waiting = &self.buffer[self.start..self.end];
         let complete = waiting.iter().rposition(|&b| b == b'\n').map_or(&waiting[..0], |at| &waiting[..at]);
-        let last = if self.closed { waiting } else { complete };
-        last.split(|&b| b == b'\n').any(|line| matches!(parse(&String::from_utf8_lossy(line)), Ok(Some(Command::Quit))))
+        let lines = if self.closed { waiting } else { complete };
+        let mut commands = lines.split(|&b| b == b'\n').map(|line| parse(&String::from_utf8_lossy(line)));
+        let first = commands.find(|parsed| parsed != &Ok(None));
+        matches!(first, Some(Ok(Some(Command::Quit))))
     }
 
     /// A complete line from the buffer, stamped now.
@@ -216,14 +220,11 @@ impl Input {
         ];
         // Rounded up: a timer never fires early.
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a valid array of two initialised pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
-        if ready == 0 {
+        match crate::os::poll(&mut fds, millis) {
             // The timeout passed.
-            return Ready::Nothing;
-        }
-        if ready < 0 {
-            return after_poll_error(std::io::Error::last_os_error().kind());
+            Ok(0) => return Ready::Nothing,
+            Ok(_) => {}
+            Err(e) => return after_poll_error(e.kind()),
         }
         if fds[1].revents != 0 {
             Ready::Signal
@@ -363,8 +364,16 @@ mod tests {
     #[test]
     fn a_quit_line_typed_during_start_up_asks_to_stop() {
         let (mut input, mut writer, _signals) = pipe_input();
-        writer.write_all(b"status\nquit\n").unwrap();
+        writer.write_all(b"\n# done\nquit\n").unwrap();
         assert!(input.wait_for_stop(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_quit_after_other_commands_waits_for_them_to_run() {
+        let (mut input, mut writer, _signals) = pipe_input();
+        writer.write_all(b"buy BTCUSDT 0.001\nquit\n").unwrap();
+        assert!(!input.wait_for_stop(Duration::from_millis(20)));
+        assert_eq!(text(input.next(Duration::from_secs(1))), "buy BTCUSDT 0.001\n");
     }
 
     #[test]
@@ -424,7 +433,6 @@ mod tests {
 
     #[test]
     fn a_signal_meant_for_someone_else_does_not_end_the_wait() {
-        use std::os::unix::thread::JoinHandleExt;
         // A handler for SIGUSR1, so that delivering it interrupts poll (EINTR) instead of
         // killing the test process.
         let delivered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -434,8 +442,7 @@ mod tests {
         // Several times, so that at least one lands while the reader is blocked in poll.
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(20));
-            // SAFETY: the reader thread is alive: it returns only once the line below is written.
-            unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR1) };
+            crate::os::signal_thread(&reader, libc::SIGUSR1).unwrap();
         }
         writer.write_all(b"status\n").unwrap();
         assert_eq!(text(reader.join().unwrap()), "status\n");

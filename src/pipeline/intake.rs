@@ -20,7 +20,7 @@ use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
 use crate::domain::risk::{self, Intent, OrderPath, RiskRefusal};
 use crate::domain::symbol::SymbolRules;
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crate::exchange::Quotes;
 use crossbeam_channel::Sender;
 use std::collections::VecDeque;
@@ -132,7 +132,7 @@ impl Intake {
                 }
                 Wake::Signal => {
                     self.bus.publish(Event::new(
-                        "shutting_down",
+                        EventKind::ShuttingDown,
                         "signal received: no more commands; finishing the orders in flight (a second signal exits at once)",
                     ));
                     break;
@@ -238,15 +238,20 @@ impl Intake {
                 self.account.set_halted(true);
                 let _ = self.to_persist.send(ToPersist::Setting { key: "halted", value: "on".into() });
                 self.bus.publish(
-                    Event::new("halted", "HALTED: cancelling every open order; new entries refused until resume")
-                        .field("halted", true),
+                    Event::new(
+                        EventKind::Halted,
+                        "HALTED: cancelling every open order; new entries refused until resume",
+                    )
+                    .field("halted", true),
                 );
                 self.cancel_everything("halt")
             }
             Command::Resume => {
                 self.account.set_halted(false);
                 let _ = self.to_persist.send(ToPersist::Setting { key: "halted", value: "off".into() });
-                self.bus.publish(Event::new("resumed", "resumed: new entries allowed again").field("halted", false));
+                self.bus.publish(
+                    Event::new(EventKind::Resumed, "resumed: new entries allowed again").field("halted", false),
+                );
                 // What the halt left unprotected gets its stop-loss again.
                 self.send(ToExchange::Reprotect).map_err(Refusal::Input)
             }
@@ -256,12 +261,13 @@ impl Intake {
                 self.confirm = on;
                 let value = if on { "on" } else { "off" };
                 let _ = self.to_persist.send(ToPersist::Setting { key: "confirm", value: value.to_string() });
-                self.bus
-                    .publish(Event::new("confirm_set", format!("confirmation {value} (saved)")).field("confirm", on));
+                self.bus.publish(
+                    Event::new(EventKind::ConfirmSet, format!("confirmation {value} (saved)")).field("confirm", on),
+                );
                 Ok(())
             }
             Command::Help => {
-                self.bus.publish(Event::new("help", command::HELP).field("commands", command::HELP));
+                self.bus.publish(Event::new(EventKind::Help, command::HELP).field("commands", command::HELP));
                 Ok(())
             }
             Command::Quit => return false,
@@ -273,7 +279,7 @@ impl Intake {
             Err(Refusal::Input(message)) => self.bus.error(format!("line {}: {message}{halted}", line.number)),
             Err(Refusal::Risk(refusal)) => self.bus.publish(
                 Event::new(
-                    "order_rejected",
+                    EventKind::OrderRejected,
                     format!("line {}: {} refused: {}{halted}", line.number, refusal.rule.as_str(), refusal.message),
                 )
                 .field("rule", refusal.rule.as_str())
@@ -302,7 +308,7 @@ impl Intake {
         self.rules_of(symbol)?;
         self.quotes.set_price(symbol, bid, ask).map_err(Refusal::Input)?;
         self.bus.publish(
-            Event::new("price_set", format!("{symbol} bid {bid} ask {ask}"))
+            Event::new(EventKind::PriceSet, format!("{symbol} bid {bid} ask {ask}"))
                 .field("symbol", symbol)
                 .money("bid", bid)
                 .money("ask", ask),
@@ -494,7 +500,7 @@ impl Intake {
         let stop_text = if first.side == Side::Buy { format!(", stop-loss at {stop_price}") } else { String::new() };
         let tilt_text = if tilted { " [tilt cooldown: explicit confirmation required]" } else { "" };
         let mut event = Event::new(
-            "confirm_request",
+            EventKind::ConfirmRequest,
             format!(
                 "confirm {id}: {} {total} {}{slices} at ~{expected} = {notional} {}{stop_text}{tilt_text} — answer y/n (or confirm {id} / reject {id}) within {} s",
                 first.side.as_str(),
@@ -541,7 +547,7 @@ impl Intake {
         for mut order in orders {
             let _ = order.apply_event(LifecycleEvent::Cancelled, Some(reason.to_string()), now_us());
             let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
-            self.bus.publish(Event::order_ended("order_cancelled", &order, reason));
+            self.bus.publish(Event::order_ended(EventKind::OrderCancelled, &order, reason));
         }
     }
 }
@@ -621,7 +627,7 @@ mod tests {
 
     impl Outputs {
         fn kinds(&self) -> Vec<&'static str> {
-            self.events.iter().map(|e| e.kind).collect()
+            self.events.iter().map(|e| e.kind.as_str()).collect()
         }
 
         fn first(&self, kind: &str) -> &Event {

@@ -3,11 +3,11 @@
 //! Set-up: open the store, connect the gateway, load the symbols' rules and what the database
 //! knows (positions, resting orders), spawn the stages. Run: intake reads a line and runs it
 //! through exchange I/O on its own thread, up to the fill's line on stdout (the order path runs
-//! to completion there); then verify → exchange I/O's thread (stop-loss) → persist; events flow
+//! to completion there); then record → exchange I/O's thread (stop-loss) → persist; events flow
 //! from every stage to the stdout writer.
 //! Shutdown is a drop cascade: end of input (or `quit`) ends intake, which drops its sender;
 //! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
-//! its senders; verify and persist drain and stop; the writer flushes.
+//! its senders; record and persist drain and stop; the writer flushes.
 
 pub mod account;
 pub mod exchange_io;
@@ -16,15 +16,16 @@ pub mod input;
 pub mod intake;
 pub mod msg;
 pub mod persist;
+pub mod placement;
+pub mod record;
 pub mod slots;
 pub mod startup;
 pub mod stats;
-pub mod verify;
 
 use crate::config::{Config, ExchangeKind};
 use crate::domain::ids::IdGen;
 use crate::domain::symbol::SymbolRules;
-use crate::events::{self, Bus, Event, Format};
+use crate::events::{self, Bus, Event, EventKind, Format};
 use crate::exchange::binance::stream::StreamConfig;
 use crate::exchange::{Connected, ExchangeError};
 use crate::store::{Store, StoreError};
@@ -132,12 +133,12 @@ impl OrderLatency {
 /// The gateway and the quote source for the configured exchange; its reads go through `reads`.
 fn connect(
     config: &Config,
-    background_core: Option<core_affinity::CoreId>,
+    placement: &placement::Placement,
     reads: &mut startup::StartupReads<'_>,
 ) -> Result<Connected, RunError> {
     match config.exchange {
         ExchangeKind::Sim => crate::exchange::sim::connect_embedded(config).map_err(RunError::Config),
-        ExchangeKind::Binance => connect_binance(config, background_core, reads),
+        ExchangeKind::Binance => connect_binance(config, placement, reads),
     }
 }
 
@@ -160,10 +161,10 @@ impl From<exchange_io::reconcile::ReconcileError> for RunError {
 }
 
 /// Keys come from the environment only, so they never sit in a shell history or `ps`. The quote
-/// poller runs on `background_core` (see the layout in [`run`]).
+/// poller runs on the background core (see the layout in [`run`]).
 fn connect_binance(
     config: &Config,
-    background_core: Option<core_affinity::CoreId>,
+    placement: &placement::Placement,
     reads: &mut startup::StartupReads<'_>,
 ) -> Result<Connected, RunError> {
     use crate::exchange::binance::{quotes::BinanceQuotes, BinanceConfig, BinanceGateway};
@@ -177,7 +178,10 @@ fn connect_binance(
     binance.connect_timeout = config.connect_timeout;
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
-    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, move || pin("quotes", background_core))?;
+    let pin = placement.hook("quotes", placement.background);
+    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, move || {
+        pin();
+    })?;
     let stream = config.stream.then(|| crate::exchange::binance::stream::StreamConfig {
         url: crate::exchange::binance::user_data::ws_api_url(&binance.base_url),
         api_key: binance.api_key.clone(),
@@ -229,70 +233,11 @@ fn open_account(config: &Config, store: &mut Store) -> Result<account::Account, 
     Ok(account)
 }
 
-/// Pins the calling thread to `core` when pinning is on; never fails the start.
-fn pin(name: &str, core: Option<core_affinity::CoreId>) {
-    if let Some(core) = core {
-        if core_affinity::set_for_current(core) {
-            log::debug!("{name} pinned to core {}", core.id);
-        } else {
-            log::warn!("{name}: could not pin to core {}; running unpinned", core.id);
-        }
-    }
-}
-
-/// Puts the calling thread in `SCHED_BATCH`: the same share of the CPU, but its wake-ups never
-/// preempt the thread that is running. Exchange I/O runs this way. Woken by intake, it used
-/// to preempt intake before intake reached its `poll`. So it sent the order while intake was
-/// still runnable on its core, and the kernel's same-core hand-off for the socket wake-up
-/// (it needs the waker to be alone on its core) failed. The exchange's thread then woke on
-/// the other core: over loopback, 63 % of placements crossed cores and took 168 µs at the
-/// median, against 127 µs on one core. In `SCHED_BATCH`, intake blocks first (a wait of about
-/// 4 µs), and 98 % of placements stay on one core. Engine overhead over the bare baseline, 3
-/// alternated runs at 500 orders/s: 30-50 µs at p50 against 43-76. (Measured while exchange
-/// I/O floated over HTTP; pinned beside intake since, 87 % stay on one core, against 40 %
-/// pinned before `SCHED_BATCH`.) Never fails the start.
-fn no_wakeup_preemption(name: &str) {
-    #[cfg(target_os = "linux")]
-    set_policy(name, libc::SCHED_BATCH, "SCHED_BATCH");
-    #[cfg(not(target_os = "linux"))]
-    let _ = name;
-}
-
-/// Puts the calling thread in `SCHED_IDLE`: it runs only when nothing else on its core wants to,
-/// and any other thread's wake-up preempts it at once. Persist and the WAL checkpoint run this
-/// way over HTTP. In `SCHED_OTHER` a thread woken behind a commit waited for the commit's turn
-/// to end, and the threads woken on the background core are the ones that answer or feed the
-/// order path: the user stream, the quote poller, and on loopback the exchange server's own
-/// threads (traced: 62 and 37 of 3,100 server wake-ups waited over 80 µs behind persist, 0 and
-/// 2 after). Not with the embedded simulator: there persist is what limits a flood, and idle it
-/// fell behind (p99 1.3-5.1 ms against 0.6-1.0 over three alternated floods). Never fails the
-/// start.
-fn yield_to_everything(name: &str) {
-    #[cfg(target_os = "linux")]
-    set_policy(name, libc::SCHED_IDLE, "SCHED_IDLE");
-    #[cfg(not(target_os = "linux"))]
-    let _ = name;
-}
-
-/// Switches the calling thread to a non-real-time `policy`; a refusal is logged, not fatal.
-#[cfg(target_os = "linux")]
-fn set_policy(name: &str, policy: libc::c_int, policy_name: &str) {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain syscall on the calling thread (pid 0) with a valid parameter.
-    if unsafe { libc::sched_setscheduler(0, policy, &param) } == 0 {
-        log::debug!("{name} runs in {policy_name}");
-    } else {
-        log::warn!("{name}: could not switch to {policy_name}: {}", std::io::Error::last_os_error());
-    }
-}
-
 /// Runs the engine on stdin/stdout until end of input or `quit`.
 pub fn run(config: Config) -> Result<(), RunError> {
-    // Read before any thread is pinned: a pinned thread's view is its own core only. The layout
-    // is explained where the stages are spawned.
-    let cores = if config.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
-    let order_path_core = cores.last().copied();
-    let background_core = if cores.len() >= 2 { cores.first().copied() } else { None };
+    // The layout is explained where the stages are spawned.
+    let placement = placement::Placement::plan(config.pin)?;
+    let (order_path_core, background_core) = (placement.order_path, placement.background);
     let mut store = Store::open(&config.db)?;
     store.disable_auto_checkpoint()?;
     let meta = store.load_meta()?;
@@ -321,21 +266,21 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // A short queue on the order path: a backlog waits in the producer's pipe, not inside the
     // engine, so a command's latency is the engine's own time and memory stays flat.
     let (to_exchange, exchange_rx) = bounded(ORDER_PATH_QUEUE);
-    let (to_verify, verify_rx) = bounded(cap);
-    let (verify_to_exchange, from_verify_rx) = bounded(cap);
+    let (to_record, record_rx) = bounded(cap);
+    let (record_to_exchange, from_record_rx) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
-    // Intake, exchange I/O and verify share one core (the last): intake hands an order over and
+    // Intake, exchange I/O and record share one core (the last): intake hands an order over and
     // blocks in poll at once, so exchange I/O runs on the same core after a plain context switch
     // instead of a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 →
-    // 104-145 µs; pinning them to distinct cores was worse than not pinning). Verify takes each
+    // 104-145 µs; pinning them to distinct cores was worse than not pinning). The record stage takes each
     // execution the moment exchange I/O hands it over and goes idle, and the sell that closes a
-    // buy waits for the buy's round trip through verify (sim, 7 alternated runs each: engine p50
+    // buy waits for the buy's round trip through record (sim, 7 alternated runs each: engine p50
     // median 27 µs instead of 32, p99 median 70 instead of 74; two floods: p99 0.41 ms instead of
     // 0.53-0.63).
     //
     // Over HTTP too, although a floating exchange I/O could follow the thread that answers it.
-    // Floating, it went wherever its last waker ran: verify's hand-back for a stop-loss and the
+    // Floating, it went wherever its last waker ran: the record stage's hand-back for a stop-loss and the
     // user stream's reports moved it to the idle first core. The next order's wake-up then
     // queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH` it
     // waits for them to block or for the tick. Traced (920 orders at 500/s), 2 % of hand-overs
@@ -361,12 +306,15 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let checkpoint_due = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checkpoints = {
         let (path, due) = (config.db.clone(), Arc::clone(&checkpoint_due));
+        let pin = placement.hook("checkpoint", background_core);
         thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
-                pin("checkpoint", background_core);
+                if !pin() {
+                    return;
+                }
                 if background_yields {
-                    yield_to_everything("checkpoint");
+                    placement::yield_to_everything("checkpoint");
                 }
                 crate::store::run_checkpoints(&path, CHECKPOINT_EVERY, &checkpoints_stopped, || {
                     due.store(true, std::sync::atomic::Ordering::Relaxed)
@@ -389,30 +337,37 @@ pub fn run(config: Config) -> Result<(), RunError> {
         bus: Bus::new(to_stdout.clone(), None),
         checkpoint_due,
     };
+    let pin = placement.hook("persist", background_core);
     handles.push(spawn(
         "persist",
         Box::new(move || {
-            pin("persist", background_core);
+            if !pin() {
+                return;
+            }
             if background_yields {
-                yield_to_everything("persist");
+                placement::yield_to_everything("persist");
             }
             persist.run(persist_rx)
         }),
     )?);
-    let verify = verify::Verify {
+    let recorder = record::Recorder {
         slippage_alert_pct: config.slippage_alert_pct,
         bus: bus.clone(),
-        to_exchange_io: verify_to_exchange,
+        to_exchange_io: record_to_exchange,
         to_persist: to_persist.clone(),
         stats: Arc::clone(&stats),
     };
+    let pin = placement.hook("record", order_path_core);
     handles.push(spawn(
-        "verify",
+        "record",
         Box::new(move || {
-            pin("verify", order_path_core);
-            verify.run(verify_rx)
+            if pin() {
+                recorder.run(record_rx)
+            }
         }),
     )?);
+    // `--pin on`: every thread so far is where it belongs before the first request.
+    placement.confirm()?;
     // Start-up: connect, read the rules, reconcile. Each read is retried until it answers;
     // meanwhile no command is taken, and `quit` or a signal ends the process cleanly.
     let started = {
@@ -423,15 +378,18 @@ pub fn run(config: Config) -> Result<(), RunError> {
             ids: Arc::clone(&ids),
             guard: Arc::clone(&guard),
             bus: bus.clone(),
-            to_verify,
+            to_record,
             to_persist: to_persist.clone(),
         };
-        start_up(&config, background_core, history, parts, &mut reads)
+        start_up(&config, &placement, history, parts, &mut reads)
     };
     let (mut exchange_io, rules, quotes, stream) = match started {
         Ok(started) => started,
         Err(RunError::Stopped) => {
-            bus.publish(Event::new("stopped", "stopped before ready: nothing was traded; the next start reconciles"));
+            bus.publish(Event::new(
+                EventKind::Stopped,
+                "stopped before ready: nothing was traded; the next start reconciles",
+            ));
             drop((bus, to_stdout, to_persist, to_exchange, input));
             return join_stages(handles, stop_checkpoints, checkpoints);
         }
@@ -443,22 +401,29 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // After reconciliation, so the first `Subscribed` poll covers everything since. The stream
     // thread is not joined: it holds only its channel to exchange I/O and stops when that goes.
     if let Some(stream) = stream {
-        let link = crate::exchange::binance::stream::start(stream, cap, move || pin("user-stream", background_core))
-            .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
+        let pin = placement.hook("user-stream", background_core);
+        let link = crate::exchange::binance::stream::start(stream, cap, move || {
+            pin();
+        })
+        .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
         exchange_io.set_stream(link);
     }
     // Intake runs each command through exchange I/O on its own thread; the stage's thread
     // keeps what can wait (stop-losses, the stream, the watch, balance syncs).
-    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_verify_rx);
+    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_record_rx);
     let shared_io = Arc::clone(&exchange_io);
+    let pin = placement.hook("exchange-io", order_path_core);
     handles.push(spawn(
         "exchange-io",
         Box::new(move || {
-            pin("exchange-io", order_path_core);
-            no_wakeup_preemption("exchange-io");
-            exchange_io::inline::run(shared_io, exchange_rx)
+            if pin() {
+                placement::no_wakeup_preemption("exchange-io");
+                exchange_io::inline::run(shared_io, exchange_rx)
+            }
         }),
     )?);
+    // Before intake takes a command, which runs through exchange I/O.
+    placement.confirm()?;
     let intake = intake::Intake::new(
         Arc::clone(&rules),
         quotes,
@@ -472,17 +437,20 @@ pub fn run(config: Config) -> Result<(), RunError> {
         to_persist,
     )
     .running_exchange_io(exchange_io);
+    let pin = placement.hook("intake", order_path_core);
     handles.push(spawn(
         "intake",
         Box::new(move || {
-            pin("intake", order_path_core);
-            intake.run(input)
+            if pin() {
+                intake.run(input)
+            }
         }),
     )?);
+    placement.confirm()?;
 
     bus.publish(
         Event::new(
-            "ready",
+            EventKind::Ready,
             format!(
                 "genesis ready: exchange {:?}, database {}, confirmations {}, {} symbols",
                 config.exchange,
@@ -511,7 +479,7 @@ struct StartupParts {
     ids: Arc<IdGen>,
     guard: Arc<guard::ExchangeGuard>,
     bus: Bus,
-    to_verify: crossbeam_channel::Sender<msg::ToVerify>,
+    to_record: crossbeam_channel::Sender<msg::ToRecord>,
     to_persist: crossbeam_channel::Sender<msg::ToPersist>,
 }
 
@@ -521,12 +489,12 @@ type Started = (exchange_io::ExchangeIo, Arc<Rules>, Arc<dyn crate::exchange::Qu
 
 fn start_up(
     config: &Config,
-    background_core: Option<core_affinity::CoreId>,
+    placement: &placement::Placement,
     history: crate::store::HistoryScan,
     parts: StartupParts,
     reads: &mut startup::StartupReads<'_>,
 ) -> Result<Started, RunError> {
-    let Connected { mut gateway, quotes, stream } = connect(config, background_core, reads)?;
+    let Connected { mut gateway, quotes, stream } = connect(config, placement, reads)?;
     let rules: Arc<Rules> = Arc::new(
         reads
             .read("exchangeInfo", startup::weight::EXCHANGE_INFO, || gateway.exchange_info())?
@@ -548,7 +516,7 @@ fn start_up(
         parts.guard,
         config,
         parts.bus,
-        parts.to_verify,
+        parts.to_record,
         parts.to_persist,
     );
     // Before the first command: the database and the exchange agree, every position is protected.
@@ -597,35 +565,4 @@ fn watch_signals(to_intake: std::os::unix::net::UnixStream) -> Result<(), RunErr
         })
         .map_err(|e| RunError::Thread(format!("signals: {e}")))?;
     Ok(())
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    /// The policy of a new thread after it calls `switch`.
-    fn policy_after(switch: fn(&str)) -> libc::c_int {
-        std::thread::spawn(move || {
-            switch("test");
-            // SAFETY: reads the calling thread's policy.
-            unsafe { libc::sched_getscheduler(0) }
-        })
-        .join()
-        .unwrap()
-    }
-
-    #[test]
-    fn a_thread_without_wakeup_preemption_runs_in_sched_batch() {
-        assert_eq!(policy_after(super::no_wakeup_preemption), libc::SCHED_BATCH);
-    }
-
-    #[test]
-    fn a_thread_that_yields_to_everything_runs_in_sched_idle() {
-        assert_eq!(policy_after(super::yield_to_everything), libc::SCHED_IDLE);
-    }
-
-    #[test]
-    fn other_threads_keep_the_normal_policy() {
-        std::thread::spawn(|| super::no_wakeup_preemption("test")).join().unwrap();
-        // SAFETY: reads the calling thread's policy.
-        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
-    }
 }

@@ -3,7 +3,7 @@
 
 use crate::domain::order::Order;
 use crate::domain::position::Position;
-use crate::events::Event;
+use crate::events::event::Event;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,9 +78,9 @@ impl Timing {
     }
 }
 
-/// exchange I/O → verify
+/// exchange I/O → record
 #[derive(Debug)]
-pub enum ToVerify {
+pub enum ToRecord {
     /// An order that reached the exchange, with the placement and verification reports applied.
     Executed(Box<Execution>),
 }
@@ -95,11 +95,11 @@ pub struct Execution {
     pub announced: bool,
 }
 
-/// verify → exchange I/O: every `Executed` gets exactly one reply, so exchange I/O knows
+/// record → exchange I/O: every `Executed` gets exactly one reply, so exchange I/O knows
 /// when nothing is in flight (shutdown, cancel-all and queries wait for that).
 #[derive(Debug)]
-pub enum FromVerify {
-    Verified(Box<Execution>),
+pub enum FromRecord {
+    Recorded(Box<Execution>),
 }
 
 /// any stage → persist

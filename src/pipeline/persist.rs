@@ -6,7 +6,7 @@ use super::msg::{Query, ToPersist};
 use crate::domain::format_ts;
 use crate::domain::order::Order;
 use crate::domain::position::Position;
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crate::store::{Store, Write};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
@@ -90,7 +90,7 @@ impl Persist {
                     if attempt > 0 {
                         self.account.set_db_error(None);
                         self.bus.publish_stdout(Arc::new(Event::new(
-                            "database_ok",
+                            EventKind::DatabaseOk,
                             "database writes succeed again; new orders accepted",
                         )));
                     }
@@ -130,10 +130,10 @@ impl Persist {
                 Ok(self.stats.event(vec![("circuit_breaker", Value::from(breaker))]))
             }
             // Exchange I/O answers it; never forwarded here.
-            Query::Account { .. } => Ok(Event::new("error", "account: not answered by persist")),
+            Query::Account { .. } => Ok(Event::new(EventKind::Error, "account: not answered by persist")),
         };
         let event = event.unwrap_or_else(|e| {
-            Event::new("error", format!("query failed: {e}")).field("message", format!("query failed: {e}"))
+            Event::new(EventKind::Error, format!("query failed: {e}")).field("message", format!("query failed: {e}"))
         });
         let event = Arc::new(event);
         self.bus.publish_stdout(Arc::clone(&event));
@@ -142,7 +142,7 @@ impl Persist {
 
     fn status(&self, id: &str) -> Result<Event, crate::store::StoreError> {
         let Some(order) = self.store.find_order(id)? else {
-            return Ok(Event::new("error", format!("status: no order '{id}'"))
+            return Ok(Event::new(EventKind::Error, format!("status: no order '{id}'"))
                 .field("message", format!("status: no order '{id}'")));
         };
         let position = match order.position_id {
@@ -185,7 +185,7 @@ impl Persist {
             stop_text,
             order.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
         );
-        Ok(Event::new("status", text)
+        Ok(Event::new(EventKind::Status, text)
             .order(order.order_id, &order.client_order_id)
             .field("order", order_json(&order))
             .field("position", position.as_ref().map(position_json).unwrap_or(Value::Null))
@@ -214,7 +214,7 @@ impl Persist {
                 .collect();
             format!("{} open: {}", orders.len(), list.join("; "))
         };
-        Ok(Event::new("orders", text)
+        Ok(Event::new(EventKind::Orders, text)
             .field("count", orders.len())
             .field("orders", orders.iter().map(order_json).collect::<Vec<_>>()))
     }
@@ -240,7 +240,7 @@ impl Persist {
                 .collect();
             format!("{} open: {}", positions.len(), list.join("; "))
         };
-        Ok(Event::new("positions", text)
+        Ok(Event::new(EventKind::Positions, text)
             .field("count", positions.len())
             .field("positions", positions.iter().map(position_json).collect::<Vec<_>>()))
     }
@@ -516,10 +516,10 @@ mod tests {
     #[test]
     fn every_event_of_a_transaction_is_written_in_the_order_it_came() {
         let messages = [
-            ToPersist::Event(Arc::new(Event::new("order_submitted", "a"))),
+            ToPersist::Event(Arc::new(Event::new(EventKind::OrderSubmitted, "a"))),
             ToPersist::Order(Box::new(entry(1, None))),
-            ToPersist::Event(Arc::new(Event::new("order_filled", "b"))),
-            ToPersist::Event(Arc::new(Event::new("order_filled", "b"))),
+            ToPersist::Event(Arc::new(Event::new(EventKind::OrderFilled, "b"))),
+            ToPersist::Event(Arc::new(Event::new(EventKind::OrderFilled, "b"))),
         ];
         assert_eq!(
             kinds(&latest_snapshots(&messages)),

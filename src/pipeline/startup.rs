@@ -11,7 +11,7 @@
 //!
 //! It also counts the request weight start-up spends, as Binance documents each request's.
 
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crate::exchange::ExchangeError;
 use std::time::Duration;
 
@@ -107,7 +107,7 @@ impl<'a> StartupReads<'a> {
                     let retry_in = (*retry_after).max(self.first_backoff);
                     self.bus.publish(
                         Event::new(
-                            "rate_limited",
+                            EventKind::RateLimited,
                             format!(
                                 "start-up: {what} {}; waiting {} ms before trying again",
                                 if *banned {
@@ -137,7 +137,7 @@ impl<'a> StartupReads<'a> {
                     backoff = (backoff * 2).min(self.max_backoff);
                     self.bus.publish(
                         Event::new(
-                            "reconciling",
+                            EventKind::Reconciling,
                             format!(
                                 "start-up: {what} failed ({error}); attempt {attempt}, trying again in {} ms; \
                                  no command is taken until it succeeds",

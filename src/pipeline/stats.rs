@@ -2,7 +2,7 @@
 //! done) and reported by `stats`: where every microsecond goes.
 
 use super::OrderLatency;
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -109,7 +109,7 @@ impl Stats {
             );
             text.push(format!("{name} p50 {} p99 {} max {} µs", q(0.5), q(0.99), h.max()));
         }
-        let mut event = Event::new("stats", format!("{} orders verified; {}", s.orders, text.join("; ")))
+        let mut event = Event::new(EventKind::Stats, format!("{} orders verified; {}", s.orders, text.join("; ")))
             .field("orders", s.orders)
             .field("records_persisted", s.records_persisted)
             .field("updates_by_poll", s.updates_by_poll)

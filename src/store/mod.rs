@@ -37,7 +37,14 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Sqlite(e) => Some(e),
+            StoreError::Corrupt(_) => None,
+        }
+    }
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -503,7 +510,7 @@ fn upsert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), S
 
 fn append_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO event_log (ts, correlation_id, event, details) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![format_ts(e.ts_us), e.client_order_id, e.kind, e.details_json()])?;
+        .execute(params![format_ts(e.ts_us), e.client_order_id, e.kind.as_str(), e.details_json()])?;
     Ok(())
 }
 
@@ -617,6 +624,7 @@ fn position_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Position, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventKind;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -734,6 +742,13 @@ mod tests {
     }
 
     #[test]
+    fn a_database_error_keeps_sqlites_error_as_its_source() {
+        let e = StoreError::from(rusqlite::Error::InvalidQuery);
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(std::error::Error::source(&StoreError::Corrupt("x".into())).is_none());
+    }
+
+    #[test]
     fn a_mark_that_is_not_a_time_is_reported_as_corrupt() {
         let mut store = Store::open_in_memory().unwrap();
         store.write_batch(&[Write::Setting(UNRECORDED_SINCE, "soon")]).unwrap();
@@ -743,7 +758,7 @@ mod tests {
     #[test]
     fn the_event_log_is_append_only() {
         let mut store = Store::open_in_memory().unwrap();
-        store.write_batch(&[Write::Event(&Event::new("cancel_all", "x"))]).unwrap();
+        store.write_batch(&[Write::Event(&Event::new(EventKind::CancelAll, "x"))]).unwrap();
         assert!(store.connection().execute("DELETE FROM event_log", []).is_err());
         assert!(store.connection().execute("UPDATE event_log SET event = 'y'", []).is_err());
     }

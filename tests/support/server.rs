@@ -36,9 +36,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server on an account that holds only USDT (as a new trader's does: coins held
+    /// before would hide an oversize stop or sell), unless `args` give `--balances`.
     pub fn start(args: &[&str]) -> Server {
+        let usdt_only: &[&str] = if args.contains(&"--balances") { &[] } else { &["--balances", "USDT=100000"] };
         let mut child = Command::new(exchange_bin())
             .args(["--port", "0", "--api-key", KEY, "--api-secret", SECRET])
+            .args(usdt_only)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

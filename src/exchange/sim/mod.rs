@@ -3,15 +3,17 @@
 //! behind the [`Exchange`] trait with a simulated round trip.
 //!
 //! ```text
-//!  SimGateway ──lock──► Simulator ─┬─ market.rs  validation, matching, balances
-//!      ▲                           ├─ book.rs    synthetic depth per symbol
-//!  other threads (shared())        └─ store.rs   snapshot + journal (`<path>`, `<path>.journal`)
+//!  SimGateway ──lock──► Simulator ─┬─ market.rs   validation, matching, balances
+//!      ▲                           ├─ book.rs     synthetic depth per symbol
+//!  other threads (shared())        ├─ records.rs  orders and trades as kept (market and store share them)
+//!                                  └─ store.rs    snapshot + journal (`<path>`, `<path>.journal`)
 //! ```
 
 mod book;
 mod config;
 mod error;
 mod market;
+mod records;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -19,7 +21,8 @@ mod tests;
 pub use book::LEVELS;
 pub use config::SimConfig;
 pub use error::{SimError, SimStoreError};
-pub use market::{MarketSpec, OrderRef, SimReplaced, Simulator, Trade, CLOSED_ORDERS_KEPT, TRADES_KEPT};
+pub use market::{MarketSpec, OrderRef, SimReplaced, Simulator, CLOSED_ORDERS_KEPT, TRADES_KEPT};
+pub use records::Trade;
 pub use store::journal_path;
 
 use super::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};

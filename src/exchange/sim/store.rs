@@ -14,7 +14,7 @@
 
 use super::book::Book;
 use super::error::SimStoreError;
-use super::market::{SimOrder, Trade};
+use super::records::{SimOrder, Trade};
 use crate::domain::money::Decimal;
 use crate::exchange::Balance;
 use std::fs::{File, OpenOptions};

@@ -6,14 +6,15 @@
 //! costs 11-13 µs on the same core and 50+ µs across cores on a machine like ours; the line no
 //! longer waits for exchange I/O's thread to wake.
 //!
-//! Exchange I/O's own thread ([`run`]) keeps what can wait: the stop-loss once verify hands a
-//! fill back, the user stream's reports, the watch of resting orders, re-checks of unknown
-//! outcomes, balance syncs. While it holds the lock, intake waits for it (the next line waits in
-//! stdin's pipe, as it did behind the one-slot queue before). Intake's queue to this stage is
-//! kept for intake's hang-up: when intake ends, this thread finishes what is in flight and stops.
+//! Exchange I/O's own thread ([`run`]) keeps what can wait: the stop-loss once the record stage
+//! hands a fill back, the user stream's reports, the watch of resting orders, re-checks of
+//! unknown outcomes, balance syncs. While it holds the lock, intake waits for it (the next line
+//! waits in stdin's pipe, as it did behind the one-slot queue before). Intake's queue to this
+//! stage is kept for intake's hang-up: when intake ends, this thread finishes what is in flight
+//! and stops.
 
 use super::ExchangeIo;
-use crate::pipeline::msg::{FromVerify, ToExchange};
+use crate::pipeline::msg::{FromRecord, ToExchange};
 use crossbeam_channel::{never, Receiver, RecvError, Select, TryRecvError};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -21,40 +22,40 @@ use std::time::{Duration, Instant};
 
 pub struct Shared {
     io: Mutex<ExchangeIo>,
-    from_verify: Receiver<FromVerify>,
+    from_record: Receiver<FromRecord>,
 }
 
 impl Shared {
-    pub fn new(io: ExchangeIo, from_verify: Receiver<FromVerify>) -> Arc<Shared> {
-        Arc::new(Shared { io: Mutex::new(io), from_verify })
+    pub fn new(io: ExchangeIo, from_record: Receiver<FromRecord>) -> Arc<Shared> {
+        Arc::new(Shared { io: Mutex::new(io), from_record })
     }
 
     /// Intake's thread: runs `msg` through the stage here and now (after the verified fills
     /// that came back, as exchange I/O's thread would have taken them first).
     pub fn run(&self, msg: ToExchange) {
         let mut io = self.io.lock();
-        while let Ok(reply) = self.from_verify.try_recv() {
-            io.on_verified(reply);
+        while let Ok(reply) = self.from_record.try_recv() {
+            io.on_recorded(reply);
         }
-        io.on_intake(msg, &self.from_verify);
+        io.on_intake(msg, &self.from_record);
     }
 }
 
-/// Exchange I/O's thread: runs until intake hangs up (or verify is gone) and nothing is left
-/// in flight.
+/// Exchange I/O's thread: runs until intake hangs up (or the record stage is gone) and nothing
+/// is left in flight.
 pub fn run(shared: Arc<Shared>, from_intake: Receiver<ToExchange>) {
-    let from_verify = shared.from_verify.clone();
+    let from_record = shared.from_record.clone();
     let (mut from_stream, spin) = {
         let io = shared.io.lock();
         (io.stream.as_ref().map_or_else(never, |s| s.rx.clone()), io.spin)
     };
     loop {
-        let (periodic, after_fills_due) = shared.io.lock().due_work(&from_intake, &from_verify);
-        crate::pipeline::spin_until(spin, || !from_intake.is_empty() || !from_verify.is_empty());
+        let (periodic, after_fills_due) = shared.io.lock().due_work(&from_intake, &from_record);
+        crate::pipeline::spin_until(spin, || !from_intake.is_empty() || !from_record.is_empty());
         // Waits without taking: whoever holds the lock next takes the message (intake's thread
         // takes the verified fills before its own command).
         let mut select = Select::new();
-        select.recv(&from_verify);
+        select.recv(&from_record);
         select.recv(&from_intake);
         select.recv(&from_stream);
         let woken = select.ready_timeout(periodic).is_ok();
@@ -63,15 +64,15 @@ pub fn run(shared: Arc<Shared>, from_intake: Receiver<ToExchange>) {
             io.periodic_sync(after_fills_due);
             continue;
         }
-        match from_verify.try_recv() {
-            Ok(reply) => io.on_verified(reply),
-            Err(TryRecvError::Disconnected) => break, // verify is gone: nothing more can complete
+        match from_record.try_recv() {
+            Ok(reply) => io.on_recorded(reply),
+            Err(TryRecvError::Disconnected) => break, // the record stage is gone: nothing more can complete
             Err(TryRecvError::Empty) => {}
         }
         match from_intake.try_recv() {
-            Ok(msg) => io.on_intake(msg, &from_verify),
+            Ok(msg) => io.on_intake(msg, &from_record),
             Err(TryRecvError::Disconnected) => {
-                io.drain(&from_verify);
+                io.drain(&from_record);
                 break;
             }
             Err(TryRecvError::Empty) => {}
@@ -98,16 +99,16 @@ impl ExchangeIo {
     fn due_work(
         &mut self,
         from_intake: &Receiver<ToExchange>,
-        from_verify: &Receiver<FromVerify>,
+        from_record: &Receiver<FromRecord>,
     ) -> (Duration, Instant) {
         // Verified fills first: protecting a position never waits behind a new entry.
-        while let Ok(reply) = from_verify.try_recv() {
-            self.on_verified(reply);
+        while let Ok(reply) = from_record.try_recv() {
+            self.on_recorded(reply);
         }
         // Idle: the balances after the last fills (off the order path). At most once per
         // second: `account` weighs 20, a sync per fill would eat the exchange's weight budget.
         let after_fills_due = self.last_balance_sync + super::AFTER_FILL_SYNC_GAP;
-        if self.balances_dirty && from_intake.is_empty() && from_verify.is_empty() && Instant::now() >= after_fills_due
+        if self.balances_dirty && from_intake.is_empty() && from_record.is_empty() && Instant::now() >= after_fills_due
         {
             self.sync_balances();
         }

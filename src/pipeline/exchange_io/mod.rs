@@ -1,14 +1,15 @@
 //! Exchange I/O stage: owns the gateway, the open positions and our resting orders.
 //!
-//! Receives submissions, cancel-all and queries from intake, and verified fills from verify;
-//! sends executions to verify and records to persist. It places and verifies orders, protects
-//! every filled entry with a stop-loss, releases the stops a sell needs (the last one in the
-//! sell's own cancel-replace) and re-protects what a sell leaves. Every outcome is classified: accepted, rejected, or unknown — and an unknown
-//! outcome is resolved by querying the client order id, never by resending blindly.
+//! Receives submissions, cancel-all and queries from intake, and verified fills back from the
+//! record stage; sends executions to the record stage and records to persist. It places and
+//! verifies orders, protects every filled entry with a stop-loss, releases the stops a sell
+//! needs (the last one in the sell's own cancel-replace) and re-protects what a sell leaves.
+//! Every outcome is classified: accepted, rejected, or unknown — and an unknown outcome is
+//! resolved by querying the client order id, never by resending blindly.
 
 use super::account::{account_event, tilt_event, Account};
 use super::guard::{ExchangeGuard, GuardChange};
-use super::msg::{Execution, FromVerify, Query, Submission, ToExchange, ToPersist, ToVerify};
+use super::msg::{Execution, FromRecord, Query, Submission, ToExchange, ToPersist, ToRecord};
 use super::slots::AlgoSlots;
 use super::Rules;
 use crate::domain::ids::IdGen;
@@ -17,19 +18,25 @@ use crate::domain::money::Decimal;
 use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes, Replaced};
 use crossbeam_channel::{never, Receiver, Sender};
+use fills::{fees_in_quote, unaccounted, SoldPart, ASSUMED_FEE_RATE};
 use outbox::Outbox;
+use sells::RELEASED_FOR_SELL;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use watch::{OnCancel, Seen};
 
+mod cancel_all;
+mod fills;
 pub mod inline;
 mod outbox;
+mod protection;
 pub mod reconcile;
+mod sells;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -42,49 +49,6 @@ struct Unresolved {
     checks: u32,
     absent: u32,
 }
-
-/// Binance's highest spot taker fee (0.1 %): what a fill whose trades could not be read is taken
-/// to have paid, so that a stop never covers more than the account holds and a loss is never
-/// understated.
-const ASSUMED_FEE_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
-
-/// Fees of `order` in its quote asset, from its trades; a part whose trades could not be read
-/// counts at [`ASSUMED_FEE_RATE`], never as free.
-fn fees_in_quote(order: &Order) -> Decimal {
-    order.fees_in_quote() + unaccounted(order) * order.avg_price.unwrap_or_default() * ASSUMED_FEE_RATE
-}
-
-/// The filled quantity no trade seen accounts for.
-fn unaccounted(order: &Order) -> Decimal {
-    (order.filled_quantity - order.fills_quantity()).max(Decimal::ZERO)
-}
-
-/// One part of a sell, booked against the positions it closes.
-#[derive(Debug, Clone, Copy)]
-struct SoldPart {
-    quantity: Decimal,
-    price: Decimal,
-    /// Its fees, in the quote asset.
-    fees: Decimal,
-}
-
-impl SoldPart {
-    /// The whole of a sell.
-    fn all_of(sell: &Order) -> SoldPart {
-        SoldPart {
-            quantity: sell.filled_quantity,
-            price: sell.avg_price.unwrap_or_default(),
-            fees: fees_in_quote(sell),
-        }
-    }
-}
-
-/// Why a stop was cancelled before a sell.
-const RELEASED_FOR_SELL: &str = "released for a sell";
-
-/// Protection retries of an unprotected position: 1 s, doubling to 60 s, until protected.
-const REPROTECT_FIRST: Duration = Duration::from_secs(1);
-const REPROTECT_MAX: Duration = Duration::from_secs(60);
 
 /// Re-check schedule of unknown outcomes during operation: every 5 s, 24 times (2 minutes).
 const RECHECK_EVERY: Duration = Duration::from_secs(5);
@@ -149,7 +113,7 @@ pub struct ExchangeIo {
     stop_loss_attempts: u32,
     /// Records for persist and events for stdout (held while a sell is on its way).
     out: Outbox,
-    to_verify: Sender<ToVerify>,
+    to_record: Sender<ToRecord>,
     /// Positions not closed, by id (oldest first).
     positions: BTreeMap<i64, Position>,
     /// Our orders resting on the exchange (stop-losses), by client order id.
@@ -158,10 +122,10 @@ pub struct ExchangeIo {
     released_stop: Option<OrderReport>,
     /// Positions a sell in flight takes, by the sell's client order id.
     allocations: HashMap<String, Vec<position::Allocation>>,
-    /// Executions sent to verify and not yet answered.
-    in_verify: usize,
+    /// Executions sent to the record stage and not yet answered.
+    in_record: usize,
     /// Of those, the exits (their realized P&L is not booked yet).
-    exits_in_verify: usize,
+    exits_in_record: usize,
     /// Orders whose placement outcome is still unknown.
     unresolved: Vec<Unresolved>,
     /// Unprotected positions: when their next protection attempt is due, and the last wait.
@@ -183,7 +147,7 @@ impl ExchangeIo {
         guard: Arc<ExchangeGuard>,
         config: &crate::config::Config,
         bus: Bus,
-        to_verify: Sender<ToVerify>,
+        to_record: Sender<ToRecord>,
         to_persist: Sender<ToPersist>,
     ) -> ExchangeIo {
         // Positions and resting orders come from `reconcile`, checked against the exchange.
@@ -210,13 +174,13 @@ impl ExchangeIo {
             stop_settings: config.stop_settings(),
             stop_loss_attempts: config.stop_loss_attempts.max(1),
             out: Outbox::new(bus, to_persist),
-            to_verify,
+            to_record,
             positions,
             resting: HashMap::new(),
             released_stop: None,
             allocations: HashMap::new(),
-            in_verify: 0,
-            exits_in_verify: 0,
+            in_record: 0,
+            exits_in_record: 0,
             unresolved: Vec::new(),
             reprotect: BTreeMap::new(),
             resolve_schedule: RESOLVE_SCHEDULE,
@@ -231,8 +195,8 @@ impl ExchangeIo {
 
     /// Runs until intake hangs up and nothing is left in flight (every command through the
     /// queue; the engine shares the stage with intake instead, see [`inline`]).
-    pub fn run(self, from_intake: Receiver<ToExchange>, from_verify: Receiver<FromVerify>) {
-        inline::run(inline::Shared::new(self, from_verify), from_intake)
+    pub fn run(self, from_intake: Receiver<ToExchange>, from_record: Receiver<FromRecord>) {
+        inline::run(inline::Shared::new(self, from_record), from_intake)
     }
 
     /// `GET /api/v3/account` into the account state and the database.
@@ -253,38 +217,38 @@ impl ExchangeIo {
         }
     }
 
-    /// Waits until every execution sent to verify has come back and been acted on.
-    fn drain(&mut self, from_verify: &Receiver<FromVerify>) {
-        while self.in_verify > 0 {
-            match from_verify.recv() {
-                Ok(reply) => self.on_verified(reply),
+    /// Waits until every execution sent to the record stage has come back and been acted on.
+    fn drain(&mut self, from_record: &Receiver<FromRecord>) {
+        while self.in_record > 0 {
+            match from_record.recv() {
+                Ok(reply) => self.on_recorded(reply),
                 Err(_) => break,
             }
         }
     }
 
-    fn on_intake(&mut self, msg: ToExchange, from_verify: &Receiver<FromVerify>) {
+    fn on_intake(&mut self, msg: ToExchange, from_record: &Receiver<FromRecord>) {
         match msg {
             ToExchange::Submit(submission) => {
                 // A sell closes positions: the entries before it must have opened theirs. An
                 // entry checks the day's losses: the exits before it must have booked theirs.
-                if submission.order.side == Side::Sell || self.exits_in_verify > 0 {
-                    self.drain(from_verify);
+                if submission.order.side == Side::Sell || self.exits_in_record > 0 {
+                    self.drain(from_record);
                 }
                 self.submit(*submission)
             }
             ToExchange::CancelAll => {
                 // Entries in flight get their stop first, and then it is cancelled with the rest.
-                self.drain(from_verify);
+                self.drain(from_record);
                 self.cancel_all();
             }
             ToExchange::Query(query) => {
-                self.drain(from_verify);
+                self.drain(from_record);
                 self.forward_query(query);
             }
             ToExchange::Reprotect => {
                 // `resume`: every position left without a stop (by `halt`, say) is protected now.
-                self.drain(from_verify);
+                self.drain(from_record);
                 let now = Instant::now();
                 let unprotected: Vec<i64> = self
                     .positions
@@ -300,8 +264,8 @@ impl ExchangeIo {
         }
     }
 
-    /// After a drain, verify has written everything it was given, so a query sent straight to
-    /// persist now queues behind every record of every order before it.
+    /// After a drain, the record stage has written everything it was given, so a query sent
+    /// straight to persist now queues behind every record of every order before it.
     fn forward_query(&mut self, query: Query) {
         if let Query::Account { confirm } = query {
             if self.balances_dirty {
@@ -337,7 +301,7 @@ impl ExchangeIo {
         }
     }
 
-    /// Sends one order and queries its real fill; the execution goes to verify.
+    /// Sends one order and queries its real fill; the execution goes to the record stage.
     fn place_and_verify(&mut self, submission: Submission) {
         let Submission { mut order, mut timing } = submission;
         // A sell frees the coins its positions' stops lock; the last stop goes in the sell's
@@ -394,12 +358,13 @@ impl ExchangeIo {
                 // A placement answered by a query (an unknown outcome) carries no trades.
                 self.complete_fills(&mut order);
                 timing.queried_at = Some(Instant::now());
-                super::verify::assess(&mut order, &mut timing);
+                super::record::assess(&mut order, &mut timing);
                 self.book_released_stop();
                 // The fill's line goes to stdout from this thread, before the stop-loss is sent
-                // (verify hands the order back for that) and before any record reaches persist.
+                // (the record stage hands the order back for that) and before any record
+                // reaches persist.
                 let submitted = Event::new(
-                    "order_submitted",
+                    EventKind::OrderSubmitted,
                     format!(
                         "{} {} {} {} sent (exchange id {})",
                         order.order_id,
@@ -416,14 +381,14 @@ impl ExchangeIo {
                 .money("quantity", order.quantity)
                 .field("exchange_status", report.status.as_str());
                 let latency = super::OrderLatency::of(&timing);
-                let filled = super::verify::fill_event(&order, verification_error.as_deref(), &latency);
+                let filled = super::record::fill_event(&order, verification_error.as_deref(), &latency);
                 self.out.release_with(vec![submitted, filled]);
-                self.in_verify += 1;
+                self.in_record += 1;
                 if order.side == Side::Sell {
-                    self.exits_in_verify += 1;
+                    self.exits_in_record += 1;
                 }
                 let execution = Execution { order, timing, verification_error, announced: true };
-                let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
+                let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
             }
             Err(PlaceFailure::Failed(error)) => {
                 let reason = error.to_string();
@@ -445,7 +410,7 @@ impl ExchangeIo {
                 self.persist_order(&order);
                 self.out.announce(
                     Event::new(
-                        "order_unknown",
+                        EventKind::OrderUnknown,
                         format!(
                             "{} outcome unknown after {} queries: {reason}; stays PENDING",
                             order.order_id,
@@ -487,20 +452,20 @@ impl ExchangeIo {
                     u.order.reason = None;
                     self.out.announce(
                         Event::new(
-                            "order_resolved",
+                            EventKind::OrderResolved,
                             format!("{} outcome known: {}", u.order.order_id, report.status.as_str()),
                         )
                         .order(u.order.order_id, &u.order.client_order_id)
                         .field("exchange_status", report.status.as_str()),
                     );
                     u.timing.queried_at = Some(Instant::now());
-                    self.in_verify += 1;
+                    self.in_record += 1;
                     if u.order.side == Side::Sell {
-                        self.exits_in_verify += 1;
+                        self.exits_in_record += 1;
                     }
                     let execution =
                         Execution { order: u.order, timing: u.timing, verification_error: None, announced: false };
-                    let _ = self.to_verify.send(ToVerify::Executed(Box::new(execution)));
+                    let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
                     continue;
                 }
                 Err(e) if e.is_no_such_order() => u.absent += 1,
@@ -533,49 +498,6 @@ impl ExchangeIo {
         self.value_fees(order);
     }
 
-    /// Reads the trades of a fill learnt without them (a query's or a listing's report):
-    /// `myTrades?orderId=` (weight 5). A read that fails leaves the part unaccounted, which
-    /// counts at the assumed fee rate.
-    fn complete_fills(&mut self, order: &mut Order) {
-        if let (false, Some(exchange_order_id)) = (order.fills_complete(), order.exchange_order_id) {
-            match self.gateway.order_trades(&order.symbol, exchange_order_id) {
-                Ok(trades) => {
-                    order.add_fills(&trades, now_us() / 1000);
-                }
-                Err(e) => {
-                    let (id, missing) = (&order.client_order_id, unaccounted(order));
-                    log::warn!(
-                        "{id}: trades not read ({e}); {missing} of its fill counts at the {ASSUMED_FEE_RATE} rate"
-                    );
-                }
-            }
-        }
-        self.value_fees(order);
-    }
-
-    /// Values in the quote asset every fee not valued yet: exactly for the base and quote
-    /// assets, at this moment's bid for a third asset (BNB).
-    fn value_fees(&mut self, order: &mut Order) {
-        let rules = Arc::clone(&self.rules);
-        let Some(rules) = rules.get(&order.symbol) else { return };
-        for fill in order.fills.iter_mut().filter(|f| f.commission_quote.is_none()) {
-            fill.commission_quote = fill.exact_commission_quote(&rules.base_asset, &rules.quote_asset);
-            if fill.commission_quote.is_some() {
-                continue;
-            }
-            // A third asset: its bid now, cached if intake asked for it, else one bookTicker.
-            let pair = format!("{}{}", fill.commission_asset, rules.quote_asset);
-            let bid = match self.quotes.top_of_book(&pair) {
-                Some(top) => Some(top.bid),
-                None => self.gateway.book_ticker(&pair).ok().map(|top| top.bid),
-            };
-            if bid.is_none() {
-                log::error!("trade {}: no {pair} quote to value its fee in", fill.trade_id);
-            }
-            fill.commission_quote = bid.map(|bid| fill.commission * bid);
-        }
-    }
-
     /// A risk rule refused the order before it was sent: recorded FAILED, `order_rejected`.
     fn refuse(&mut self, order: &mut Order, rule: &str, message: &str) {
         if let Err(e) = order.apply_event(LifecycleEvent::Rejected, Some(format!("{rule}: {message}")), now_us()) {
@@ -584,7 +506,7 @@ impl ExchangeIo {
         self.persist_order(order);
         self.out.announce(
             Event::new(
-                "order_rejected",
+                EventKind::OrderRejected,
                 format!(
                     "{} {} {} {} refused: {rule}: {message}",
                     order.order_id,
@@ -604,7 +526,7 @@ impl ExchangeIo {
             log::error!("{} {e}", order.client_order_id);
         }
         self.persist_order(order);
-        self.out.announce(Event::order_ended("order_failed", order, reason));
+        self.out.announce(Event::order_ended(EventKind::OrderFailed, order, reason));
     }
 
     /// Places with the retry policy: -1021 is retried by the gateway; "never sent" is retried;
@@ -632,7 +554,7 @@ impl ExchangeIo {
                     }
                     self.out.announce(
                         Event::new(
-                            "rate_limited",
+                            EventKind::RateLimited,
                             format!(
                                 "{} waits {:.1} s for the exchange's rate limit: {msg}",
                                 request.client_order_id,
@@ -678,14 +600,14 @@ impl ExchangeIo {
                     retry_in.as_secs()
                 );
                 self.out.announce(
-                    Event::new("circuit_breaker", text)
+                    Event::new(EventKind::CircuitBreaker, text)
                         .field("state", "OPEN")
                         .field("failures", failures)
                         .field("retry_in_s", retry_in.as_secs()),
                 )
             }
             Some(GuardChange::BreakerClosed) => self.out.announce(
-                Event::new("circuit_breaker", "circuit breaker CLOSED: the exchange answers again")
+                Event::new(EventKind::CircuitBreaker, "circuit breaker CLOSED: the exchange answers again")
                     .field("state", "CLOSED"),
             ),
             None => {}
@@ -718,12 +640,12 @@ impl ExchangeIo {
         Err(PlaceFailure::Unresolved(last_error))
     }
 
-    fn on_verified(&mut self, reply: FromVerify) {
-        let FromVerify::Verified(execution) = reply;
-        self.in_verify = self.in_verify.saturating_sub(1);
+    fn on_recorded(&mut self, reply: FromRecord) {
+        let FromRecord::Recorded(execution) = reply;
+        self.in_record = self.in_record.saturating_sub(1);
         let order = execution.order;
         if order.side == Side::Sell {
-            self.exits_in_verify = self.exits_in_verify.saturating_sub(1);
+            self.exits_in_record = self.exits_in_record.saturating_sub(1);
         }
         if order.filled_quantity > Decimal::ZERO {
             self.balances_dirty = true;
@@ -740,539 +662,6 @@ impl ExchangeIo {
                 self.reprotect_after_sell(&order.client_order_id, filled, &order);
             }
             OrderRole::StopLoss | OrderRole::Recovered => {}
-        }
-    }
-
-    /// Opens the position of a filled entry and protects it (`protect_now`; reconciliation
-    /// protects later, once it knows which stops survived on the exchange).
-    fn open_position(&mut self, mut order: Order, protect_now: bool) {
-        let Some(rules) = self.rules.get(&order.symbol).cloned() else {
-            log::error!("{} no rules for {}", order.client_order_id, order.symbol);
-            return;
-        };
-        // What the entry left in the account, from its trades: the stop covers that. A part whose
-        // trades could not be read paid at most the assumed rate, in the base asset.
-        self.complete_fills(&mut order);
-        let base_commission = order.commission_in(&rules.base_asset) + unaccounted(&order) * ASSUMED_FEE_RATE;
-        let avg_price = order.avg_price.unwrap_or_default();
-        // Entry fees in the quote asset, booked against the closes: fees count in realized P&L.
-        let entry_fees = fees_in_quote(&order);
-        let quantity = position::quantity_held(&rules, order.filled_quantity, base_commission);
-        let now = now_us();
-        let mut position = Position {
-            // A position is named after its entry: a stop's client order id carries the position
-            // id, so reconciliation can rebuild a lost position from its entry order.
-            position_id: order.order_id,
-            symbol: order.symbol.clone(),
-            quantity,
-            entry_price: avg_price,
-            entry_fees: entry_fees.round_dp(8),
-            entry_order_id: order.order_id,
-            stop_loss: None,
-            stop_loss_order_id: None,
-            stop_loss_client_id: None,
-            status: PositionStatus::Unprotected,
-            realized_pnl: Decimal::ZERO,
-            opened_at_us: now,
-            updated_at_us: now,
-            closed_at_us: None,
-        };
-        order.position_id = Some(position.position_id);
-        self.persist_order(&order);
-        // The position row goes first: its stop-loss order refers to it.
-        self.persist_position(&position);
-        if protect_now {
-            self.protect(&mut position);
-            self.persist_position(&position);
-        }
-        if position.status != PositionStatus::Closed {
-            self.positions.insert(position.position_id, position);
-        }
-    }
-
-    /// Places the position's stop-loss (or marks it DUST), with retries; on failure the
-    /// position is UNPROTECTED and `stop_loss_failed` is raised.
-    fn protect(&mut self, position: &mut Position) {
-        let Some(rules) = self.rules.get(&position.symbol).cloned() else {
-            return;
-        };
-        let plan = position::plan_protection(&rules, position.quantity, position.entry_price, self.stop_settings);
-        let (quantity, stop_price, order_type, limit_price) = match plan {
-            Protection::Dust { quantity } => {
-                position.status = PositionStatus::Dust;
-                position.updated_at_us = now_us();
-                self.out.announce(
-                    Event::new(
-                        "position_dust",
-                        format!(
-                            "position {}: {quantity} {} is too small to sell or protect; left alone as DUST",
-                            position.position_id, position.symbol
-                        ),
-                    )
-                    .field("position_id", position.position_id)
-                    .money("quantity", quantity),
-                );
-                return;
-            }
-            Protection::Stop { quantity, stop_price, order_type, limit_price } => {
-                (quantity, stop_price, order_type, limit_price)
-            }
-        };
-        let stop_id = self.ids.next_order_id();
-        let mut stop = Order::new(
-            stop_id,
-            self.ids.client_order_id(OrderRole::StopLoss.id_letter(), stop_id, Some(position.position_id)),
-            position.symbol.clone(),
-            Side::Sell,
-            OrderRole::StopLoss,
-            order_type,
-            quantity,
-            now_us(),
-        );
-        stop.stop_price = Some(stop_price);
-        stop.limit_price = limit_price;
-        stop.position_id = Some(position.position_id);
-        stop.expected_price = Some(stop_price);
-        let request = NewOrder {
-            symbol: stop.symbol.clone(),
-            side: Side::Sell,
-            order_type,
-            quantity,
-            price: limit_price,
-            stop_price: Some(stop_price),
-            client_order_id: stop.client_order_id.clone(),
-        };
-        let mut last_reason = String::new();
-        let started = Instant::now();
-        // Attempts in a row without a pause (a refusal for a cause that can pass, such as
-        // -2010, is retried on the protection schedule, off the order path).
-        for attempt in 1..=self.stop_loss_attempts {
-            match self.place(&request, true) {
-                Ok(report) => {
-                    self.apply(&mut stop, &report);
-                    position.stop_loss = Some(stop_price);
-                    position.stop_loss_order_id = Some(stop.order_id);
-                    position.stop_loss_client_id = Some(stop.client_order_id.clone());
-                    position.status = PositionStatus::Open;
-                    position.updated_at_us = now_us();
-                    self.slots.stop_opened(&stop.symbol);
-                    self.stats.record_stop_loss(started.elapsed().as_micros() as u64);
-                    self.persist_order(&stop);
-                    self.out.announce(
-                        Event::new(
-                            "stop_loss_placed",
-                            format!(
-                                "position {}: stop-loss {} {} {} at {}{} ({})",
-                                position.position_id,
-                                stop.order_id,
-                                quantity,
-                                stop.symbol,
-                                stop_price,
-                                limit_price.map(|l| format!(", limit {l}")).unwrap_or_default(),
-                                order_type.as_str()
-                            ),
-                        )
-                        .order(stop.order_id, &stop.client_order_id)
-                        .field("position_id", position.position_id)
-                        .field("symbol", stop.symbol.as_str())
-                        .money("quantity", quantity)
-                        .money("stop_price", stop_price)
-                        .money_opt("limit_price", limit_price)
-                        .field("exchange_type", order_type.as_str()),
-                    );
-                    self.resting.insert(stop.client_order_id.clone(), stop);
-                    if self.reprotect.remove(&position.position_id).is_some() {
-                        log::warn!("position {} protected again", position.position_id);
-                    }
-                    return;
-                }
-                Err(PlaceFailure::Failed(error)) if error.would_trigger_immediately() => {
-                    self.fail(&mut stop, &error.to_string());
-                    self.emergency_exit(position, stop_price, "the market is already below the stop");
-                    return;
-                }
-                Err(failure) => {
-                    last_reason = failure.to_string();
-                    log::warn!("{} stop-loss attempt {attempt} failed: {last_reason}", stop.client_order_id);
-                    if matches!(failure, PlaceFailure::Failed(ExchangeError::Rejected { .. })) {
-                        break; // the same request would be refused the same way right now
-                    }
-                }
-            }
-        }
-        let retry_in = self.schedule_reprotect(position.position_id);
-        self.fail(&mut stop, &last_reason);
-        position.status = PositionStatus::Unprotected;
-        position.updated_at_us = now_us();
-        log::error!(
-            "{} position {} is UNPROTECTED: stop-loss failed: {last_reason}",
-            stop.client_order_id,
-            position.position_id
-        );
-        self.out.announce(
-            Event::new(
-                "stop_loss_failed",
-                format!(
-                    "position {} ({} {}) is UNPROTECTED: {last_reason}; trying again in {} s",
-                    position.position_id,
-                    position.quantity,
-                    position.symbol,
-                    retry_in.as_secs_f64()
-                ),
-            )
-            .order(stop.order_id, &stop.client_order_id)
-            .field("position_id", position.position_id)
-            .field("reason", last_reason)
-            .field("retry_in_ms", retry_in.as_millis() as u64),
-        );
-    }
-
-    /// Open positions on `symbol` that need a stop-loss, protected or not.
-    fn positions_needing_stops(&self, symbol: &str) -> u32 {
-        let needing = self
-            .positions
-            .values()
-            .filter(|p| p.symbol == symbol && matches!(p.status, PositionStatus::Open | PositionStatus::Unprotected));
-        needing.count() as u32
-    }
-
-    /// Schedules the next protection attempt of an unprotected position (1 s, doubling to
-    /// 60 s); returns the wait.
-    fn schedule_reprotect(&mut self, position_id: i64) -> Duration {
-        let entry = self.reprotect.entry(position_id).or_insert((Instant::now(), Duration::ZERO));
-        let wait = if entry.1.is_zero() { REPROTECT_FIRST } else { (entry.1 * 2).min(REPROTECT_MAX) };
-        *entry = (Instant::now() + wait, wait);
-        wait
-    }
-
-    /// When the next protection attempt is due.
-    fn next_reprotect(&self) -> Option<Instant> {
-        self.reprotect.values().map(|(due, _)| *due).min()
-    }
-
-    /// Makes every scheduled protection attempt due now (the balances changed; `resume`).
-    fn reprotect_now(&mut self) {
-        let now = Instant::now();
-        for (due, _) in self.reprotect.values_mut() {
-            *due = now;
-        }
-    }
-
-    /// Protects again every unprotected position whose attempt is due.
-    fn retry_protection(&mut self) {
-        let now = Instant::now();
-        let due: Vec<i64> = self.reprotect.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
-        for id in due {
-            let Some(mut position) = self.positions.remove(&id) else {
-                self.reprotect.remove(&id);
-                continue;
-            };
-            if position.status == PositionStatus::Unprotected && position.stop_loss_client_id.is_none() {
-                self.protect(&mut position);
-                self.persist_position(&position);
-            } else {
-                self.reprotect.remove(&id);
-            }
-            self.positions.insert(id, position);
-        }
-    }
-
-    /// The market is through the stop and no stop can sell (`reason`): sell at market now.
-    fn emergency_exit(&mut self, position: &mut Position, stop_price: Decimal, reason: &str) {
-        let exit_id = self.ids.next_order_id();
-        let mut exit = Order::new(
-            exit_id,
-            self.ids.client_order_id(OrderRole::EmergencyExit.id_letter(), exit_id, Some(position.position_id)),
-            position.symbol.clone(),
-            Side::Sell,
-            OrderRole::EmergencyExit,
-            ExchangeOrderType::Market,
-            position.quantity,
-            now_us(),
-        );
-        exit.position_id = Some(position.position_id);
-        exit.expected_price = Some(stop_price);
-        self.out.announce(
-            Event::new(
-                "emergency_exit",
-                format!(
-                    "position {}: {reason} (stop {stop_price}); selling {} {} at market now",
-                    position.position_id, position.quantity, position.symbol
-                ),
-            )
-            .order(exit.order_id, &exit.client_order_id)
-            .field("position_id", position.position_id)
-            .money("quantity", position.quantity)
-            .money("stop_price", stop_price)
-            .field("reason", reason),
-        );
-        self.persist_order(&exit);
-        let request = NewOrder::market_for(&exit);
-        match self.place(&request, true) {
-            Ok(report) => {
-                self.apply(&mut exit, &report);
-                if let Ok(report) = self.gateway.query_order(&exit.symbol, &exit.client_order_id) {
-                    self.apply(&mut exit, &report);
-                }
-                self.complete_fills(&mut exit);
-                self.persist_order(&exit);
-                let take = exit.filled_quantity.min(position.quantity);
-                self.close_part(position, take, &exit, SoldPart::all_of(&exit));
-            }
-            Err(failure) => {
-                self.fail(&mut exit, &failure.to_string());
-                position.status = PositionStatus::Unprotected;
-                // Tried again on the protection schedule: a stop, or this exit if still through it.
-                self.schedule_reprotect(position.position_id);
-                self.out.announce(
-                    Event::new(
-                        "stop_loss_failed",
-                        format!("position {} is UNPROTECTED: emergency exit failed: {failure}", position.position_id),
-                    )
-                    .order(exit.order_id, &exit.client_order_id)
-                    .field("position_id", position.position_id)
-                    .field("reason", failure.to_string()),
-                );
-            }
-        }
-    }
-
-    /// Before a sell: pick the positions it closes (oldest first) and cancel their stops,
-    /// since on spot the stop holds the coins. The last stop is left for the sell's own
-    /// request to cancel (cancel-replace): its client order id.
-    fn release_stops_for_sell(&mut self, sell: &Order) -> Option<String> {
-        let open: Vec<&Position> = self.positions.values().filter(|p| p.symbol == sell.symbol).collect();
-        let allocations = position::allocate_sell(&open, sell.quantity);
-        let mut stops: Vec<String> = allocations
-            .iter()
-            .filter_map(|a| self.positions.get(&a.position_id).and_then(|p| p.stop_loss_client_id.clone()))
-            .collect();
-        let last = stops.pop();
-        for stop_id in stops {
-            self.cancel_stop(&sell.symbol, &stop_id, RELEASED_FOR_SELL);
-        }
-        self.allocations.insert(sell.client_order_id.clone(), allocations);
-        last
-    }
-
-    /// Places a sell and cancels the stop that locks its coins in one request (cancel-replace,
-    /// one round trip instead of two). What the combined request leaves unsettled falls back
-    /// to the separate steps, each with its usual policy.
-    fn place_releasing(&mut self, sell: &NewOrder, stop_id: &str) -> Result<OrderReport, PlaceFailure> {
-        let result = self.gateway.cancel_replace(stop_id, sell);
-        self.record_outcome(&result);
-        match result {
-            Ok(Replaced::Both { cancelled, placed }) => {
-                self.released_stop = Some(cancelled);
-                Ok(placed)
-            }
-            Ok(Replaced::PlaceRefused { cancelled, error }) => {
-                self.on_resting_report(cancelled, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
-                Err(PlaceFailure::Failed(error))
-            }
-            // The stop had already filled or gone: learn how it ended, then sell on our own.
-            Ok(Replaced::CancelRefused { .. }) => {
-                self.cancel_stop(&sell.symbol, stop_id, RELEASED_FOR_SELL);
-                self.place(sell, true)
-            }
-            // A filter refused the sell before anything happened: the stop stays.
-            Err(error @ ExchangeError::Rejected { .. }) => Err(PlaceFailure::Failed(error)),
-            // Either part may have happened: learn the stop's state, then find the sell by its id.
-            Err(ExchangeError::Unknown { reason }) => {
-                if let Ok(report) = self.gateway.query_order(&sell.symbol, stop_id) {
-                    self.on_resting_report(report, Seen::Request, RELEASED_FOR_SELL, OnCancel::Expected);
-                }
-                self.resolve_unknown(sell, reason)
-            }
-            // Nothing happened (not sent, rate limited): the separate steps.
-            Err(ExchangeError::NotSent { .. } | ExchangeError::RateLimited { .. }) => {
-                self.cancel_stop(&sell.symbol, stop_id, RELEASED_FOR_SELL);
-                self.place(sell, true)
-            }
-        }
-    }
-
-    /// Cancels one of our stops and unlinks it from its position.
-    fn cancel_stop(&mut self, symbol: &str, client_order_id: &str, why: &str) {
-        let result = self.gateway.cancel_order(symbol, client_order_id);
-        let report = match result {
-            Ok(report) => Some(report),
-            // Already gone (filled or cancelled elsewhere): learn its final state.
-            Err(_) => self.gateway.query_order(symbol, client_order_id).ok(),
-        };
-        if let Some(report) = report {
-            self.on_resting_report(report, Seen::Request, why, OnCancel::Expected);
-        }
-    }
-
-    /// After a sell: reduce the positions it took by what actually filled (oldest first);
-    /// re-protect whatever remains.
-    fn reprotect_after_sell(&mut self, sell_client_id: &str, filled: Decimal, sell: &Order) {
-        let Some(allocations) = self.allocations.remove(sell_client_id) else {
-            return;
-        };
-        let mut left = filled;
-        for allocation in allocations {
-            let Some(mut position) = self.positions.remove(&allocation.position_id) else {
-                continue;
-            };
-            let take = left.min(allocation.take).min(position.quantity);
-            left -= take;
-            if take > Decimal::ZERO {
-                self.close_part(&mut position, take, sell, SoldPart::all_of(sell));
-            }
-            if position.status != PositionStatus::Closed && position.stop_loss_client_id.is_none() {
-                self.protect(&mut position);
-            }
-            self.persist_position(&position);
-            if position.status != PositionStatus::Closed {
-                self.positions.insert(position.position_id, position);
-            }
-        }
-    }
-
-    /// Takes `take` off a position sold by `part` of `sell`, booking realized P&L at the part's
-    /// price (the part's fees pro rata).
-    fn close_part(&mut self, position: &mut Position, take: Decimal, sell: &Order, part: SoldPart) {
-        let exit_price = part.price;
-        let exit_fees = if part.quantity > Decimal::ZERO { part.fees * take / part.quantity } else { Decimal::ZERO };
-        let entry_fees = position::entry_fee_share(position.entry_fees, take, position.quantity);
-        position.entry_fees -= entry_fees;
-        let quote_fees = exit_fees + entry_fees;
-        let pnl = position::realized_pnl(position.entry_price, exit_price, take, quote_fees);
-        position.realized_pnl += pnl;
-        let now = now_us();
-        self.out.record(ToPersist::RealizedPnl {
-            at_us: now,
-            position_id: position.position_id,
-            order_id: sell.order_id,
-            pnl,
-        });
-        if let Some(change) = self.account.record_exit(pnl, now) {
-            self.out.announce(tilt_event(&change));
-        }
-        position.quantity -= take;
-        position.updated_at_us = now_us();
-        if position.quantity <= Decimal::ZERO {
-            position.quantity = Decimal::ZERO;
-            position.status = PositionStatus::Closed;
-            position.closed_at_us = Some(position.updated_at_us);
-            self.out.announce(
-                Event::new(
-                    "position_closed",
-                    format!(
-                        "position {} {} closed at {exit_price}, realized P&L {}",
-                        position.position_id,
-                        position.symbol,
-                        position.realized_pnl.round_dp(8)
-                    ),
-                )
-                .order(sell.order_id, &sell.client_order_id)
-                .field("position_id", position.position_id)
-                .money("exit_price", exit_price)
-                .money("quantity", take)
-                .money("fees", quote_fees.round_dp(8))
-                .money("realized_pnl", position.realized_pnl.round_dp(8)),
-            );
-        }
-        self.persist_position(position);
-    }
-
-    /// Emergency cancel: every open order on every symbol, not only the ones we know.
-    fn cancel_all(&mut self) {
-        let mut symbols: BTreeSet<String> = self.resting.values().map(|o| o.symbol.clone()).collect();
-        match self.with_retries("list open orders", |gw| gw.open_orders(None)) {
-            Ok(open) => symbols.extend(open.into_iter().map(|o| o.symbol)),
-            Err(e) => {
-                self.out.error(format!("cancel-all: could not list open orders ({e}); cancelling on known symbols"))
-            }
-        }
-        let mut cancelled = 0usize;
-        let mut cancelled_symbols = Vec::new();
-        for symbol in symbols {
-            let mut count = match self.with_retries("cancel open orders", |gw| gw.cancel_open_orders(&symbol)) {
-                Ok(reports) => {
-                    let n = reports.len();
-                    for report in reports {
-                        self.on_resting_report(report, Seen::Request, "cancel-all", OnCancel::Expected);
-                    }
-                    n
-                }
-                Err(e) => {
-                    self.out.error(format!("cancel-all: {symbol}: {e}"));
-                    0
-                }
-            };
-            // A cancel whose answer was lost (timeout, 5xx) may have worked: ask about each of
-            // ours that no answer covered, so it is not mistaken later for someone else's cancel.
-            let unreported: Vec<String> =
-                self.resting.values().filter(|o| o.symbol == symbol).map(|o| o.client_order_id.clone()).collect();
-            for client_order_id in unreported {
-                if let Ok(report) = self.gateway.query_order(&symbol, &client_order_id) {
-                    if !report.status.is_open() {
-                        count += usize::from(report.executed_qty < report.orig_qty);
-                        self.on_resting_report(report, Seen::Request, "cancel-all", OnCancel::Expected);
-                    }
-                }
-            }
-            if count > 0 {
-                cancelled += count;
-                cancelled_symbols.push(symbol.clone());
-            }
-        }
-        log::warn!("cancel-all: cancelled {cancelled} open orders on {:?}", cancelled_symbols);
-        self.out.announce(
-            Event::new(
-                "cancel_all",
-                if cancelled == 0 {
-                    "cancel-all: no open orders".to_string()
-                } else {
-                    format!("cancel-all: cancelled {cancelled} open orders on {}", cancelled_symbols.join(", "))
-                },
-            )
-            .field("cancelled", cancelled)
-            .field("symbols", cancelled_symbols),
-        );
-    }
-
-    /// Protective calls are never abandoned on a rate limit or a transient error: wait and go on
-    /// (bounded here so a dead exchange cannot hang shutdown forever).
-    fn with_retries<T>(
-        &mut self,
-        what: &str,
-        mut call: impl FnMut(&mut dyn Exchange) -> Result<T, ExchangeError>,
-    ) -> Result<T, ExchangeError> {
-        let mut wait = Duration::from_millis(100);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match call(self.gateway.as_mut()) {
-                Ok(v) => return Ok(v),
-                Err(ExchangeError::Rejected { http_status, code, msg }) => {
-                    return Err(ExchangeError::Rejected { http_status, code, msg })
-                }
-                Err(e) if attempt >= 6 => return Err(e),
-                Err(ExchangeError::RateLimited { retry_after, msg, .. }) => {
-                    self.out.announce(
-                        Event::new(
-                            "rate_limited",
-                            format!(
-                                "{what} waits {:.1} s for the exchange's rate limit: {msg}",
-                                retry_after.as_secs_f64()
-                            ),
-                        )
-                        .field("retry_after_ms", retry_after.as_millis() as u64)
-                        .field("until", crate::domain::format_ts(now_us() + retry_after.as_micros() as i64)),
-                    );
-                    self.out.release();
-                    std::thread::sleep(retry_after);
-                }
-                Err(e) => {
-                    log::warn!("{what}: {e}; retrying in {} ms", wait.as_millis());
-                    std::thread::sleep(wait);
-                    wait *= 2;
-                }
-            }
         }
     }
 }

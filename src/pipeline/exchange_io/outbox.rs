@@ -108,6 +108,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventKind;
     use crossbeam_channel::{unbounded, Receiver};
 
     /// An outbox whose events are also logged to persist, so one queue shows the order of both.
@@ -137,7 +138,7 @@ mod tests {
     fn records_and_events_go_out_at_once_when_not_holding() {
         let (mut out, persisted) = outbox();
         out.record(setting("a"));
-        out.announce(Event::new("order_cancelled", "x"));
+        out.announce(Event::new(EventKind::OrderCancelled, "x"));
         assert_eq!(received(&persisted), ["a", "order_cancelled"]);
     }
 
@@ -146,7 +147,7 @@ mod tests {
         let (mut out, persisted) = outbox();
         out.hold();
         out.record(setting("a"));
-        out.announce(Event::new("order_cancelled", "x"));
+        out.announce(Event::new(EventKind::OrderCancelled, "x"));
         out.error("oops");
         out.record(setting("b"));
         assert!(received(&persisted).is_empty());
@@ -160,9 +161,9 @@ mod tests {
         let (lanes, queues) = crate::events::stdout_lanes(16, 16);
         let mut out = Outbox::new(Bus::new(lanes, Some(to_persist.clone())), to_persist);
         out.hold();
-        out.announce(Event::new("order_cancelled", "x"));
+        out.announce(Event::new(EventKind::OrderCancelled, "x"));
         out.record(setting("a"));
-        out.release_with(vec![Event::new("order_submitted", "y"), Event::new("order_filled", "z")]);
+        out.release_with(vec![Event::new(EventKind::OrderSubmitted, "y"), Event::new(EventKind::OrderFilled, "z")]);
         assert_eq!(received(&persisted), ["order_cancelled", "a", "order_submitted", "order_filled"]);
         assert_eq!(queues.take_kinds(), ["order_cancelled", "order_submitted", "order_filled"]);
         out.record(setting("b"));

@@ -126,7 +126,7 @@ impl ExchangeIo {
         let s = summary;
         self.out.announce(
             Event::new(
-                "reconciled",
+                EventKind::Reconciled,
                 format!(
                     "reconciled with the exchange: {} orders checked, {} updated, {} recovered, {} stop-losses placed, {} cancelled; start-up used {} request weight",
                     s.checked, s.updated, s.recovered, s.stop_losses_placed, s.stop_losses_cancelled, s.weight_used

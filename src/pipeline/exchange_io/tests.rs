@@ -1,7 +1,7 @@
 //! Exchange I/O against the embedded simulator behind a scripted gateway: each test makes a
 //! call fail (or answer as the exchange might) at one point and checks what the stage did, in
-//! the records and events it sent and on the simulator. Verify is played by the test: it hands
-//! each execution back as verify would.
+//! the records and events it sent and on the simulator. The record stage is played by the test:
+//! it hands each execution back as that stage would.
 
 use super::reconcile::Summary;
 use super::*;
@@ -152,7 +152,7 @@ struct Harness {
     sim: Arc<Mutex<Simulator>>,
     ids: Arc<IdGen>,
     from_io: Receiver<ToPersist>,
-    to_verify: Receiver<ToVerify>,
+    to_record: Receiver<ToRecord>,
     _stdout: StdoutQueues,
     /// The bus the stage publishes on (start-up reads publish on it too).
     bus: Bus,
@@ -201,7 +201,7 @@ impl Harness {
         let config = crate::config::Config::defaults();
         let (stdout, queues) = crate::events::stdout_lanes_to(1024, 1024, sink);
         let (to_persist, from_io) = unbounded();
-        let (to_verify_tx, to_verify) = unbounded();
+        let (to_record_tx, to_record) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
         let gateway = Scripted { sim: SimGateway::from_shared(Arc::clone(&sim)), script: Arc::clone(&script) };
         let bus = Bus::new(stdout, Some(to_persist.clone()));
@@ -215,7 +215,7 @@ impl Harness {
             Arc::new(ExchangeGuard::new(u32::MAX)),
             &config,
             bus.clone(),
-            to_verify_tx,
+            to_record_tx,
             to_persist,
         );
         io.resolve_schedule = [Duration::ZERO; RESOLVE_SCHEDULE.len()];
@@ -225,7 +225,7 @@ impl Harness {
             sim,
             ids,
             from_io,
-            to_verify,
+            to_record,
             _stdout: queues,
             bus,
             events: Vec::new(),
@@ -262,7 +262,7 @@ impl Harness {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        self.events.iter().map(|e| e.kind).collect()
+        self.events.iter().map(|e| e.kind.as_str()).collect()
     }
 
     /// The order as last recorded.
@@ -290,16 +290,16 @@ impl Harness {
         self.io.submit(Submission { order, timing: Timing::new(Instant::now()) });
     }
 
-    /// A message from intake, with verify played by an empty channel (nothing in flight).
+    /// A message from intake, with the record stage played by an empty channel (nothing in flight).
     fn on_intake(&mut self, msg: ToExchange) {
-        let (_to_io, from_verify) = crossbeam_channel::unbounded();
-        self.io.on_intake(msg, &from_verify);
+        let (_to_io, from_record) = crossbeam_channel::unbounded();
+        self.io.on_intake(msg, &from_record);
     }
 
-    /// Plays verify: hands every execution back to the stage.
-    fn verify(&mut self) {
-        while let Ok(ToVerify::Executed(execution)) = self.to_verify.try_recv() {
-            self.io.on_verified(FromVerify::Verified(execution));
+    /// Plays the record stage: hands every execution back to the stage.
+    fn record(&mut self) {
+        while let Ok(ToRecord::Executed(execution)) = self.to_record.try_recv() {
+            self.io.on_recorded(FromRecord::Recorded(execution));
         }
     }
 
@@ -308,7 +308,7 @@ impl Harness {
         let order = self.new_order(OrderRole::Entry, symbol, Side::Buy, quantity, None);
         let id = order.order_id;
         self.submit(order);
-        self.verify();
+        self.record();
         assert!(self.io.positions.contains_key(&id), "the buy opened position {id}: {:?}", self.kinds());
         id
     }
@@ -316,7 +316,7 @@ impl Harness {
     fn sell(&mut self, symbol: &str, quantity: &str) -> Order {
         let order = self.new_order(OrderRole::Exit, symbol, Side::Sell, quantity, None);
         self.submit(order.clone());
-        self.verify();
+        self.record();
         order
     }
 
@@ -416,7 +416,7 @@ fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
     let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     let cid = order.client_order_id.clone();
     h.submit(order);
-    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution: {:?}", h.kinds()) };
+    let Ok(ToRecord::Executed(execution)) = h.to_record.try_recv() else { panic!("no execution: {:?}", h.kinds()) };
     assert_eq!(execution.order.status, OrderStatus::Filled);
     let ours = h.sim.lock().all_orders("ETHUSDT").unwrap().into_iter().filter(|r| r.client_order_id == cid).count();
     assert_eq!(ours, 1);
@@ -432,7 +432,7 @@ fn an_unknown_placement_the_exchange_never_saw_fails_as_not_placed() {
     let failed = h.event("order_failed");
     assert!(reason(&failed).contains("(-2013): not placed: the exchange has no such order"), "{failed:?}");
     assert_eq!(h.order(&cid).status, OrderStatus::Failed);
-    assert!(h.to_verify.is_empty());
+    assert!(h.to_record.is_empty());
 }
 
 #[test]
@@ -545,15 +545,15 @@ fn leave_unknown(h: &mut Harness, order: Order, checks: u32) {
 }
 
 #[test]
-fn a_sell_resolved_by_a_recheck_goes_to_verify_as_an_exit() {
+fn a_sell_resolved_by_a_recheck_goes_to_the_record_stage_as_an_exit() {
     let mut h = Harness::new();
     let sell = h.new_order(OrderRole::Exit, "ETHUSDT", Side::Sell, "0.01", None);
     h.other_client().place_order(&NewOrder::market_for(&sell)).expect("the sell reached the exchange");
     leave_unknown(&mut h, sell, 0);
     h.io.recheck_unresolved();
     assert_eq!(h.event("order_resolved").fields["exchange_status"], "FILLED");
-    assert_eq!(h.io.exits_in_verify, 1);
-    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution") };
+    assert_eq!(h.io.exits_in_record, 1);
+    let Ok(ToRecord::Executed(execution)) = h.to_record.try_recv() else { panic!("no execution") };
     assert_eq!(execution.order.status, OrderStatus::Filled);
 }
 
@@ -755,7 +755,7 @@ fn entry_fees_paid_in_the_quote_asset_are_booked_and_leave_the_quantity_whole() 
 }
 
 #[test]
-fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
+fn an_execution_of_a_stop_loss_handed_back_by_the_record_stage_changes_no_position() {
     let mut h = Harness::new();
     let id = h.buy("ETHUSDT", "0.01");
     let mut stop = h.new_order(OrderRole::StopLoss, "ETHUSDT", Side::Sell, "0.0099", Some(id));
@@ -763,7 +763,7 @@ fn an_execution_of_a_stop_loss_handed_back_by_verify_changes_no_position() {
     let execution =
         Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None, announced: false };
     let before = h.io.positions.clone();
-    h.io.on_verified(FromVerify::Verified(Box::new(execution)));
+    h.io.on_recorded(FromRecord::Recorded(Box::new(execution)));
     assert_eq!(h.io.positions, before);
 }
 
@@ -854,7 +854,7 @@ fn a_sell_whose_combined_answer_was_lost_after_it_executed_is_found_by_query() {
     h.other_client().cancel_replace(&stop, &NewOrder::market_for(&sell)).expect("executed on the exchange");
     h.script().cancel_replace.push_back(Step::Fail(unknown("timeout after send")));
     h.submit(sell);
-    h.verify();
+    h.record();
     assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
     assert!(h.io.positions.is_empty(), "the sell found by query closed the position: {:?}", h.kinds());
     assert!(h.events("order_unknown").is_empty());
@@ -939,13 +939,13 @@ fn cancel_all_also_cancels_the_orders_of_other_clients() {
 // ---- the run loop -----------------------------------------------------------------------------
 
 #[test]
-fn exchange_io_stops_when_verify_is_gone() {
+fn exchange_io_stops_when_the_record_stage_is_gone() {
     let h = Harness::new();
     let (_intake, from_intake) = crossbeam_channel::bounded::<ToExchange>(1);
-    let (verify, from_verify) = crossbeam_channel::bounded::<FromVerify>(1);
-    drop(verify);
+    let (record, from_record) = crossbeam_channel::bounded::<FromRecord>(1);
+    drop(record);
     // Returns although intake is still connected.
-    h.io.run(from_intake, from_verify);
+    h.io.run(from_intake, from_record);
 }
 
 #[test]
@@ -953,23 +953,23 @@ fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_p
     let h = Harness::new();
     let order = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
     let (to_io, from_intake) = crossbeam_channel::bounded(1);
-    let (verified, from_verify) = unbounded();
-    // Verify, played by a thread: every execution comes back verified.
-    let to_verify = h.to_verify.clone();
-    let verify = std::thread::spawn(move || {
-        for ToVerify::Executed(execution) in to_verify.iter() {
-            let _ = verified.send(FromVerify::Verified(execution));
+    let (verified, from_record) = unbounded();
+    // The record stage, played by a thread: every execution comes back.
+    let to_record = h.to_record.clone();
+    let record = std::thread::spawn(move || {
+        for ToRecord::Executed(execution) in to_record.iter() {
+            let _ = verified.send(FromRecord::Recorded(execution));
         }
     });
     to_io.send(ToExchange::Submit(Box::new(Submission { order, timing: Timing::new(Instant::now()) }))).unwrap();
     drop(to_io);
-    h.io.run(from_intake, from_verify);
-    verify.join().unwrap();
+    h.io.run(from_intake, from_record);
+    record.join().unwrap();
     let kinds: Vec<&str> = h
         .from_io
         .try_iter()
         .filter_map(|m| match m {
-            ToPersist::Event(e) => Some(e.kind),
+            ToPersist::Event(e) => Some(e.kind.as_str()),
             _ => None,
         })
         .collect();
@@ -977,33 +977,33 @@ fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_p
 }
 
 #[test]
-fn intake_running_a_command_takes_the_fills_verify_handed_back_first() {
+fn intake_running_a_command_takes_the_fills_the_record_stage_handed_back_first() {
     let mut h = Harness::new();
     let buy = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
     let position = buy.order_id;
     h.submit(buy);
-    let (verified, from_verify) = unbounded();
-    let Ok(ToVerify::Executed(execution)) = h.to_verify.try_recv() else { panic!("no execution") };
-    verified.send(FromVerify::Verified(execution)).unwrap();
-    let (io, to_verify) = (std::mem::replace(&mut h.io, Harness::new().io), h.to_verify.clone());
-    let shared = inline::Shared::new(io, from_verify);
+    let (verified, from_record) = unbounded();
+    let Ok(ToRecord::Executed(execution)) = h.to_record.try_recv() else { panic!("no execution") };
+    verified.send(FromRecord::Recorded(execution)).unwrap();
+    let (io, to_record) = (std::mem::replace(&mut h.io, Harness::new().io), h.to_record.clone());
+    let shared = inline::Shared::new(io, from_record);
     // A sell right behind the buy: its position is open (and released) before it is sent.
     let sell = h.new_order(OrderRole::Exit, "BTCUSDT", Side::Sell, "0.005", None);
     shared.run(ToExchange::Submit(Box::new(Submission { order: sell, timing: Timing::new(Instant::now()) })));
-    assert!(to_verify.try_recv().is_ok(), "the sell was sent");
+    assert!(to_record.try_recv().is_ok(), "the sell was sent");
     h.collect();
     assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
     assert!(h.kinds().contains(&"order_filled"));
 }
 
 #[test]
-fn waiting_for_verify_ends_when_verify_is_gone() {
+fn waiting_for_the_record_stage_ends_when_it_is_gone() {
     let mut h = Harness::new();
-    let (verify, from_verify) = crossbeam_channel::bounded::<FromVerify>(1);
-    drop(verify);
-    h.io.in_verify = 1;
-    h.io.drain(&from_verify);
-    assert_eq!(h.io.in_verify, 1, "nothing came back");
+    let (record, from_record) = crossbeam_channel::bounded::<FromRecord>(1);
+    drop(record);
+    h.io.in_record = 1;
+    h.io.drain(&from_record);
+    assert_eq!(h.io.in_record, 1, "nothing came back");
 }
 
 #[test]

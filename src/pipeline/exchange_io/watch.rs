@@ -222,7 +222,7 @@ impl ExchangeIo {
                 if order.exchange_type.is_algo() {
                     self.slots.stop_closed(&order.symbol);
                 }
-                self.out.announce(Event::order_ended("order_cancelled", &order, why));
+                self.out.announce(Event::order_ended(EventKind::OrderCancelled, &order, why));
                 self.unlink_stop(&order, on_cancel);
             }
         }
@@ -237,7 +237,7 @@ impl ExchangeIo {
         };
         self.out.announce(
             Event::new(
-                "stop_loss_triggered",
+                EventKind::StopLossTriggered,
                 format!(
                     "position {}: stop-loss {} triggered, sold {filled} {} at {}",
                     position.position_id,

@@ -67,28 +67,8 @@ pub fn units_after_commission(units: u64) -> u64 {
     units * 999 / 1000
 }
 
-/// SplitMix64: small, fast, and the same sequence everywhere for a seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `lo..=hi` (the modulo bias is irrelevant at these ranges).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-}
+/// The workload's generator: the project's one PRNG.
+pub use genesis::domain::prng::SplitMix64 as Rng;
 
 /// The endless stream: buy, its closing sell, buy, ...
 #[derive(Debug, Clone)]

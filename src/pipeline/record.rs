@@ -1,22 +1,25 @@
-//! Verify stage: checks each execution's real fill against what was asked and expected.
+//! Record stage: what follows an execution off the order path. (It was the verify stage; the
+//! verification, the query and its arithmetic, moved into exchange I/O, see [`assess`].)
 //!
-//! Receives executions (placement and verification query applied) from exchange I/O;
-//! computes the average fill price (quote filled / quantity filled), slippage and latency,
-//! raises `slippage_alert`, records the order, and hands the verified order back to exchange
-//! I/O, which opens or closes positions and protects them.
+//! Receives executions (placement and verification query applied, numbers assessed) from
+//! exchange I/O; publishes the fill's event if exchange I/O has not written it already, raises
+//! `slippage_alert`, sends the order's record to persist, counts its latency, and answers every
+//! execution by handing it back to exchange I/O, which opens or closes positions and protects
+//! them.
 
-use super::msg::{Execution, FromVerify, ToPersist, ToVerify};
+use super::msg::{Execution, FromRecord, ToPersist, ToRecord};
 use crate::domain::lifecycle::OrderStatus;
 use crate::domain::money::{slippage_percent, Decimal};
 use crate::domain::order::{Order, Side};
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventKind};
 use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
 
-pub struct Verify {
+/// The stage: its settings and its channel ends.
+pub struct Recorder {
     pub slippage_alert_pct: Decimal,
     pub bus: Bus,
-    pub to_exchange_io: Sender<FromVerify>,
+    pub to_exchange_io: Sender<FromRecord>,
     pub to_persist: Sender<ToPersist>,
     pub stats: std::sync::Arc<super::stats::Stats>,
 }
@@ -43,16 +46,16 @@ pub fn is_adverse(side: Side, slippage: Decimal, threshold: Decimal) -> bool {
     }
 }
 
-impl Verify {
-    pub fn run(self, from_exchange_io: Receiver<ToVerify>) {
+impl Recorder {
+    pub fn run(self, from_exchange_io: Receiver<ToRecord>) {
         for msg in from_exchange_io {
             match msg {
-                ToVerify::Executed(execution) => self.verify(execution),
+                ToRecord::Executed(execution) => self.record(execution),
             }
         }
     }
 
-    fn verify(&self, mut execution: Box<Execution>) {
+    fn record(&self, mut execution: Box<Execution>) {
         if execution.timing.verified_at.is_none() {
             assess(&mut execution.order, &mut execution.timing);
         }
@@ -73,7 +76,7 @@ impl Verify {
                 );
                 self.bus.publish(
                     Event::new(
-                        "slippage_alert",
+                        EventKind::SlippageAlert,
                         format!(
                             "{} {} {}: slippage {slippage}% beyond {}% (expected {}, filled at {})",
                             order.order_id,
@@ -94,7 +97,7 @@ impl Verify {
         }
         let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
         self.stats.record_order(&latency);
-        let _ = self.to_exchange_io.send(FromVerify::Verified(execution));
+        let _ = self.to_exchange_io.send(FromRecord::Recorded(execution));
     }
 }
 
@@ -104,12 +107,12 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
     let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
     let (kind, text) = match order.status {
         OrderStatus::Filled => (
-            "order_filled",
+            EventKind::OrderFilled,
             format!(
                 "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
                 order.order_id,
                 order.side.as_str(),
-                order.filled_quantity,
+                order.filled_quantity.normalize(),
                 order.symbol,
                 order.avg_price.unwrap_or_default().normalize(),
                 order.expected_price.unwrap_or_default().normalize(),
@@ -118,7 +121,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
             ),
         ),
         _ if order.filled_quantity > Decimal::ZERO => (
-            "order_partially_filled",
+            EventKind::OrderPartiallyFilled,
             format!(
                 "{} {} {}: filled {} of {} at {} ({})",
                 order.order_id,
@@ -131,7 +134,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
             ),
         ),
         OrderStatus::Cancelled => (
-            "order_cancelled",
+            EventKind::OrderCancelled,
             format!(
                 "{} {} {} {}: nothing filled (expired)",
                 order.order_id,
@@ -141,7 +144,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
             ),
         ),
         _ => (
-            "order_unverified",
+            EventKind::OrderUnverified,
             format!(
                 "{} {} {}: no fill confirmed yet ({})",
                 order.order_id,
@@ -215,29 +218,29 @@ mod tests {
 
     /// Runs the stage on one execution; returns the events it published and what it handed
     /// back to exchange I/O.
-    fn verify_one(order: Order) -> (Vec<Arc<Event>>, Vec<FromVerify>) {
-        verify_one_announced(order, false)
+    fn record_one(order: Order) -> (Vec<Arc<Event>>, Vec<FromRecord>) {
+        record_one_announced(order, false)
     }
 
     /// The same, for an execution whose fill event exchange I/O has `announced` or not.
-    fn verify_one_announced(order: Order, announced: bool) -> (Vec<Arc<Event>>, Vec<FromVerify>) {
+    fn record_one_announced(order: Order, announced: bool) -> (Vec<Arc<Event>>, Vec<FromRecord>) {
         let (lanes, _queues) = stdout_lanes(16, 16);
-        let (to_persist, from_verify) = crossbeam_channel::unbounded();
+        let (to_persist, from_record) = crossbeam_channel::unbounded();
         let (to_exchange_io, back) = crossbeam_channel::unbounded();
-        let verify = Verify {
+        let recorder = Recorder {
             slippage_alert_pct: d("0.5"),
             bus: Bus::new(lanes, Some(to_persist.clone())),
             to_exchange_io,
             to_persist,
             stats: Arc::default(),
         };
-        let (to_verify, from_exchange_io) = crossbeam_channel::unbounded();
+        let (to_record, from_exchange_io) = crossbeam_channel::unbounded();
         let timing = Timing::new(Instant::now());
         let execution = Execution { order, timing, verification_error: None, announced };
-        to_verify.send(ToVerify::Executed(Box::new(execution))).unwrap();
-        drop(to_verify);
-        verify.run(from_exchange_io);
-        let events = from_verify
+        to_record.send(ToRecord::Executed(Box::new(execution))).unwrap();
+        drop(to_record);
+        recorder.run(from_exchange_io);
+        let events = from_record
             .try_iter()
             .filter_map(|m| match m {
                 ToPersist::Event(e) => Some(e),
@@ -248,12 +251,12 @@ mod tests {
     }
 
     fn kinds(events: &[Arc<Event>]) -> Vec<&'static str> {
-        events.iter().map(|e| e.kind).collect()
+        events.iter().map(|e| e.kind.as_str()).collect()
     }
 
     #[test]
     fn a_buy_filled_beyond_the_slippage_threshold_raises_an_alert_with_the_numbers() {
-        let (events, back) = verify_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")));
+        let (events, back) = record_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")));
         assert_eq!(kinds(&events), ["order_filled", "slippage_alert"]);
         let alert = &events[1];
         assert_eq!(alert.client_order_id.as_deref(), Some("gtest-E7"));
@@ -268,20 +271,20 @@ mod tests {
 
     #[test]
     fn a_fill_exchange_io_already_showed_is_not_announced_again_but_still_alerts_and_goes_back() {
-        let (events, back) = verify_one_announced(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")), true);
+        let (events, back) = record_one_announced(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")), true);
         assert_eq!(kinds(&events), ["slippage_alert"]);
         assert_eq!(back.len(), 1);
     }
 
     #[test]
     fn a_fill_within_the_slippage_threshold_raises_no_alert() {
-        let (events, _) = verify_one(order(Side::Sell, OrderStatus::Filled, "0.01", Some("99.6")));
+        let (events, _) = record_one(order(Side::Sell, OrderStatus::Filled, "0.01", Some("99.6")));
         assert_eq!(kinds(&events), ["order_filled"]);
     }
 
     #[test]
     fn a_part_fill_is_reported_as_partially_filled_with_what_filled() {
-        let (events, back) = verify_one(order(Side::Buy, OrderStatus::Partial, "0.004", Some("100")));
+        let (events, back) = record_one(order(Side::Buy, OrderStatus::Partial, "0.004", Some("100")));
         assert_eq!(kinds(&events), ["order_partially_filled"]);
         let event = &events[0];
         assert_eq!(event.fields["filled_quantity"], "0.004");
@@ -292,14 +295,14 @@ mod tests {
 
     #[test]
     fn an_order_cancelled_after_a_part_fill_is_reported_as_partially_filled() {
-        let (events, _) = verify_one(order(Side::Buy, OrderStatus::Cancelled, "0.004", Some("100")));
+        let (events, _) = record_one(order(Side::Buy, OrderStatus::Cancelled, "0.004", Some("100")));
         assert_eq!(kinds(&events), ["order_partially_filled"]);
         assert_eq!(events[0].fields["status"], "CANCELLED");
     }
 
     #[test]
     fn a_market_order_that_expired_with_nothing_filled_is_reported_cancelled() {
-        let (events, back) = verify_one(order(Side::Sell, OrderStatus::Cancelled, "0", None));
+        let (events, back) = record_one(order(Side::Sell, OrderStatus::Cancelled, "0", None));
         assert_eq!(kinds(&events), ["order_cancelled"]);
         assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired)");
         assert_eq!(events[0].fields["avg_price"], serde_json::Value::Null);
@@ -308,7 +311,7 @@ mod tests {
 
     #[test]
     fn an_order_with_no_fill_confirmed_yet_is_reported_unverified() {
-        let (events, back) = verify_one(order(Side::Buy, OrderStatus::Pending, "0", None));
+        let (events, back) = record_one(order(Side::Buy, OrderStatus::Pending, "0", None));
         assert_eq!(kinds(&events), ["order_unverified"]);
         assert_eq!(events[0].text, "7 BUY BTCUSDT: no fill confirmed yet (PENDING)");
         assert_eq!(back.len(), 1);
