@@ -13,6 +13,7 @@ use crate::limits::{Exceeded, Limits};
 use crate::time_in_force::{Tif, TifBook};
 use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
+use genesis::domain::prng;
 use genesis::exchange::binance::sign::parse_query;
 use genesis::exchange::binance::user_data::{event_message, execution_reports_json, Change};
 use genesis::exchange::binance::wire::{
@@ -255,11 +256,9 @@ pub struct IdGen {
     counter: AtomicU64,
 }
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// SplitMix64's output for `x`'s counter step (the project's one PRNG, `domain::prng`).
+fn splitmix(x: u64) -> u64 {
+    prng::mix64(x.wrapping_add(prng::GOLDEN_GAMMA))
 }
 
 impl IdGen {
