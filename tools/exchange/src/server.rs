@@ -107,6 +107,37 @@ fn read_line(reader: &mut BufReader<TcpStream>, buf: &mut Vec<u8>) -> Result<usi
     Ok(n)
 }
 
+/// Carries out what the fault plan says happens to a reply (`After`), then `--latency-us`: the
+/// one place both the REST and the WebSocket API answers go through. False when the connection
+/// was dropped and nothing must be written. The user data stream's pushes are never held back
+/// by a dropped or slow answer.
+pub fn hold_reply(
+    app: &App,
+    after: After,
+    connection: &TcpStream,
+    started: Instant,
+    latency: Duration,
+    what: &str,
+) -> bool {
+    match after {
+        After::Drop => {
+            log::info!("{what}: connection dropped (fault)");
+            app.flush_pushes();
+            let _ = connection.shutdown(Shutdown::Both);
+            return false;
+        }
+        After::Delay(delay) => {
+            app.flush_pushes();
+            std::thread::sleep(delay);
+        }
+        After::Respond => {}
+    }
+    if !latency.is_zero() {
+        genesis::exchange::sim::wait_until(started + latency, Duration::from_micros(100));
+    }
+    true
+}
+
 fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> Result<RawRequest, ReadError> {
     let mut line = Vec::with_capacity(256);
     // Blank lines before a request are allowed (RFC 9112 §2.2).
@@ -303,22 +334,8 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
         // The response first, then the user data stream's events (see `App::respond`).
         let reply = app.respond(&http, local_ms());
         log::debug!("{} {} -> {} {:?}", req.method, req.path, reply.status, reply.after);
-        match reply.after {
-            After::Drop => {
-                log::info!("{} {}: connection dropped (fault)", req.method, req.path);
-                app.flush_pushes();
-                let _ = writer.shutdown(Shutdown::Both);
-                return Ok(());
-            }
-            After::Delay(delay) => {
-                // The stream is not held back by a slow answer.
-                app.flush_pushes();
-                std::thread::sleep(delay);
-            }
-            After::Respond => {}
-        }
-        if !latency.is_zero() {
-            genesis::exchange::sim::wait_until(started + latency, Duration::from_micros(100));
+        if !hold_reply(app, reply.after, &writer, started, latency, &format!("{} {}", req.method, req.path)) {
+            return Ok(());
         }
         let written = write_reply(&mut writer, &reply, req.keep_alive);
         app.flush_pushes();

@@ -133,22 +133,9 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App, latency: Duration)
             Ok(Message::Text(text)) => {
                 let started = std::time::Instant::now();
                 let (answer, after) = request(app, text.as_str(), &mut subscription);
-                match after {
-                    After::Drop => {
-                        // The fault: executed, and the connection goes before the answer.
-                        log::info!("ws-api: connection dropped (fault)");
-                        app.flush_pushes();
-                        let _ = raw.shutdown(Shutdown::Both);
-                        break Ok(());
-                    }
-                    After::Delay(delay) => {
-                        app.flush_pushes();
-                        std::thread::sleep(delay);
-                    }
-                    After::Respond => {}
-                }
-                if !latency.is_zero() {
-                    genesis::exchange::sim::wait_until(started + latency, Duration::from_micros(100));
+                // A drop fault: executed, and the connection goes before the answer.
+                if !crate::server::hold_reply(app, after, &raw, started, latency, "ws-api") {
+                    break Ok(());
                 }
                 let sent = ws.send(Message::text(answer));
                 app.flush_pushes();
