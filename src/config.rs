@@ -1,6 +1,7 @@
 //! Every flag, limit and default in one typed place.
 
 use crate::domain::money::Decimal;
+use crate::domain::position::StopSettings;
 use crate::domain::risk::{RiskLimits, Tier};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -155,47 +156,86 @@ pub struct Cli {
     pub sim_reject_prob: f64,
 }
 
-/// The engine's settings, derived from the flags.
+/// The engine's settings, derived from the flags, in one group per part of the engine that
+/// reads them. A new flag goes into the group of the part that uses it, plus one line in that
+/// group's `from_cli`.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub exchange: ExchangeKind,
     pub db: PathBuf,
+    pub confirm: ConfirmSettings,
+    pub output: OutputSettings,
+    /// Read only with `--exchange binance`.
+    pub binance: BinanceSettings,
+    /// Read only with `--exchange sim`.
+    pub sim: SimSettings,
+    pub risk: RiskSettings,
+    pub tuning: TuningSettings,
+}
+
+/// Asking the user before an order goes out.
+#[derive(Debug, Clone)]
+pub struct ConfirmSettings {
     /// `Some(false)` when --no-confirm was given; `None` leaves it to the stored preference.
-    pub confirm_override: Option<bool>,
-    pub confirm_timeout: Duration,
+    pub from_flag: Option<bool>,
+    pub timeout: Duration,
+}
+
+/// How events (stdout) and log lines (stderr) are written.
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
     pub json: bool,
     pub log_json: bool,
-    pub seed: u64,
-    pub stop_loss_pct: Decimal,
-    pub stop_limit_gap_pct: Decimal,
-    pub slippage_alert_pct: Decimal,
-    /// `--tier`, when given (else the saved tier, else SNIPER).
-    pub tier: Option<Tier>,
-    pub limits: RiskLimits,
-    /// `--daily-loss-limit`: overrides the limit of the account's tier.
-    pub daily_loss_limit_override: Option<Decimal>,
-    pub balance_sync: Duration,
-    pub watch_interval: Duration,
-    /// `--stream`: subscribe to the user data stream (binance only).
-    pub stream: bool,
-    /// `--transport`: REST or the WebSocket API for orders (binance only).
-    pub transport: Transport,
-    pub sim_walk: Option<Duration>,
+}
+
+/// The connection to Binance: where, how long to wait, which transport, which streams.
+#[derive(Debug, Clone)]
+pub struct BinanceSettings {
     pub base_url: String,
     pub live: bool,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub quote_refresh: Duration,
     pub max_entry_retry_wait: Duration,
+    /// `--stream`: subscribe to the user data stream.
+    pub stream: bool,
+    /// `--transport`: REST or the WebSocket API for orders.
+    pub transport: Transport,
+}
+
+/// The embedded simulator's knobs (turned into `exchange::sim::SimConfig`).
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub seed: u64,
+    pub walk: Option<Duration>,
+    pub latency_us: u64,
+    pub slippage_bps: u32,
+    pub partial_fill_prob: f64,
+    pub reject_prob: f64,
+}
+
+/// What protects the money: tier and limits, stop-losses, slippage alerts.
+#[derive(Debug, Clone)]
+pub struct RiskSettings {
+    /// `--tier`, when given (else the saved tier, else SNIPER).
+    pub tier: Option<Tier>,
+    pub limits: RiskLimits,
+    /// `--daily-loss-limit`: overrides the limit of the account's tier.
+    pub daily_loss_limit_override: Option<Decimal>,
+    pub stops: StopSettings,
+    /// Stop-loss placement attempts before the position is flagged UNPROTECTED.
+    pub stop_loss_attempts: u32,
+    pub slippage_alert_pct: Decimal,
+}
+
+/// Threads, waits and polls: how the engine uses the machine, not what it trades.
+#[derive(Debug, Clone)]
+pub struct TuningSettings {
     /// `--pin`; `pipeline::placement` turns it into cores.
     pub pin: Pinning,
     pub spin: Duration,
-    pub sim_latency_us: u64,
-    pub sim_slippage_bps: u32,
-    pub sim_partial_fill_prob: f64,
-    pub sim_reject_prob: f64,
-    /// Stop-loss placement attempts before the position is flagged UNPROTECTED.
-    pub stop_loss_attempts: u32,
+    pub watch_interval: Duration,
+    pub balance_sync: Duration,
     /// Capacity of each channel between stages.
     pub channel_capacity: usize,
 }
@@ -303,13 +343,45 @@ pub fn checked_base_url(url: &str, live: bool) -> Result<String, ConfigError> {
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
-        if cli.confirm_timeout == 0 {
-            return Err(ConfigError("--confirm-timeout must be at least 1 second".into()));
-        }
+        // In this order, so that of several bad flags the same one is named first.
+        let confirm = ConfirmSettings::from_cli(&cli)?;
         let file = match &cli.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        Ok(Config {
+            confirm,
+            output: OutputSettings { json: cli.json, log_json: cli.log_json },
+            risk: RiskSettings::from_cli(&cli, &file)?,
+            binance: BinanceSettings::from_cli(&cli)?,
+            sim: SimSettings::from_cli(&cli)?,
+            tuning: TuningSettings::from_cli(&cli),
+            exchange: cli.exchange,
+            db: cli.db,
+        })
+    }
+
+    /// Defaults, as if no flag was given (tests and benches start from here).
+    pub fn defaults() -> Config {
+        Config::from_cli(Cli::parse_from(["genesis"])).expect("the defaults are valid")
+    }
+}
+
+impl ConfirmSettings {
+    fn from_cli(cli: &Cli) -> Result<ConfirmSettings, ConfigError> {
+        if cli.confirm_timeout == 0 {
+            return Err(ConfigError("--confirm-timeout must be at least 1 second".into()));
+        }
+        Ok(ConfirmSettings {
+            from_flag: if cli.no_confirm { Some(false) } else { None },
+            timeout: Duration::from_secs(cli.confirm_timeout),
+        })
+    }
+}
+
+impl RiskSettings {
+    /// Flags first, then the `--config` file, then the defaults.
+    fn from_cli(cli: &Cli, file: &FileConfig) -> Result<RiskSettings, ConfigError> {
         let tier = match cli.tier.clone().or(file.tier.clone()) {
             Some(text) => Some(Tier::parse(&text).ok_or_else(|| {
                 ConfigError(format!("unknown tier '{text}' (expected SNIPER, HUNTER or STRATEGIST)"))
@@ -332,57 +404,63 @@ impl Config {
             }
         }
         limits.validate().map_err(|e| ConfigError(e.to_string()))?;
-        Ok(Config {
-            exchange: cli.exchange,
-            db: cli.db,
-            confirm_override: if cli.no_confirm { Some(false) } else { None },
-            confirm_timeout: Duration::from_secs(cli.confirm_timeout),
-            json: cli.json,
-            log_json: cli.log_json,
-            seed: cli.seed,
+        let stops = StopSettings {
             stop_loss_pct: percent("stop-loss-pct", cli.stop_loss_pct.or(file.stop_loss_pct).unwrap_or(Decimal::TWO))?,
             stop_limit_gap_pct: percent(
                 "stop-limit-gap-pct",
                 cli.stop_limit_gap_pct.or(file.stop_limit_gap_pct).unwrap_or(Decimal::new(5, 1)),
             )?,
+        };
+        Ok(RiskSettings {
+            tier,
+            limits,
+            daily_loss_limit_override: cli.daily_loss_limit,
+            stops,
+            stop_loss_attempts: 3,
             slippage_alert_pct: percent(
                 "slippage-alert-pct",
                 cli.slippage_alert_pct.or(file.slippage_alert_pct).unwrap_or(Decimal::new(5, 1)),
             )?,
-            tier,
-            limits,
-            daily_loss_limit_override: cli.daily_loss_limit,
-            balance_sync: Duration::from_secs(cli.balance_sync_secs.max(1)),
-            watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
-            stream: cli.stream == OnOff::On,
-            transport: cli.transport,
-            sim_walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
+        })
+    }
+}
+
+impl BinanceSettings {
+    fn from_cli(cli: &Cli) -> Result<BinanceSettings, ConfigError> {
+        Ok(BinanceSettings {
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms.max(1)),
             read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
             quote_refresh: Duration::from_millis(cli.quote_refresh_ms.max(10)),
             max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
-            pin: cli.pin,
-            spin: Duration::from_micros(cli.spin_us),
-            sim_latency_us: cli.sim_latency_us,
-            sim_slippage_bps: cli.sim_slippage_bps,
-            sim_partial_fill_prob: probability("sim-partial-fill-prob", cli.sim_partial_fill_prob)?,
-            sim_reject_prob: probability("sim-reject-prob", cli.sim_reject_prob)?,
-            stop_loss_attempts: 3,
-            channel_capacity: 4096,
+            stream: cli.stream == OnOff::On,
+            transport: cli.transport,
         })
     }
+}
 
-    /// Defaults, as if no flag was given (tests and benches start from here).
-    pub fn defaults() -> Config {
-        Config::from_cli(Cli::parse_from(["genesis"])).expect("the defaults are valid")
+impl SimSettings {
+    fn from_cli(cli: &Cli) -> Result<SimSettings, ConfigError> {
+        Ok(SimSettings {
+            seed: cli.seed,
+            walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
+            latency_us: cli.sim_latency_us,
+            slippage_bps: cli.sim_slippage_bps,
+            partial_fill_prob: probability("sim-partial-fill-prob", cli.sim_partial_fill_prob)?,
+            reject_prob: probability("sim-reject-prob", cli.sim_reject_prob)?,
+        })
     }
+}
 
-    pub fn stop_settings(&self) -> crate::domain::position::StopSettings {
-        crate::domain::position::StopSettings {
-            stop_loss_pct: self.stop_loss_pct,
-            stop_limit_gap_pct: self.stop_limit_gap_pct,
+impl TuningSettings {
+    fn from_cli(cli: &Cli) -> TuningSettings {
+        TuningSettings {
+            pin: cli.pin,
+            spin: Duration::from_micros(cli.spin_us),
+            watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
+            balance_sync: Duration::from_secs(cli.balance_sync_secs.max(1)),
+            channel_capacity: 4096,
         }
     }
 }
@@ -395,18 +473,18 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = Config::defaults();
         assert_eq!(c.exchange, ExchangeKind::Sim);
-        assert_eq!(c.transport, Transport::Rest, "REST stays the default until ws is measured");
+        assert_eq!(c.binance.transport, Transport::Rest, "REST stays the default until ws is measured");
         assert_eq!(c.db, PathBuf::from("./genesis.db"));
-        assert_eq!(c.confirm_timeout, Duration::from_secs(10));
-        assert_eq!(c.confirm_override, None);
-        assert_eq!(c.stop_loss_pct, Decimal::from(2));
-        assert_eq!(c.slippage_alert_pct, "0.5".parse().unwrap());
+        assert_eq!(c.confirm.timeout, Duration::from_secs(10));
+        assert_eq!(c.confirm.from_flag, None);
+        assert_eq!(c.risk.stops.stop_loss_pct, Decimal::from(2));
+        assert_eq!(c.risk.slippage_alert_pct, "0.5".parse().unwrap());
     }
 
     #[test]
     fn no_confirm_overrides_the_preference() {
         let c = Config::from_cli(Cli::parse_from(["genesis", "--no-confirm"])).unwrap();
-        assert_eq!(c.confirm_override, Some(false));
+        assert_eq!(c.confirm.from_flag, Some(false));
     }
 
     #[test]
@@ -439,10 +517,10 @@ mod tests {
             "2.5",
         ]))
         .unwrap();
-        assert_eq!(c.tier, Some(Tier::Hunter));
-        assert_eq!(c.stop_loss_pct, Decimal::from(3));
-        assert_eq!(c.limits.max_position_pct, "2.5".parse().unwrap());
-        assert!(!c.limits.tilt.enabled);
+        assert_eq!(c.risk.tier, Some(Tier::Hunter));
+        assert_eq!(c.risk.stops.stop_loss_pct, Decimal::from(3));
+        assert_eq!(c.risk.limits.max_position_pct, "2.5".parse().unwrap());
+        assert!(!c.risk.limits.tilt.enabled);
     }
 
     #[test]

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_json);
+    init_logging(config.output.log_json);
     match genesis::pipeline::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

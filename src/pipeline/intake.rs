@@ -99,8 +99,8 @@ impl Intake {
             guard,
             account,
             confirm,
-            confirm_timeout: config.confirm_timeout,
-            stop_loss_pct: config.stop_loss_pct,
+            confirm_timeout: config.confirm.timeout,
+            stop_loss_pct: config.risk.stops.stop_loss_pct,
             bus,
             to_exchange,
             exchange_io: None,
@@ -652,8 +652,8 @@ mod tests {
             let usdt = Balance { asset: "USDT".into(), free: d("100000"), locked: Decimal::ZERO };
             account.set_balances(vec![usdt], now_us());
             let rules: Arc<Rules> = Arc::new([("BTCUSDT".to_string(), btcusdt())].into_iter().collect());
-            let config =
-                crate::config::Config { confirm_timeout: self.confirm_timeout, ..crate::config::Config::defaults() };
+            let mut config = crate::config::Config::defaults();
+            config.confirm.timeout = self.confirm_timeout;
             let (lanes, _stdout) = stdout_lanes(64, 64);
             let (to_exchange, from_intake) = unbounded();
             let (to_persist, persist_rx) = unbounded();

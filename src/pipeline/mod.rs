@@ -174,15 +174,16 @@ fn connect_binance(
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| RunError::Config(format!("--exchange binance needs the {name} environment variable")))
     };
-    let mut binance = BinanceConfig::new(config.base_url.clone(), key("BINANCE_API_KEY")?, key("BINANCE_API_SECRET")?);
-    binance.connect_timeout = config.connect_timeout;
-    binance.read_timeout = config.read_timeout;
-    binance.max_retry_after_wait = config.max_entry_retry_wait;
+    let mut binance =
+        BinanceConfig::new(config.binance.base_url.clone(), key("BINANCE_API_KEY")?, key("BINANCE_API_SECRET")?);
+    binance.connect_timeout = config.binance.connect_timeout;
+    binance.read_timeout = config.binance.read_timeout;
+    binance.max_retry_after_wait = config.binance.max_entry_retry_wait;
     let pin = placement.hook("quotes", placement.background);
-    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, move || {
+    let quotes = BinanceQuotes::start(binance.clone(), config.binance.quote_refresh, move || {
         pin();
     })?;
-    let stream = config.stream.then(|| crate::exchange::binance::stream::StreamConfig {
+    let stream = config.binance.stream.then(|| crate::exchange::binance::stream::StreamConfig {
         url: crate::exchange::binance::user_data::ws_api_url(&binance.base_url),
         api_key: binance.api_key.clone(),
         api_secret: binance.api_secret.clone(),
@@ -190,7 +191,7 @@ fn connect_binance(
         clock: Default::default(),
     });
     // The server time only: the rules are read once, by `run`.
-    if config.transport == crate::config::Transport::Ws {
+    if config.binance.transport == crate::config::Transport::Ws {
         let mut gateway = crate::exchange::binance::ws_api::WsApiGateway::new(binance)?;
         reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
         if let Err(e) = gateway.open() {
@@ -212,12 +213,12 @@ fn open_account(config: &Config, store: &mut Store) -> Result<account::Account, 
     use crate::domain::risk::{DailyPnl, Tier, DAY_US};
     use crate::store::Write;
     let saved = store.setting("tier")?.and_then(|t| Tier::parse(&t));
-    let tier = config.tier.or(saved).unwrap_or_default();
-    if config.tier.is_some() && config.tier != saved {
+    let tier = config.risk.tier.or(saved).unwrap_or_default();
+    if config.risk.tier.is_some() && config.risk.tier != saved {
         store.write_batch(&[Write::Setting("tier", tier.as_str())])?;
     }
-    let mut limits = config.limits.clone();
-    if let Some(limit) = config.daily_loss_limit_override {
+    let mut limits = config.risk.limits.clone();
+    if let Some(limit) = config.risk.daily_loss_limit_override {
         match tier {
             Tier::Sniper => limits.daily_loss_limit.sniper = limit,
             Tier::Hunter => limits.daily_loss_limit.hunter = limit,
@@ -236,7 +237,7 @@ fn open_account(config: &Config, store: &mut Store) -> Result<account::Account, 
 /// Runs the engine on stdin/stdout until end of input or `quit`.
 pub fn run(config: Config) -> Result<(), RunError> {
     // The layout is explained where the stages are spawned.
-    let placement = placement::Placement::plan(config.pin)?;
+    let placement = placement::Placement::plan(config.tuning.pin)?;
     let (order_path_core, background_core) = (placement.order_path, placement.background);
     let mut store = Store::open(&config.db)?;
     store.disable_auto_checkpoint()?;
@@ -245,7 +246,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let run_started_us = crate::domain::now_us();
     let history = store.begin_run(run_started_us)?;
     let ids = Arc::new(IdGen::new(meta.prefix.clone(), meta.last_order_id));
-    let confirm = config.confirm_override.or(meta.confirm).unwrap_or(true);
+    let confirm = config.confirm.from_flag.or(meta.confirm).unwrap_or(true);
     // The exchange's order limit is set once `exchangeInfo` is read.
     let guard = Arc::new(guard::ExchangeGuard::new(u32::MAX));
     let stats = Arc::new(stats::Stats::default());
@@ -256,8 +257,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // From here a signal reaches intake's wake-up pipe, and start-up's waits.
     watch_signals(signals_tx)?;
 
-    let cap = config.channel_capacity;
-    let format = if config.json { Format::Json } else { Format::Text };
+    let cap = config.tuning.channel_capacity;
+    let format = if config.output.json { Format::Json } else { Format::Text };
     // Exchange I/O writes an order's fill to stdout itself when it can (see `events::Sink`).
     let stdout =
         std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| RunError::Config(format!("stdout: {e}")))?;
@@ -351,7 +352,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }),
     )?);
     let recorder = record::Recorder {
-        slippage_alert_pct: config.slippage_alert_pct,
+        slippage_alert_pct: config.risk.slippage_alert_pct,
         bus: bus.clone(),
         to_exchange_io: record_to_exchange,
         to_persist: to_persist.clone(),
@@ -455,7 +456,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
                 "genesis ready: exchange {:?}, database {}, confirmations {}, {} symbols",
                 config.exchange,
                 config.db.display(),
-                if confirm { format!("on ({} s)", config.confirm_timeout.as_secs()) } else { "off".into() },
+                if confirm { format!("on ({} s)", config.confirm.timeout.as_secs()) } else { "off".into() },
                 rules.len()
             ),
         )

@@ -197,17 +197,17 @@ pub fn state_path(db: &std::path::Path) -> std::path::PathBuf {
 /// Opens the embedded simulator beside the engine's database, with the knobs from the flags.
 pub fn connect_embedded(config: &crate::config::Config) -> Result<super::Connected, String> {
     let sim_config = SimConfig {
-        seed: config.seed,
-        latency_us: config.sim_latency_us,
-        extra_slippage_bps: crate::domain::money::Decimal::from(config.sim_slippage_bps),
-        partial_fill_probability: config.sim_partial_fill_prob,
-        reject_probability: config.sim_reject_prob,
+        seed: config.sim.seed,
+        latency_us: config.sim.latency_us,
+        extra_slippage_bps: crate::domain::money::Decimal::from(config.sim.slippage_bps),
+        partial_fill_probability: config.sim.partial_fill_prob,
+        reject_probability: config.sim.reject_prob,
         ..SimConfig::default()
     };
     let path = state_path(&config.db);
     let sim = Simulator::open(&path, sim_config).map_err(|e| format!("simulator state {}: {e}", path.display()))?;
     let gateway = SimGateway::new(sim);
-    if let Some(every) = config.sim_walk {
+    if let Some(every) = config.sim.walk {
         start_random_walk(&gateway.shared(), every);
     }
     let quotes = Arc::new(SimQuotes { sim: gateway.shared() });
