@@ -2,7 +2,7 @@
 
 use crate::domain::money::Decimal;
 use crate::domain::position::StopSettings;
-use crate::domain::risk::{RiskLimits, Tier};
+use crate::domain::risk::{LimitError, RiskLimits, Tier};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -240,28 +240,91 @@ pub struct TuningSettings {
     pub channel_capacity: usize,
 }
 
-/// A flag value outside its range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+/// A flag, or the `--config` file, that the engine refuses to start with. The `Display` is the
+/// line printed after `genesis: `.
+#[derive(Debug)]
+pub enum ConfigError {
+    ConfirmTimeoutZero,
+    /// The `--config` file could not be read.
+    FileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The `--config` file is not valid TOML or names an unknown key.
+    FileInvalid {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    UnknownTier(String),
+    NegativeDailyLossLimit(Decimal),
+    /// A risk limit (flag or file) outside its range.
+    Limit(LimitError),
+    /// `flag` is the flag's name without the dashes.
+    PercentOutOfRange {
+        flag: &'static str,
+        value: Decimal,
+    },
+    ProbabilityOutOfRange {
+        flag: &'static str,
+        value: f64,
+    },
+    BaseUrlScheme(String),
+    BaseUrlNoHost(String),
+    /// A production host without `--live`.
+    ProductionWithoutLive(String),
+}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ConfigError::ConfirmTimeoutZero => f.write_str("--confirm-timeout must be at least 1 second"),
+            ConfigError::FileUnreadable { path, source } => write!(f, "--config {}: {source}", path.display()),
+            ConfigError::FileInvalid { path, source } => write!(f, "--config {}: {}", path.display(), source.message()),
+            ConfigError::UnknownTier(text) => {
+                write!(f, "unknown tier '{text}' (expected SNIPER, HUNTER or STRATEGIST)")
+            }
+            ConfigError::NegativeDailyLossLimit(limit) => {
+                write!(f, "--daily-loss-limit must not be negative, got {limit}")
+            }
+            ConfigError::Limit(e) => write!(f, "{e}"),
+            ConfigError::PercentOutOfRange { flag, value } => {
+                write!(f, "--{flag} must be between 0 and 100 (exclusive), got {value}")
+            }
+            ConfigError::ProbabilityOutOfRange { flag, value } => {
+                write!(f, "--{flag} must be between 0 and 1, got {value}")
+            }
+            ConfigError::BaseUrlScheme(url) => {
+                write!(f, "--base-url must start with http:// or https://, got '{url}'")
+            }
+            ConfigError::BaseUrlNoHost(url) => write!(f, "--base-url has no host: '{url}'"),
+            ConfigError::ProductionWithoutLive(url) => {
+                write!(f, "--base-url {url} is the production exchange (real money): add --live to trade there")
+            }
+        }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::FileUnreadable { source, .. } => Some(source),
+            ConfigError::FileInvalid { source, .. } => Some(source.as_ref()),
+            ConfigError::Limit(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
-fn percent(name: &str, value: Decimal) -> Result<Decimal, ConfigError> {
+fn percent(flag: &'static str, value: Decimal) -> Result<Decimal, ConfigError> {
     if value <= Decimal::ZERO || value >= Decimal::ONE_HUNDRED {
-        return Err(ConfigError(format!("--{name} must be between 0 and 100 (exclusive), got {value}")));
+        return Err(ConfigError::PercentOutOfRange { flag, value });
     }
     Ok(value)
 }
 
-fn probability(name: &str, value: f64) -> Result<f64, ConfigError> {
+fn probability(flag: &'static str, value: f64) -> Result<f64, ConfigError> {
     if !(0.0..=1.0).contains(&value) {
-        return Err(ConfigError(format!("--{name} must be between 0 and 1, got {value}")));
+        return Err(ConfigError::ProbabilityOutOfRange { flag, value });
     }
     Ok(value)
 }
@@ -303,13 +366,14 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &std::path::Path) -> Result<FileConfig, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::FileUnreadable { path: path.to_path_buf(), source })?;
+        Self::parse(&text)
+            .map_err(|source| ConfigError::FileInvalid { path: path.to_path_buf(), source: Box::new(source) })
     }
 
-    pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.message().to_string())
+    pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
     }
 }
 
@@ -328,15 +392,13 @@ pub fn checked_base_url(url: &str, live: bool) -> Result<String, ConfigError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| ConfigError(format!("--base-url must start with http:// or https://, got '{url}'")))?;
+        .ok_or_else(|| ConfigError::BaseUrlScheme(url.to_string()))?;
     let host = rest.split(['/', ':']).next().unwrap_or("").to_ascii_lowercase();
     if host.is_empty() {
-        return Err(ConfigError(format!("--base-url has no host: '{url}'")));
+        return Err(ConfigError::BaseUrlNoHost(url.to_string()));
     }
     if PRODUCTION_HOSTS.contains(&host.as_str()) && !live {
-        return Err(ConfigError(format!(
-            "--base-url {url} is the production exchange (real money): add --live to trade there"
-        )));
+        return Err(ConfigError::ProductionWithoutLive(url.to_string()));
     }
     Ok(url.to_string())
 }
@@ -370,7 +432,7 @@ impl Config {
 impl ConfirmSettings {
     fn from_cli(cli: &Cli) -> Result<ConfirmSettings, ConfigError> {
         if cli.confirm_timeout == 0 {
-            return Err(ConfigError("--confirm-timeout must be at least 1 second".into()));
+            return Err(ConfigError::ConfirmTimeoutZero);
         }
         Ok(ConfirmSettings {
             from_flag: if cli.no_confirm { Some(false) } else { None },
@@ -383,9 +445,7 @@ impl RiskSettings {
     /// Flags first, then the `--config` file, then the defaults.
     fn from_cli(cli: &Cli, file: &FileConfig) -> Result<RiskSettings, ConfigError> {
         let tier = match cli.tier.clone().or(file.tier.clone()) {
-            Some(text) => Some(Tier::parse(&text).ok_or_else(|| {
-                ConfigError(format!("unknown tier '{text}' (expected SNIPER, HUNTER or STRATEGIST)"))
-            })?),
+            Some(text) => Some(Tier::parse(&text).ok_or(ConfigError::UnknownTier(text))?),
             None => None,
         };
         let mut limits = file.risk.clone();
@@ -400,10 +460,10 @@ impl RiskSettings {
         }
         if let Some(limit) = cli.daily_loss_limit {
             if limit < Decimal::ZERO {
-                return Err(ConfigError(format!("--daily-loss-limit must not be negative, got {limit}")));
+                return Err(ConfigError::NegativeDailyLossLimit(limit));
             }
         }
-        limits.validate().map_err(|e| ConfigError(e.to_string()))?;
+        limits.validate().map_err(ConfigError::Limit)?;
         let stops = StopSettings {
             stop_loss_pct: percent("stop-loss-pct", cli.stop_loss_pct.or(file.stop_loss_pct).unwrap_or(Decimal::TWO))?,
             stop_limit_gap_pct: percent(
@@ -491,7 +551,7 @@ mod tests {
     fn production_needs_live() {
         let err = checked_base_url("https://api.binance.com", false).unwrap_err();
         assert_eq!(
-            err.0,
+            err.to_string(),
             "--base-url https://api.binance.com is the production exchange (real money): add --live to trade there"
         );
         assert!(checked_base_url("https://api.binance.com", true).is_ok());
@@ -526,18 +586,64 @@ mod tests {
     #[test]
     fn a_config_file_with_an_unknown_key_is_refused() {
         let err = FileConfig::parse("stop_los_pct = 3").unwrap_err();
-        assert!(err.contains("unknown field"), "{err}");
+        assert!(err.message().contains("unknown field"), "{err}");
     }
 
     #[test]
     fn an_unknown_tier_is_refused() {
         let err = Config::from_cli(Cli::parse_from(["genesis", "--tier", "whale"])).unwrap_err();
-        assert_eq!(err.0, "unknown tier 'whale' (expected SNIPER, HUNTER or STRATEGIST)");
+        assert_eq!(err.to_string(), "unknown tier 'whale' (expected SNIPER, HUNTER or STRATEGIST)");
     }
 
     #[test]
     fn out_of_range_percentages_are_refused() {
         let err = Config::from_cli(Cli::parse_from(["genesis", "--stop-loss-pct", "0"])).unwrap_err();
-        assert_eq!(err.0, "--stop-loss-pct must be between 0 and 100 (exclusive), got 0");
+        assert_eq!(err.to_string(), "--stop-loss-pct must be between 0 and 100 (exclusive), got 0");
+    }
+
+    #[test]
+    fn a_missing_config_file_names_it_and_keeps_the_io_error() {
+        use std::error::Error;
+        let err = Config::from_cli(Cli::parse_from(["genesis", "--config", "/nonexistent/genesis.toml"])).unwrap_err();
+        assert!(matches!(err, ConfigError::FileUnreadable { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("--config /nonexistent/genesis.toml: "), "{err}");
+        assert!(err.source().unwrap().downcast_ref::<std::io::Error>().is_some());
+    }
+
+    #[test]
+    fn an_invalid_config_file_shows_the_toml_message_and_keeps_the_toml_error() {
+        use std::error::Error;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("genesis.toml");
+        std::fs::write(&path, "stop_los_pct = 3\n").unwrap();
+        let err = Config::from_cli(Cli::parse_from(["genesis", "--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().starts_with(&format!("--config {}: unknown field", path.display())), "{err}");
+        assert!(err.source().unwrap().downcast_ref::<toml::de::Error>().is_some());
+    }
+
+    #[test]
+    fn a_limit_out_of_range_keeps_the_limit_error_as_its_source() {
+        use std::error::Error;
+        let err = Config::from_cli(Cli::parse_from(["genesis", "--max-position-pct", "101"])).unwrap_err();
+        assert!(err.to_string().starts_with("risk limit max_position_pct = 101 is invalid"), "{err}");
+        assert!(err.source().unwrap().downcast_ref::<LimitError>().is_some());
+        assert!(ConfigError::ConfirmTimeoutZero.source().is_none());
+    }
+
+    #[test]
+    fn every_refusal_reads_as_before() {
+        let refused = |args: &[&str]| {
+            let mut argv = vec!["genesis"];
+            argv.extend_from_slice(args);
+            Config::from_cli(Cli::parse_from(argv)).unwrap_err().to_string()
+        };
+        assert_eq!(refused(&["--confirm-timeout", "0"]), "--confirm-timeout must be at least 1 second");
+        assert_eq!(refused(&["--daily-loss-limit=-1"]), "--daily-loss-limit must not be negative, got -1");
+        assert_eq!(refused(&["--sim-reject-prob", "2"]), "--sim-reject-prob must be between 0 and 1, got 2");
+        assert_eq!(
+            refused(&["--base-url", "ftp://x"]),
+            "--base-url must start with http:// or https://, got 'ftp://x'"
+        );
+        assert_eq!(refused(&["--base-url", "https://"]), "--base-url has no host: 'https://'");
     }
 }

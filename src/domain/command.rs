@@ -1,7 +1,7 @@
 //! The stdin command language. Parsing is pure: a line becomes a `Command` or an error that
 //! names the problem in one sentence. Checks that need a symbol's rules happen in intake.
 
-use super::money::{parse_positive, Decimal};
+use super::money::{parse_positive, AmountError, Decimal};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -61,12 +61,79 @@ pub enum Command {
     Quit,
 }
 
+/// Why a line is not a command. Its `Display` is the one sentence the user sees (intake
+/// prefixes the line number).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(pub String);
+pub enum ParseError {
+    /// The first word names no command.
+    UnknownCommand(String),
+    /// A known command with arguments of the wrong shape; holds the usage after `usage: `.
+    Usage(String),
+    /// A command that takes no arguments got some.
+    UnexpectedArguments {
+        verb: String,
+        args: String,
+    },
+    /// `sell SYMBOL` (a buy may leave the quantity to the position rule).
+    MissingQuantity {
+        verb: String,
+    },
+    MissingSymbolAndQuantity {
+        verb: String,
+    },
+    TooManyArguments {
+        verb: String,
+    },
+    BadSymbol(String),
+    /// An amount (`what`: quantity, bid, ask) that is not a plain positive number.
+    BadAmount {
+        what: &'static str,
+        source: AmountError,
+    },
+    BidNotBelowAsk {
+        bid: Decimal,
+        ask: Decimal,
+    },
+    /// A count (`what`: slices, seconds) that is not a whole number.
+    NotAWholeNumber {
+        what: &'static str,
+        text: String,
+    },
+    SlicesOutOfRange(u32),
+    SecondsOutOfRange(u32),
+}
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ParseError::UnknownCommand(word) => write!(f, "unknown command '{word}' (expected one of: {COMMANDS})"),
+            ParseError::Usage(usage) => write!(f, "usage: {usage}"),
+            ParseError::UnexpectedArguments { verb, args } => write!(f, "'{verb}' takes no arguments, got '{args}'"),
+            ParseError::MissingQuantity { verb } => write!(f, "missing quantity: usage: {verb} SYMBOL QTY"),
+            ParseError::MissingSymbolAndQuantity { verb } => {
+                write!(f, "missing symbol and quantity: usage: {verb} SYMBOL QTY")
+            }
+            ParseError::TooManyArguments { verb } => write!(f, "too many arguments: usage: {verb} SYMBOL QTY"),
+            ParseError::BadSymbol(text) => {
+                write!(f, "bad symbol '{text}' (expected letters and digits, e.g. BTCUSDT)")
+            }
+            ParseError::BadAmount { what, source } => write!(f, "bad {what}: {source}"),
+            ParseError::BidNotBelowAsk { bid, ask } => write!(f, "bad price: bid {bid} must be below ask {ask}"),
+            ParseError::NotAWholeNumber { what, text } => write!(f, "bad {what}: '{text}' is not a whole number"),
+            ParseError::SlicesOutOfRange(n) => write!(f, "bad slices: {n} (an iceberg takes 2 to {MAX_SLICES} slices)"),
+            ParseError::SecondsOutOfRange(n) => {
+                write!(f, "bad seconds: {n} (a TWAP runs 1 to {MAX_TWAP_SECONDS} seconds)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ParseError::BadAmount { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 
@@ -82,8 +149,12 @@ pub const MAX_SLICES: u32 = 100;
 /// Longest TWAP, seconds (a day).
 pub const MAX_TWAP_SECONDS: u32 = 86_400;
 
-fn err<T>(message: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError(message.into()))
+fn usage<T>(text: impl Into<String>) -> Result<T, ParseError> {
+    Err(ParseError::Usage(text.into()))
+}
+
+fn amount(what: &'static str, text: &str) -> Result<Decimal, ParseError> {
+    parse_positive(text).map_err(|source| ParseError::BadAmount { what, source })
 }
 
 /// Parses one line. `Ok(None)` for blank lines and `#` comments.
@@ -103,15 +174,15 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             [flag] if flag.eq_ignore_ascii_case("on") => Command::SetConfirm { on: true },
             [flag] if flag.eq_ignore_ascii_case("off") => Command::SetConfirm { on: false },
             [id] => Command::Answer { id: id.to_string(), accept: true },
-            _ => return err("usage: confirm ID (answer one confirmation) or confirm on|off"),
+            _ => return usage("confirm ID (answer one confirmation) or confirm on|off"),
         },
         "reject" => match args {
             [id] => Command::Answer { id: id.to_string(), accept: false },
-            _ => return err("usage: reject ID"),
+            _ => return usage("reject ID"),
         },
         "status" => match args {
             [id] => Command::Status { id: id.to_string() },
-            _ => return err("usage: status ID (an order_id or client_order_id)"),
+            _ => return usage("status ID (an order_id or client_order_id)"),
         },
         "iceberg" | "twap" => parse_sliced(&verb, args)?,
         "account" => no_args(&verb, args, Command::Account)?,
@@ -121,21 +192,21 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "price" => match args {
             [symbol, bid, ask] => {
                 let symbol = parse_symbol(symbol)?;
-                let bid = parse_positive(bid).map_err(|e| ParseError(format!("bad bid: {e}")))?;
-                let ask = parse_positive(ask).map_err(|e| ParseError(format!("bad ask: {e}")))?;
+                let bid = amount("bid", bid)?;
+                let ask = amount("ask", ask)?;
                 if bid >= ask {
-                    return err(format!("bad price: bid {bid} must be below ask {ask}"));
+                    return Err(ParseError::BidNotBelowAsk { bid, ask });
                 }
                 Command::Price { symbol, bid, ask }
             }
-            _ => return err("usage: price SYMBOL BID ASK"),
+            _ => return usage("price SYMBOL BID ASK"),
         },
         "orders" => no_args(&verb, args, Command::Orders)?,
         "positions" => no_args(&verb, args, Command::Positions)?,
         "cancel-all" => no_args(&verb, args, Command::CancelAll)?,
         "help" => Command::Help,
         "quit" | "exit" => no_args(&verb, args, Command::Quit)?,
-        _ => return err(format!("unknown command '{}' (expected one of: {COMMANDS})", words[0])),
+        _ => return Err(ParseError::UnknownCommand(words[0].to_string())),
     };
     Ok(Some(command))
 }
@@ -144,48 +215,46 @@ fn no_args(verb: &str, args: &[&str], command: Command) -> Result<Command, Parse
     if args.is_empty() {
         Ok(command)
     } else {
-        err(format!("'{verb}' takes no arguments, got '{}'", args.join(" ")))
+        Err(ParseError::UnexpectedArguments { verb: verb.to_string(), args: args.join(" ") })
     }
 }
 
 fn parse_order(verb: &str, args: &[&str]) -> Result<Command, ParseError> {
     let (symbol, quantity) = match args {
         [symbol] if verb == "buy" => (symbol, None),
-        [_] => return err(format!("missing quantity: usage: {verb} SYMBOL QTY")),
+        [_] => return Err(ParseError::MissingQuantity { verb: verb.to_string() }),
         [symbol, quantity] => (symbol, Some(*quantity)),
-        [] => return err(format!("missing symbol and quantity: usage: {verb} SYMBOL QTY")),
-        _ => return err(format!("too many arguments: usage: {verb} SYMBOL QTY")),
+        [] => return Err(ParseError::MissingSymbolAndQuantity { verb: verb.to_string() }),
+        _ => return Err(ParseError::TooManyArguments { verb: verb.to_string() }),
     };
     let symbol = parse_symbol(symbol)?;
     let quantity = match quantity {
-        Some(text) => Some(parse_positive(text).map_err(|e| ParseError(format!("bad quantity: {e}")))?),
+        Some(text) => Some(amount("quantity", text)?),
         None => None,
     };
     Ok(match (verb, quantity) {
         ("buy", quantity) => Command::Buy { symbol, quantity },
         (_, Some(quantity)) => Command::Sell { symbol, quantity },
-        (_, None) => return err(format!("missing quantity: usage: {verb} SYMBOL QTY")),
+        (_, None) => return Err(ParseError::MissingQuantity { verb: verb.to_string() }),
     })
 }
 
 fn parse_sliced(verb: &str, args: &[&str]) -> Result<Command, ParseError> {
-    let last = if verb == "iceberg" { "SLICES" } else { "SECONDS" };
+    let (last, what) = if verb == "iceberg" { ("SLICES", "slices") } else { ("SECONDS", "seconds") };
     let [symbol, quantity, count] = args else {
-        return err(format!("usage: {verb} SYMBOL QTY {last}"));
+        return usage(format!("{verb} SYMBOL QTY {last}"));
     };
     let symbol = parse_symbol(symbol)?;
-    let quantity = parse_positive(quantity).map_err(|e| ParseError(format!("bad quantity: {e}")))?;
-    let count: u32 = count
-        .parse()
-        .map_err(|_| ParseError(format!("bad {}: '{count}' is not a whole number", last.to_lowercase())))?;
+    let quantity = amount("quantity", quantity)?;
+    let count: u32 = count.parse().map_err(|_| ParseError::NotAWholeNumber { what, text: count.to_string() })?;
     if verb == "iceberg" {
         if !(2..=MAX_SLICES).contains(&count) {
-            return err(format!("bad slices: {count} (an iceberg takes 2 to {MAX_SLICES} slices)"));
+            return Err(ParseError::SlicesOutOfRange(count));
         }
         Ok(Command::Iceberg { symbol, quantity, slices: count })
     } else {
         if !(1..=MAX_TWAP_SECONDS).contains(&count) {
-            return err(format!("bad seconds: {count} (a TWAP runs 1 to {MAX_TWAP_SECONDS} seconds)"));
+            return Err(ParseError::SecondsOutOfRange(count));
         }
         Ok(Command::Twap { symbol, quantity, seconds: count })
     }
@@ -193,7 +262,7 @@ fn parse_sliced(verb: &str, args: &[&str]) -> Result<Command, ParseError> {
 
 fn parse_symbol(text: &str) -> Result<String, ParseError> {
     if text.is_empty() || text.len() > 20 || !text.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return err(format!("bad symbol '{text}' (expected letters and digits, e.g. BTCUSDT)"));
+        return Err(ParseError::BadSymbol(text.to_string()));
     }
     Ok(text.to_ascii_uppercase())
 }
@@ -207,7 +276,7 @@ mod tests {
     }
 
     fn parse_err(line: &str) -> String {
-        parse(line).unwrap_err().0
+        parse(line).unwrap_err().to_string()
     }
 
     #[test]
@@ -243,6 +312,15 @@ mod tests {
     fn a_parse_error_displays_as_its_one_sentence() {
         let error = parse("buy BTCUSDT 0").unwrap_err();
         assert_eq!(error.to_string(), "bad quantity: '0' must be greater than zero");
+    }
+
+    #[test]
+    fn a_bad_amount_keeps_the_amount_error_as_its_source() {
+        use std::error::Error;
+        let error = parse("buy BTCUSDT abc").unwrap_err();
+        assert_eq!(error, ParseError::BadAmount { what: "quantity", source: AmountError::NotANumber("abc".into()) });
+        assert_eq!(error.source().unwrap().to_string(), "'abc' is not a number");
+        assert!(parse("byu").unwrap_err().source().is_none());
     }
 
     #[test]

@@ -29,6 +29,8 @@ impl std::fmt::Display for AmountError {
     }
 }
 
+impl std::error::Error for AmountError {}
+
 /// Parses a user-typed amount: plain decimal notation only (no exponent, no sign games),
 /// strictly positive, at most 8 decimals.
 pub fn parse_positive(text: &str) -> Result<Decimal, AmountError> {

@@ -132,16 +132,17 @@ pub fn parse_execution_report(event: &Value) -> Result<(OrderReport, i64), WireE
 }
 
 fn malformed_execution(e: serde_json::Error) -> WireError {
-    WireError(format!("malformed executionReport: {e}"))
+    super::wire::malformed("executionReport")(e)
 }
 
 impl WireExecution {
     fn into_report(self) -> Result<(OrderReport, i64), WireError> {
-        let side = Side::parse(&self.side).ok_or_else(|| WireError(format!("unknown side '{}'", self.side)))?;
+        let side = Side::parse(&self.side)
+            .ok_or_else(|| WireError::UnknownValue { field: "side", value: self.side.clone() })?;
         let order_type = ExchangeOrderType::parse(&self.order_type)
-            .ok_or_else(|| WireError(format!("unknown order type '{}'", self.order_type)))?;
+            .ok_or_else(|| WireError::UnknownValue { field: "order type", value: self.order_type.clone() })?;
         let status = ExchangeStatus::parse(&self.status)
-            .ok_or_else(|| WireError(format!("unknown order status '{}'", self.status)))?;
+            .ok_or_else(|| WireError::UnknownValue { field: "order status", value: self.status.clone() })?;
         let mut fills = Vec::new();
         if let (Some(qty), Some(price), Some(trade_id)) = (self.last_qty, self.last_price, self.trade_id) {
             if qty > Decimal::ZERO && trade_id >= 0 {
@@ -200,8 +201,7 @@ struct EventKind<'a> {
 
 /// One text message of the WebSocket API.
 pub fn parse_ws_message(text: &str) -> Result<WsMessage, WireError> {
-    let message: WireMessage<'_> =
-        serde_json::from_str(text).map_err(|e| WireError(format!("malformed message: {e}")))?;
+    let message: WireMessage<'_> = serde_json::from_str(text).map_err(super::wire::malformed("message"))?;
     if let Some(event) = message.event {
         let kind = serde_json::from_str::<EventKind<'_>>(event.get()).ok().and_then(|k| k.e);
         return match kind.as_deref() {
@@ -210,12 +210,12 @@ pub fn parse_ws_message(text: &str) -> Result<WsMessage, WireError> {
                 .and_then(WireExecution::into_report)
                 .map(|(report, event_ms)| WsMessage::Execution { report, event_ms }),
             Some(other) => Ok(WsMessage::Other(other.to_string())),
-            None => Err(WireError("event without a type".into())),
+            None => Err(WireError::EventWithoutType),
         };
     }
     let status = message.status.as_ref().and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok());
     let Some(status) = status else {
-        return Err(WireError("message is neither an event nor a response".into()));
+        return Err(WireError::NeitherEventNorResponse);
     };
     let error = message.error.map(|e| {
         (e.get("code").and_then(Value::as_i64).unwrap_or(0), e.get("msg").and_then(Value::as_str).unwrap_or("").into())
@@ -489,18 +489,20 @@ mod tests {
     #[test]
     fn events_other_than_execution_reports_are_named_by_their_type() {
         let terminated = r#"{"subscriptionId":0,"event":{"e":"eventStreamTerminated","E":1728973001334}}"#;
-        assert_eq!(parse_ws_message(terminated), Ok(WsMessage::Other("eventStreamTerminated".into())));
-        assert_eq!(
+        assert_eq!(parse_ws_message(terminated).unwrap(), WsMessage::Other("eventStreamTerminated".into()));
+        assert!(matches!(
             parse_ws_message(r#"{"subscriptionId":0,"event":{"E":1728973001334}}"#),
-            Err(WireError("event without a type".into()))
-        );
+            Err(WireError::EventWithoutType)
+        ));
     }
 
     #[test]
     fn a_pushed_report_with_a_bad_amount_is_refused_with_the_field_named() {
         let pushed = r#"{"subscriptionId":0,"event":{"e":"executionReport","E":1,"s":"BTCUSDT","c":"x","S":"BUY","o":"MARKET","q":"lots","X":"NEW","i":1,"z":"0","T":1}}"#;
-        let WireError(message) = parse_ws_message(pushed).unwrap_err();
-        assert!(message.starts_with("malformed executionReport:"), "{message}");
+        let error = parse_ws_message(pushed).unwrap_err();
+        assert!(matches!(error, WireError::Malformed { what: "executionReport", .. }), "{error:?}");
+        assert!(error.to_string().starts_with("malformed executionReport:"), "{error}");
+        assert!(std::error::Error::source(&error).is_some());
     }
 
     #[test]

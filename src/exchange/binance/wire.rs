@@ -19,20 +19,61 @@ use std::fmt;
 /// Decimals Binance writes on the wire.
 pub const WIRE_SCALE: u32 = 8;
 
-/// A response body that is not what Binance sends for this endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireError(pub String);
+/// A response body (or a WebSocket message) that is not what Binance sends for it.
+#[derive(Debug)]
+pub enum WireError {
+    /// Not JSON of the expected shape; `what` names the part (`order`, `exchangeInfo`, ...).
+    Malformed { what: &'static str, source: serde_json::Error },
+    /// A field holds a value Binance does not document; `field`: side, order type, order status.
+    UnknownValue { field: &'static str, value: String },
+    /// An order object without a field only an ACK (whose order we sent) may leave out.
+    OrderWithout(&'static str),
+    /// A 2xx cancel-replace whose parts did not both succeed.
+    CancelReplaceNotDone { cancel_result: String, new_order_result: String },
+    /// A failed cancel-replace in neither STOP_ON_FAILURE shape.
+    CancelReplaceNotStopOnFailure { cancel_result: String, new_order_result: String },
+    /// A WebSocket event object without its `e`.
+    EventWithoutType,
+    /// A WebSocket message with neither `event` nor a numeric `status`.
+    NeitherEventNorResponse,
+}
 
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            WireError::Malformed { what, source } => write!(f, "malformed {what}: {source}"),
+            WireError::UnknownValue { field, value } => write!(f, "unknown {field} '{value}'"),
+            WireError::OrderWithout(field) => write!(f, "order without {field}"),
+            WireError::CancelReplaceNotDone { cancel_result, new_order_result } => write!(
+                f,
+                "cancel-replace answered 2xx with cancelResult {cancel_result} and newOrderResult {new_order_result}"
+            ),
+            WireError::CancelReplaceNotStopOnFailure { cancel_result, new_order_result } => write!(
+                f,
+                "cancel-replace error with cancelResult {cancel_result} and newOrderResult {new_order_result} (not STOP_ON_FAILURE)"
+            ),
+            WireError::EventWithoutType => f.write_str("event without a type"),
+            WireError::NeitherEventNorResponse => f.write_str("message is neither an event nor a response"),
+        }
     }
 }
 
-impl std::error::Error for WireError {}
+impl std::error::Error for WireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WireError::Malformed { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
-fn wire_err(what: &str, e: impl fmt::Display) -> WireError {
-    WireError(format!("malformed {what}: {e}"))
+/// A `map_err` for serde: the JSON of `what` did not have Binance's shape.
+pub(crate) fn malformed(what: &'static str) -> impl FnOnce(serde_json::Error) -> WireError {
+    move |source| WireError::Malformed { what, source }
+}
+
+fn unknown(field: &'static str, value: &str) -> WireError {
+    WireError::UnknownValue { field, value: value.to_string() }
 }
 
 /// A decimal as Binance writes it: rounded to 8 decimals, always 8 shown (`"0.00100000"`).
@@ -130,29 +171,25 @@ impl WireOrder {
     /// `sent` fills what an ACK response leaves out (side, type, quantity, prices).
     fn into_report(self, sent: Option<&NewOrder>) -> Result<OrderReport, WireError> {
         let side = match (self.side.as_deref(), sent) {
-            (Some(text), _) => Side::parse(text).ok_or_else(|| WireError(format!("unknown side '{text}'")))?,
+            (Some(text), _) => Side::parse(text).ok_or_else(|| unknown("side", text))?,
             (None, Some(order)) => order.side,
-            (None, None) => return Err(WireError("order without side".into())),
+            (None, None) => return Err(WireError::OrderWithout("side")),
         };
         let order_type = match (self.order_type.as_deref(), sent) {
-            (Some(text), _) => {
-                ExchangeOrderType::parse(text).ok_or_else(|| WireError(format!("unknown order type '{text}'")))?
-            }
+            (Some(text), _) => ExchangeOrderType::parse(text).ok_or_else(|| unknown("order type", text))?,
             (None, Some(order)) => order.order_type,
-            (None, None) => return Err(WireError("order without type".into())),
+            (None, None) => return Err(WireError::OrderWithout("type")),
         };
         let status = match (self.status.as_deref(), sent) {
-            (Some(text), _) => {
-                ExchangeStatus::parse(text).ok_or_else(|| WireError(format!("unknown order status '{text}'")))?
-            }
+            (Some(text), _) => ExchangeStatus::parse(text).ok_or_else(|| unknown("order status", text))?,
             // An ACK: the engine accepted it, nothing more is known.
             (None, Some(_)) => ExchangeStatus::New,
-            (None, None) => return Err(WireError("order without status".into())),
+            (None, None) => return Err(WireError::OrderWithout("status")),
         };
         let orig_qty = match (self.orig_qty, sent) {
             (Some(q), _) => q,
             (None, Some(order)) => order.quantity,
-            (None, None) => return Err(WireError("order without origQty".into())),
+            (None, None) => return Err(WireError::OrderWithout("origQty")),
         };
         let fallback_price = sent.and_then(|o| o.price).unwrap_or(Decimal::ZERO);
         let fallback_stop = sent.and_then(|o| o.stop_price).unwrap_or(Decimal::ZERO);
@@ -182,13 +219,13 @@ impl WireOrder {
 /// One order object: a GET order response, a cancel response (the report carries the order's
 /// own client id, `origClientOrderId`), or a RESULT/FULL placement response.
 pub fn parse_order(body: &str) -> Result<OrderReport, WireError> {
-    serde_json::from_str::<WireOrder>(body).map_err(|e| wire_err("order", e))?.into_report(None)
+    serde_json::from_str::<WireOrder>(body).map_err(malformed("order"))?.into_report(None)
 }
 
 /// A placement response of any type (ACK, RESULT, FULL); what an ACK leaves out is taken from
 /// the order as sent, and its status is NEW.
 pub fn parse_placement(body: &str, sent: &NewOrder) -> Result<OrderReport, WireError> {
-    serde_json::from_str::<WireOrder>(body).map_err(|e| wire_err("order", e))?.into_report(Some(sent))
+    serde_json::from_str::<WireOrder>(body).map_err(malformed("order"))?.into_report(Some(sent))
 }
 
 /// One trade of `GET /api/v3/myTrades`.
@@ -206,7 +243,7 @@ struct WireTrade {
 
 /// The trades of `GET /api/v3/myTrades`.
 pub fn parse_trades(body: &str) -> Result<Vec<Fill>, WireError> {
-    let trades: Vec<WireTrade> = serde_json::from_str(body).map_err(|e| wire_err("trade array", e))?;
+    let trades: Vec<WireTrade> = serde_json::from_str(body).map_err(malformed("trade array"))?;
     Ok(trades
         .into_iter()
         .map(|t| Fill {
@@ -220,7 +257,7 @@ pub fn parse_trades(body: &str) -> Result<Vec<Fill>, WireError> {
 /// An array of orders (GET openOrders, allOrders, DELETE openOrders). Order-list objects in a
 /// DELETE openOrders result are flattened into their `orderReports`.
 pub fn parse_orders(body: &str) -> Result<Vec<OrderReport>, WireError> {
-    let items: Vec<Value> = serde_json::from_str(body).map_err(|e| wire_err("order array", e))?;
+    let items: Vec<Value> = serde_json::from_str(body).map_err(malformed("order array"))?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         push_order_value(item, &mut out)?;
@@ -247,7 +284,7 @@ fn push_order_value(item: Value, out: &mut Vec<OrderReport>) -> Result<(), WireE
 }
 
 fn order_from_value(value: Value) -> Result<OrderReport, WireError> {
-    serde_json::from_value::<WireOrder>(value).map_err(|e| wire_err("order", e))?.into_report(None)
+    serde_json::from_value::<WireOrder>(value).map_err(malformed("order"))?.into_report(None)
 }
 
 #[derive(Deserialize)]
@@ -332,7 +369,7 @@ impl WireSymbol {
 /// One `exchangeInfo.symbols[]` entry. Filters it does not use are ignored; a missing
 /// PRICE_FILTER / LOT_SIZE / notional filter leaves that rule at zero (off).
 pub fn parse_symbol(value: &Value) -> Result<SymbolRules, WireError> {
-    WireSymbol::deserialize(value).map(WireSymbol::into_rules).map_err(|e| wire_err("exchangeInfo symbol", e))
+    WireSymbol::deserialize(value).map(WireSymbol::into_rules).map_err(malformed("exchangeInfo symbol"))
 }
 
 #[derive(Deserialize)]
@@ -348,7 +385,7 @@ struct WireExchangeInfo {
 /// The whole `exchangeInfo` response. A symbol whose entry does not parse is skipped (and
 /// logged) so that one odd listing cannot stop the engine; the top level must be well formed.
 pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
-    let info: WireExchangeInfo = serde_json::from_str(body).map_err(|e| wire_err("exchangeInfo", e))?;
+    let info: WireExchangeInfo = serde_json::from_str(body).map_err(malformed("exchangeInfo"))?;
     let mut symbols = Vec::with_capacity(info.symbols.len());
     for value in &info.symbols {
         match parse_symbol(value) {
@@ -374,7 +411,7 @@ struct WireBookTicker {
 
 /// `GET /api/v3/ticker/bookTicker?symbol=`.
 pub fn parse_book_ticker(body: &str) -> Result<BookTicker, WireError> {
-    let t: WireBookTicker = serde_json::from_str(body).map_err(|e| wire_err("bookTicker", e))?;
+    let t: WireBookTicker = serde_json::from_str(body).map_err(malformed("bookTicker"))?;
     Ok(BookTicker { symbol: t.symbol, bid: t.bid_price, bid_qty: t.bid_qty, ask: t.ask_price, ask_qty: t.ask_qty })
 }
 
@@ -392,7 +429,7 @@ struct WireAccount {
 
 /// `GET /api/v3/account`: the balances.
 pub fn parse_account(body: &str) -> Result<Vec<Balance>, WireError> {
-    let a: WireAccount = serde_json::from_str(body).map_err(|e| wire_err("account", e))?;
+    let a: WireAccount = serde_json::from_str(body).map_err(malformed("account"))?;
     Ok(a.balances.into_iter().map(|b| Balance { asset: b.asset, free: b.free, locked: b.locked }).collect())
 }
 
@@ -404,7 +441,7 @@ struct WireTime {
 
 /// `GET /api/v3/time`: server time in ms.
 pub fn parse_server_time(body: &str) -> Result<i64, WireError> {
-    serde_json::from_str::<WireTime>(body).map(|t| t.server_time).map_err(|e| wire_err("server time", e))
+    serde_json::from_str::<WireTime>(body).map(|t| t.server_time).map_err(malformed("server time"))
 }
 
 #[derive(Deserialize)]
@@ -447,23 +484,23 @@ pub enum CancelReplaceFailure {
     PlaceRefused { cancelled: OrderReport, code: i64, msg: String },
 }
 
-fn api_error_from_value(value: Value, what: &str) -> Result<(i64, String), WireError> {
-    serde_json::from_value::<WireApiError>(value).map(|e| (e.code, e.msg)).map_err(|e| wire_err(what, e))
+fn api_error_from_value(value: Value, what: &'static str) -> Result<(i64, String), WireError> {
+    serde_json::from_value::<WireApiError>(value).map(|e| (e.code, e.msg)).map_err(malformed(what))
 }
 
 /// A 200 cancel-replace answer (both parts SUCCESS): the cancel response, read as a cancel's
 /// (the order's own client id), and the new order's, read as a placement of `sent`.
 pub fn parse_cancel_replace(body: &str, sent: &NewOrder) -> Result<(OrderReport, OrderReport), WireError> {
-    let r = serde_json::from_str::<WireCancelReplace>(body).map_err(|e| wire_err("cancel-replace response", e))?;
+    let r = serde_json::from_str::<WireCancelReplace>(body).map_err(malformed("cancel-replace response"))?;
     if (r.cancel_result.as_str(), r.new_order_result.as_str()) != ("SUCCESS", "SUCCESS") {
-        return Err(WireError(format!(
-            "cancel-replace answered 2xx with cancelResult {} and newOrderResult {}",
-            r.cancel_result, r.new_order_result
-        )));
+        return Err(WireError::CancelReplaceNotDone {
+            cancel_result: r.cancel_result,
+            new_order_result: r.new_order_result,
+        });
     }
     let cancelled = order_from_value(r.cancel_response)?;
     let placed = serde_json::from_value::<WireOrder>(r.new_order_response)
-        .map_err(|e| wire_err("new order response", e))?
+        .map_err(malformed("new order response"))?
         .into_report(Some(sent))?;
     Ok((cancelled, placed))
 }
@@ -471,7 +508,7 @@ pub fn parse_cancel_replace(body: &str, sent: &NewOrder) -> Result<(OrderReport,
 /// The body of a cancel-replace that failed in part: `{"code","msg","data":{…}}`. Anything
 /// but the two STOP_ON_FAILURE shapes is a [`WireError`].
 pub fn parse_cancel_replace_failure(body: &str) -> Result<CancelReplaceFailure, WireError> {
-    let r = serde_json::from_str::<WireCancelReplaceError>(body).map_err(|e| wire_err("cancel-replace error", e))?.data;
+    let r = serde_json::from_str::<WireCancelReplaceError>(body).map_err(malformed("cancel-replace error"))?.data;
     match (r.cancel_result.as_str(), r.new_order_result.as_str()) {
         ("FAILURE", "NOT_ATTEMPTED") => {
             let (code, msg) = api_error_from_value(r.cancel_response, "cancelResponse")?;
@@ -482,9 +519,10 @@ pub fn parse_cancel_replace_failure(body: &str) -> Result<CancelReplaceFailure, 
             let (code, msg) = api_error_from_value(r.new_order_response, "newOrderResponse")?;
             Ok(CancelReplaceFailure::PlaceRefused { cancelled, code, msg })
         }
-        (cancel, new) => Err(WireError(format!(
-            "cancel-replace error with cancelResult {cancel} and newOrderResult {new} (not STOP_ON_FAILURE)"
-        ))),
+        (cancel, new) => Err(WireError::CancelReplaceNotStopOnFailure {
+            cancel_result: cancel.to_string(),
+            new_order_result: new.to_string(),
+        }),
     }
 }
 
@@ -951,7 +989,7 @@ mod tests {
         assert_eq!(t.bid, d("4"));
         assert_eq!(t.ask, d("4.000002"));
         assert_eq!(t.ask_qty, d("9"));
-        assert_eq!(parse_server_time(r#"{"serverTime": 1499827319559}"#), Ok(1499827319559));
+        assert_eq!(parse_server_time(r#"{"serverTime": 1499827319559}"#).unwrap(), 1499827319559);
     }
 
     #[test]
@@ -979,6 +1017,30 @@ mod tests {
     }
 
     #[test]
+    fn every_wire_error_reads_as_one_sentence_and_only_malformed_json_has_a_source() {
+        use std::error::Error;
+        let malformed = parse_order("{").unwrap_err();
+        assert!(malformed.to_string().starts_with("malformed order: "), "{malformed}");
+        assert!(malformed.source().unwrap().downcast_ref::<serde_json::Error>().is_some());
+        let unknown = parse_order(r#"{"symbol":"X","orderId":1,"clientOrderId":"a","side":"UP"}"#).unwrap_err();
+        assert_eq!(unknown.to_string(), "unknown side 'UP'");
+        let parts = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let (cancel_result, new_order_result) = parts("SUCCESS", "FAILURE");
+        assert_eq!(
+            WireError::CancelReplaceNotDone { cancel_result, new_order_result }.to_string(),
+            "cancel-replace answered 2xx with cancelResult SUCCESS and newOrderResult FAILURE"
+        );
+        let (cancel_result, new_order_result) = parts("FAILURE", "FAILURE");
+        assert_eq!(
+            WireError::CancelReplaceNotStopOnFailure { cancel_result, new_order_result }.to_string(),
+            "cancel-replace error with cancelResult FAILURE and newOrderResult FAILURE (not STOP_ON_FAILURE)"
+        );
+        assert_eq!(WireError::EventWithoutType.to_string(), "event without a type");
+        assert_eq!(WireError::NeitherEventNorResponse.to_string(), "message is neither an event nor a response");
+        assert!(unknown.source().is_none());
+    }
+
+    #[test]
     fn an_order_missing_a_field_only_an_ack_may_omit_is_an_error_naming_it() {
         let head = r#""symbol":"X","orderId":1,"clientOrderId":"a""#;
         for (fields, missing) in [
@@ -987,7 +1049,7 @@ mod tests {
             (r#""side":"BUY","type":"LIMIT","status":"NEW""#, "order without origQty"),
         ] {
             let body = format!("{{{head},{fields}}}");
-            assert_eq!(parse_order(&body), Err(WireError(missing.into())), "{body}");
+            assert_eq!(parse_order(&body).unwrap_err().to_string(), missing, "{body}");
         }
     }
 
@@ -1109,7 +1171,7 @@ mod tests {
             Balance { asset: "USDT".into(), free: d("10000"), locked: Decimal::ZERO },
         ];
         assert_eq!(parse_account(&account_json(&balances).to_string()).unwrap(), balances);
-        assert_eq!(parse_server_time(&server_time_json(7).to_string()), Ok(7));
+        assert_eq!(parse_server_time(&server_time_json(7).to_string()).unwrap(), 7);
     }
 
     /// Binance's documented cancelReplace answers (STOP_ON_FAILURE), with a FULL new order.
@@ -1161,8 +1223,8 @@ mod tests {
     #[test]
     fn cancel_replace_failures_say_which_part_failed() {
         assert_eq!(
-            parse_cancel_replace_failure(CANCEL_REFUSED),
-            Ok(CancelReplaceFailure::CancelRefused { code: -2011, msg: "Unknown order sent.".into() })
+            parse_cancel_replace_failure(CANCEL_REFUSED).unwrap(),
+            CancelReplaceFailure::CancelRefused { code: -2011, msg: "Unknown order sent.".into() }
         );
         let Ok(CancelReplaceFailure::PlaceRefused { cancelled, code, msg }) =
             parse_cancel_replace_failure(&place_refused())
