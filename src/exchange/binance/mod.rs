@@ -23,6 +23,7 @@
 //!   other error; `cancel_replace` then reads the body `attempt` kept (`error_body`).
 
 pub mod clock;
+pub mod codes;
 pub mod error;
 pub mod quotes;
 pub mod sign;

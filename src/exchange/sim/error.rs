@@ -1,5 +1,6 @@
 //! Errors of the simulator: Binance-shaped refusals, and persistence failures.
 
+use crate::exchange::binance::codes::{self, ErrorBody};
 use crate::exchange::ExchangeError;
 
 /// A refusal in Binance's terms: the HTTP status, the Binance code and its message.
@@ -15,32 +16,16 @@ impl SimError {
     pub fn rejected(code: i64, msg: impl Into<String>) -> SimError {
         SimError { http_status: 400, code, msg: msg.into() }
     }
-    pub(crate) fn invalid_symbol() -> SimError {
-        SimError::rejected(-1121, "Invalid symbol.")
-    }
-    pub(crate) fn filter(name: &str) -> SimError {
-        SimError::rejected(-1013, format!("Filter failure: {name}"))
-    }
-    pub(crate) fn new_order_rejected(msg: &str) -> SimError {
-        SimError::rejected(-2010, msg)
-    }
-    pub(crate) fn insufficient_balance() -> SimError {
-        SimError::new_order_rejected("Account has insufficient balance for requested action.")
-    }
-    pub(crate) fn no_such_order() -> SimError {
-        SimError::rejected(-2013, "Order does not exist.")
-    }
-    pub(crate) fn unknown_order() -> SimError {
-        SimError::rejected(-2011, "Unknown order sent.")
+    /// One of Binance's refusals from the shared table, with HTTP 400.
+    pub(crate) fn refused(body: impl Into<ErrorBody>) -> SimError {
+        let body = body.into();
+        SimError::rejected(body.code, body.msg)
     }
     /// The state changed in memory but could not be journaled: the outcome is unknown to the
     /// caller, as with Binance's -1000 on a 5xx.
     pub(crate) fn internal(reason: &str) -> SimError {
-        SimError {
-            http_status: 500,
-            code: -1000,
-            msg: format!("An unknown error occurred while processing the request. ({reason})"),
-        }
+        let body = codes::unknown_error(reason);
+        SimError { http_status: 500, code: body.code, msg: body.msg }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::time_in_force::{Tif, TifBook};
 use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};
 use genesis::domain::prng;
+use genesis::exchange::binance::codes::{self, ErrorBody};
 use genesis::exchange::binance::sign::parse_query;
 use genesis::exchange::binance::user_data::{event_message, execution_reports_json, Change};
 use genesis::exchange::binance::wire::{
@@ -29,10 +30,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
-
-pub const MSG_TIMEOUT: &str =
-    "Timeout waiting for response from backend server. Send status unknown; execution status unknown.";
-pub const MSG_INSUFFICIENT: &str = "Account has insufficient balance for requested action.";
 
 // ---------------------------------------------------------------------------------------------
 // Errors and parameters
@@ -57,49 +54,40 @@ impl ApiError {
     pub fn bad(code: i64, msg: impl Into<String>) -> ApiError {
         ApiError::new(400, code, msg)
     }
+    /// One of Binance's errors (the shared table, `codes`) with the given HTTP status.
+    pub fn with_status(status: u16, body: impl Into<ErrorBody>) -> ApiError {
+        let body = body.into();
+        ApiError::new(status, body.code, body.msg)
+    }
+    /// One of Binance's errors with HTTP 400.
+    pub fn refused(body: impl Into<ErrorBody>) -> ApiError {
+        ApiError::with_status(400, body)
+    }
     pub fn mandatory(name: &str) -> ApiError {
-        ApiError::bad(-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."))
+        ApiError::refused(codes::mandatory_parameter(name))
     }
     pub fn illegal(name: &str, range: &str) -> ApiError {
-        ApiError::bad(-1100, format!("Illegal characters found in parameter '{name}'; legal range is '{range}'."))
+        ApiError::refused(codes::illegal_characters(name, range))
     }
     pub fn not_required(name: &str) -> ApiError {
-        ApiError::bad(-1106, format!("Parameter '{name}' sent when not required."))
+        ApiError::refused(codes::not_required(name))
     }
     fn invalid_symbol() -> ApiError {
-        ApiError::bad(-1121, "Invalid symbol.")
+        ApiError::refused(codes::INVALID_SYMBOL)
     }
     fn too_much_weight(retry_after_secs: u64, limit: u64) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
-            ..ApiError::new(
-                429,
-                -1003,
-                format!(
-                    "Too much request weight used; current limit is {limit} request \
-                     weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid \
-                     polling the API."
-                ),
-            )
+            ..ApiError::with_status(429, codes::too_much_weight(limit))
         }
     }
     fn banned(until_ms: i64, retry_after_secs: u64) -> ApiError {
-        ApiError {
-            retry_after_secs: Some(retry_after_secs),
-            ..ApiError::new(
-                418,
-                -1003,
-                format!(
-                    "Way too much request weight used; IP banned until {until_ms}. Please use \
-                     WebSocket Streams for live updates to avoid bans."
-                ),
-            )
-        }
+        ApiError { retry_after_secs: Some(retry_after_secs), ..ApiError::with_status(418, codes::banned(until_ms)) }
     }
     fn too_many_orders(limit: u64, retry_after_secs: u64) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
-            ..ApiError::new(429, -1015, format!("Too many new orders; current limit is {limit} orders per 10 SECOND."))
+            ..ApiError::with_status(429, codes::too_many_orders(limit))
         }
     }
 
@@ -565,8 +553,8 @@ pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Resul
     let side_text = p.require("side")?;
     let type_text = p.require("type")?;
     let rules = sim.rules(symbol).ok_or_else(ApiError::invalid_symbol)?;
-    let side = Side::parse(side_text).ok_or_else(|| ApiError::bad(-1117, "Invalid side."))?;
-    let order_type = T::parse(type_text).ok_or_else(|| ApiError::bad(-1116, "Invalid orderType."))?;
+    let side = Side::parse(side_text).ok_or_else(|| ApiError::refused(codes::INVALID_SIDE))?;
+    let order_type = T::parse(type_text).ok_or_else(|| ApiError::refused(codes::INVALID_ORDER_TYPE))?;
     let needs_tif = matches!(order_type, T::Limit | T::StopLossLimit | T::TakeProfitLimit);
     let tif = match (needs_tif, p.get("timeInForce").map(|t| (t, Tif::parse(t)))) {
         (true, None) => return Err(ApiError::mandatory("timeInForce")),
@@ -574,7 +562,7 @@ pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Resul
         (true, Some((_, Some(Tif::Gtc)))) => Tif::Gtc,
         // IOC and FOK on LIMIT only: the simulator's triggered stops rest as GTC.
         (true, Some((_, Some(tif)))) if order_type == T::Limit => tif,
-        (true, Some(_)) => return Err(ApiError::bad(-1115, "Invalid timeInForce.")),
+        (true, Some(_)) => return Err(ApiError::refused(codes::INVALID_TIME_IN_FORCE)),
         (false, Some(_)) => return Err(ApiError::not_required("timeInForce")),
     };
     let mut quantity = p.decimal("quantity")?;
@@ -584,10 +572,7 @@ pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Resul
     }
     match (quantity, quote_qty) {
         (None, None) if order_type == T::Market => {
-            return Err(ApiError::bad(
-                -1102,
-                "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
-            ))
+            return Err(ApiError::refused(codes::one_of_two_parameters("quantity", "quoteOrderQty")))
         }
         (None, None) => return Err(ApiError::mandatory("quantity")),
         (None, Some(quote)) => {
@@ -601,7 +586,7 @@ pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Resul
     }
     let quantity = quantity.unwrap_or(Decimal::ZERO);
     let client_order_id = match p.raw("newClientOrderId") {
-        Some("") => return Err(ApiError::bad(-1118, "New client order ID was empty.")),
+        Some("") => return Err(ApiError::refused(codes::EMPTY_NEW_CLIENT_ORDER_ID)),
         Some(id) => id.to_string(),
         None => ids.next_id(),
     };
@@ -671,13 +656,11 @@ fn find_order(p: &Params, sim: &Simulator, symbol: &str) -> Result<OrderReport, 
     let order_id = p.int("orderId")?;
     let client = p.get("origClientOrderId");
     match (order_id, client) {
-        (None, None) => {
-            Err(ApiError::bad(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"))
-        }
+        (None, None) => Err(ApiError::refused(codes::one_of_two_parameters("origClientOrderId", "orderId"))),
         (Some(id), client) => {
             let report = sim.query(symbol, OrderRef::OrderId(id))?;
             if client.is_some_and(|c| c != report.client_order_id) {
-                return Err(ApiError::bad(-2013, "Order does not exist."));
+                return Err(ApiError::refused(codes::ORDER_DOES_NOT_EXIST));
             }
             Ok(report)
         }
@@ -703,7 +686,7 @@ fn cancel_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value,
     let report = match find_order(p, sim, symbol) {
         Ok(report) => report,
         // Nothing to cancel: the cancel's own code.
-        Err(e) if e.code == -2013 => return Err(ApiError::bad(-2011, "Unknown order sent.")),
+        Err(e) if e.code == codes::NO_SUCH_ORDER => return Err(ApiError::refused(codes::UNKNOWN_ORDER)),
         Err(e) => return Err(e),
     };
     let canceled = sim.cancel(symbol, OrderRef::OrderId(report.exchange_order_id))?;
@@ -921,12 +904,12 @@ impl App {
         let pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
         let api_key = params.get("apiKey").map(text).ok_or_else(|| ApiError::mandatory("apiKey"))?;
         if api_key != self.creds.api_key {
-            return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
+            return Err(ApiError::with_status(401, codes::API_KEY_REJECTED));
         }
         let signature = params.get("signature").map(text).ok_or_else(|| ApiError::mandatory("signature"))?;
         let payload = genesis::exchange::binance::user_data::signature_payload(&pairs);
         if !genesis::exchange::binance::sign::verify(&self.creds.api_secret, payload.as_bytes(), b"", &signature) {
-            return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
+            return Err(ApiError::refused(codes::INVALID_SIGNATURE));
         }
         auth::check_timestamp(&Params::from_sources(&payload, None), self.server_now_ms(local_now_ms))?;
         let subscription_id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
@@ -1082,10 +1065,8 @@ impl App {
                 return ApiError::banned(until, secs).reply();
             }
             Some(FaultKind::Timestamp) => return auth::timestamp_error(false).reply(),
-            Some(FaultKind::Reject) => return ApiError::bad(-2010, MSG_INSUFFICIENT).reply(),
-            Some(FaultKind::TriggerImmediately) => {
-                return ApiError::bad(-2010, "Order would trigger immediately.").reply()
-            }
+            Some(FaultKind::Reject) => return ApiError::refused(codes::INSUFFICIENT_BALANCE).reply(),
+            Some(FaultKind::TriggerImmediately) => return ApiError::refused(codes::WOULD_TRIGGER_IMMEDIATELY).reply(),
             Some(kind) => after_execute = Some(kind),
         }
         let server_now = self.server_now_ms(now);
@@ -1158,7 +1139,7 @@ impl App {
         }
         match after_execute {
             Some(FaultKind::ServerErrorAfterExecute) => {
-                let mut failed = ApiError::new(503, -1007, MSG_TIMEOUT).reply();
+                let mut failed = ApiError::with_status(503, codes::TIMEOUT).reply();
                 failed.headers.extend(reply.headers);
                 failed
             }

@@ -281,9 +281,9 @@ fn security_key_signature_and_timestamp() {
     let (reply, v) = send(&app, &stale, NOW);
     assert_eq!(reply.status, 400);
     assert_eq!(v["code"], -1021);
-    assert_eq!(v["msg"], crate::auth::MSG_OUTSIDE_WINDOW);
+    assert_eq!(v["msg"], codes::TIMESTAMP_OUTSIDE_WINDOW.msg);
     let ahead = signed("GET", "/api/v3/account", &[], NOW + 1500);
-    assert_eq!(send(&app, &ahead, NOW).1["msg"], crate::auth::MSG_AHEAD);
+    assert_eq!(send(&app, &ahead, NOW).1["msg"], codes::TIMESTAMP_AHEAD.msg);
     let wide = signed("GET", "/api/v3/account", &[("recvWindow", "10000")], NOW - 6000);
     assert_eq!(send(&app, &wide, NOW).0.status, 200);
     // Every reply carries the weight header, refusals included.
@@ -443,7 +443,7 @@ fn faults_after_execute_leave_the_order_placed() {
     let app = app(50, &["place:5xx-after-execute", "place:drop-after-execute", "place:delay-after-execute:1500"]);
     let (reply, v) = send(&app, &market("f1"), NOW);
     assert_eq!(reply.status, 503);
-    assert_eq!(v, json!({"code": -1007, "msg": MSG_TIMEOUT}));
+    assert_eq!(v, json!({"code": -1007, "msg": codes::TIMEOUT.msg}));
     assert_eq!(send(&app, &query("f1"), NOW).1["status"], "FILLED");
     let (reply, _) = send(&app, &market("f2"), NOW);
     assert_eq!(reply.after, After::Drop);
@@ -471,7 +471,7 @@ fn refusing_faults_do_not_execute() {
     for _ in 0..2 {
         let (reply, v) = send(&app, &stop_limit("r2"), NOW);
         assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-2010)));
-        assert_eq!(v["msg"], MSG_INSUFFICIENT);
+        assert_eq!(v["msg"], codes::INSUFFICIENT_BALANCE.msg);
     }
     assert_eq!(send(&app, &stop_limit("r2"), NOW).0.status, 200);
     assert_eq!(send(&app, &market("r1"), NOW).0.status, 200);
@@ -485,7 +485,7 @@ fn skew_moves_the_server_clock_from_then_on() {
     let app = app(50, &["query:skew:-10000"]);
     let (reply, v) = send(&app, &query("nothing"), NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (400, Some(-1021)));
-    assert_eq!(v["msg"], crate::auth::MSG_AHEAD);
+    assert_eq!(v["msg"], codes::TIMESTAMP_AHEAD.msg);
     assert_eq!(send(&app, &public("/api/v3/time", ""), NOW).1["serverTime"], NOW - 10_000);
     let synced = signed("GET", "/api/v3/account", &[], NOW - 10_000);
     assert_eq!(send(&app, &synced, NOW).0.status, 200);
@@ -657,7 +657,7 @@ fn cancel_replace_whose_new_order_is_refused_is_409_and_the_cancel_stands() {
     assert_eq!((data["cancelResult"].as_str(), data["newOrderResult"].as_str()), (Some("SUCCESS"), Some("FAILURE")));
     assert_eq!(data["cancelResponse"]["origClientOrderId"], "s1");
     assert_eq!(data["cancelResponse"]["status"], "CANCELED");
-    assert_eq!(data["newOrderResponse"], json!({"code": -2010, "msg": MSG_INSUFFICIENT}));
+    assert_eq!(data["newOrderResponse"], json!({"code": -2010, "msg": codes::INSUFFICIENT_BALANCE.msg}));
     assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
     assert_eq!(send(&app, &query("m1"), NOW).1["code"], -2013);
     assert_eq!(locked_btc(&app), "0.00000000");
@@ -715,7 +715,7 @@ fn cancel_replace_goes_through_the_fault_plan() {
     // Executed, then 503: the stop is gone and the sell filled.
     let (reply, v) = send(&app, &cancel_replace("s1", "0.001", "m1"), NOW);
     assert_eq!(reply.status, 503);
-    assert_eq!(v, json!({"code": -1007, "msg": MSG_TIMEOUT}));
+    assert_eq!(v, json!({"code": -1007, "msg": codes::TIMEOUT.msg}));
     assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
     assert_eq!(send(&app, &query("m1"), NOW).1["status"], "FILLED");
     // Refused without executing.

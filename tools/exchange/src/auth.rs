@@ -3,6 +3,7 @@
 
 use crate::api::{ApiError, Params};
 use genesis::domain::money::Decimal;
+use genesis::exchange::binance::codes;
 use genesis::exchange::binance::sign::{split_signature, verify};
 
 /// Default `recvWindow`, ms.
@@ -11,9 +12,6 @@ pub const DEFAULT_RECV_WINDOW_MS: u64 = 5_000;
 pub const MAX_RECV_WINDOW_MS: u64 = 60_000;
 /// How far ahead of the server a timestamp may be, ms.
 pub const AHEAD_TOLERANCE_MS: i64 = 1_000;
-
-pub const MSG_OUTSIDE_WINDOW: &str = "Timestamp for this request is outside of the recvWindow.";
-pub const MSG_AHEAD: &str = "Timestamp for this request was 1000ms ahead of the server's time.";
 
 /// The account's credentials.
 #[derive(Clone)]
@@ -29,7 +27,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 pub fn timestamp_error(ahead: bool) -> ApiError {
-    ApiError::bad(-1021, if ahead { MSG_AHEAD } else { MSG_OUTSIDE_WINDOW })
+    ApiError::refused(if ahead { codes::TIMESTAMP_AHEAD } else { codes::TIMESTAMP_OUTSIDE_WINDOW })
 }
 
 /// The key and the signature: `X-MBX-APIKEY` must equal the key (else 401 / -2015) and
@@ -42,16 +40,16 @@ pub fn check_key_and_signature(
     raw_body: &str,
 ) -> Result<(), ApiError> {
     if api_key_header.is_none_or(str::is_empty) {
-        return Err(ApiError::new(401, -2014, "API-key format invalid."));
+        return Err(ApiError::with_status(401, codes::API_KEY_FORMAT_INVALID));
     }
     if api_key_header != Some(creds.api_key.as_str()) {
-        return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
+        return Err(ApiError::with_status(401, codes::API_KEY_REJECTED));
     }
     let (query, query_sig) = split_signature(raw_query);
     let (body, body_sig) = split_signature(raw_body);
     let signature = query_sig.or(body_sig).filter(|s| !s.is_empty()).ok_or_else(|| ApiError::mandatory("signature"))?;
     if !verify(&creds.api_secret, query.as_bytes(), body.as_bytes(), &signature) {
-        return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
+        return Err(ApiError::refused(codes::INVALID_SIGNATURE));
     }
     Ok(())
 }
@@ -70,7 +68,7 @@ pub fn check_timestamp(params: &Params, server_now_ms: i64) -> Result<(), ApiErr
                 .filter(|w| w.scale() <= 3)
                 .ok_or_else(|| ApiError::illegal("recvWindow", "^[0-9]{1,20}(\\.[0-9]{1,3})?$"))?;
             if window > Decimal::from(MAX_RECV_WINDOW_MS) {
-                return Err(ApiError::bad(-1131, "recvWindow must be less than 60000"));
+                return Err(ApiError::refused(codes::RECV_WINDOW_TOO_LARGE));
             }
             use rust_decimal::prelude::ToPrimitive;
             (window * Decimal::from(1000)).to_i64().unwrap_or(i64::MAX)
@@ -146,14 +144,14 @@ mod tests {
         assert_eq!(check_timestamp(&params(&ok_old), now), Ok(()));
         let stale = format!("timestamp={}", now - 5001);
         let e = check_timestamp(&params(&stale), now).unwrap_err();
-        assert_eq!((e.status, e.code, e.msg.as_str()), (400, -1021, MSG_OUTSIDE_WINDOW));
+        assert_eq!((e.status, e.code, e.msg.as_str()), (400, -1021, codes::TIMESTAMP_OUTSIDE_WINDOW.msg));
         let wide = format!("timestamp={}&recvWindow=60000", now - 59_000);
         assert_eq!(check_timestamp(&params(&wide), now), Ok(()));
         let too_wide = format!("timestamp={now}&recvWindow=60001");
         assert_eq!(check_timestamp(&params(&too_wide), now).unwrap_err().code, -1131);
         let ahead = format!("timestamp={}", now + 1000);
         let e = check_timestamp(&params(&ahead), now).unwrap_err();
-        assert_eq!((e.code, e.msg.as_str()), (-1021, MSG_AHEAD));
+        assert_eq!((e.code, e.msg.as_str()), (-1021, codes::TIMESTAMP_AHEAD.msg));
         let slightly_ahead = format!("timestamp={}", now + 999);
         assert_eq!(check_timestamp(&params(&slightly_ahead), now), Ok(()));
         let micros = format!("timestamp={}", now * 1000 - 10);

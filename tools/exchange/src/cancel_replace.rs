@@ -14,6 +14,7 @@
 
 use crate::api::{parse_new_order, placement_json, ApiError, Ctx, Params, RespType};
 use crate::time_in_force::Tif;
+use genesis::exchange::binance::codes;
 use genesis::exchange::binance::user_data::Change;
 use genesis::exchange::binance::wire::{cancel_json, error_json};
 use genesis::exchange::sim::{OrderRef, SimReplaced, Simulator};
@@ -30,10 +31,9 @@ fn order_to_cancel(p: &Params, sim: &Simulator, symbol: &str) -> Result<String, 
     let by_id = p.int("cancelOrderId")?;
     let by_client = p.get("cancelOrigClientOrderId");
     match (by_id, by_client) {
-        (None, None) => Err(ApiError::bad(
-            -1102,
-            "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
-        )),
+        (None, None) => {
+            Err(ApiError::refused(codes::one_of_two_parameters("cancelOrigClientOrderId", "cancelOrderId")))
+        }
         (None, Some(client)) => Ok(client.to_string()),
         (Some(id), client) => Ok(match sim.query(symbol, OrderRef::OrderId(id)) {
             Ok(report) if client.is_none_or(|c| c == report.client_order_id) => report.client_order_id,
@@ -60,7 +60,7 @@ fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, 
     let (order, resp, tif) = parse_new_order(p, sim, ctx.ids)?;
     if tif != Tif::Gtc {
         // The new order of a cancel-replace rests as GTC or not at all here.
-        return Err(ApiError::bad(-1115, "Invalid timeInForce."));
+        return Err(ApiError::refused(codes::INVALID_TIME_IN_FORCE));
     }
     sim.check_order(&order)?;
     crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
@@ -76,10 +76,10 @@ pub fn cancel_only(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, refused: ApiE
         Some(id) => id.to_string(),
         None => ctx.ids.next_id(),
     };
-    let limited = |code: i64, msg: &str, data: Value| ApiError {
+    let limited = |body: codes::Known, data: Value| ApiError {
         data: Some(data),
         retry_after_secs: refused.retry_after_secs,
-        ..ApiError::new(429, code, msg)
+        ..ApiError::with_status(429, body)
     };
     match sim.cancel(&order.symbol, OrderRef::ClientOrderId(&cancel_client_order_id)) {
         Ok(cancelled) => {
@@ -90,11 +90,10 @@ pub fn cancel_only(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, refused: ApiE
                 "newOrderResponse": error_json(refused.code, &refused.msg),
             });
             ctx.changes.borrow_mut().push((cancelled, Change::Updated, Some(cancel_id)));
-            Err(limited(-2021, "Order cancel-replace partially failed.", data))
+            Err(limited(codes::CANCEL_REPLACE_PARTIALLY_FAILED, data))
         }
         Err(error) => Err(limited(
-            -2022,
-            "Order cancel-replace failed.",
+            codes::CANCEL_REPLACE_FAILED,
             json!({
                 "cancelResult": "FAILURE",
                 "newOrderResult": "NOT_ATTEMPTED",
@@ -133,10 +132,7 @@ pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<
                     "newOrderResponse": placement_json(&placed, resp),
                 });
                 ctx.changes.borrow_mut().push((placed, Change::Placed, None));
-                Err(ApiError {
-                    data: Some(data),
-                    ..ApiError::new(409, -2021, "Order cancel-replace partially failed.")
-                })
+                Err(ApiError { data: Some(data), ..ApiError::with_status(409, codes::CANCEL_REPLACE_PARTIALLY_FAILED) })
             }
             Err(place_error) => Err(ApiError {
                 data: Some(json!({
@@ -145,7 +141,7 @@ pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<
                     "cancelResponse": error_json(error.code, &error.msg),
                     "newOrderResponse": error_json(place_error.code, &place_error.msg),
                 })),
-                ..ApiError::bad(-2022, "Order cancel-replace failed.")
+                ..ApiError::refused(codes::CANCEL_REPLACE_FAILED)
             }),
         },
         SimReplaced::CancelRefused(error) => Err(ApiError {
@@ -155,7 +151,7 @@ pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<
                 "cancelResponse": error_json(error.code, &error.msg),
                 "newOrderResponse": null,
             })),
-            ..ApiError::bad(-2022, "Order cancel-replace failed.")
+            ..ApiError::refused(codes::CANCEL_REPLACE_FAILED)
         }),
         SimReplaced::PlaceRefused { cancelled, error } => {
             let data = json!({
@@ -165,7 +161,7 @@ pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<
                 "newOrderResponse": error_json(error.code, &error.msg),
             });
             ctx.changes.borrow_mut().push((cancelled, Change::Updated, Some(cancel_id)));
-            Err(ApiError { data: Some(data), ..ApiError::new(409, -2021, "Order cancel-replace partially failed.") })
+            Err(ApiError { data: Some(data), ..ApiError::with_status(409, codes::CANCEL_REPLACE_PARTIALLY_FAILED) })
         }
     }
 }

@@ -11,6 +11,7 @@
 use crate::api::{ApiError, Endpoint, Params};
 use genesis::domain::money::Decimal;
 use genesis::domain::order::{ExchangeOrderType, Side};
+use genesis::exchange::binance::codes;
 use genesis::exchange::binance::sign::parse_query;
 use genesis::exchange::sim::Simulator;
 use genesis::exchange::NewOrder;
@@ -99,7 +100,7 @@ pub fn check_params(endpoint: Endpoint, query: &str, body: Option<&str>, p: &Par
         let mut seen: Vec<String> = Vec::new();
         for (name, _) in parse_query(source) {
             if seen.contains(&name) {
-                return Err(ApiError::bad(-1101, "Duplicate values for a parameter detected."));
+                return Err(ApiError::refused(codes::DUPLICATE_PARAMETER));
             }
             seen.push(name);
         }
@@ -108,10 +109,7 @@ pub fn check_params(endpoint: Endpoint, query: &str, body: Option<&str>, p: &Par
     let sent = p.names().count();
     let known = p.names().filter(|n| read.contains(n)).count();
     if known < sent {
-        return Err(ApiError::bad(
-            -1104,
-            format!("Not all sent parameters were read; read '{known}' parameter(s) but was sent '{sent}'."),
-        ));
+        return Err(ApiError::refused(codes::not_all_parameters_read(known, sent)));
     }
     Ok(())
 }
@@ -121,22 +119,22 @@ pub fn check_params(endpoint: Endpoint, query: &str, body: Option<&str>, p: &Par
 pub fn check_order_params(p: &Params) -> Result<(), ApiError> {
     if let Some(mode) = p.get("selfTradePreventionMode") {
         if !STP_MODES.contains(&mode) {
-            return Err(ApiError::bad(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid."));
+            return Err(ApiError::refused(codes::invalid_data("selfTradePreventionMode")));
         }
     }
     if p.get("icebergQty").is_some() {
-        return Err(ApiError::bad(-2010, "Iceberg orders are not supported for this symbol."));
+        return Err(ApiError::refused(codes::not_supported("Iceberg")));
     }
     if p.get("trailingDelta").is_some() {
-        return Err(ApiError::bad(-2010, "Trailing stop orders are not supported for this symbol."));
+        return Err(ApiError::refused(codes::not_supported("Trailing stop")));
     }
     if p.get("pegPriceType").is_some() || p.get("pegOffsetValue").is_some() || p.get("pegOffsetType").is_some() {
-        return Err(ApiError::bad(-2010, "Pegged orders are not supported for this symbol."));
+        return Err(ApiError::refused(codes::not_supported("Pegged")));
     }
     for name in ["quantity", "quoteOrderQty", "price", "stopPrice"] {
         if let Some(value) = p.decimal(name)? {
             if value.normalize().scale() > ASSET_PRECISION {
-                return Err(ApiError::bad(-1111, format!("Parameter '{name}' has too much precision.")));
+                return Err(ApiError::refused(codes::too_much_precision(name)));
             }
         }
     }
@@ -147,7 +145,7 @@ pub fn check_order_params(p: &Params) -> Result<(), ApiError> {
 /// MARKET_LOT_SIZE (as LOT_SIZE, for MARKET orders) and MAX_NUM_ORDERS (open orders on the
 /// symbol), after the simulator's own (PRICE_FILTER, LOT_SIZE, NOTIONAL, MAX_NUM_ALGO_ORDERS).
 pub fn check_extra_filters(order: &NewOrder, sim: &Simulator, now_ms: i64) -> Result<(), ApiError> {
-    let filter = |name: &str| ApiError::bad(-1013, format!("Filter failure: {name}"));
+    let filter = |name: &str| ApiError::refused(codes::filter_failure(name));
     if let Some(price) = order.price {
         let avg_price = crate::market_data::average_price(sim, &order.symbol, now_ms)?;
         let (up, down) = match order.side {

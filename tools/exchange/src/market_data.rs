@@ -9,6 +9,7 @@
 
 use crate::api::{ApiError, Params};
 use genesis::domain::money::{round_down_to_step, Decimal};
+use genesis::exchange::binance::codes;
 use genesis::exchange::binance::wire::fmt_decimal;
 use genesis::exchange::sim::{Simulator, Trade};
 use serde_json::{json, Value};
@@ -21,16 +22,16 @@ const AVG_PRICE_MINS: i64 = 5;
 /// Both at once: -1128, as Binance ("cannot be used in combination").
 pub fn requested_symbols(p: &Params, sim: &Simulator) -> Result<(Vec<String>, bool), ApiError> {
     match (p.get("symbol"), p.get("symbols")) {
-        (Some(_), Some(_)) => Err(ApiError::bad(-1128, "Combination of optional parameters invalid.")),
+        (Some(_), Some(_)) => Err(ApiError::refused(codes::INVALID_PARAMETER_COMBINATION)),
         (Some(symbol), None) => {
-            sim.rules(symbol).ok_or_else(|| ApiError::bad(-1121, "Invalid symbol."))?;
+            sim.rules(symbol).ok_or_else(|| ApiError::refused(codes::INVALID_SYMBOL))?;
             Ok((vec![symbol.to_string()], true))
         }
         (None, Some(list)) => {
             let names: Vec<String> =
                 serde_json::from_str(list).map_err(|_| ApiError::illegal("symbols", SYMBOLS_RANGE))?;
             if names.iter().any(|n| sim.rules(n).is_none()) {
-                return Err(ApiError::bad(-1121, "Invalid symbol."));
+                return Err(ApiError::refused(codes::INVALID_SYMBOL));
             }
             Ok((names, false))
         }
@@ -77,7 +78,7 @@ pub fn ticker_24hr(p: &Params, sim: &Simulator, now_ms: i64) -> Result<Value, Ap
     let mini = match p.get("type") {
         None | Some("FULL") => false,
         Some("MINI") => true,
-        Some(_) => return Err(ApiError::bad(-1130, "Data sent for parameter 'type' is not valid.")),
+        Some(_) => return Err(ApiError::refused(codes::invalid_data("type"))),
     };
     one_or_all(p, sim, |symbol| {
         let open_time = now_ms - DAY_MS;
@@ -151,7 +152,7 @@ pub fn average_price(sim: &Simulator, symbol: &str, now_ms: i64) -> Result<Decim
 fn limit(p: &Params) -> Result<usize, ApiError> {
     let limit = p.int("limit")?.unwrap_or(500);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad(-1130, "Data sent for parameter 'limit' is not valid."));
+        return Err(ApiError::refused(codes::invalid_data("limit")));
     }
     Ok(usize::try_from(limit).unwrap_or(500))
 }
@@ -263,7 +264,7 @@ fn interval_ms(text: &str) -> Option<i64> {
 pub fn klines(p: &Params, sim: &Simulator, now_ms: i64) -> Result<Value, ApiError> {
     let symbol = p.require("symbol")?;
     let interval = p.require("interval")?;
-    let len = interval_ms(interval).ok_or_else(|| ApiError::bad(-1120, "Invalid interval."))?;
+    let len = interval_ms(interval).ok_or_else(|| ApiError::refused(codes::INVALID_INTERVAL))?;
     let limit = i64::try_from(limit(p)?).unwrap_or(500);
     let start = p.int("startTime")?;
     let end = p.int("endTime")?.unwrap_or(now_ms).min(now_ms);

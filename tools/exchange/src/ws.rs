@@ -12,6 +12,7 @@
 
 use crate::api::{After, ApiError, App, StreamRx};
 use crate::server::local_ms;
+use genesis::exchange::binance::codes;
 use serde_json::{json, Value};
 use std::io;
 use std::net::{Shutdown, TcpStream};
@@ -66,7 +67,7 @@ fn other_request(app: &App, value: &Value, subscription: &mut Option<(u64, Strea
         Some("time") => ok(&id, json!({"serverTime": app.server_now_ms(now)})),
         Some("userDataStream.subscribe.signature") => {
             if subscription.is_some() {
-                return error(&id, &ApiError::bad(-2035, "User Data Stream subscription already active."));
+                return error(&id, &ApiError::refused(codes::SUBSCRIPTION_ACTIVE));
             }
             match app.subscribe_signature(params, now) {
                 Ok((subscription_id, rx)) => {
@@ -81,7 +82,7 @@ fn other_request(app: &App, value: &Value, subscription: &mut Option<(u64, Strea
                 app.unsubscribe(subscription_id);
                 ok(&id, json!({}))
             }
-            None => error(&id, &ApiError::bad(-2036, "User Data Stream subscription not active.")),
+            None => error(&id, &ApiError::refused(codes::SUBSCRIPTION_NOT_ACTIVE)),
         },
         Some(other) => error(&id, &ApiError::bad(-1100, format!("Unknown method '{other}'."))),
         None => error(&id, &ApiError::mandatory("method")),

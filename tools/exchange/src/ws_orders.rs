@@ -12,6 +12,7 @@
 //! with no answer; a delay fault answers late.
 
 use crate::api::{After, ApiError, App, HttpRequest, Reply};
+use genesis::exchange::binance::codes;
 use genesis::exchange::binance::sign::{verify, QueryBuilder};
 use genesis::exchange::binance::user_data::signature_payload;
 use serde_json::{json, Map, Value};
@@ -41,13 +42,13 @@ fn check_signature(app: &App, params: &Map<String, Value>) -> Result<(), ApiErro
     let creds = app.credentials();
     let api_key = params.get("apiKey").map(text).ok_or_else(|| ApiError::mandatory("apiKey"))?;
     if api_key != creds.api_key {
-        return Err(ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."));
+        return Err(ApiError::with_status(401, codes::API_KEY_REJECTED));
     }
     let signature = params.get("signature").map(text).ok_or_else(|| ApiError::mandatory("signature"))?;
     let pairs: Vec<(&str, String)> = params.iter().map(|(k, v)| (k.as_str(), text(v))).collect();
     let payload = signature_payload(&pairs);
     if !verify(&creds.api_secret, payload.as_bytes(), b"", &signature) {
-        return Err(ApiError::bad(-1022, "Signature for this request is not valid."));
+        return Err(ApiError::refused(codes::INVALID_SIGNATURE));
     }
     Ok(())
 }

@@ -74,7 +74,10 @@ impl Simulator {
         let m = self.market_index(symbol)?;
         let rules = &self.markets[m].rules;
         if bid <= Decimal::ZERO || ask <= bid {
-            return Err(SimError::rejected(-1102, format!("bid {bid} must be positive and below ask {ask}.")));
+            return Err(SimError::rejected(
+                codes::MANDATORY_PARAM_EMPTY_OR_MALFORMED,
+                format!("bid {bid} must be positive and below ask {ask}."),
+            ));
         }
         check_price(rules, bid)?;
         check_price(rules, ask)?;

@@ -13,6 +13,7 @@ use super::store::{MutationIn, MutationOut, PriceRecord, SnapshotIn, SnapshotOut
 use crate::domain::money::{is_multiple_of_step, round_down_to_step, round_up_to_step, Decimal};
 use crate::domain::order::{ExchangeOrderType, ExchangeStatus, Fill, OrderReport, Side};
 use crate::domain::symbol::SymbolRules;
+use crate::exchange::binance::codes;
 use crate::exchange::{Balance, BookTicker, NewOrder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -194,7 +195,10 @@ impl Simulator {
     }
 
     fn market_index(&self, symbol: &str) -> Result<usize, SimError> {
-        self.markets.iter().position(|m| m.rules.symbol == symbol).ok_or_else(SimError::invalid_symbol)
+        self.markets
+            .iter()
+            .position(|m| m.rules.symbol == symbol)
+            .ok_or_else(|| SimError::refused(codes::INVALID_SYMBOL))
     }
 
     pub fn book_ticker(&self, symbol: &str) -> Result<BookTicker, SimError> {
@@ -250,7 +254,7 @@ impl Simulator {
     /// `GET /api/v3/order`: the open order with that id, else the latest closed one.
     pub fn query(&self, symbol: &str, which: OrderRef<'_>) -> Result<OrderReport, SimError> {
         self.market_index(symbol)?;
-        self.find(symbol, which).map(|o| o.report.clone()).ok_or_else(SimError::no_such_order)
+        self.find(symbol, which).map(|o| o.report.clone()).ok_or_else(|| SimError::refused(codes::ORDER_DOES_NOT_EXIST))
     }
 
     /// `GET /api/v3/openOrders`, for one symbol or all, by order id.

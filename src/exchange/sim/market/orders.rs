@@ -16,25 +16,25 @@ impl Simulator {
         let m = self.check_new(req)?;
         let (order_type, side) = (req.order_type, req.side);
         if self.open_by_client.contains_key(&req.client_order_id) {
-            return Err(SimError::new_order_rejected("Duplicate order sent."));
+            return Err(SimError::refused(codes::DUPLICATE_ORDER));
         }
         if self.config.reject_probability > 0.0 {
             self.dirty.any = true;
             if self.rng.random::<f64>() < self.config.reject_probability {
                 let i = self.rng.random_range(0..RANDOM_REFUSALS.len());
-                return Err(SimError::new_order_rejected(RANDOM_REFUSALS[i]));
+                return Err(SimError::rejected(codes::NEW_ORDER_REJECTED, RANDOM_REFUSALS[i]));
             }
         }
         let book = &self.markets[m].book;
         if let Some(stop) = req.stop_price {
             if stop_triggered(order_type, side, stop, book) {
-                return Err(SimError::new_order_rejected("Order would trigger immediately."));
+                return Err(SimError::refused(codes::WOULD_TRIGGER_IMMEDIATELY));
             }
         }
         if order_type == ExchangeOrderType::LimitMaker {
             if let Some(price) = req.price {
                 if crosses(side, book.top_for(side), price) {
-                    return Err(SimError::new_order_rejected("Order would immediately match and take."));
+                    return Err(SimError::refused(codes::WOULD_TAKE));
                 }
             }
         }
@@ -78,7 +78,7 @@ impl Simulator {
                 Side::Sell => self.balance(&rules.base_asset).is_some_and(|b| b.free >= req.quantity),
             };
             if !affordable {
-                return Err(SimError::insufficient_balance());
+                return Err(SimError::refused(codes::INSUFFICIENT_BALANCE));
             }
             let fills = self.fill_plan(m, &mut order, &plan, now);
             order.report.status = market_status(&order.report);
@@ -92,7 +92,7 @@ impl Simulator {
                 }
             };
             if !self.lock(m, side, lock) {
-                return Err(SimError::insufficient_balance());
+                return Err(SimError::refused(codes::INSUFFICIENT_BALANCE));
             }
             order.locked = lock;
             if order_type == ExchangeOrderType::Limit {
@@ -145,8 +145,8 @@ impl Simulator {
 
     pub(super) fn cancel_inner(&mut self, symbol: &str, which: OrderRef<'_>) -> Result<OrderReport, SimError> {
         self.market_index(symbol)?;
-        let id = self.find_open(symbol, which).ok_or_else(SimError::unknown_order)?;
-        let mut order = self.open.remove(&id).ok_or_else(SimError::unknown_order)?;
+        let id = self.find_open(symbol, which).ok_or_else(|| SimError::refused(codes::UNKNOWN_ORDER))?;
+        let mut order = self.open.remove(&id).ok_or_else(|| SimError::refused(codes::UNKNOWN_ORDER))?;
         order.report.status = ExchangeStatus::Canceled;
         order.report.time_ms = now_ms();
         let report = order.report.clone();
@@ -167,7 +167,7 @@ impl Simulator {
         let ids: Vec<i64> =
             self.open.values().filter(|o| o.report.symbol == symbol).map(|o| o.report.exchange_order_id).collect();
         if ids.is_empty() {
-            return Err(SimError::unknown_order());
+            return Err(SimError::refused(codes::UNKNOWN_ORDER));
         }
         ids.into_iter().map(|id| self.cancel_inner(symbol, OrderRef::OrderId(id))).collect()
     }

@@ -13,7 +13,7 @@ pub(super) fn type_not_supported(order_type: ExchangeOrderType) -> SimError {
         ExchangeOrderType::TakeProfitLimit => "Take profit limit",
         ExchangeOrderType::LimitMaker => "Limit maker",
     };
-    SimError::new_order_rejected(&format!("{name} orders are not supported for this symbol."))
+    SimError::refused(codes::not_supported(name))
 }
 
 pub(super) fn needs_price(order_type: ExchangeOrderType) -> bool {
@@ -33,11 +33,8 @@ pub(super) fn is_market_like(order_type: ExchangeOrderType) -> bool {
 
 pub(super) fn check_param(name: &str, required: bool, value: Option<Decimal>) -> Result<(), SimError> {
     match (required, value) {
-        (true, None) => Err(SimError::rejected(
-            -1102,
-            format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
-        )),
-        (false, Some(_)) => Err(SimError::rejected(-1106, format!("Parameter '{name}' sent when not required."))),
+        (true, None) => Err(SimError::refused(codes::mandatory_parameter(name))),
+        (false, Some(_)) => Err(SimError::refused(codes::not_required(name))),
         _ => Ok(()),
     }
 }
@@ -50,7 +47,7 @@ pub(super) fn check_price(rules: &SymbolRules, price: Decimal) -> Result<(), Sim
     if ok {
         Ok(())
     } else {
-        Err(SimError::filter("PRICE_FILTER"))
+        Err(SimError::refused(codes::filter_failure("PRICE_FILTER")))
     }
 }
 
@@ -62,23 +59,20 @@ pub(super) fn check_lot(rules: &SymbolRules, qty: Decimal) -> Result<(), SimErro
     if ok {
         Ok(())
     } else {
-        Err(SimError::filter("LOT_SIZE"))
+        Err(SimError::refused(codes::filter_failure("LOT_SIZE")))
     }
 }
 
 /// `^[a-zA-Z0-9-_]{1,36}$`, as Binance checks `newClientOrderId`.
 pub(super) fn check_client_id(id: &str) -> Result<(), SimError> {
     if id.is_empty() {
-        return Err(SimError::rejected(-1118, "New client order ID was empty."));
+        return Err(SimError::refused(codes::EMPTY_NEW_CLIENT_ORDER_ID));
     }
     let legal = id.len() <= 36 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if legal {
         Ok(())
     } else {
-        Err(SimError::rejected(
-            -1100,
-            "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[a-zA-Z0-9-_]{1,36}$'.",
-        ))
+        Err(SimError::refused(codes::illegal_characters("newClientOrderId", "^[a-zA-Z0-9-_]{1,36}$")))
     }
 }
 
@@ -117,14 +111,14 @@ impl Simulator {
         };
         let notional = req.quantity.checked_mul(reference).unwrap_or(Decimal::MAX);
         if notional < rules.min_notional {
-            return Err(SimError::filter("NOTIONAL"));
+            return Err(SimError::refused(codes::filter_failure("NOTIONAL")));
         }
         if order_type.is_algo() {
             let max = rules.max_num_algo_orders.map_or(usize::MAX, |n| n as usize);
             let open_algo =
                 self.open.values().filter(|o| o.report.symbol == req.symbol && o.report.order_type.is_algo()).count();
             if open_algo >= max {
-                return Err(SimError::filter("MAX_NUM_ALGO_ORDERS"));
+                return Err(SimError::refused(codes::filter_failure("MAX_NUM_ALGO_ORDERS")));
             }
         }
         Ok(m)
