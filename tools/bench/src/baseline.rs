@@ -12,7 +12,8 @@
 //! drifts. A pass back to back follows the engine's run, for reference.
 
 use crate::args::{Args, ExchangeKind};
-use crate::run::{Scratch, Server};
+use crate::run::Scratch;
+use crate::server::Server;
 use crate::workload::{self, Workload};
 use genesis::domain::money::Decimal;
 use genesis::domain::order::{ExchangeOrderType, OrderReport, Side};

@@ -12,10 +12,15 @@
 
 mod args;
 mod baseline;
+mod events;
 mod pipe;
 mod plot;
+mod procfs;
 mod report;
 mod run;
+mod server;
+mod stats;
+mod targets;
 mod workload;
 
 use clap::Parser;
@@ -37,7 +42,7 @@ fn main() -> ExitCode {
 fn bench(args: &args::Args) -> Result<bool, String> {
     let setup = args.resolve()?;
     let server = match args.exchange {
-        args::ExchangeKind::Binance => Some(run::Server::start(&setup.server, args.seed)?),
+        args::ExchangeKind::Binance => Some(server::Server::start(&setup.server, args.seed)?),
         args::ExchangeKind::Sim => None,
     };
     let mut bare = baseline::Bare::start(args, server.as_ref())?;

@@ -40,7 +40,7 @@ pub fn curve(sorted: &[u64]) -> Vec<(f64, f64)> {
     let mut points = Vec::with_capacity(STEPS + 2);
     for j in 0..=STEPS {
         let p = 1.0 - 10f64.powf(-top * j as f64 / STEPS as f64);
-        points.push((crate::report::percentile(sorted, p) as f64, p));
+        points.push((crate::stats::percentile(sorted, p) as f64, p));
     }
     points.push((sorted[sorted.len() - 1] as f64, 1.0 - 0.5 / n));
     points

@@ -1,90 +1,18 @@
-//! Statistics, targets, and the report in its three forms: the table (report.txt and stdout),
-//! JSON (report.json, `--json`) and the latency plot (latency.svg).
+//! The report in its three forms: the table (report.txt and stdout), JSON (report.json,
+//! `--json`) and the latency plot (latency.svg). The numbers come from `stats` (distributions)
+//! and `targets` (the issues' targets, judged).
 
 use crate::args::{Args, ExchangeKind, Setup};
 use crate::baseline::Baseline;
+use crate::events::FILL_STAGES;
 use crate::plot::{self, Series};
-use crate::run::{EngineOutcome, Window, FILL_STAGES};
+use crate::procfs::Window;
+use crate::run::EngineOutcome;
+use crate::stats::{core_percent, Dist};
+use crate::targets::{targets, Visible};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-/// A latency distribution, microseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Dist {
-    pub count: u64,
-    pub min: u64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-    /// Known when every sample is (not for distributions taken from the engine's histograms).
-    pub mean: Option<f64>,
-}
-
-/// Nearest-rank percentile of sorted values: the smallest value with at least `p` of the
-/// samples at or below it.
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-impl Dist {
-    pub fn of(values: &[u64]) -> Option<Dist> {
-        if values.is_empty() {
-            return None;
-        }
-        let mut sorted = values.to_vec();
-        sorted.sort_unstable();
-        Some(Dist::of_sorted(&sorted))
-    }
-
-    pub fn of_sorted(sorted: &[u64]) -> Dist {
-        let sum: u128 = sorted.iter().map(|&v| u128::from(v)).sum();
-        Dist {
-            count: sorted.len() as u64,
-            min: sorted[0],
-            p50: percentile(sorted, 0.5),
-            p90: percentile(sorted, 0.9),
-            p99: percentile(sorted, 0.99),
-            p999: percentile(sorted, 0.999),
-            max: sorted[sorted.len() - 1],
-            mean: Some(sum as f64 / sorted.len() as f64),
-        }
-    }
-
-    /// A stage of the engine's `stats` reply (`{count,min,p50,p90,p99,p999,max}`).
-    pub fn of_stats(v: &Value) -> Option<Dist> {
-        let f = |k: &str| v.get(k).and_then(Value::as_u64);
-        Some(Dist {
-            count: f("count")?,
-            min: f("min")?,
-            p50: f("p50")?,
-            p90: f("p90")?,
-            p99: f("p99")?,
-            p999: f("p999")?,
-            max: f("max")?,
-            mean: None,
-        })
-    }
-
-    pub fn json(&self) -> Value {
-        json!({"count": self.count, "min": self.min, "p50": self.p50, "p90": self.p90, "p99": self.p99,
-               "p999": self.p999, "max": self.max, "mean": self.mean.map(|m| (m * 10.0).round() / 10.0)})
-    }
-
-    /// The percentile curve through the summary points (for the plot).
-    pub fn points(&self) -> Vec<(f64, f64)> {
-        [(self.min, 0.0), (self.p50, 0.5), (self.p90, 0.9), (self.p99, 0.99), (self.p999, 0.999)]
-            .into_iter()
-            .map(|(v, p)| (v as f64, p))
-            .collect()
-    }
-}
 
 /// One row of the latency table.
 #[derive(Debug, Clone)]
@@ -94,16 +22,6 @@ pub struct Row {
     pub dist: Dist,
     /// Every sample, sorted, when the harness saw them (else the summary from `stats`).
     pub sorted: Option<Vec<u64>>,
-}
-
-/// A target from the issue, next to what was measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub name: String,
-    pub limit: String,
-    pub measured: String,
-    /// `None`: not judged by this run (say, throughput when the offered rate is below the target).
-    pub pass: Option<bool>,
 }
 
 pub struct Report {
@@ -235,119 +153,6 @@ pub fn steal_line(engine: &EngineOutcome) -> String {
         part("engine's windows", &engine.engine_window),
         part("baseline's", &engine.baseline_window)
     )
-}
-
-fn core_percent(ms: f64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        ms / (secs * 1000.0) * 100.0
-    } else {
-        0.0
-    }
-}
-
-/// What the user sees, from the harness's own stamps: line written → `order_filled` read, with
-/// the pipe round trip (the same driver and pace, a child echoing lines) beside it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Visible {
-    pub seen: Dist,
-    pub pipe: Dist,
-}
-
-impl Visible {
-    pub fn of(engine: &EngineOutcome, pipe: &[u64]) -> Option<Visible> {
-        Some(Visible { seen: Dist::of(&engine.visible)?, pipe: Dist::of(pipe)? })
-    }
-    /// The engine's part of what the user sees at p50: minus the pipe round trip's p50.
-    pub fn p50(&self) -> i64 {
-        self.seen.p50 as i64 - self.pipe.p50 as i64
-    }
-    pub fn p99(&self) -> i64 {
-        self.seen.p99 as i64 - self.pipe.p99 as i64
-    }
-}
-
-/// The flood's throughput target (issue 21), orders/s.
-const FLOOD_TARGET: f64 = 20_000.0;
-
-/// The targets of issue 21, judged on what the user sees (a paced run) or on the flood (`--rate
-/// 0`); `pair` is the bare client's placement + query at the same pace.
-pub fn targets(
-    args: &Args,
-    engine: &EngineOutcome,
-    visible: Option<&Visible>,
-    pair: Option<&Dist>,
-    throughput: f64,
-) -> Vec<Target> {
-    let mut t = Vec::new();
-    let mut add = |name: &str, limit: &str, measured: String, pass: Option<bool>| {
-        t.push(Target { name: name.into(), limit: limit.into(), measured, pass });
-    };
-    if let Some(v) = visible {
-        match args.exchange {
-            ExchangeKind::Sim => {
-                let (p50, p99) = (v.p50(), v.p99());
-                add("sim: line → order_filled − pipe round trip, p50", "≤ 40 µs", format!("{p50} µs"), Some(p50 <= 40));
-                add(
-                    "sim: line → order_filled − pipe round trip, p99",
-                    "≤ 150 µs",
-                    format!("{p99} µs"),
-                    Some(p99 <= 150),
-                );
-            }
-            ExchangeKind::Binance => {
-                if let Some(pair) = pair {
-                    let over = v.p50() - pair.p50 as i64;
-                    add(
-                        "loopback: (line → order_filled − pipe) − bare place+query, p50",
-                        "≤ 20 µs",
-                        format!("{over} µs"),
-                        Some(over <= 20),
-                    );
-                }
-                let p99 = v.p99();
-                add(
-                    "loopback: line → order_filled − pipe round trip, p99",
-                    "≤ 1000 µs",
-                    format!("{p99} µs"),
-                    Some(p99 <= 1000),
-                );
-            }
-        }
-    }
-    if args.exchange == ExchangeKind::Sim {
-        let name = "sim flood, persistence on, every order recorded";
-        if args.rate > 0.0 {
-            let note = format!("{throughput:.0} orders/s (offered {} /s: judge on a --rate 0 run)", args.rate);
-            add(name, "≥ 20000 orders/s", note, None);
-        } else {
-            let pass = throughput >= FLOOD_TARGET;
-            add(name, "≥ 20000 orders/s", format!("{throughput:.0} orders/s"), Some(pass));
-        }
-    }
-    add(
-        "orders lost (sent − verified) and problem events",
-        "0 and 0",
-        format!("{} and {}", engine.lost(), engine.problem_count),
-        Some(engine.lost() == 0 && engine.problem_count == 0),
-    );
-    let hwm_bytes = engine.vm_hwm_kb * 1024;
-    add(
-        "peak resident memory (VmHWM)",
-        "≤ 30 MB",
-        format!("{:.1} MB over {} orders", hwm_bytes as f64 / 1e6, engine.sent),
-        Some(hwm_bytes > 0 && hwm_bytes <= 30_000_000),
-    );
-    if let Some(idle) = &engine.idle {
-        let ms = idle.sched_ms.unwrap_or(idle.cpu_ms).max(idle.cpu_ms);
-        let pct = core_percent(ms, idle.secs);
-        add(
-            "idle CPU",
-            "~0 (≤ 1 % of a core)",
-            format!("{ms:.1} ms in {:.1} s = {pct:.3} % of a core", idle.secs),
-            Some(pct <= 1.0),
-        );
-    }
-    t
 }
 
 /// RSS at 0, 25, 50, 75 and 100 % of the verified orders (the first sample at or past each).
@@ -698,32 +503,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        let v: Vec<u64> = (1..=1000).collect();
-        assert_eq!(percentile(&v, 0.5), 500);
-        assert_eq!(percentile(&v, 0.9), 900);
-        assert_eq!(percentile(&v, 0.99), 990);
-        assert_eq!(percentile(&v, 0.999), 999);
-        assert_eq!(percentile(&v, 1.0), 1000);
-        assert_eq!(percentile(&v, 0.0), 1);
-        assert_eq!(percentile(&[7], 0.99), 7);
-        assert_eq!(percentile(&[], 0.5), 0);
-        let d = Dist::of(&[5, 1, 3, 2, 4]).unwrap();
-        assert_eq!((d.count, d.min, d.p50, d.max), (5, 1, 3, 5));
-        assert_eq!(d.mean, Some(3.0));
-        assert!(Dist::of(&[]).is_none());
-    }
-
-    #[test]
-    fn stats_stages_are_read() {
-        let v = json!({"count": 3, "min": 1, "p50": 2, "p90": 3, "p99": 3, "p999": 3, "max": 3});
-        let d = Dist::of_stats(&v).unwrap();
-        assert_eq!(d.p50, 2);
-        assert_eq!(d.mean, None);
-        assert!(Dist::of_stats(&json!({"count": 3})).is_none());
-    }
-
-    #[test]
     fn table_rows_line_up() {
         let mut out = String::new();
         table_head(&mut out, "stage");
@@ -752,49 +531,5 @@ mod tests {
         assert_eq!((wait.min, wait.max), (5, 15));
         let sum: f64 = rows.iter().filter(|r| !["sign", "total"].contains(&r.key)).map(|r| r.dist.mean.unwrap()).sum();
         assert_eq!(sum, rows[6].dist.mean.unwrap());
-    }
-
-    fn visible(seen: &[u64], pipe: &[u64]) -> Visible {
-        Visible { seen: Dist::of(seen).unwrap(), pipe: Dist::of(pipe).unwrap() }
-    }
-
-    #[test]
-    fn sim_targets_judge_what_the_user_sees_minus_the_pipe() {
-        let args = <Args as clap::Parser>::parse_from(["genesis-bench", "--rate", "500"]);
-        let e = outcome(vec![[1, 1, 1, 1, 1, 10]]);
-        let v = visible(&[60, 300], &[25, 100]);
-        let t = targets(&args, &e, Some(&v), None, 500.0);
-        let get = |name: &str| t.iter().find(|t| t.name.contains(name)).unwrap().clone();
-        assert_eq!(get("p50").measured, "35 µs");
-        assert_eq!(get("p50").pass, Some(true));
-        assert_eq!(get("p99").measured, "200 µs");
-        assert_eq!(get("p99").pass, Some(false));
-        assert_eq!(get("flood").pass, None);
-        assert_eq!(get("lost").pass, Some(true));
-        assert_eq!(get("memory").pass, Some(true)); // 10.24 MB
-    }
-
-    #[test]
-    fn the_flood_target_is_judged_on_an_unpaced_run() {
-        let args = <Args as clap::Parser>::parse_from(["genesis-bench"]);
-        let e = outcome(vec![[1, 1, 1, 1, 1, 10]]);
-        let t = targets(&args, &e, None, None, 19_000.0);
-        assert_eq!(t.iter().find(|t| t.name.contains("flood")).unwrap().pass, Some(false));
-        let t = targets(&args, &e, None, None, 21_000.0);
-        assert_eq!(t.iter().find(|t| t.name.contains("flood")).unwrap().pass, Some(true));
-    }
-
-    #[test]
-    fn loopback_targets_subtract_the_pipe_and_the_bare_client() {
-        let args = <Args as clap::Parser>::parse_from(["genesis-bench", "--exchange", "binance", "--rate", "500"]);
-        let e = outcome(vec![[1, 1, 1, 1, 1, 10]]);
-        let v = visible(&[200, 1200], &[20, 100]);
-        let pair = Dist::of(&[150, 400]).unwrap();
-        let t = targets(&args, &e, Some(&v), Some(&pair), 500.0);
-        let get = |name: &str| t.iter().find(|t| t.name.contains(name)).unwrap().clone();
-        assert_eq!(get("bare place+query, p50").measured, "30 µs"); // 200 - 20 - 150
-        assert_eq!(get("bare place+query, p50").pass, Some(false));
-        assert_eq!(get("pipe round trip, p99").measured, "1100 µs");
-        assert!(t.iter().all(|t| !t.name.contains("flood")));
     }
 }
