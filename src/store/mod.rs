@@ -7,16 +7,24 @@
 //! what such a loss would drop, which is why the ~10x cost of `synchronous=FULL` is not paid on
 //! every order.
 
-use crate::domain::lifecycle::OrderStatus;
 use crate::domain::money::Decimal;
-use crate::domain::order::{ExchangeOrderType, Order, OrderRole, Side};
-use crate::domain::position::{Position, PositionStatus};
+use crate::domain::order::Order;
+use crate::domain::position::Position;
 use crate::domain::{format_ts, ids};
 use crate::events::Event;
 use crate::exchange::Balance;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::str::FromStr;
+
+mod checkpoint;
+mod rows;
+
+pub use checkpoint::run_checkpoints;
+use rows::{
+    append_event, order_from_row, position_from_row, text, upsert_order, upsert_position, ORDER_COLUMNS,
+    POSITION_COLUMNS,
+};
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -255,28 +263,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The writer does not checkpoint on its own: a checkpoint syncs the database file and, run
-    /// inside a commit, stalled the persist stage (and the order path behind it) for tens of ms.
-    /// A background thread copies the bulk passively instead (see [`run_checkpoints`]) and the
-    /// writer finishes each round between two transactions ([`Store::finish_checkpoint`]); the
-    /// WAL then holds at most one round of writes.
-    pub fn disable_auto_checkpoint(&self) -> Result<(), StoreError> {
-        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        Ok(())
-    }
-
-    /// Finishes the background checkpoint's round from the writer, between two transactions:
-    /// a passive checkpoint that copies only the frames committed since the background passes.
-    /// SQLite starts the WAL over from its beginning only at a commit that finds every frame
-    /// already in the database file, which a background pass racing a busy writer never sees.
-    /// Without this the WAL, and its index mapped into our memory (`-shm`), grew for as long as
-    /// orders came: ~6 GB and 11 MB resident after 100,000 orders at 2,000/s.
-    /// Returns true when the whole WAL is in the database file (the next commit restarts it).
-    pub fn finish_checkpoint(&self) -> Result<bool, StoreError> {
-        let (busy, log, copied) = wal_checkpoint(&self.conn)?;
-        Ok(busy == 0 && log == copied)
-    }
-
     /// Opens a second connection for reads beside the writer (WAL allows both).
     pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
@@ -328,303 +314,14 @@ impl Store {
     }
 }
 
-/// Checkpoints the WAL every `every`, passively (never blocking the writer), until `stop` is
-/// signalled or dropped. After each round, `copied` asks the writer to finish it
-/// ([`Store::finish_checkpoint`]), which lets the WAL start over. On the way out this
-/// connection closes; closed after the writer's, it is the last, and SQLite then copies what is
-/// left and removes the WAL file.
-pub fn run_checkpoints(
-    path: &Path,
-    every: std::time::Duration,
-    stop: &crossbeam_channel::Receiver<()>,
-    copied: impl Fn(),
-) {
-    let Ok(conn) = Connection::open(path) else { return };
-    let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
-    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-        // Busy or locked by another process: the next round tries again.
-        if catch_up(&conn) {
-            copied();
-        }
-    }
-}
-
-/// WAL frames committed during the last background pass that the writer may be left to copy
-/// (a frame is a page: about 13 ms of writes at 2,000 orders/s with 1 KiB pages).
-const WRITER_SHARE: i64 = 500;
-/// Background passes per round at most.
-const PASSES: usize = 4;
-
-/// Passive checkpoints until few frames were committed during the last one: each pass copies
-/// what the writer added during the one before (with 4 KiB pages, a pass over 2 s of writes
-/// took ~200 ms, the next ~20, the next ~2), so the writer's own pass stays small. False if none could run.
-fn catch_up(conn: &Connection) -> bool {
-    let mut seen = None;
-    for _ in 0..PASSES {
-        let Ok((0, log, _)) = wal_checkpoint(conn) else { return seen.is_some() };
-        let added = seen.map_or(i64::MAX, |before| log - before);
-        seen = Some(log);
-        // A restarted WAL counts from zero again: the writer has nothing left to finish.
-        if added <= WRITER_SHARE {
-            break;
-        }
-    }
-    true
-}
-
-/// `PRAGMA wal_checkpoint(PASSIVE)`: (1 if it could not run, WAL frames, frames copied).
-fn wal_checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-}
-
-const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_order_id, side, quantity, \
-filled_quantity, status, slice_number, total_slices, slippage_percent, symbol, role, exchange_type, expected_price, \
-avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us";
-
-const POSITION_COLUMNS: &str = "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
-stop_loss_order_id, status, realized_pnl, opened_at_us, entry_fees";
-
-fn text(d: Decimal) -> String {
-    d.normalize().to_string()
-}
-
-fn opt_text(d: Option<Decimal>) -> Option<String> {
-    d.map(text)
-}
-
-fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<(), StoreError> {
-    let price = match o.order_type() {
-        crate::domain::order::OrderType::StopLoss => o.stop_price,
-        _ => o.avg_price.or(o.limit_price),
-    };
-    let latency_ms = o.latency_us.map(|us| us as f64 / 1000.0);
-    let written = tx.prepare_cached(
-        "INSERT INTO orders (order_id, position_id, client_order_id, exchange_order_id, type, side, price, quantity,
-            filled_quantity, status, slice_number, total_slices, latency_ms, slippage_percent, created_at, executed_at,
-            symbol, role, exchange_type, expected_price, avg_fill_price, cum_quote, commission, commission_asset,
-            stop_price, limit_price, latency_us, reason, updated_at, created_at_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
-         ON CONFLICT(order_id) DO UPDATE SET position_id = excluded.position_id,
-            exchange_order_id = excluded.exchange_order_id, price = excluded.price,
-            filled_quantity = excluded.filled_quantity, status = excluded.status, latency_ms = excluded.latency_ms,
-            slippage_percent = excluded.slippage_percent, executed_at = excluded.executed_at,
-            expected_price = excluded.expected_price, avg_fill_price = excluded.avg_fill_price,
-            cum_quote = excluded.cum_quote, commission = excluded.commission,
-            commission_asset = excluded.commission_asset, latency_us = excluded.latency_us,
-            reason = excluded.reason, updated_at = excluded.updated_at
-         WHERE orders.client_order_id = excluded.client_order_id",
-    )?
-    .execute(params![
-        o.order_id,
-        o.position_id,
-        o.client_order_id,
-        o.exchange_order_id,
-        o.order_type().as_str(),
-        o.side.as_str(),
-        opt_text(price),
-        text(o.quantity),
-        text(o.filled_quantity),
-        o.status.as_str(),
-        o.slice_number,
-        o.total_slices,
-        latency_ms,
-        opt_text(o.slippage_percent),
-        format_ts(o.created_at_us),
-        o.executed_at_us.map(format_ts),
-        o.symbol,
-        o.role.as_str(),
-        o.exchange_type.as_str(),
-        opt_text(o.expected_price),
-        opt_text(o.avg_price),
-        text(o.cum_quote),
-        text(o.commission),
-        o.commission_asset,
-        opt_text(o.stop_price),
-        opt_text(o.limit_price),
-        o.latency_us.map(|v| v as i64),
-        o.reason,
-        format_ts(o.updated_at_us),
-        o.created_at_us,
-    ])?;
-    if written == 0 {
-        // Another order holds this order id: never merge two orders into one row. (Start-up
-        // renumbers a recovered order whose id is taken, so this is a bug if it is ever seen.)
-        log::error!("order {} not written: order id {} belongs to another order", o.client_order_id, o.order_id);
-        return Ok(());
-    }
-    for fill in &o.fills {
-        tx.prepare_cached(
-            "INSERT OR IGNORE INTO fills (symbol, trade_id, order_id, client_order_id, exchange_order_id, side, price,
-                quantity, quote_quantity, commission, commission_asset, commission_quote, is_maker, time_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?
-        .execute(params![
-            o.symbol,
-            fill.trade_id,
-            o.order_id,
-            o.client_order_id,
-            o.exchange_order_id,
-            o.side.as_str(),
-            text(fill.price),
-            text(fill.qty),
-            text(fill.price * fill.qty),
-            text(fill.commission),
-            fill.commission_asset,
-            opt_text(fill.commission_quote),
-            fill.is_maker,
-            fill.time_ms,
-        ])?;
-    }
-    Ok(())
-}
-
-fn upsert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO positions (position_id, symbol, quantity, entry_price, entry_order_id, stop_loss,
-            stop_loss_order_id, status, realized_pnl, opened_at, updated_at, closed_at, opened_at_us, entry_fees)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT(position_id) DO UPDATE SET quantity = excluded.quantity, stop_loss = excluded.stop_loss,
-            entry_fees = excluded.entry_fees,
-            stop_loss_order_id = excluded.stop_loss_order_id, status = excluded.status,
-            realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at, closed_at = excluded.closed_at",
-    )?
-    .execute(params![
-        p.position_id,
-        p.symbol,
-        text(p.quantity),
-        text(p.entry_price),
-        p.entry_order_id,
-        opt_text(p.stop_loss),
-        p.stop_loss_order_id,
-        p.status.as_str(),
-        text(p.realized_pnl),
-        format_ts(p.opened_at_us),
-        format_ts(p.updated_at_us),
-        p.closed_at_us.map(format_ts),
-        p.opened_at_us,
-        text(p.entry_fees),
-    ])?;
-    Ok(())
-}
-
-fn append_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO event_log (ts, correlation_id, event, details) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![format_ts(e.ts_us), e.client_order_id, e.kind.as_str(), e.details_json()])?;
-    Ok(())
-}
-
-fn dec(row: &Row<'_>, idx: usize) -> rusqlite::Result<Result<Decimal, StoreError>> {
-    let s: String = row.get(idx)?;
-    Ok(Decimal::from_str(&s).map_err(|_| StoreError::Corrupt(format!("'{s}' is not a decimal"))))
-}
-
-fn opt_dec(row: &Row<'_>, idx: usize) -> rusqlite::Result<Result<Option<Decimal>, StoreError>> {
-    let s: Option<String> = row.get(idx)?;
-    Ok(match s {
-        None => Ok(None),
-        Some(s) => Decimal::from_str(&s).map(Some).map_err(|_| StoreError::Corrupt(format!("'{s}' is not a decimal"))),
-    })
-}
-
-fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> {
-    let side: String = row.get(4)?;
-    let status: String = row.get(7)?;
-    let role: String = row.get(12)?;
-    let exchange_type: String = row.get(13)?;
-    let created_at_us: i64 = row.get(23)?;
-    let quantity = dec(row, 5)?;
-    let filled = dec(row, 6)?;
-    let slippage = opt_dec(row, 10)?;
-    let expected = opt_dec(row, 14)?;
-    let avg = opt_dec(row, 15)?;
-    let cum_quote = dec(row, 16)?;
-    let commission = dec(row, 17)?;
-    let stop = opt_dec(row, 19)?;
-    let limit = opt_dec(row, 20)?;
-    let latency_us: Option<i64> = row.get(21)?;
-    let build = || -> Result<Order, StoreError> {
-        let bad = |what: &str, v: &str| StoreError::Corrupt(format!("{what} '{v}'"));
-        let mut o = Order::new(
-            0,
-            String::new(),
-            String::new(),
-            Side::parse(&side).ok_or_else(|| bad("side", &side))?,
-            OrderRole::parse(&role).ok_or_else(|| bad("role", &role))?,
-            ExchangeOrderType::parse(&exchange_type).ok_or_else(|| bad("exchange type", &exchange_type))?,
-            quantity?,
-            created_at_us,
-        );
-        o.status = OrderStatus::parse(&status).ok_or_else(|| bad("status", &status))?;
-        o.filled_quantity = filled?;
-        o.slippage_percent = slippage?;
-        o.expected_price = expected?;
-        o.avg_price = avg?;
-        o.cum_quote = cum_quote?;
-        o.commission = commission?;
-        o.stop_price = stop?;
-        o.limit_price = limit?;
-        o.latency_us = latency_us.map(|v| v.max(0) as u64);
-        Ok(o)
-    };
-    let mut order = match build() {
-        Ok(o) => o,
-        Err(e) => return Ok(Err(e)),
-    };
-    order.order_id = row.get(0)?;
-    order.position_id = row.get(1)?;
-    order.client_order_id = row.get(2)?;
-    order.exchange_order_id = row.get(3)?;
-    order.slice_number = row.get(8)?;
-    order.total_slices = row.get(9)?;
-    order.symbol = row.get(11)?;
-    order.commission_asset = row.get(18)?;
-    order.reason = row.get(22)?;
-    Ok(Ok(order))
-}
-
-fn position_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Position, StoreError>> {
-    let status: String = row.get(7)?;
-    let quantity = dec(row, 2)?;
-    let entry = dec(row, 3)?;
-    let stop = opt_dec(row, 5)?;
-    let pnl = dec(row, 8)?;
-    let opened_at_us: i64 = row.get(9)?;
-    let entry_fees = dec(row, 10)?;
-    let build = || -> Result<Position, StoreError> {
-        Ok(Position {
-            position_id: 0,
-            symbol: String::new(),
-            quantity: quantity?,
-            entry_price: entry?,
-            entry_fees: entry_fees?,
-            entry_order_id: 0,
-            stop_loss: stop?,
-            stop_loss_order_id: None,
-            stop_loss_client_id: None,
-            status: PositionStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("position status '{status}'")))?,
-            realized_pnl: pnl?,
-            opened_at_us,
-            updated_at_us: opened_at_us,
-            closed_at_us: None,
-        })
-    };
-    let mut p = match build() {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    p.position_id = row.get(0)?;
-    p.symbol = row.get(1)?;
-    p.entry_order_id = row.get(4)?;
-    p.stop_loss_order_id = row.get(6)?;
-    Ok(Ok(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::lifecycle::OrderStatus;
+    use crate::domain::order::{ExchangeOrderType, OrderRole, Side};
+    use crate::domain::position::PositionStatus;
     use crate::events::EventKind;
+    use checkpoint::catch_up;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
