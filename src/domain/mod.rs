@@ -14,8 +14,8 @@ pub mod symbol;
 pub mod tilt;
 
 /// Microseconds since the Unix epoch, UTC. Straight from the system clock: chrono's `Utc::now`
-/// builds a calendar date first, which `timestamp_micros` then takes apart again (about 300
-/// instructions a call, and intake alone calls this three or four times an order).
+/// builds a calendar date first, which `timestamp_micros` then takes apart again, and intake
+/// alone calls this several times an order (docs/perf/journal.md).
 pub fn now_us() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
@@ -25,8 +25,8 @@ pub fn now_us() -> i64 {
 }
 
 /// `2026-11-25T09:21:09.123456Z`: UTC with microseconds. Written field by field: chrono's
-/// `format` parses its pattern on every call, which made this a sixth of the stdout writer's
-/// instructions (every event and record carries a timestamp).
+/// `format` parses its pattern on every call, a large share of the stdout writer's instructions
+/// (every event and record carries a timestamp; docs/perf/journal.md).
 pub fn format_ts(us: i64) -> String {
     use chrono::{Datelike, Timelike};
     use std::fmt::Write;

@@ -50,8 +50,8 @@ impl Event {
     /// One JSON object: `event`, `ts`, the order ids and the fields, keys in sorted order (as
     /// serde_json's map keeps them); a field of the same name as one of the four wins.
     pub fn to_json_line(&self) -> String {
-        // Serialized from borrowed parts: building a map of cloned fields first took 3.1 µs a
-        // line against 0.9-1.2 (criterion), on a writer that floats onto the order path's core.
+        // Serialized from borrowed parts: building a map of cloned fields first took about three
+        // times as long (docs/perf/journal.md), on a writer that floats onto the order path's core.
         serde_json::to_string(&JsonLine(self)).unwrap_or_default()
     }
 
@@ -65,7 +65,8 @@ impl Event {
 
     /// The fields as one JSON object, for the event log's `details` column.
     pub fn details_json(&self) -> String {
-        // Serialized in place: cloning the map first was 7 % of persist's time in a flood.
+        // Serialized in place: cloning the map first was a visible share of persist's time in a
+        // flood (docs/perf/journal.md).
         serde_json::to_string(&self.fields).unwrap_or_default()
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The writer thread writes everything that was queued for it. The order path may also write
 //! its own lines (an order's `order_submitted` and `order_filled`) straight from its thread, the
-//! moment the fill is verified: a hand-over to a parked writer costs 11-13 µs on the same core
-//! and 50+ µs across cores on a machine like ours, more than the order's whole compute. It does
+//! moment the fill is verified: a hand-over to a parked writer costs more than the order's whole
+//! compute (docs/perf/journal.md). It does
 //! so only when that can neither wait nor reorder anything:
 //! - nothing queued for the writer is still unwritten (every line published before goes first);
 //! - the writer is not in the middle of a write (`try_lock`, never `lock`);

@@ -1,7 +1,7 @@
 //! Intake's input: command lines read straight from stdin by the intake thread.
 //!
-//! There is no reader thread in front of intake: a hop between two threads costs 13-60 µs
-//! to wake the receiver on a machine like ours, more than everything intake computes. Intake
+//! There is no reader thread in front of intake: waking the receiver of a hop between two
+//! threads costs more than everything intake computes (docs/perf/journal.md). Intake
 //! waits in `poll(2)` on stdin and on a wake-up pipe (signals), with a timeout for its own
 //! timers (confirmation deadlines, TWAP slices).
 
@@ -176,7 +176,8 @@ impl Input {
 
     /// One read into the buffer (moving a partial line to the front first, and growing the
     /// buffer only when that line fills it); 0 bytes or an error closes the input. The buffer is
-    /// not zeroed again before each read (it used to be: 8 KiB of stores per command).
+    /// not zeroed again before each read (it used to be, a store per byte of the buffer for every
+    /// command).
     fn fill(&mut self) {
         self.buffer.copy_within(self.start..self.end, 0);
         self.end -= self.start;

@@ -41,20 +41,20 @@ use std::time::Instant;
 /// Capacity of the queue from intake to exchange I/O's thread. Intake now runs its commands
 /// through the stage itself (see `exchange_io::inline`) and the queue only tells, by closing,
 /// that intake has ended; before, one slot let intake prepare the next order while exchange I/O
-/// sent this one (10,000 orders piped at once: p99 3 ms with 8, 0.7-0.9 ms with 1).
+/// sent this one, and a deeper queue only lengthened the flood's tail (figures: docs/perf/journal.md).
 const ORDER_PATH_QUEUE: usize = 1;
 
 /// How often a checkpoint round starts (see `store::run_checkpoints`). The WAL holds about one
-/// round of writes (~19 KB per order) and its index, mapped into our memory, as much as the
-/// largest round needed: with a round every 2 s the 100,000-order run at 2,000/s peaked at
-/// 22-26 MB resident, every 10 s at 28-30 MB, with no better latency (both with 4 KiB pages).
+/// round of writes and its index, mapped into our memory, as much as the largest round needed:
+/// a shorter round keeps resident memory lower at no cost in latency (figures:
+/// docs/perf/journal.md).
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every symbol's rules, by symbol; loaded once at start, then read-only.
 pub type Rules = HashMap<String, SymbolRules>;
 
-/// Busy-waits up to `spin` until `ready()` (the opt-in alternative to parking: a parked
-/// thread takes 13-60 µs to wake on a machine like ours).
+/// Busy-waits up to `spin` until `ready()` (the opt-in alternative to parking: waking a parked
+/// thread costs more than the order's compute; docs/perf/journal.md).
 pub(crate) fn spin_until(spin: std::time::Duration, ready: impl Fn() -> bool) {
     if spin.is_zero() {
         return;
@@ -271,35 +271,29 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let (record_to_exchange, from_record_rx) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
+    // The layout below, and the measurements behind each choice, are in docs/perf/journal.md
+    // ("numbers moved out of code comments", and the 2026-12-03 entries).
+    //
     // Intake, exchange I/O and record share one core (the last): intake hands an order over and
     // blocks in poll at once, so exchange I/O runs on the same core after a plain context switch
-    // instead of a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 →
-    // 104-145 µs; pinning them to distinct cores was worse than not pinning). The record stage takes each
-    // execution the moment exchange I/O hands it over and goes idle, and the sell that closes a
-    // buy waits for the buy's round trip through record (sim, 7 alternated runs each: engine p50
-    // median 27 µs instead of 32, p99 median 70 instead of 74; two floods: p99 0.41 ms instead of
-    // 0.53-0.63).
+    // instead of a cross-core wake-up (pinning them to distinct cores was worse than not
+    // pinning). The record stage takes each execution the moment exchange I/O hands it over and
+    // goes idle, and the sell that closes a buy waits for the buy's round trip through record.
     //
     // Over HTTP too, although a floating exchange I/O could follow the thread that answers it.
-    // Floating, it went wherever its last waker ran: the record stage's hand-back for a stop-loss and the
-    // user stream's reports moved it to the idle first core. The next order's wake-up then
-    // queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH` it
-    // waits for them to block or for the tick. Traced (920 orders at 500/s), 2 % of hand-overs
-    // queued on the first core: 69 µs at p50 and up to 851 µs, against 7 on intake's. Pinned,
-    // 13 alternated runs on loopback: hand-over p99 36-47 µs against 61-159 in 3 quiet pairs,
-    // and 53-385 µs in 3 runs against 176-2,264 in 4 with 3-39 ms/s of host steal; p50 about
-    // the same. The price is the loopback server's thread, which sometimes settles on the other
-    // core (13 % of placements in one trace); a remote exchange answers through the network.
+    // Floating, it went wherever its last waker ran: the record stage's hand-back for a stop-loss
+    // and the user stream's reports moved it to the idle first core. The next order's wake-up
+    // then queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH`
+    // it waits for them to block or for the tick. The price of pinning is the loopback server's
+    // thread, which sometimes settles on the other core; a remote exchange answers through the
+    // network.
     //
     // Persist and the WAL checkpoint, whose long commits and copying would otherwise land on
-    // the order path's core and hold it for a whole scheduler slice (~1.5 ms here), are kept on
-    // the first core (sim p99 overhead 0.56-1.1 ms → 90-341 µs over five runs). So are the
-    // user stream and the quote poller (binance): floating, the stream's thread woke beside
-    // exchange I/O after each placement and parsed its pushes for 145 µs at p50, and exchange
-    // I/O, which cannot preempt it, waited. Traced over 1,500 orders at 500/s, twice each:
-    // wake-ups of exchange I/O that waited more than 80 µs, 63 and 91 floating (25 and 48 of
-    // them behind the stream), 17 and 16 with the stream on the first core. The stdout writer
-    // floats: on the first core it fell behind persist in the flood (p99 2-3.4 ms).
+    // the order path's core and hold it for a whole scheduler slice, are kept on the first
+    // core. So are the user stream and the quote poller (binance): floating, the stream's thread
+    // woke beside exchange I/O after each placement to parse its pushes, and exchange I/O, which
+    // cannot preempt it, waited. The stdout writer floats: on the first core it fell behind
+    // persist in the flood.
     let background_yields = config.exchange == ExchangeKind::Binance;
     // Dropped after the stages are joined: the checkpoint thread then closes the last
     // connection, and SQLite removes the WAL file.

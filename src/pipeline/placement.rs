@@ -143,12 +143,9 @@ impl Drop for Reporter {
 /// to preempt intake before intake reached its `poll`. So it sent the order while intake was
 /// still runnable on its core, and the kernel's same-core hand-off for the socket wake-up
 /// (it needs the waker to be alone on its core) failed. The exchange's thread then woke on
-/// the other core: over loopback, 63 % of placements crossed cores and took 168 µs at the
-/// median, against 127 µs on one core. In `SCHED_BATCH`, intake blocks first (a wait of about
-/// 4 µs), and 98 % of placements stay on one core. Engine overhead over the bare baseline, 3
-/// alternated runs at 500 orders/s: 30-50 µs at p50 against 43-76. (Measured while exchange
-/// I/O floated over HTTP; pinned beside intake since, 87 % stay on one core, against 40 %
-/// pinned before `SCHED_BATCH`.) Never fails the start.
+/// the other core, and a placement that crosses cores is slower. In `SCHED_BATCH`, intake blocks
+/// first (a short wait), and nearly every placement stays on one core (figures:
+/// docs/perf/journal.md, "exchange I/O in `SCHED_BATCH`"). Never fails the start.
 pub fn no_wakeup_preemption(name: &str) {
     set_policy(name, Policy::Batch);
 }
@@ -158,10 +155,9 @@ pub fn no_wakeup_preemption(name: &str) {
 /// way over HTTP. In `SCHED_OTHER` a thread woken behind a commit waited for the commit's turn
 /// to end, and the threads woken on the background core are the ones that answer or feed the
 /// order path: the user stream, the quote poller, and on loopback the exchange server's own
-/// threads (traced: 62 and 37 of 3,100 server wake-ups waited over 80 µs behind persist, 0 and
-/// 2 after). Not with the embedded simulator: there persist is what limits a flood, and idle it
-/// fell behind (p99 1.3-5.1 ms against 0.6-1.0 over three alternated floods). Never fails the
-/// start.
+/// threads. Not with the embedded simulator: there persist is what limits a flood, and idle it
+/// fell behind (figures: docs/perf/journal.md, "persist and the checkpoint in `SCHED_IDLE`").
+/// Never fails the start.
 pub fn yield_to_everything(name: &str) {
     set_policy(name, Policy::Idle);
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 impl Store {
     /// The writer does not checkpoint on its own: a checkpoint syncs the database file and, run
-    /// inside a commit, stalled the persist stage (and the order path behind it) for tens of ms.
+    /// inside a commit, stalled the persist stage (and the order path behind it).
     /// A background thread copies the bulk passively instead (see [`run_checkpoints`]) and the
     /// writer finishes each round between two transactions ([`Store::finish_checkpoint`]); the
     /// WAL then holds at most one round of writes.
@@ -21,7 +21,7 @@ impl Store {
     /// SQLite starts the WAL over from its beginning only at a commit that finds every frame
     /// already in the database file, which a background pass racing a busy writer never sees.
     /// Without this the WAL, and its index mapped into our memory (`-shm`), grew for as long as
-    /// orders came: ~6 GB and 11 MB resident after 100,000 orders at 2,000/s.
+    /// orders came (docs/perf/journal.md).
     /// Returns true when the whole WAL is in the database file (the next commit restarts it).
     pub fn finish_checkpoint(&self) -> Result<bool, StoreError> {
         let (busy, log, copied) = wal_checkpoint(&self.conn)?;
@@ -51,14 +51,14 @@ pub fn run_checkpoints(
 }
 
 /// WAL frames committed during the last background pass that the writer may be left to copy
-/// (a frame is a page: about 13 ms of writes at 2,000 orders/s with 1 KiB pages).
+/// (a frame is a page: a few milliseconds of writes at a high order rate).
 const WRITER_SHARE: i64 = 500;
 /// Background passes per round at most.
 const PASSES: usize = 4;
 
 /// Passive checkpoints until few frames were committed during the last one: each pass copies
-/// what the writer added during the one before (with 4 KiB pages, a pass over 2 s of writes
-/// took ~200 ms, the next ~20, the next ~2), so the writer's own pass stays small. False if none could run.
+/// what the writer added during the one before, each pass an order of magnitude shorter than
+/// the last (docs/perf/journal.md), so the writer's own pass stays small. False if none could run.
 pub(super) fn catch_up(conn: &Connection) -> bool {
     let mut seen = None;
     for _ in 0..PASSES {

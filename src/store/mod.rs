@@ -4,8 +4,8 @@
 //! Durability: WAL with `synchronous=NORMAL`. A process crash (`kill -9`) loses nothing that
 //! was committed; a power failure may lose the last commits since the previous WAL checkpoint
 //! sync. Start-up reconciliation with the exchange (client order ids carry our prefix) recovers
-//! what such a loss would drop, which is why the ~10x cost of `synchronous=FULL` is not paid on
-//! every order.
+//! what such a loss would drop, which is why the much higher cost of `synchronous=FULL` is not
+//! paid on every order (docs/perf/journal.md).
 
 use crate::domain::money::Decimal;
 use crate::domain::order::Order;
@@ -117,8 +117,8 @@ impl Store {
     fn init(conn: Connection) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Small pages: every commit writes each page it touches whole into the WAL, and a commit
-        // touches a few (an order, its events, a position). 1 KiB pages write a quarter of the
-        // bytes of 4 KiB ones. Takes effect only when the file is created (before WAL mode).
+        // touches a few (an order, its events, a position), so smaller pages write fewer bytes.
+        // Takes effect only when the file is created (before WAL mode).
         conn.pragma_update(None, "page_size", 1024)?;
         // rusqlite's bundled SQLite stays at synchronous=FULL after journal_mode=WAL: set both.
         conn.pragma_update(None, "journal_mode", "WAL")?;

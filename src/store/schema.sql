@@ -1,8 +1,8 @@
 -- Genesis database schema. Money columns are TEXT holding exact decimals: a DECIMAL(20,8)
 -- column would have NUMERIC affinity and turn the text into a float. The CHECKs keep it so.
 -- The CHECKs on enumerations compare with OR, not IN (...): SQLite evaluates an IN list in a
--- CHECK by building an ephemeral table on every insert and update: with OR, the persist stage
--- ran 381 M instructions for 1,000 orders instead of 731 M (callgrind).
+-- CHECK by building an ephemeral table on every insert and update, nearly doubling the persist
+-- stage's instructions (docs/perf/journal.md).
 
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,

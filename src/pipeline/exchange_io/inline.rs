@@ -3,8 +3,8 @@
 //! The order path runs to completion on intake's thread: intake reads the line and checks it,
 //! then takes the stage's lock and runs the command through it itself ([`Shared::run`]): the
 //! placement, the verification query, the fill's line on stdout. A hand-over to a parked thread
-//! costs 11-13 µs on the same core and 50+ µs across cores on a machine like ours; the line no
-//! longer waits for exchange I/O's thread to wake.
+//! costs more than the order's compute (docs/perf/journal.md); the line no longer waits for
+//! exchange I/O's thread to wake.
 //!
 //! Exchange I/O's own thread ([`run`]) keeps what can wait: the stop-loss once the record stage
 //! hands a fill back, the user stream's reports, the watch of resting orders, re-checks of

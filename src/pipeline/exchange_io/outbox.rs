@@ -1,11 +1,10 @@
 //! Everything exchange I/O tells the other stages: records for persist, events for stdout.
 //!
 //! Each send can wake a parked thread, and on two cores the woken thread often takes our core
-//! for its whole turn (a persist commit is 10-250 µs). While a sell is between its command and
+//! for its whole turn (a persist commit is long, next to an order). While a sell is between its command and
 //! its verified fill, the records and events of the stops it releases are held and sent right
 //! after the verification query, in the order they were made (the stops' `order_cancelled`
-//! still comes before the sell's `order_submitted`). On the simulator at 2,000 orders/s that
-//! took a sell's release of its stop (then a separate cancel) from a median of 41 µs to 15.
+//! still comes before the sell's `order_submitted`); docs/perf/journal.md has what it saved.
 //! Nothing is held across a wait: whatever must wait (a rate limit, an unknown outcome)
 //! releases what is held first.
 //!

@@ -136,7 +136,7 @@ impl Simulator {
             balances: self.balances.clone(),
             open: self.open.values().cloned().collect(),
             // Only recent history: the copy is made on the order path, and a bigger one (with
-            // its serialisation competing for one of two cores) stalled orders for ~15 ms.
+            // its serialisation competing for one of two cores) stalled orders (docs/perf/journal.md).
             closed: self
                 .closed_fifo
                 .iter()
