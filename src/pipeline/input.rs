@@ -270,8 +270,8 @@ mod tests {
 
     fn pipe_input() -> (Input, UnixStream, UnixStream) {
         let (reader, writer) = UnixStream::pair().unwrap();
-        let (signals_rx, signals_tx) = UnixStream::pair().unwrap();
-        (Input::from_fd(OwnedFd::from(reader), signals_rx), writer, signals_tx)
+        let (from_signals, to_intake) = UnixStream::pair().unwrap();
+        (Input::from_fd(OwnedFd::from(reader), from_signals), writer, to_intake)
     }
 
     fn text(wake: Wake) -> String {
@@ -427,8 +427,8 @@ mod tests {
         // Opened for writing only: poll says readable (a device without its own poll), the
         // read fails (EBADF).
         let write_only = std::fs::File::options().write(true).open("/dev/null").unwrap();
-        let (signals_rx, _signals_tx) = UnixStream::pair().unwrap();
-        let mut input = Input::from_fd(OwnedFd::from(write_only), signals_rx);
+        let (from_signals, _to_intake) = UnixStream::pair().unwrap();
+        let mut input = Input::from_fd(OwnedFd::from(write_only), from_signals);
         assert_eq!(input.next(Duration::from_secs(5)), Wake::Closed);
     }
 

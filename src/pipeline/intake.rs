@@ -610,10 +610,10 @@ mod tests {
         stdin: Option<UnixStream>,
         signals: UnixStream,
         account: Arc<Account>,
-        to_exchange: Receiver<ToExchange>,
-        to_persist: Receiver<ToPersist>,
+        from_intake: Receiver<ToExchange>,
+        persisted: Receiver<ToPersist>,
         ended: Receiver<()>,
-        /// Records read from `to_persist` while waiting for one.
+        /// Records read from `persisted` while waiting for one.
         seen: Vec<ToPersist>,
     }
 
@@ -656,7 +656,7 @@ mod tests {
             config.confirm.timeout = self.confirm_timeout;
             let (lanes, _stdout) = stdout_lanes(64, 64);
             let (to_exchange, from_intake) = unbounded();
-            let (to_persist, persist_rx) = unbounded();
+            let (to_persist, persisted) = unbounded();
             let intake = Intake::new(
                 rules,
                 Arc::new(Book),
@@ -670,22 +670,14 @@ mod tests {
                 to_persist,
             );
             let (reader, stdin) = UnixStream::pair().unwrap();
-            let (signals_rx, signals) = UnixStream::pair().unwrap();
-            let input = Input::from_fd(OwnedFd::from(reader), signals_rx);
+            let (from_signals, signals) = UnixStream::pair().unwrap();
+            let input = Input::from_fd(OwnedFd::from(reader), from_signals);
             let (end, ended) = unbounded();
             std::thread::spawn(move || {
                 intake.run(input);
                 let _ = end.send(());
             });
-            Running {
-                stdin: Some(stdin),
-                signals,
-                account,
-                to_exchange: from_intake,
-                to_persist: persist_rx,
-                ended,
-                seen: Vec::new(),
-            }
+            Running { stdin: Some(stdin), signals, account, from_intake, persisted, ended, seen: Vec::new() }
         }
     }
 
@@ -697,7 +689,7 @@ mod tests {
         /// Waits for the next event of `kind` intake publishes.
         fn wait_for(&mut self, kind: &str) -> Arc<Event> {
             loop {
-                let msg = self.to_persist.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no {kind}"));
+                let msg = self.persisted.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no {kind}"));
                 let found = match &msg {
                     ToPersist::Event(e) if e.kind == kind => Some(Arc::clone(e)),
                     _ => None,
@@ -722,12 +714,12 @@ mod tests {
         }
 
         fn outputs(mut self) -> Outputs {
-            self.seen.extend(self.to_persist.try_iter());
+            self.seen.extend(self.persisted.try_iter());
             let mut outputs = Outputs {
                 events: vec![],
                 settings: vec![],
                 orders: vec![],
-                to_exchange: self.to_exchange.try_iter().collect(),
+                to_exchange: self.from_intake.try_iter().collect(),
             };
             for msg in self.seen {
                 match msg {
@@ -826,7 +818,7 @@ mod tests {
         intake.type_lines("twap BTCUSDT 0.002 1\nconfirm on\nbuy BTCUSDT 0.001\n");
         intake.wait_for("confirm_request");
         let slices: Vec<Order> = (0..2)
-            .map(|_| match intake.to_exchange.recv_timeout(Duration::from_secs(10)) {
+            .map(|_| match intake.from_intake.recv_timeout(Duration::from_secs(10)) {
                 Ok(ToExchange::Submit(s)) => s.order,
                 other => panic!("expected a slice, got {other:?}"),
             })

@@ -251,11 +251,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let guard = Arc::new(guard::ExchangeGuard::new(u32::MAX));
     let stats = Arc::new(stats::Stats::default());
     let account = Arc::new(open_account(&config, &mut store)?);
-    let (signals_rx, signals_tx) =
+    let (from_signals, to_intake) =
         std::os::unix::net::UnixStream::pair().map_err(|e| RunError::Thread(format!("signal pipe: {e}")))?;
-    let mut input = input::Input::stdin(signals_rx).map_err(|e| RunError::Config(format!("stdin: {e}")))?;
+    let mut input = input::Input::stdin(from_signals).map_err(|e| RunError::Config(format!("stdin: {e}")))?;
     // From here a signal reaches intake's wake-up pipe, and start-up's waits.
-    watch_signals(signals_tx)?;
+    watch_signals(to_intake)?;
 
     let cap = config.tuning.channel_capacity;
     let format = if config.output.json { Format::Json } else { Format::Text };
@@ -263,12 +263,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let stdout =
         std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| RunError::Config(format!("stdout: {e}")))?;
     let (to_stdout, from_bus) = events::stdout_lanes_to(cap, cap / 4, events::Sink::on(stdout, format));
-    let (to_persist, persist_rx) = bounded(cap);
+    let (to_persist, from_stages) = bounded(cap);
     // A short queue on the order path: a backlog waits in the producer's pipe, not inside the
     // engine, so a command's latency is the engine's own time and memory stays flat.
-    let (to_exchange, exchange_rx) = bounded(ORDER_PATH_QUEUE);
-    let (to_record, record_rx) = bounded(cap);
-    let (record_to_exchange, from_record_rx) = bounded(cap);
+    let (to_exchange, from_intake) = bounded(ORDER_PATH_QUEUE);
+    let (to_record, from_exchange_io) = bounded(cap);
+    let (to_exchange_io, from_record) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
     // The layout below, and the measurements behind each choice, are in docs/perf/journal.md
@@ -342,13 +342,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
             if background_yields {
                 placement::yield_to_everything("persist");
             }
-            persist.run(persist_rx)
+            persist.run(from_stages)
         }),
     )?);
     let recorder = record::Recorder {
         slippage_alert_pct: config.risk.slippage_alert_pct,
         bus: bus.clone(),
-        to_exchange_io: record_to_exchange,
+        to_exchange_io,
         to_persist: to_persist.clone(),
         stats: Arc::clone(&stats),
     };
@@ -357,7 +357,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         "record",
         Box::new(move || {
             if pin() {
-                recorder.run(record_rx)
+                recorder.run(from_exchange_io)
             }
         }),
     )?);
@@ -405,7 +405,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     // Intake runs each command through exchange I/O on its own thread; the stage's thread
     // keeps what can wait (stop-losses, the stream, the watch, balance syncs).
-    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_record_rx);
+    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_record);
     let shared_io = Arc::clone(&exchange_io);
     let pin = placement.hook("exchange-io", order_path_core);
     handles.push(spawn(
@@ -413,7 +413,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         Box::new(move || {
             if pin() {
                 placement::no_wakeup_preemption("exchange-io");
-                exchange_io::inline::run(shared_io, exchange_rx)
+                exchange_io::inline::run(shared_io, from_intake)
             }
         }),
     )?);

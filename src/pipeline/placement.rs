@@ -27,7 +27,7 @@ pub struct Placement {
     /// Persist, the checkpoint, the user stream and the quote poller.
     pub background: Option<usize>,
     to_confirm: Sender<Report>,
-    reports: Receiver<Report>,
+    from_pinned: Receiver<Report>,
     /// Hooks made; each reports once (or is dropped unrun, which counts as a report).
     issued: Arc<AtomicUsize>,
     /// Reports taken by `confirm`.
@@ -59,13 +59,13 @@ impl Placement {
     }
 
     fn on(required: bool, order_path: Option<usize>, background: Option<usize>) -> Placement {
-        let (to_confirm, reports) = unbounded();
+        let (to_confirm, from_pinned) = unbounded();
         Placement {
             required,
             order_path,
             background,
             to_confirm,
-            reports,
+            from_pinned,
             issued: Arc::default(),
             confirmed: Arc::default(),
         }
@@ -108,7 +108,7 @@ impl Placement {
         let mut failed = None;
         while self.confirmed.load(Ordering::SeqCst) < self.issued.load(Ordering::SeqCst) {
             // A report is always sent (see `Reporter`), and `self` holds a sender.
-            let report = self.reports.recv().unwrap_or(Ok(()));
+            let report = self.from_pinned.recv().unwrap_or(Ok(()));
             self.confirmed.fetch_add(1, Ordering::SeqCst);
             if let (Err(e), None) = (report, &failed) {
                 failed = Some(e);

@@ -225,8 +225,8 @@ mod tests {
     /// The same, for an execution whose fill event exchange I/O has `announced` or not.
     fn record_one_announced(order: Order, announced: bool) -> (Vec<Arc<Event>>, Vec<FromRecord>) {
         let (lanes, _queues) = stdout_lanes(16, 16);
-        let (to_persist, from_record) = crossbeam_channel::unbounded();
-        let (to_exchange_io, back) = crossbeam_channel::unbounded();
+        let (to_persist, persisted) = crossbeam_channel::unbounded();
+        let (to_exchange_io, from_record) = crossbeam_channel::unbounded();
         let recorder = Recorder {
             slippage_alert_pct: d("0.5"),
             bus: Bus::new(lanes, Some(to_persist.clone())),
@@ -240,14 +240,14 @@ mod tests {
         to_record.send(ToRecord::Executed(Box::new(execution))).unwrap();
         drop(to_record);
         recorder.run(from_exchange_io);
-        let events = from_record
+        let events = persisted
             .try_iter()
             .filter_map(|m| match m {
                 ToPersist::Event(e) => Some(e),
                 _ => None,
             })
             .collect();
-        (events, back.try_iter().collect())
+        (events, from_record.try_iter().collect())
     }
 
     fn kinds(events: &[Arc<Event>]) -> Vec<&'static str> {

@@ -152,7 +152,7 @@ struct Harness {
     sim: Arc<Mutex<Simulator>>,
     ids: Arc<IdGen>,
     from_io: Receiver<ToPersist>,
-    to_record: Receiver<ToRecord>,
+    from_exchange_io: Receiver<ToRecord>,
     _stdout: StdoutQueues,
     /// The bus the stage publishes on (start-up reads publish on it too).
     bus: Bus,
@@ -201,7 +201,7 @@ impl Harness {
         let config = crate::config::Config::defaults();
         let (stdout, queues) = crate::events::stdout_lanes_to(1024, 1024, sink);
         let (to_persist, from_io) = unbounded();
-        let (to_record_tx, to_record) = unbounded();
+        let (to_record, from_exchange_io) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
         let gateway = Scripted { sim: SimGateway::from_shared(Arc::clone(&sim)), script: Arc::clone(&script) };
         let bus = Bus::new(stdout, Some(to_persist.clone()));
@@ -215,7 +215,7 @@ impl Harness {
             Arc::new(ExchangeGuard::new(u32::MAX)),
             &config,
             bus.clone(),
-            to_record_tx,
+            to_record,
             to_persist,
         );
         io.resolve_schedule = [Duration::ZERO; RESOLVE_SCHEDULE.len()];
@@ -225,7 +225,7 @@ impl Harness {
             sim,
             ids,
             from_io,
-            to_record,
+            from_exchange_io,
             _stdout: queues,
             bus,
             events: Vec::new(),
@@ -298,7 +298,7 @@ impl Harness {
 
     /// Plays the record stage: hands every execution back to the stage.
     fn record(&mut self) {
-        while let Ok(ToRecord::Executed(execution)) = self.to_record.try_recv() {
+        while let Ok(ToRecord::Executed(execution)) = self.from_exchange_io.try_recv() {
             self.io.on_recorded(FromRecord::Recorded(execution));
         }
     }
@@ -416,7 +416,9 @@ fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
     let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     let cid = order.client_order_id.clone();
     h.submit(order);
-    let Ok(ToRecord::Executed(execution)) = h.to_record.try_recv() else { panic!("no execution: {:?}", h.kinds()) };
+    let Ok(ToRecord::Executed(execution)) = h.from_exchange_io.try_recv() else {
+        panic!("no execution: {:?}", h.kinds())
+    };
     assert_eq!(execution.order.status, OrderStatus::Filled);
     let ours = h.sim.lock().all_orders("ETHUSDT").unwrap().into_iter().filter(|r| r.client_order_id == cid).count();
     assert_eq!(ours, 1);
@@ -432,7 +434,7 @@ fn an_unknown_placement_the_exchange_never_saw_fails_as_not_placed() {
     let failed = h.event("order_failed");
     assert!(reason(&failed).contains("(-2013): not placed: the exchange has no such order"), "{failed:?}");
     assert_eq!(h.order(&cid).status, OrderStatus::Failed);
-    assert!(h.to_record.is_empty());
+    assert!(h.from_exchange_io.is_empty());
 }
 
 #[test]
@@ -553,7 +555,7 @@ fn a_sell_resolved_by_a_recheck_goes_to_the_record_stage_as_an_exit() {
     h.io.recheck_unresolved();
     assert_eq!(h.event("order_resolved").fields["exchange_status"], "FILLED");
     assert_eq!(h.io.exits_in_record, 1);
-    let Ok(ToRecord::Executed(execution)) = h.to_record.try_recv() else { panic!("no execution") };
+    let Ok(ToRecord::Executed(execution)) = h.from_exchange_io.try_recv() else { panic!("no execution") };
     assert_eq!(execution.order.status, OrderStatus::Filled);
 }
 
@@ -955,9 +957,9 @@ fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_p
     let (to_io, from_intake) = crossbeam_channel::bounded(1);
     let (verified, from_record) = unbounded();
     // The record stage, played by a thread: every execution comes back.
-    let to_record = h.to_record.clone();
+    let from_exchange_io = h.from_exchange_io.clone();
     let record = std::thread::spawn(move || {
-        for ToRecord::Executed(execution) in to_record.iter() {
+        for ToRecord::Executed(execution) in from_exchange_io.iter() {
             let _ = verified.send(FromRecord::Recorded(execution));
         }
     });
@@ -983,14 +985,14 @@ fn intake_running_a_command_takes_the_fills_the_record_stage_handed_back_first()
     let position = buy.order_id;
     h.submit(buy);
     let (verified, from_record) = unbounded();
-    let Ok(ToRecord::Executed(execution)) = h.to_record.try_recv() else { panic!("no execution") };
+    let Ok(ToRecord::Executed(execution)) = h.from_exchange_io.try_recv() else { panic!("no execution") };
     verified.send(FromRecord::Recorded(execution)).unwrap();
-    let (io, to_record) = (std::mem::replace(&mut h.io, Harness::new().io), h.to_record.clone());
+    let (io, from_exchange_io) = (std::mem::replace(&mut h.io, Harness::new().io), h.from_exchange_io.clone());
     let shared = inline::Shared::new(io, from_record);
     // A sell right behind the buy: its position is open (and released) before it is sent.
     let sell = h.new_order(OrderRole::Exit, "BTCUSDT", Side::Sell, "0.005", None);
     shared.run(ToExchange::Submit(Box::new(Submission { order: sell, timing: Timing::new(Instant::now()) })));
-    assert!(to_record.try_recv().is_ok(), "the sell was sent");
+    assert!(from_exchange_io.try_recv().is_ok(), "the sell was sent");
     h.collect();
     assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
     assert!(h.kinds().contains(&"order_filled"));
