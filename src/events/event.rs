@@ -47,28 +47,12 @@ impl Event {
         }
     }
 
-    /// One JSON object: `event`, `ts`, the order ids and the fields, keys in sorted order (as
-    /// serde_json's map keeps them); a field of the same name as one of the four wins.
-    pub fn to_json_line(&self) -> String {
-        let mut out = Vec::with_capacity(256);
-        super::json::write_line(self, &mut out);
-        // The writer copies only `str`s and serde_json's own output: always UTF-8.
-        String::from_utf8(out).unwrap_or_default()
-    }
-
     /// One line for a person: time, event, sentence.
     pub fn to_text_line(&self) -> String {
         let ts = format_ts(self.ts_us);
         // HH:MM:SS.micros is enough for a person watching the stream.
         let time = ts.get(11..26).unwrap_or(&ts);
         format!("{time} {:<22} {}", self.kind, self.text)
-    }
-
-    /// The fields as one JSON object, for the event log's `details` column.
-    pub fn details_json(&self) -> String {
-        let mut out = Vec::with_capacity(128);
-        super::json::write_fields(self, &mut out);
-        String::from_utf8(out).unwrap_or_default()
     }
 
     /// A one-line `error` event; `message` repeats the sentence for programs.

@@ -9,6 +9,25 @@ use super::event::Event;
 use crate::domain::format_ts;
 use serde_json::Value;
 
+// Here rather than in event.rs, so that event.rs does not import this file that imports it.
+impl Event {
+    /// One JSON object: `event`, `ts`, the order ids and the fields, keys in sorted order (as
+    /// serde_json's map keeps them); a field of the same name as one of the four wins.
+    pub fn to_json_line(&self) -> String {
+        let mut out = Vec::with_capacity(256);
+        write_line(self, &mut out);
+        // The writer copies only `str`s and serde_json's own output: always UTF-8.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The fields as one JSON object, for the event log's `details` column.
+    pub fn details_json(&self) -> String {
+        let mut out = Vec::with_capacity(128);
+        write_fields(self, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
 /// A header entry's value.
 enum Header<'a> {
     Text(&'a str),
