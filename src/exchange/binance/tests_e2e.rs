@@ -5,7 +5,7 @@ use super::sign::{parse_query, split_signature, verify};
 use super::wire;
 use super::*;
 use crate::domain::money::Decimal;
-use crate::domain::order::{ExchangeStatus, Fill, Side};
+use crate::domain::order::{ExchangeOrderType, ExchangeStatus, Fill, Side};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
