@@ -28,6 +28,7 @@ use sells::RELEASED_FOR_SELL;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use unknown::{Unresolved, RECHECKS, RECHECK_EVERY, RESOLVE_SCHEDULE};
 use watch::{OnCancel, Seen};
 
 mod cancel_all;
@@ -39,33 +40,11 @@ pub mod reconcile;
 mod sells;
 #[cfg(test)]
 mod tests;
+mod unknown;
 mod watch;
-
-/// An order whose placement outcome is still unknown, re-checked on a schedule.
-struct Unresolved {
-    order: Order,
-    timing: super::msg::Timing,
-    next_check: Instant,
-    checks: u32,
-    absent: u32,
-}
-
-/// Re-check schedule of unknown outcomes during operation: every 5 s, 24 times (2 minutes).
-const RECHECK_EVERY: Duration = Duration::from_secs(5);
-const RECHECKS: u32 = 24;
 
 /// Shortest gap between two balance syncs after fills.
 const AFTER_FILL_SYNC_GAP: Duration = Duration::from_secs(1);
-
-/// Waits between queries that resolve an unknown outcome (bounded: then the order stays
-/// PENDING, visibly).
-const RESOLVE_SCHEDULE: [Duration; 5] = [
-    Duration::from_millis(0),
-    Duration::from_millis(100),
-    Duration::from_millis(300),
-    Duration::from_millis(1000),
-    Duration::from_millis(2000),
-];
 
 /// Why a placement did not give a report.
 #[derive(Debug)]
@@ -431,66 +410,6 @@ impl ExchangeIo {
         }
     }
 
-    /// When the next re-check of an unknown outcome is due.
-    fn next_recheck(&self) -> Option<Instant> {
-        self.unresolved.iter().map(|u| u.next_check).min()
-    }
-
-    /// Re-checks the orders whose outcome is still unknown; a resolved one continues as if
-    /// its placement had answered (verification, position, stop-loss).
-    fn recheck_unresolved(&mut self) {
-        let now = Instant::now();
-        let (due, later): (Vec<Unresolved>, Vec<Unresolved>) =
-            std::mem::take(&mut self.unresolved).into_iter().partition(|u| u.next_check <= now);
-        self.unresolved = later;
-        for mut u in due {
-            u.checks += 1;
-            match self.gateway.query_order(&u.order.symbol, &u.order.client_order_id) {
-                Ok(report) => {
-                    self.apply(&mut u.order, &report);
-                    self.complete_fills(&mut u.order);
-                    u.order.reason = None;
-                    self.out.announce(
-                        Event::new(
-                            EventKind::OrderResolved,
-                            format!("{} outcome known: {}", u.order.order_id, report.status.as_str()),
-                        )
-                        .order(u.order.order_id, &u.order.client_order_id)
-                        .field("exchange_status", report.status.as_str()),
-                    );
-                    u.timing.queried_at = Some(Instant::now());
-                    self.in_record += 1;
-                    if u.order.side == Side::Sell {
-                        self.exits_in_record += 1;
-                    }
-                    let execution =
-                        Execution { order: u.order, timing: u.timing, verification_error: None, announced: false };
-                    let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
-                    continue;
-                }
-                Err(e) if e.is_no_such_order() => u.absent += 1,
-                Err(e) => log::warn!("{} still unknown: {e}", u.order.client_order_id),
-            }
-            if u.absent >= 3 {
-                // Minutes after the request, three times absent: it never reached the book.
-                let mut order = u.order;
-                self.fail(&mut order, "not placed: the exchange has no such order after an unknown outcome");
-                if order.role == OrderRole::Entry {
-                    self.slots.entry_settled(&order.symbol);
-                }
-                self.reprotect_after_sell(&order.client_order_id.clone(), Decimal::ZERO, &order);
-            } else if u.checks < RECHECKS {
-                u.next_check = Instant::now() + RECHECK_EVERY;
-                self.unresolved.push(u);
-            } else {
-                log::error!(
-                    "{} outcome still unknown after {RECHECKS} re-checks; the next start reconciles it",
-                    u.order.client_order_id
-                );
-            }
-        }
-    }
-
     fn apply(&mut self, order: &mut Order, report: &OrderReport) {
         if let Err(e) = order.apply_report(report, now_us()) {
             log::error!("{} {e}: exchange report {} refused", order.client_order_id, report.status.as_str());
@@ -612,32 +531,6 @@ impl ExchangeIo {
             ),
             None => {}
         }
-    }
-
-    /// Queries the client order id on a bounded schedule until the outcome is known.
-    fn resolve_unknown(&mut self, request: &NewOrder, reason: String) -> Result<OrderReport, PlaceFailure> {
-        log::warn!("{} outcome unknown ({reason}); querying before anything else", request.client_order_id);
-        let mut absent = 0;
-        let mut last_error = reason;
-        self.out.release();
-        for wait in self.resolve_schedule {
-            std::thread::sleep(wait);
-            match self.gateway.query_order(&request.symbol, &request.client_order_id) {
-                Ok(report) => return Ok(report),
-                Err(e) if e.is_no_such_order() => absent += 1,
-                // The bare reason: `Unresolved` says "outcome unknown" once, in front of it.
-                Err(ExchangeError::Unknown { reason }) => last_error = reason,
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        if absent == self.resolve_schedule.len() {
-            return Err(PlaceFailure::Failed(ExchangeError::Rejected {
-                http_status: 400,
-                code: -2013,
-                msg: format!("not placed: the exchange has no such order after an unknown outcome ({last_error})"),
-            }));
-        }
-        Err(PlaceFailure::Unresolved(last_error))
     }
 
     fn on_recorded(&mut self, reply: FromRecord) {
