@@ -506,6 +506,22 @@ mod tests {
     }
 
     #[test]
+    fn a_pushed_report_with_an_undocumented_value_names_the_field_and_the_value() {
+        let report = |side: &str, order_type: &str, status: &str| {
+            format!(
+                r#"{{"subscriptionId":0,"event":{{"e":"executionReport","E":1,"s":"BTCUSDT","c":"x","S":"{side}","o":"{order_type}","q":"1","X":"{status}","i":1,"z":"0","T":1}}}}"#
+            )
+        };
+        for (pushed, expected) in [
+            (report("UP", "MARKET", "NEW"), "unknown side 'UP'"),
+            (report("BUY", "ICEBERG", "NEW"), "unknown order type 'ICEBERG'"),
+            (report("BUY", "MARKET", "MAYBE"), "unknown order status 'MAYBE'"),
+        ] {
+            assert_eq!(parse_ws_message(&pushed).unwrap_err().to_string(), expected);
+        }
+    }
+
+    #[test]
     fn text_that_is_not_a_message_object_is_an_error_not_a_panic() {
         for junk in
             ["", "[]", "5", "null", r#"{"event":5}"#, r#"{"status":"ok"}"#, r#"{"status":70000}"#, "{\"event\":"]
