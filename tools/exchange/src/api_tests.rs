@@ -1,6 +1,7 @@
 //! Handlers without sockets: signed requests built with the engine's own signer.
 
 use super::*;
+use serde_json::{json, Value};
 use genesis::exchange::binance::sign::QueryBuilder;
 use genesis::exchange::binance::{Secret, Signer};
 use genesis::exchange::sim::SimConfig;

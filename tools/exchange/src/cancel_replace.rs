@@ -12,7 +12,10 @@
 //! Over the ORDERS limit, `orderRateLimitExceededMode=CANCEL_ONLY` still cancels ([`cancel_only`]);
 //! the default, `DO_NOTHING`, is the plain 429 -1015 (answered before this module runs).
 
-use crate::api::{parse_new_order, placement_json, ApiError, Ctx, Params, RespType};
+use crate::endpoints::Ctx;
+use crate::orders::{parse_new_order, placement_json, RespType};
+use crate::params::Params;
+use crate::reply::ApiError;
 use crate::time_in_force::Tif;
 use genesis::exchange::binance::user_data::Change;
 use genesis::exchange::binance::wire::{cancel_json, error_json};

@@ -8,7 +8,9 @@
 //! - `quantity`, `price`, `stopPrice` with more than 8 decimals: -1111;
 //! - PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS (advertised in `exchangeInfo`).
 
-use crate::api::{ApiError, Endpoint, Params};
+use crate::endpoints::Endpoint;
+use crate::params::Params;
+use crate::reply::ApiError;
 use genesis::domain::money::Decimal;
 use genesis::domain::order::{ExchangeOrderType, Side};
 use genesis::exchange::binance::sign::parse_query;

@@ -1,7 +1,12 @@
 //! `genesis-exchange`: the Genesis simulator behind a Binance-compatible HTTP server on
 //! 127.0.0.1, with reproducible fault injection. Flags → configuration → serve.
 //!
-//! - `api`: routing and endpoint handlers (pure: no sockets), `/sim/*` control endpoints.
+//! - `api`: the application, and one `/api/v3/*` request's path through it (pure: no sockets).
+//! - `endpoints`: the routing table (weights, SIGNED, fault steps) and the market-wide handlers.
+//! - `orders`: the order and account endpoints.
+//! - `control`: the `/sim/*` control endpoints and the random walk.
+//! - `stream`: the user data stream's subscribers and their queue.
+//! - `reply`, `params`, `ids`: request, reply and error shapes; parameters; generated ids.
 //! - `auth`: API key, signature, timestamp / recvWindow.
 //! - `cancel_replace`: `POST /api/v3/order/cancelReplace`, both modes.
 //! - `checks`: parameter checks (-1101, -1104, -1111, -1130) and the filters the simulator lacks.
@@ -17,11 +22,18 @@ mod api;
 mod auth;
 mod cancel_replace;
 mod checks;
+mod control;
+mod endpoints;
 mod faults;
+mod ids;
 mod limits;
 mod market_data;
 mod markets;
+mod orders;
+mod params;
+mod reply;
 mod server;
+mod stream;
 mod time_in_force;
 mod ws;
 mod ws_orders;
