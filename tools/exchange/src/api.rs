@@ -10,7 +10,7 @@ use crate::auth::{self, Credentials};
 use crate::endpoints::{Ctx, Endpoint, NoRoute};
 use crate::faults::{Fault, FaultKind, FaultPlan};
 use crate::ids::IdGen;
-use crate::limits::{Exceeded, Limits};
+use crate::limits::{Exceeded, LimitConfig, Limits};
 use crate::stream::{Changes, Subscriber};
 use crate::time_in_force::TifBook;
 use genesis::domain::money::Decimal;
@@ -67,9 +67,9 @@ impl App {
         }
     }
 
-    /// `--weight-limit`.
-    pub fn set_weight_limit(&self, limit: u64) {
-        self.limits.lock().set_weight_limit_1m(limit);
+    /// `--weight-limit`, `--raw-request-limit`, `--order-limit`, `--daily-order-limit`.
+    pub fn set_limits(&self, config: LimitConfig) {
+        self.limits.lock().set_config(config);
     }
 
     pub fn server_now_ms(&self, local_now_ms: i64) -> i64 {
@@ -141,11 +141,23 @@ impl App {
             if let Some(until) = limits.banned_until(now) {
                 return ban(until);
             }
-            if let Err(Exceeded::Weight { retry_after_secs }) = limits.charge_weight(weight, now) {
+            // RAW_REQUESTS, then REQUEST_WEIGHT; ignoring either's 429s leads to a ban.
+            let refused = match limits.count_request(now) {
+                Err(Exceeded::Requests { retry_after_secs }) => {
+                    Some(ApiError::too_many_requests(retry_after_secs, limits.config().raw_requests_5m))
+                }
+                _ => match limits.charge_weight(weight, now) {
+                    Err(Exceeded::Weight { retry_after_secs }) => {
+                        Some(ApiError::too_much_weight(retry_after_secs, limits.weight_limit_1m()))
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(refused) = refused {
                 if let Some(until) = limits.note_refusal(now) {
                     return ban(until);
                 }
-                return ApiError::too_much_weight(retry_after_secs, limits.weight_limit_1m()).reply();
+                return refused.reply();
             }
         }
         let signed = endpoint.signed();
@@ -187,16 +199,13 @@ impl App {
         if let Err(e) = crate::checks::check_params(endpoint, req.query, body, &params) {
             return e.reply();
         }
-        let (order_limit, weight_limit) = {
-            let limits = self.limits.lock();
-            (limits.order_limit_10s(), limits.weight_limit_1m())
-        };
+        let limit_config = self.limits.lock().config();
         // Over the order limit, a cancel-replace with orderRateLimitExceededMode=CANCEL_ONLY
         // still cancels; anything else is refused here.
         let mut over_limit = None;
         if endpoint.places_orders() {
-            if let Err(Exceeded::Orders { retry_after_secs }) = self.limits.lock().check_order(now) {
-                let refused = ApiError::too_many_orders(order_limit, retry_after_secs);
+            if let Err(Exceeded::Orders { retry_after_secs, limit, per }) = self.limits.lock().check_order(now) {
+                let refused = ApiError::too_many_orders(limit, per, retry_after_secs);
                 let cancel_only = endpoint == Endpoint::CancelReplace
                     && params.get("orderRateLimitExceededMode") == Some("CANCEL_ONLY");
                 if !cancel_only {
@@ -207,8 +216,7 @@ impl App {
         }
         let ctx = Ctx {
             server_now_ms: server_now,
-            order_limit_10s: order_limit,
-            weight_limit_1m: weight_limit,
+            limits: limit_config,
             ids: &self.ids,
             tifs: &self.tifs,
             changes: RefCell::new(Vec::new()),

@@ -19,6 +19,13 @@ fn sol_limit(side: &str, price: &str, tif: &str, id: &str) -> Call {
     ])
 }
 
+/// The app's limits as `change` leaves them.
+fn with_limits(app: &App, change: impl FnOnce(&mut crate::limits::LimitConfig)) {
+    let mut config = app.limits.lock().config();
+    change(&mut config);
+    app.set_limits(config);
+}
+
 fn code(app: &App, call: &Call) -> (u16, i64) {
     let (reply, v) = send(app, call, NOW);
     (reply.status, v["code"].as_i64().unwrap_or(0))
@@ -315,7 +322,7 @@ fn klines_are_one_candle_per_interval_flat_where_nothing_traded() {
 #[test]
 fn ignoring_429s_leads_to_a_418_ban_with_retry_after() {
     let app = app(50, &[]);
-    app.set_weight_limit(1);
+    with_limits(&app, |l| l.weight_1m = 1);
     assert_eq!(send(&app, &public("/api/v3/ping", ""), NOW).0.status, 200);
     for _ in 0..crate::limits::IGNORED_429S_BEFORE_BAN {
         assert_eq!(code(&app, &public("/api/v3/ping", "")), (429, -1003));
@@ -350,4 +357,57 @@ fn over_the_order_limit_cancel_only_still_cancels_and_do_nothing_does_not() {
     let (reply, v) = send(&app, &call, NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-2022)));
     assert_eq!(v["data"]["newOrderResult"], "NOT_ATTEMPTED");
+}
+
+#[test]
+fn a_repeat_offender_is_banned_for_twice_as_long() {
+    let app = app(50, &[]);
+    with_limits(&app, |l| l.weight_1m = 1);
+    let ping = public("/api/v3/ping", "");
+    let mut bans = Vec::new();
+    let mut now = NOW;
+    for _ in 0..3 {
+        assert_eq!(send(&app, &ping, now).0.status, 200);
+        for _ in 0..crate::limits::IGNORED_429S_BEFORE_BAN {
+            assert_eq!(send(&app, &ping, now).0.status, 429);
+        }
+        let (reply, _) = send(&app, &ping, now);
+        assert_eq!(reply.status, 418);
+        let secs: i64 = reply.header("Retry-After").unwrap().parse().unwrap();
+        bans.push(secs);
+        now += secs * 1000;
+    }
+    assert_eq!(bans, [120, 240, 480]);
+}
+
+#[test]
+fn past_the_raw_request_limit_requests_get_429_until_the_five_minutes_end() {
+    let app = app(50, &[]);
+    with_limits(&app, |l| l.raw_requests_5m = 3);
+    let ping = public("/api/v3/ping", "");
+    let start = NOW - NOW % 300_000;
+    for _ in 0..3 {
+        assert_eq!(send(&app, &ping, start).0.status, 200);
+    }
+    let (reply, v) = send(&app, &ping, start + 60_000);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1003)));
+    assert_eq!(v["msg"], "Too many requests; current limit is 3 requests per 5 MINUTE.");
+    assert_eq!(reply.header("Retry-After"), Some("240"));
+    assert_eq!(send(&app, &ping, start + 300_000).0.status, 200);
+}
+
+#[test]
+fn past_the_daily_order_limit_orders_get_429_minus_1015_per_day() {
+    let app = app(50, &[]);
+    with_limits(&app, |l| l.orders_1d = 1);
+    let (_, info) = send(&app, &public("/api/v3/exchangeInfo", ""), NOW);
+    let limits = info["rateLimits"].as_array().unwrap();
+    assert!(limits.contains(&json!({"rateLimitType":"ORDERS","interval":"DAY","intervalNum":1,"limit":1})));
+    let (reply, _) = send(&app, &stop_limit("s1"), NOW);
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-1D"), Some("1"));
+    let (reply, v) = send(&app, &stop_limit("s2"), NOW + 1_000);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1015)));
+    assert_eq!(v["msg"], "Too many new orders; current limit is 1 orders per DAY.");
+    let day_end = NOW - NOW % 86_400_000 + 86_400_000;
+    assert_eq!(reply.header("Retry-After"), Some(((day_end - NOW - 1_000) / 1000).to_string().as_str()));
 }

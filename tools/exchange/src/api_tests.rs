@@ -1,10 +1,10 @@
 //! Handlers without sockets: signed requests built with the engine's own signer.
 
 use super::*;
-use serde_json::{json, Value};
 use genesis::exchange::binance::sign::QueryBuilder;
 use genesis::exchange::binance::{Secret, Signer};
 use genesis::exchange::sim::SimConfig;
+use serde_json::{json, Value};
 
 const KEY: &str = "test-key";
 const SECRET: &str = "test-secret";

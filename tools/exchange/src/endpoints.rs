@@ -4,6 +4,7 @@
 
 use crate::faults::Step;
 use crate::ids::IdGen;
+use crate::limits::LimitConfig;
 use crate::orders::{
     account, all_orders, cancel_open_orders, cancel_order, my_trades, new_order, open_orders, query_order,
 };
@@ -205,8 +206,7 @@ impl Endpoint {
 /// What the handlers need besides the parameters and the simulator.
 pub struct Ctx<'a> {
     pub server_now_ms: i64,
-    pub order_limit_10s: u64,
-    pub weight_limit_1m: u64,
+    pub limits: LimitConfig,
     pub ids: &'a IdGen,
     /// IOC and FOK orders, shown as such.
     pub tifs: &'a TifBook,
@@ -219,12 +219,12 @@ fn depth_limit(p: &Params) -> u64 {
     p.get("limit").and_then(|l| l.parse::<u64>().ok()).unwrap_or(100).clamp(1, 5000)
 }
 
-pub fn rate_limits(order_limit_10s: u64, weight_limit_1m: u64) -> Vec<RateLimit> {
+pub fn rate_limits(limits: &LimitConfig) -> Vec<RateLimit> {
     vec![
-        RateLimit::new("REQUEST_WEIGHT", "MINUTE", 1, weight_limit_1m),
-        RateLimit::new("ORDERS", "SECOND", 10, order_limit_10s),
-        RateLimit::new("ORDERS", "DAY", 1, crate::limits::ORDER_LIMIT_1D),
-        RateLimit::new("RAW_REQUESTS", "MINUTE", 5, crate::limits::RAW_REQUEST_LIMIT_5M),
+        RateLimit::new("REQUEST_WEIGHT", "MINUTE", 1, limits.weight_1m),
+        RateLimit::new("ORDERS", "SECOND", 10, limits.orders_10s),
+        RateLimit::new("ORDERS", "DAY", 1, limits.orders_1d),
+        RateLimit::new("RAW_REQUESTS", "MINUTE", 5, limits.raw_requests_5m),
     ]
 }
 
@@ -246,8 +246,7 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
             .map(|n| all.iter().find(|r| r.symbol == *n).cloned().ok_or_else(ApiError::invalid_symbol))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let mut info =
-        exchange_info_json(&symbols, &rate_limits(ctx.order_limit_10s, ctx.weight_limit_1m), ctx.server_now_ms);
+    let mut info = exchange_info_json(&symbols, &rate_limits(&ctx.limits), ctx.server_now_ms);
     crate::checks::decorate_exchange_info(&mut info);
     Ok(info)
 }

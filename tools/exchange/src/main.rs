@@ -67,8 +67,14 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     order_limit: u64,
     /// Request weight allowed per minute (exchangeInfo rateLimits REQUEST_WEIGHT MINUTE 1).
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = limits::WEIGHT_LIMIT_1M)]
     weight_limit: u64,
+    /// Requests allowed per 5 minutes (exchangeInfo rateLimits RAW_REQUESTS MINUTE 5).
+    #[arg(long, default_value_t = limits::RAW_REQUEST_LIMIT_5M)]
+    raw_request_limit: u64,
+    /// Unfilled orders allowed per day (exchangeInfo rateLimits ORDERS DAY 1).
+    #[arg(long, default_value_t = limits::ORDER_LIMIT_1D)]
+    daily_order_limit: u64,
     /// Starting balances, ASSET=AMOUNT,… (ignored when --state loads a saved exchange).
     #[arg(long, default_value = "USDT=100000,BTC=1,ETH=10,SOL=100")]
     balances: String,
@@ -153,7 +159,12 @@ fn main() {
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
     let app =
         Arc::new(api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base));
-    app.set_weight_limit(args.weight_limit);
+    app.set_limits(limits::LimitConfig {
+        weight_1m: args.weight_limit,
+        raw_requests_5m: args.raw_request_limit,
+        orders_10s: args.order_limit,
+        orders_1d: args.daily_order_limit,
+    });
     let listener =
         server::bind(args.port).unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{}: {e}", args.port)));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| fail(&format!("no local address: {e}")));
@@ -202,6 +213,7 @@ mod tests {
     fn flags_parse_with_their_defaults() {
         let a = Args::try_parse_from(["genesis-exchange", "--api-key", "k", "--api-secret", "s"]).unwrap();
         assert_eq!((a.port, a.seed, a.order_limit, a.latency_us), (0, 42, 50, 0));
+        assert_eq!((a.weight_limit, a.raw_request_limit, a.daily_order_limit), (6000, 61_000, 200_000));
         assert_eq!(a.walk_ms, None);
         let a = Args::try_parse_from([
             "genesis-exchange",

@@ -69,10 +69,19 @@ impl ApiError {
             )
         }
     }
-    pub(crate) fn too_many_orders(limit: u64, retry_after_secs: u64) -> ApiError {
+    /// `per`: `10 SECOND` or `DAY`.
+    pub(crate) fn too_many_orders(limit: u64, per: &str, retry_after_secs: u64) -> ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs),
-            ..ApiError::new(429, -1015, format!("Too many new orders; current limit is {limit} orders per 10 SECOND."))
+            ..ApiError::new(429, -1015, format!("Too many new orders; current limit is {limit} orders per {per}."))
+        }
+    }
+    /// RAW_REQUESTS (errors.md -1003: "Too many requests queued." is the generic text; this
+    /// one names the limit as the weight's does).
+    pub(crate) fn too_many_requests(retry_after_secs: u64, limit: u64) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..ApiError::new(429, -1003, format!("Too many requests; current limit is {limit} requests per 5 MINUTE."))
         }
     }
 
