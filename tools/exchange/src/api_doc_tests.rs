@@ -55,12 +55,14 @@ fn limit_ioc_trades_what_crosses_and_expires_the_rest() {
         (v["status"].as_str(), v["executedQty"].as_str(), v["timeInForce"].as_str()),
         (Some("EXPIRED"), Some("0.00000000"), Some("IOC"))
     );
+    assert_eq!(v["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
     let (_, q) =
         send(&app, &signed("GET", "/api/v3/order", &[("symbol", "SOLUSDT"), ("origClientOrderId", "i1")], NOW), NOW);
     assert_eq!(
         (q["status"].as_str(), q["timeInForce"].as_str(), q["price"].as_str()),
         (Some("EXPIRED"), Some("IOC"), Some("149.00000000"))
     );
+    assert_eq!(q["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
     let (_, v) = send(&app, &sol_limit("BUY", "151.00", "IOC", "i2"), NOW);
     assert_eq!((v["status"].as_str(), v["executedQty"].as_str()), (Some("FILLED"), Some("1.00000000")));
     let (_, open) = send(&app, &signed("GET", "/api/v3/openOrders", &[("symbol", "SOLUSDT")], NOW), NOW);
@@ -87,6 +89,7 @@ fn limit_fok_fills_whole_or_expires_with_nothing_traded_at_its_own_price() {
         (v["status"].as_str(), v["executedQty"].as_str(), v["price"].as_str(), v["timeInForce"].as_str()),
         (Some("EXPIRED"), Some("0.00000000"), Some("150.00000000"), Some("FOK"))
     );
+    assert_eq!(v["expiryReason"], "UNFILLED_FOK_ORDER_EXPIRED");
     assert!(v["fills"].as_array().unwrap().is_empty());
 }
 

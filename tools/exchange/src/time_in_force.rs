@@ -41,6 +41,15 @@ impl Tif {
             Tif::Fok => "FOK",
         }
     }
+
+    /// The `expiryReason` of an order of this time in force that expired unfilled.
+    fn expiry_reason(self) -> Option<&'static str> {
+        match self {
+            Tif::Gtc => None,
+            Tif::Ioc => Some("UNFILLED_IOC_QUANTITY_EXPIRED"),
+            Tif::Fok => Some("UNFILLED_FOK_ORDER_EXPIRED"),
+        }
+    }
 }
 
 /// What the simulator does not keep of an IOC / FOK order: its time in force and the price
@@ -65,6 +74,7 @@ impl TifBook {
             report.price = kept.price;
             if report.status == ExchangeStatus::Canceled {
                 report.status = ExchangeStatus::Expired;
+                report.expiry_reason = kept.tif.expiry_reason().map(str::to_string);
             }
         }
     }
@@ -106,6 +116,7 @@ impl TifBook {
             let mut cancelled = sim.cancel(&order.symbol, OrderRef::OrderId(placed.exchange_order_id))?;
             self.present(&mut cancelled);
             placed.status = ExchangeStatus::Expired;
+            placed.expiry_reason = tif.expiry_reason().map(str::to_string);
             Some(cancelled)
         } else {
             None
