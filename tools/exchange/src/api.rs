@@ -11,12 +11,14 @@ use crate::endpoints::{Ctx, Endpoint, NoRoute};
 use crate::faults::{Fault, FaultKind, FaultPlan};
 use crate::ids::IdGen;
 use crate::limits::{Exceeded, LimitConfig, Limits};
+use crate::stp::StpBook;
 use crate::stream::{Changes, Subscriber};
 use crate::time_in_force::TifBook;
 use genesis::domain::money::Decimal;
 use genesis::exchange::binance::user_data::Change;
 use genesis::exchange::sim::Simulator;
 use parking_lot::Mutex;
+use serde_json::Value;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ pub struct App {
     pub(crate) skew_ms: AtomicI64,
     pub(crate) ids: IdGen,
     pub(crate) tifs: TifBook,
+    pub(crate) stp: StpBook,
     /// User data stream subscribers (WebSocket connections), each fed by its own channel.
     pub(crate) subscribers: Mutex<Vec<Subscriber>>,
     pub(crate) next_subscription: AtomicU64,
@@ -61,6 +64,7 @@ impl App {
             skew_ms: AtomicI64::new(0),
             ids: IdGen::new(id_base),
             tifs: TifBook::default(),
+            stp: StpBook::default(),
             subscribers: Mutex::new(Vec::new()),
             unpushed: Mutex::new(Vec::new()),
             next_subscription: AtomicU64::new(0),
@@ -219,13 +223,15 @@ impl App {
             limits: limit_config,
             ids: &self.ids,
             tifs: &self.tifs,
+            stp: &self.stp,
             changes: RefCell::new(Vec::new()),
         };
         let mut sim = self.sim.lock();
-        let result = match over_limit.clone() {
+        let mut result = match over_limit.clone() {
             None => endpoint.execute(&params, &mut sim, &ctx),
             Some(refused) => crate::cancel_replace::cancel_only(&params, &mut sim, &ctx, refused),
         };
+        self.show_stp_modes(endpoint, &params, &ctx, &mut result);
         let traded_at_once = ctx
             .changes
             .borrow()
@@ -263,6 +269,31 @@ impl App {
             Some(FaultKind::DropAfterExecute) => Reply { after: After::Drop, ..reply },
             Some(FaultKind::DelayAfterExecute(ms)) => Reply { after: After::Delay(Duration::from_millis(ms)), ..reply },
             _ => reply,
+        }
+    }
+
+    /// Keeps the STP mode of each order the request placed, and shows each order's mode in
+    /// the answer (the simulator's shapes say NONE).
+    fn show_stp_modes(&self, endpoint: Endpoint, p: &Params, ctx: &Ctx<'_>, result: &mut Result<Value, ApiError>) {
+        use Endpoint::*;
+        if !matches!(
+            endpoint,
+            NewOrder | CancelReplace | QueryOrder | CancelOrder | OpenOrders | CancelOpenOrders | AllOrders
+        ) {
+            return;
+        }
+        for (report, change, _) in ctx.changes.borrow().iter() {
+            if *change == Change::Placed {
+                let mode = self.stp.mode_for(&report.symbol, p.get("selfTradePreventionMode"));
+                if let Ok(mode) = mode {
+                    self.stp.remember(report.exchange_order_id, &report.symbol, mode);
+                }
+            }
+        }
+        match result {
+            Ok(value) => self.stp.patch_json(value),
+            Err(ApiError { data: Some(data), .. }) => self.stp.patch_json(data),
+            Err(_) => {}
         }
     }
 }

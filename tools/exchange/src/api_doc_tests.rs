@@ -414,3 +414,45 @@ fn past_the_daily_order_limit_orders_get_429_minus_1015_per_day() {
     let day_end = NOW - NOW % 86_400_000 + 86_400_000;
     assert_eq!(reply.header("Retry-After"), Some(((day_end - NOW - 1_000) / 1000).to_string().as_str()));
 }
+
+#[test]
+fn order_responses_show_the_stp_mode_in_effect_the_symbols_default_when_none_was_sent() {
+    let app = app(50, &[]);
+    let (_, info) = send(&app, &public("/api/v3/exchangeInfo", "symbol=BTCUSDT"), NOW);
+    assert_eq!(info["symbols"][0]["defaultSelfTradePreventionMode"], "EXPIRE_MAKER");
+    let (_, v) = send(&app, &market("m1"), NOW);
+    assert_eq!(v["selfTradePreventionMode"], "EXPIRE_MAKER");
+    let taker = order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "STOP_LOSS_LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.001"),
+        ("price", "60000"),
+        ("stopPrice", "60100"),
+        ("newClientOrderId", "s1"),
+        ("newOrderRespType", "RESULT"),
+        ("selfTradePreventionMode", "EXPIRE_TAKER"),
+    ]);
+    assert_eq!(send(&app, &taker, NOW).1["selfTradePreventionMode"], "EXPIRE_TAKER");
+    assert_eq!(send(&app, &query("s1"), NOW).1["selfTradePreventionMode"], "EXPIRE_TAKER");
+    assert_eq!(send(&app, &query("m1"), NOW).1["selfTradePreventionMode"], "EXPIRE_MAKER");
+    let cancel = signed("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "s1")], NOW);
+    assert_eq!(send(&app, &cancel, NOW).1["selfTradePreventionMode"], "EXPIRE_TAKER");
+}
+
+#[test]
+fn an_stp_mode_the_symbol_does_not_allow_is_minus_1130() {
+    let mut app = app(50, &[]);
+    app.stp.set_symbol("BTCUSDT", "EXPIRE_MAKER", &["EXPIRE_MAKER", "EXPIRE_BOTH"]);
+    let call = order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "MARKET"),
+        ("quantity", "0.001"),
+        ("selfTradePreventionMode", "EXPIRE_TAKER"),
+    ]);
+    assert_eq!(code(&app, &call), (400, -1130));
+    let (_, info) = send(&app, &public("/api/v3/exchangeInfo", "symbol=BTCUSDT"), NOW);
+    assert_eq!(info["symbols"][0]["allowedSelfTradePreventionModes"], json!(["EXPIRE_MAKER", "EXPIRE_BOTH"]));
+}

@@ -60,7 +60,7 @@ fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, 
     }
     let symbol = p.require("symbol")?;
     let cancel_client_order_id = order_to_cancel(p, sim, symbol)?;
-    let (order, resp, tif) = parse_new_order(p, sim, ctx.ids)?;
+    let (order, resp, tif) = parse_new_order(p, sim, ctx)?;
     if tif != Tif::Gtc {
         // The new order of a cancel-replace rests as GTC or not at all here.
         return Err(ApiError::bad(-1115, "Invalid timeInForce."));

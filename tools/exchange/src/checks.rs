@@ -3,7 +3,7 @@
 //!
 //! - a parameter sent twice in the query string or twice in the body: -1101;
 //! - a parameter the endpoint does not read: -1104 (a client bug would otherwise hide);
-//! - `selfTradePreventionMode` outside the symbol's allowed modes: -1130;
+//! - an unknown `selfTradePreventionMode`: -1130 (one the symbol does not allow: `stp`);
 //! - `icebergQty`, `trailingDelta`, pegged orders: -2010 "… not supported for this symbol.";
 //! - `quantity`, `price`, `stopPrice` with more than 8 decimals: -1111;
 //! - PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS (advertised in `exchangeInfo`).
@@ -18,9 +18,6 @@ use genesis::exchange::sim::Simulator;
 use genesis::exchange::NewOrder;
 use serde_json::{json, Value};
 
-/// Every symbol's self-trade prevention modes (a single account cannot trade with itself
-/// here, so each is accepted and none ever acts).
-pub const STP_MODES: [&str; 5] = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"];
 /// MAX_NUM_ORDERS: open orders per symbol (algo orders included).
 pub const MAX_NUM_ORDERS: usize = 200;
 /// PERCENT_PRICE_BY_SIDE multipliers of the 5-minute average price.
@@ -122,7 +119,7 @@ pub fn check_params(endpoint: Endpoint, query: &str, body: Option<&str>, p: &Par
 /// orders (not enabled on any symbol here), and the precision of the decimals.
 pub fn check_order_params(p: &Params) -> Result<(), ApiError> {
     if let Some(mode) = p.get("selfTradePreventionMode") {
-        if !STP_MODES.contains(&mode) {
+        if !crate::stp::STP_MODES.contains(&mode) {
             return Err(ApiError::bad(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid."));
         }
     }
@@ -179,13 +176,13 @@ pub fn check_extra_filters(order: &NewOrder, sim: &Simulator, now_ms: i64) -> Re
 /// `exchangeInfo` as this server serves it: the wire shape of the gateway's own parser plus
 /// what Binance's carries and the simulator's rules leave out — `cancelReplaceAllowed`, the
 /// STP modes, and the filters PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS.
-pub fn decorate_exchange_info(info: &mut Value) {
+pub fn decorate_exchange_info(info: &mut Value, stp: &crate::stp::StpBook) {
     let Some(symbols) = info.get_mut("symbols").and_then(Value::as_array_mut) else {
         return;
     };
     for s in symbols {
         s["cancelReplaceAllowed"] = json!(true);
-        s["allowedSelfTradePreventionModes"] = json!(STP_MODES);
+        stp.decorate(s);
         let lot = s["filters"]
             .as_array()
             .and_then(|f| f.iter().find(|f| f["filterType"] == "LOT_SIZE"))

@@ -210,6 +210,8 @@ pub struct Ctx<'a> {
     pub ids: &'a IdGen,
     /// IOC and FOK orders, shown as such.
     pub tifs: &'a TifBook,
+    /// Each symbol's STP modes and each order's.
+    pub stp: &'a crate::stp::StpBook,
     /// The orders the request changed, for the user data stream: report, kind of change, and
     /// the cancel request's client id for a cancel.
     pub changes: RefCell<Vec<(OrderReport, Change, Option<String>)>>,
@@ -247,7 +249,7 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
             .collect::<Result<Vec<_>, _>>()?,
     };
     let mut info = exchange_info_json(&symbols, &rate_limits(&ctx.limits), ctx.server_now_ms);
-    crate::checks::decorate_exchange_info(&mut info);
+    crate::checks::decorate_exchange_info(&mut info, ctx.stp);
     Ok(info)
 }
 

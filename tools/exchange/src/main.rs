@@ -14,6 +14,7 @@
 //! - `market_data`: tickers, average price, klines, trades, aggregate trades.
 //! - `markets`: `--markets FILE`, the symbols of an `exchangeInfo` document.
 //! - `faults`: the scripted fault plan.
+//! - `stp`: self-trade prevention modes, per symbol and per order.
 //! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
 //! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
@@ -33,6 +34,7 @@ mod orders;
 mod params;
 mod reply;
 mod server;
+mod stp;
 mod stream;
 mod time_in_force;
 mod ws;
@@ -147,18 +149,24 @@ fn main() {
         first_trade_id: FIRST_TRADE_ID,
         ..SimConfig::default()
     };
-    let sim = match (&args.state, &args.markets) {
-        (Some(path), _) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
+    let (sim, symbol_docs) = match (&args.state, &args.markets) {
+        (Some(path), _) => (Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())), Vec::new()),
         (None, Some(path)) => {
-            let markets = markets::load(path).unwrap_or_else(|e| fail(&e));
+            let (markets, docs) = markets::load(path).unwrap_or_else(|e| fail(&e));
             log::info!("{} markets from {}", markets.len(), path.display());
-            Simulator::with_markets(config, &markets)
+            (Simulator::with_markets(config, &markets), docs)
         }
-        (None, None) => Simulator::new(config),
+        (None, None) => (Simulator::new(config), Vec::new()),
     };
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
-    let app =
-        Arc::new(api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base));
+    let mut app = api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base);
+    for doc in &symbol_docs {
+        if let Some(default) = &doc.default_stp {
+            let allowed: Vec<&str> = doc.allowed_stp.iter().map(String::as_str).collect();
+            app.stp.set_symbol(&doc.symbol, default, &allowed);
+        }
+    }
+    let app = Arc::new(app);
     app.set_limits(limits::LimitConfig {
         weight_1m: args.weight_limit,
         raw_requests_5m: args.raw_request_limit,

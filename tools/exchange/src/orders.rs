@@ -3,7 +3,6 @@
 //! "Account endpoints").
 
 use crate::endpoints::Ctx;
-use crate::ids::IdGen;
 use crate::params::Params;
 use crate::reply::ApiError;
 use crate::time_in_force::{Tif, TifBook};
@@ -25,13 +24,18 @@ pub(crate) enum RespType {
 }
 
 /// The order a POST /api/v3/order describes, and the response shape asked for.
-pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Result<(NewOrder, RespType, Tif), ApiError> {
+pub(crate) fn parse_new_order(
+    p: &Params,
+    sim: &Simulator,
+    ctx: &Ctx<'_>,
+) -> Result<(NewOrder, RespType, Tif), ApiError> {
     use ExchangeOrderType as T;
     crate::checks::check_order_params(p)?;
     let symbol = p.require("symbol")?;
     let side_text = p.require("side")?;
     let type_text = p.require("type")?;
     let rules = sim.rules(symbol).ok_or_else(ApiError::invalid_symbol)?;
+    ctx.stp.mode_for(symbol, p.get("selfTradePreventionMode"))?;
     let side = Side::parse(side_text).ok_or_else(|| ApiError::bad(-1117, "Invalid side."))?;
     let order_type = T::parse(type_text).ok_or_else(|| ApiError::bad(-1116, "Invalid orderType."))?;
     let needs_tif = matches!(order_type, T::Limit | T::StopLossLimit | T::TakeProfitLimit);
@@ -70,7 +74,7 @@ pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Resul
     let client_order_id = match p.raw("newClientOrderId") {
         Some("") => return Err(ApiError::bad(-1118, "New client order ID was empty.")),
         Some(id) => id.to_string(),
-        None => ids.next_id(),
+        None => ctx.ids.next_id(),
     };
     let resp = match p.get("newOrderRespType") {
         None if matches!(order_type, T::Market | T::Limit) => RespType::Full,
@@ -93,7 +97,7 @@ pub(crate) fn parse_new_order(p: &Params, sim: &Simulator, ids: &IdGen) -> Resul
 }
 
 pub(crate) fn new_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, test: bool) -> Result<Value, ApiError> {
-    let (order, resp, tif) = parse_new_order(p, sim, ctx.ids)?;
+    let (order, resp, tif) = parse_new_order(p, sim, ctx)?;
     sim.check_order(&order)?;
     crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
     if test {
