@@ -93,19 +93,48 @@ fn limit_fok_fills_whole_or_expires_with_nothing_traded_at_its_own_price() {
     assert!(v["fills"].as_array().unwrap().is_empty());
 }
 
-#[test]
-fn time_in_force_on_a_stop_limit_is_gtc_only_here() {
-    let app = app(50, &[]);
-    let call = order(&[
+/// A BTCUSDT stop-limit sell (stop 60100, limit 60000, 0.5 BTC) with `tif`.
+fn stop_limit_with(tif: &str, id: &str) -> Call {
+    order(&[
         ("symbol", "BTCUSDT"),
         ("side", "SELL"),
         ("type", "STOP_LOSS_LIMIT"),
-        ("timeInForce", "IOC"),
-        ("quantity", "0.001"),
+        ("timeInForce", tif),
+        ("quantity", "0.5"),
         ("price", "60000"),
         ("stopPrice", "60100"),
-    ]);
-    assert_eq!(code(&app, &call), (400, -1115));
+        ("newClientOrderId", id),
+    ])
+}
+
+#[test]
+fn a_stop_limit_ioc_trades_what_crosses_when_triggered_and_expires_the_rest() {
+    let app = app(50, &[]);
+    let (_, v) = send(&app, &stop_limit_with("IOC", "s1"), NOW);
+    assert!(v["orderId"].as_i64().is_some(), "{v}");
+    assert_eq!(send(&app, &query("s1"), NOW).1["timeInForce"], "IOC");
+    // The bid falls through the stop to one tick above the limit: two levels cannot fill 0.5 BTC.
+    let (_, changed) = control(&app, "POST", "/sim/price", r#"{"symbol":"BTCUSDT","bid":"60000.01","ask":"60000.02"}"#);
+    assert_eq!(changed[0]["status"], "EXPIRED", "{changed}");
+    let (_, q) = send(&app, &query("s1"), NOW);
+    assert_eq!((q["status"].as_str(), q["timeInForce"].as_str()), (Some("EXPIRED"), Some("IOC")));
+    assert_eq!(q["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
+    let executed: Decimal = q["executedQty"].as_str().unwrap().parse().unwrap();
+    assert!(executed > Decimal::ZERO && executed < "0.5".parse().unwrap(), "{q}");
+    let (_, open) = send(&app, &signed("GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], NOW), NOW);
+    assert_eq!(open, json!([]));
+}
+
+#[test]
+fn a_stop_limit_fok_cancelled_before_its_trigger_stays_canceled() {
+    let app = app(50, &[]);
+    send(&app, &stop_limit_with("FOK", "s1"), NOW);
+    let cancel = signed("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "s1")], NOW);
+    assert_eq!(send(&app, &cancel, NOW).1["status"], "CANCELED");
+    let (_, q) = send(&app, &query("s1"), NOW);
+    assert_eq!((q["status"].as_str(), q["timeInForce"].as_str()), (Some("CANCELED"), Some("FOK")));
+    assert!(q.get("expiryReason").is_none());
+    assert_eq!(code(&app, &stop_limit_with("GTD", "s2")), (400, -1115));
 }
 
 #[test]

@@ -89,7 +89,8 @@ impl App {
         };
         let mut sim = self.sim.lock();
         match sim.set_price(symbol, bid, ask) {
-            Ok(changed) => {
+            Ok(mut changed) => {
+                self.tifs.expire_triggered(&mut sim, &mut changed);
                 self.uncount_first_fills(&changed, now);
                 let reply = Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect()));
                 self.push(changed.into_iter().map(|r| (r, Change::Updated, None)).collect(), self.server_now_ms(now));
@@ -144,7 +145,8 @@ impl App {
     pub fn walk(&self) -> usize {
         let mut sim = self.sim.lock();
         match sim.random_walk_step() {
-            Ok(changed) => {
+            Ok(mut changed) => {
+                self.tifs.expire_triggered(&mut sim, &mut changed);
                 self.uncount_first_fills(&changed, crate::server::local_ms());
                 let now = self.server_now_ms(crate::server::local_ms());
                 self.push(changed.iter().map(|r| (r.clone(), Change::Updated, None)).collect(), now);

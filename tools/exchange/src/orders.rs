@@ -43,9 +43,8 @@ pub(crate) fn parse_new_order(
         (true, None) => return Err(ApiError::mandatory("timeInForce")),
         (false, None) => Tif::Gtc,
         (true, Some((_, Some(Tif::Gtc)))) => Tif::Gtc,
-        // IOC and FOK on LIMIT only: the simulator's triggered stops rest as GTC.
-        (true, Some((_, Some(tif)))) if order_type == T::Limit => tif,
-        (true, Some(_)) => return Err(ApiError::bad(-1115, "Invalid timeInForce.")),
+        (true, Some((_, Some(tif)))) => tif,
+        (true, Some((_, None))) => return Err(ApiError::bad(-1115, "Invalid timeInForce.")),
         (false, Some(_)) => return Err(ApiError::not_required("timeInForce")),
     };
     let mut quantity = p.decimal("quantity")?;
