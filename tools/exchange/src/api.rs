@@ -9,6 +9,7 @@
 use crate::auth::{self, Credentials};
 use crate::endpoints::{Ctx, Endpoint, NoRoute};
 use crate::faults::{Fault, FaultKind, FaultPlan};
+use crate::filters::FilterBook;
 use crate::ids::IdGen;
 use crate::limits::{Exceeded, LimitConfig, Limits};
 use crate::stp::StpBook;
@@ -39,6 +40,7 @@ pub struct App {
     pub(crate) ids: IdGen,
     pub(crate) tifs: TifBook,
     pub(crate) stp: StpBook,
+    pub(crate) filters: FilterBook,
     /// User data stream subscribers (WebSocket connections), each fed by its own channel.
     pub(crate) subscribers: Mutex<Vec<Subscriber>>,
     pub(crate) next_subscription: AtomicU64,
@@ -65,6 +67,7 @@ impl App {
             ids: IdGen::new(id_base),
             tifs: TifBook::default(),
             stp: StpBook::default(),
+            filters: FilterBook::default(),
             subscribers: Mutex::new(Vec::new()),
             unpushed: Mutex::new(Vec::new()),
             next_subscription: AtomicU64::new(0),
@@ -224,6 +227,7 @@ impl App {
             ids: &self.ids,
             tifs: &self.tifs,
             stp: &self.stp,
+            filters: &self.filters,
             changes: RefCell::new(Vec::new()),
         };
         let mut sim = self.sim.lock();

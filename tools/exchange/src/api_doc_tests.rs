@@ -258,7 +258,7 @@ fn percent_price_by_side_and_max_num_orders_are_enforced() {
         send(&app, &sol_limit("SELL", "29.00", "GTC", "p2"), NOW).1["msg"],
         "Filter failure: PERCENT_PRICE_BY_SIDE"
     );
-    for i in 0..crate::checks::MAX_NUM_ORDERS {
+    for i in 0..crate::filters::MAX_NUM_ORDERS {
         let (reply, _) = send(&app, &sol_limit("BUY", "100.00", "GTC", &format!("r{i}")), NOW);
         assert_eq!(reply.status, 200, "{}", reply.body);
     }

@@ -66,7 +66,7 @@ fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, 
         return Err(ApiError::bad(-1115, "Invalid timeInForce."));
     }
     sim.check_order(&order)?;
-    crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
+    ctx.filters.check(&order, sim, ctx.server_now_ms)?;
     Ok((allow_failure, cancel_client_order_id, order, resp))
 }
 

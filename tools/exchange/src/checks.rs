@@ -1,30 +1,17 @@
-//! Checks Binance makes on a request before its endpoint runs, and the order filters the
-//! simulator does not know (errors.md, filters.md):
+//! Checks Binance makes on a request before its endpoint runs (errors.md; the order filters
+//! the simulator does not know are in `filters`):
 //!
 //! - a parameter sent twice in the query string or twice in the body: -1101;
 //! - a parameter the endpoint does not read: -1104 (a client bug would otherwise hide);
 //! - an unknown `selfTradePreventionMode`: -1130 (one the symbol does not allow: `stp`);
 //! - `icebergQty`, `trailingDelta`, pegged orders: -2010 "… not supported for this symbol.";
-//! - `quantity`, `price`, `stopPrice` with more than 8 decimals: -1111;
-//! - PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS (advertised in `exchangeInfo`).
+//! - `quantity`, `price`, `stopPrice` with more than 8 decimals: -1111.
 
 use crate::endpoints::Endpoint;
 use crate::params::Params;
 use crate::reply::ApiError;
-use genesis::domain::money::Decimal;
-use genesis::domain::order::{ExchangeOrderType, Side};
 use genesis::exchange::binance::sign::parse_query;
-use genesis::exchange::sim::Simulator;
-use genesis::exchange::NewOrder;
 use serde_json::{json, Value};
-
-/// MAX_NUM_ORDERS: open orders per symbol (algo orders included).
-pub const MAX_NUM_ORDERS: usize = 200;
-/// PERCENT_PRICE_BY_SIDE multipliers of the 5-minute average price.
-const BID_UP: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
-const BID_DOWN: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
-const ASK_UP: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
-const ASK_DOWN: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
 /// The scale of a base or quote asset (`baseAssetPrecision`, `quotePrecision`).
 const ASSET_PRECISION: u32 = 8;
 
@@ -142,40 +129,9 @@ pub fn check_order_params(p: &Params) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// PERCENT_PRICE_BY_SIDE (the order's `price` against the 5-minute average price),
-/// MARKET_LOT_SIZE (as LOT_SIZE, for MARKET orders) and MAX_NUM_ORDERS (open orders on the
-/// symbol), after the simulator's own (PRICE_FILTER, LOT_SIZE, NOTIONAL, MAX_NUM_ALGO_ORDERS).
-pub fn check_extra_filters(order: &NewOrder, sim: &Simulator, now_ms: i64) -> Result<(), ApiError> {
-    let filter = |name: &str| ApiError::bad(-1013, format!("Filter failure: {name}"));
-    if let Some(price) = order.price {
-        let avg_price = crate::market_data::average_price(sim, &order.symbol, now_ms)?;
-        let (up, down) = match order.side {
-            Side::Buy => (BID_UP, BID_DOWN),
-            Side::Sell => (ASK_UP, ASK_DOWN),
-        };
-        if !avg_price.is_zero() && (price > avg_price * up || price < avg_price * down) {
-            return Err(filter("PERCENT_PRICE_BY_SIDE"));
-        }
-    }
-    if order.order_type == ExchangeOrderType::Market {
-        if let Some(rules) = sim.rules(&order.symbol) {
-            let q = order.quantity;
-            let stepped = rules.step_size.is_zero() || (q % rules.step_size).is_zero();
-            if q < rules.min_qty || (!rules.max_qty.is_zero() && q > rules.max_qty) || !stepped {
-                return Err(filter("MARKET_LOT_SIZE"));
-            }
-        }
-    }
-    let open = sim.open_orders(Some(&order.symbol)).map_or(0, |o| o.len());
-    if open >= MAX_NUM_ORDERS {
-        return Err(filter("MAX_NUM_ORDERS"));
-    }
-    Ok(())
-}
-
 /// `exchangeInfo` as this server serves it: the wire shape of the gateway's own parser plus
-/// what Binance's carries and the simulator's rules leave out — `cancelReplaceAllowed`, the
-/// STP modes, and the filters PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS.
+/// what Binance's carries and the simulator's rules leave out — `cancelReplaceAllowed` and the
+/// STP modes (the filters: `filters`).
 pub fn decorate_exchange_info(info: &mut Value, stp: &crate::stp::StpBook) {
     let Some(symbols) = info.get_mut("symbols").and_then(Value::as_array_mut) else {
         return;
@@ -183,30 +139,5 @@ pub fn decorate_exchange_info(info: &mut Value, stp: &crate::stp::StpBook) {
     for s in symbols {
         s["cancelReplaceAllowed"] = json!(true);
         stp.decorate(s);
-        let lot = s["filters"]
-            .as_array()
-            .and_then(|f| f.iter().find(|f| f["filterType"] == "LOT_SIZE"))
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        if let Some(filters) = s["filters"].as_array_mut() {
-            filters.insert(
-                1,
-                json!({
-                    "filterType": "PERCENT_PRICE_BY_SIDE",
-                    "bidMultiplierUp": BID_UP.to_string(),
-                    "bidMultiplierDown": BID_DOWN.to_string(),
-                    "askMultiplierUp": ASK_UP.to_string(),
-                    "askMultiplierDown": ASK_DOWN.to_string(),
-                    "avgPriceMins": 5,
-                }),
-            );
-            filters.push(json!({
-                "filterType": "MARKET_LOT_SIZE",
-                "minQty": lot["minQty"],
-                "maxQty": lot["maxQty"],
-                "stepSize": lot["stepSize"],
-            }));
-            filters.push(json!({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS}));
-        }
     }
 }

@@ -212,6 +212,8 @@ pub struct Ctx<'a> {
     pub tifs: &'a TifBook,
     /// Each symbol's STP modes and each order's.
     pub stp: &'a crate::stp::StpBook,
+    /// The order filters the simulator lacks.
+    pub filters: &'a crate::filters::FilterBook,
     /// The orders the request changed, for the user data stream: report, kind of change, and
     /// the cancel request's client id for a cancel.
     pub changes: RefCell<Vec<(OrderReport, Change, Option<String>)>>,
@@ -250,6 +252,7 @@ fn exchange_info(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<Value, Ap
     };
     let mut info = exchange_info_json(&symbols, &rate_limits(&ctx.limits), ctx.server_now_ms);
     crate::checks::decorate_exchange_info(&mut info, ctx.stp);
+    ctx.filters.decorate(&mut info);
     Ok(info)
 }
 

@@ -9,7 +9,8 @@
 //! - `reply`, `params`, `ids`: request, reply and error shapes; parameters; generated ids.
 //! - `auth`: API key, signature, timestamp / recvWindow.
 //! - `cancel_replace`: `POST /api/v3/order/cancelReplace`, both modes.
-//! - `checks`: parameter checks (-1101, -1104, -1111, -1130) and the filters the simulator lacks.
+//! - `checks`: parameter checks (-1101, -1104, -1111, -1130).
+//! - `filters`: the order filters the simulator lacks (built-in, or a `--markets` document's).
 //! - `limits`: request weight per minute, orders per 10 s and per day.
 //! - `market_data`: tickers, average price, klines, trades, aggregate trades.
 //! - `markets`: `--markets FILE`, the symbols of an `exchangeInfo` document.
@@ -26,6 +27,7 @@ mod checks;
 mod control;
 mod endpoints;
 mod faults;
+mod filters;
 mod ids;
 mod limits;
 mod market_data;
@@ -149,22 +151,25 @@ fn main() {
         first_trade_id: FIRST_TRADE_ID,
         ..SimConfig::default()
     };
-    let (sim, symbol_docs) = match (&args.state, &args.markets) {
-        (Some(path), _) => (Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())), Vec::new()),
+    let (sim, document) = match (&args.state, &args.markets) {
+        (Some(path), _) => (Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())), None),
         (None, Some(path)) => {
-            let (markets, docs) = markets::load(path).unwrap_or_else(|e| fail(&e));
+            let (markets, document) = markets::load(path).unwrap_or_else(|e| fail(&e));
             log::info!("{} markets from {}", markets.len(), path.display());
-            (Simulator::with_markets(config, &markets), docs)
+            (Simulator::with_markets(config, &markets), Some(document))
         }
-        (None, None) => (Simulator::new(config), Vec::new()),
+        (None, None) => (Simulator::new(config), None),
     };
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
     let mut app = api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base);
-    for doc in &symbol_docs {
-        if let Some(default) = &doc.default_stp {
-            let allowed: Vec<&str> = doc.allowed_stp.iter().map(String::as_str).collect();
-            app.stp.set_symbol(&doc.symbol, default, &allowed);
+    if let Some(document) = document {
+        for doc in &document.symbols {
+            if let Some(default) = &doc.default_stp {
+                let allowed: Vec<&str> = doc.allowed_stp.iter().map(String::as_str).collect();
+                app.stp.set_symbol(&doc.symbol, default, &allowed);
+            }
         }
+        app.filters = filters::FilterBook::from_doc(&document.symbols, &document.exchange_filters);
     }
     let app = Arc::new(app);
     app.set_limits(limits::LimitConfig {

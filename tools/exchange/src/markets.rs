@@ -42,16 +42,30 @@ pub struct SymbolDoc {
     pub filters: Vec<Value>,
 }
 
-/// The markets of an `exchangeInfo` document, and what else the server reads of each symbol.
-/// Refused: a file that cannot be read or parsed, no symbols, a symbol listed twice.
-pub fn load(path: &Path) -> Result<(Vec<MarketSpec>, Vec<SymbolDoc>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--markets {}: {e}", path.display()))?;
-    let specs = parse(&text).map_err(|e| format!("--markets {}: {e}", path.display()))?;
-    Ok((specs, symbol_docs(&text)))
+/// What else the server reads of a document: each symbol's [`SymbolDoc`], the exchange filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+    pub symbols: Vec<SymbolDoc>,
+    pub exchange_filters: Vec<Value>,
 }
 
-fn symbol_docs(text: &str) -> Vec<SymbolDoc> {
+/// The markets of an `exchangeInfo` document, and what else the server reads of it. Refused:
+/// a file that cannot be read or parsed, no symbols, a symbol listed twice.
+pub fn load(path: &Path) -> Result<(Vec<MarketSpec>, Document), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--markets {}: {e}", path.display()))?;
+    let specs = parse(&text).map_err(|e| format!("--markets {}: {e}", path.display()))?;
+    Ok((specs, document(&text)))
+}
+
+fn document(text: &str) -> Document {
     let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    Document {
+        symbols: symbol_docs(&doc),
+        exchange_filters: doc["exchangeFilters"].as_array().cloned().unwrap_or_default(),
+    }
+}
+
+fn symbol_docs(doc: &Value) -> Vec<SymbolDoc> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array().map_or(Vec::new(), |a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
     };
@@ -138,12 +152,12 @@ mod tests {
             r#""orderTypes""#,
             r#""defaultSelfTradePreventionMode":"EXPIRE_TAKER","allowedSelfTradePreventionModes":["EXPIRE_TAKER","NONE"],"orderTypes""#,
         );
-        let docs = symbol_docs(&text);
+        let docs = document(&text).symbols;
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].default_stp.as_deref(), Some("EXPIRE_TAKER"));
         assert_eq!(docs[0].allowed_stp, ["EXPIRE_TAKER", "NONE"]);
         assert_eq!(docs[0].filters.len(), 4);
-        assert_eq!(symbol_docs(&doc(&[("AAAUSDT", "0.01", "0")]))[0].default_stp, None);
+        assert_eq!(document(&doc(&[("AAAUSDT", "0.01", "0")])).symbols[0].default_stp, None);
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub(crate) fn parse_new_order(
 pub(crate) fn new_order(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, test: bool) -> Result<Value, ApiError> {
     let (order, resp, tif) = parse_new_order(p, sim, ctx)?;
     sim.check_order(&order)?;
-    crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
+    ctx.filters.check(&order, sim, ctx.server_now_ms)?;
     if test {
         return Ok(match p.get("computeCommissionRates") {
             Some("true") => test_commission_json(),
