@@ -38,8 +38,8 @@ pub struct App {
     /// Server clock minus the local clock, ms (`skew` faults).
     pub(crate) skew_ms: AtomicI64,
     pub(crate) ids: IdGen,
-    pub(crate) tifs: TifBook,
-    pub(crate) stp: StpBook,
+    pub(crate) tifs: Arc<TifBook>,
+    pub(crate) stp: Arc<StpBook>,
     pub(crate) filters: FilterBook,
     /// User data stream subscribers (WebSocket connections), each fed by its own channel.
     pub(crate) subscribers: Mutex<Vec<Subscriber>>,
@@ -65,8 +65,8 @@ impl App {
             faults: Mutex::new(plan),
             skew_ms: AtomicI64::new(0),
             ids: IdGen::new(id_base),
-            tifs: TifBook::default(),
-            stp: StpBook::default(),
+            tifs: Arc::new(TifBook::default()),
+            stp: Arc::new(StpBook::default()),
             filters: FilterBook::default(),
             subscribers: Mutex::new(Vec::new()),
             unpushed: Mutex::new(Vec::new()),

@@ -473,7 +473,9 @@ fn order_responses_show_the_stp_mode_in_effect_the_symbols_default_when_none_was
 #[test]
 fn an_stp_mode_the_symbol_does_not_allow_is_minus_1130() {
     let mut app = app(50, &[]);
-    app.stp.set_symbol("BTCUSDT", "EXPIRE_MAKER", &["EXPIRE_MAKER", "EXPIRE_BOTH"]);
+    let mut stp = crate::stp::StpBook::default();
+    stp.set_symbol("BTCUSDT", "EXPIRE_MAKER", &["EXPIRE_MAKER", "EXPIRE_BOTH"]);
+    app.stp = Arc::new(stp);
     let call = order(&[
         ("symbol", "BTCUSDT"),
         ("side", "BUY"),
@@ -484,4 +486,26 @@ fn an_stp_mode_the_symbol_does_not_allow_is_minus_1130() {
     assert_eq!(code(&app, &call), (400, -1130));
     let (_, info) = send(&app, &public("/api/v3/exchangeInfo", "symbol=BTCUSDT"), NOW);
     assert_eq!(info["symbols"][0]["allowedSelfTradePreventionModes"], json!(["EXPIRE_MAKER", "EXPIRE_BOTH"]));
+}
+
+#[test]
+fn stream_events_carry_each_orders_time_in_force_stp_mode_and_expiry_reason() {
+    let app = app(50, &[]);
+    let events = subscribe(&app);
+    send(&app, &sol_limit("BUY", "149.00", "IOC", "i1"), NOW);
+    let taker = order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "MARKET"),
+        ("quantity", "0.001"),
+        ("selfTradePreventionMode", "EXPIRE_TAKER"),
+    ]);
+    send(&app, &taker, NOW);
+    let pushed: Vec<Value> =
+        events.try_iter().map(|m| serde_json::from_str::<Value>(&m).unwrap()["event"].clone()).collect();
+    let ioc: Vec<&Value> = pushed.iter().filter(|e| e["c"] == "i1").collect();
+    assert!(ioc.iter().all(|e| e["f"] == "IOC" && e["V"] == "EXPIRE_MAKER"), "{ioc:?}");
+    assert_eq!(ioc.last().unwrap()["eR"], "UNFILLED_IOC_QUANTITY_EXPIRED");
+    let market = pushed.iter().find(|e| e["s"] == "BTCUSDT").unwrap();
+    assert_eq!((market["f"].as_str(), market["V"].as_str()), (Some("GTC"), Some("EXPIRE_TAKER")));
 }

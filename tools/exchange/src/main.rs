@@ -163,12 +163,14 @@ fn main() {
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
     let mut app = api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base);
     if let Some(document) = document {
+        let mut stp = stp::StpBook::default();
         for doc in &document.symbols {
             if let Some(default) = &doc.default_stp {
                 let allowed: Vec<&str> = doc.allowed_stp.iter().map(String::as_str).collect();
-                app.stp.set_symbol(&doc.symbol, default, &allowed);
+                stp.set_symbol(&doc.symbol, default, &allowed);
             }
         }
+        app.stp = Arc::new(stp);
         app.filters = filters::FilterBook::from_doc(&document.symbols, &document.exchange_filters);
     }
     let app = Arc::new(app);

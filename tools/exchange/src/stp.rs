@@ -75,6 +75,12 @@ impl StpBook {
         }
     }
 
+    /// The mode in effect for an order on `symbol`.
+    pub fn mode_of(&self, order_id: i64, symbol: &str) -> &'static str {
+        let kept = self.orders.lock().get(&order_id).copied();
+        kept.unwrap_or_else(|| self.default_of(symbol))
+    }
+
     /// Sets `selfTradePreventionMode` in every order object of a response (arrays and
     /// cancel-replace answers included) to the mode in effect for that order.
     pub fn patch_json(&self, value: &mut Value) {
@@ -82,10 +88,9 @@ impl StpBook {
             Value::Array(items) => items.iter_mut().for_each(|v| self.patch_json(v)),
             Value::Object(map) => {
                 if map.contains_key("selfTradePreventionMode") {
-                    let id = map.get("orderId").and_then(Value::as_i64);
+                    let id = map.get("orderId").and_then(Value::as_i64).unwrap_or(-1);
                     let symbol = map.get("symbol").and_then(Value::as_str).unwrap_or_default();
-                    let kept = id.and_then(|id| self.orders.lock().get(&id).copied());
-                    let mode = kept.unwrap_or_else(|| self.default_of(symbol));
+                    let mode = self.mode_of(id, symbol);
                     map.insert("selfTradePreventionMode".into(), Value::String(mode.into()));
                 }
                 for nested in ["cancelResponse", "newOrderResponse", "data"] {

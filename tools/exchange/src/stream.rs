@@ -5,6 +5,8 @@ use crate::api::App;
 use crate::auth;
 use crate::params::Params;
 use crate::reply::ApiError;
+use crate::stp::StpBook;
+use crate::time_in_force::TifBook;
 use genesis::domain::order::OrderReport;
 use genesis::exchange::binance::user_data::{event_message, execution_reports_json, Change};
 use serde_json::Value;
@@ -37,13 +39,22 @@ pub struct Pushed {
 pub struct StreamRx {
     subscription_id: u64,
     rx: Receiver<Arc<Pushed>>,
+    /// For each order's time in force (`f`) and STP mode (`V`), which its report lacks.
+    tifs: Arc<TifBook>,
+    stp: Arc<StpBook>,
 }
 
 impl StreamRx {
     fn render(&self, pushed: &Pushed) -> Vec<String> {
         let mut frames = Vec::new();
         for (report, change, cancel_id) in &pushed.changes {
-            for event in execution_reports_json(report, *change, pushed.server_now_ms, cancel_id.as_deref()) {
+            let tif = self.tifs.tif_of(report.exchange_order_id);
+            let stp = self.stp.mode_of(report.exchange_order_id, &report.symbol);
+            for mut event in execution_reports_json(report, *change, pushed.server_now_ms, cancel_id.as_deref()) {
+                if let Some(tif) = tif {
+                    event["f"] = Value::String(tif.as_str().into());
+                }
+                event["V"] = Value::String(stp.into());
                 frames.push(event_message(self.subscription_id, &event));
             }
         }
@@ -90,7 +101,8 @@ impl App {
         let (tx, rx) = std::sync::mpsc::sync_channel(SUBSCRIBER_QUEUE);
         self.subscribers.lock().push(Subscriber { subscription_id, tx });
         log::info!("user data stream: subscription {subscription_id} started");
-        Ok((subscription_id, StreamRx { subscription_id, rx }))
+        let (tifs, stp) = (Arc::clone(&self.tifs), Arc::clone(&self.stp));
+        Ok((subscription_id, StreamRx { subscription_id, rx, tifs, stp }))
     }
 
     /// Ends a subscription (its connection closed or it unsubscribed).

@@ -85,6 +85,11 @@ impl TifBook {
         }
     }
 
+    /// An IOC / FOK order's time in force (`None`: GTC).
+    pub fn tif_of(&self, order_id: i64) -> Option<Tif> {
+        self.orders.lock().get(&order_id).map(|k| k.tif)
+    }
+
     /// Sets `timeInForce` in an order's JSON (the wire shapes say GTC).
     pub fn patch_json(&self, value: &mut Value) {
         let Some(id) = value.get("orderId").and_then(Value::as_i64) else {
