@@ -181,7 +181,7 @@ fn cancel_replace_allow_failure_places_even_when_the_cancel_fails() {
 }
 
 #[test]
-fn cancel_replace_refuses_a_bad_rate_limit_mode_and_non_gtc_new_orders() {
+fn cancel_replace_refuses_a_bad_rate_limit_mode_and_takes_an_ioc_new_order() {
     let app = app(50, &[]);
     send(&app, &stop_limit("s1"), NOW);
     let call = cancel_replace_with("s1", "0.001", "m1", &[("orderRateLimitExceededMode", Some("NOPE"))]);
@@ -192,8 +192,29 @@ fn cancel_replace_refuses_a_bad_rate_limit_mode_and_non_gtc_new_orders() {
         "m1",
         &[("type", Some("LIMIT")), ("price", Some("65000")), ("timeInForce", Some("IOC"))],
     );
-    assert_eq!(code(&app, &call), (400, -1115));
-    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "NEW");
+    // Above the bid: nothing crosses, the new order expires at once.
+    let (reply, v) = send(&app, &call, NOW);
+    assert_eq!(reply.status, 200, "{v}");
+    let placed = &v["newOrderResponse"];
+    assert_eq!((placed["status"].as_str(), placed["timeInForce"].as_str()), (Some("EXPIRED"), Some("IOC")));
+    assert_eq!(placed["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
+    assert_eq!(send(&app, &query("m1"), NOW).1["timeInForce"], "IOC");
+    // Nothing left to cancel, ALLOW_FAILURE: the IOC is placed anyway (409 -2021).
+    let again = cancel_replace_with(
+        "s1",
+        "0.001",
+        "m2",
+        &[
+            ("type", Some("LIMIT")),
+            ("price", Some("65000")),
+            ("timeInForce", Some("FOK")),
+            ("cancelReplaceMode", Some("ALLOW_FAILURE")),
+        ],
+    );
+    let (reply, v) = send(&app, &again, NOW);
+    assert_eq!((reply.status, v["code"].as_i64()), (409, Some(-2021)), "{v}");
+    assert_eq!(v["data"]["newOrderResponse"]["timeInForce"], "FOK");
 }
 
 #[test]
