@@ -2,9 +2,10 @@
 //! request through it. Routing and handlers are in `endpoints` and `orders`, the `/sim/*`
 //! endpoints in `control`, the user data stream in `stream`.
 //!
-//! Order of checks for `/api/v3/*`: route → request weight (429 -1003) → API key and signature
-//! (SIGNED only) → fault plan → timestamp (SIGNED only) → order count (placements and
-//! cancel-replaces, 429 -1015) → the simulator → faults that act after execution.
+//! Order of checks for `/api/v3/*`: route → ban (418) → raw requests and request weight (429
+//! -1003) → API key and signature (SIGNED only) → fault plan → timestamp (SIGNED only) →
+//! parameters → order counts per 10 s and per day (placements and cancel-replaces, 429 -1015)
+//! → the simulator → each order's STP mode into the answer → faults that act after execution.
 
 use crate::auth::{self, Credentials};
 use crate::endpoints::{Ctx, Endpoint, NoRoute};
