@@ -74,6 +74,8 @@ pub struct ExchangeInfo {
     pub server_time_ms: i64,
     pub rate_limits: Vec<RateLimit>,
     pub symbols: Vec<SymbolRules>,
+    /// Each symbol's `allowedSelfTradePreventionModes`, where the entry lists them.
+    pub allowed_stp_modes: Vec<(String, Vec<String>)>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,16 +355,23 @@ struct WireExchangeInfo {
 pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
     let info: WireExchangeInfo = serde_json::from_str(body).map_err(|e| wire_err("exchangeInfo", e))?;
     let mut symbols = Vec::with_capacity(info.symbols.len());
+    let mut allowed_stp_modes = Vec::new();
     for value in &info.symbols {
         match parse_symbol(value) {
-            Ok(rules) => symbols.push(rules),
+            Ok(rules) => {
+                if let Some(modes) = value.get("allowedSelfTradePreventionModes").and_then(Value::as_array) {
+                    let modes = modes.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                    allowed_stp_modes.push((rules.symbol.clone(), modes));
+                }
+                symbols.push(rules)
+            }
             Err(e) => {
                 let symbol = value.get("symbol").and_then(Value::as_str).unwrap_or("?");
                 log::warn!("exchangeInfo: skipping symbol {symbol}: {e}");
             }
         }
     }
-    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols })
+    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols, allowed_stp_modes })
 }
 
 #[derive(Deserialize)]
@@ -679,8 +688,8 @@ pub fn symbol_json(s: &SymbolRules) -> Value {
         "filters": filters,
         "permissions": [],
         "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE",
-        "allowedSelfTradePreventionModes": ["NONE"],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
     })
 }
 
@@ -947,6 +956,8 @@ mod tests {
         assert_eq!(info.server_time_ms, 1565246363776);
         assert_eq!(info.symbols.len(), 1);
         assert_eq!(info.symbols[0].symbol, "BTCUSDT");
+        let modes = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"].map(String::from).to_vec();
+        assert_eq!(info.allowed_stp_modes, vec![("BTCUSDT".to_string(), modes)]);
         assert_eq!(find_rate_limit(&info.rate_limits, "ORDERS", "SECOND", 10), Some(100));
         assert_eq!(find_rate_limit(&info.rate_limits, "REQUEST_WEIGHT", "MINUTE", 1), Some(6000));
         assert!(parse_exchange_info(r#"{"rateLimits":[]}"#).is_err());
