@@ -514,7 +514,8 @@ fn stp_refused(allowed: &[(String, Vec<String>)]) -> HashSet<String> {
 /// Sent with every order rather than left to the symbol's default (`EXPIRE_MAKER` on most):
 /// STP acts by the taker's mode, and Genesis's takers are its entries and exits, so a taker
 /// that would trade with one of Genesis's own resting orders (a triggered stop-limit) expires
-/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book.
+/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book. A symbol whose
+/// `allowedSelfTradePreventionModes` lacks it gets no mode (its default), not a -1130.
 pub const SELF_TRADE_PREVENTION_MODE: &str = "EXPIRE_TAKER";
 
 /// Refuses locally what Binance would refuse with -1102 (a mandatory parameter missing).
