@@ -107,9 +107,15 @@ pub fn banned(until_ms: i64) -> ErrorBody {
     )
 }
 
-/// `-1015`: over the order count of 10 seconds.
-pub fn too_many_orders(limit: u64) -> ErrorBody {
-    owned(-1015, format!("Too many new orders; current limit is {limit} orders per 10 SECOND."))
+/// `-1015`: over the order count of a window (`per`: `10 SECOND` or `DAY`).
+pub fn too_many_orders(limit: u64, per: &str) -> ErrorBody {
+    owned(-1015, format!("Too many new orders; current limit is {limit} orders per {per}."))
+}
+
+/// `-1003` on a 429: over RAW_REQUESTS (errors.md's generic text is "Too many requests
+/// queued."; this one names the limit as the weight's does).
+pub fn too_many_requests(limit: u64) -> ErrorBody {
+    owned(-1003, format!("Too many requests; current limit is {limit} requests per 5 MINUTE."))
 }
 
 /// `-1013`, naming the filter (`PRICE_FILTER`, `LOT_SIZE`, `NOTIONAL`, ...).
@@ -179,7 +185,8 @@ mod tests {
                 "Way too much request weight used; IP banned until 7. Please use WebSocket Streams for live updates \
                  to avoid bans.",
             ),
-            (too_many_orders(10), -1015, "Too many new orders; current limit is 10 orders per 10 SECOND."),
+            (too_many_orders(10, "10 SECOND"), -1015, "Too many new orders; current limit is 10 orders per 10 SECOND."),
+            (too_many_requests(61000), -1003, "Too many requests; current limit is 61000 requests per 5 MINUTE."),
             (filter_failure("LOT_SIZE"), -1013, "Filter failure: LOT_SIZE"),
             (
                 illegal_characters("symbol", "^[A-Z0-9-_.]{1,20}$"),

@@ -44,8 +44,9 @@ use crate::domain::order::{Fill, OrderReport};
 use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use clock::ExchangeClock;
-use orders::{cancel_replace_refusal, check_order, order_params};
+use orders::{cancel_replace_refusal, check_order, order_params, stp_refused};
 use sign::QueryBuilder;
+use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 use wire::WireError;
@@ -122,6 +123,9 @@ pub struct BinanceGateway {
     max_retry_after_wait: Duration,
     clock: ExchangeClock,
     rules: Vec<SymbolRules>,
+    /// Symbols whose `allowedSelfTradePreventionModes` lack [`SELF_TRADE_PREVENTION_MODE`]:
+    /// their orders are sent without a mode (the symbol's default), not refused with -1130.
+    stp_refused: HashSet<String>,
     rate_limits: Vec<RateLimit>,
     used_weight_1m: Option<u32>,
     order_count_10s: Option<u32>,
@@ -199,6 +203,7 @@ impl BinanceGateway {
             max_retry_after_wait: config.max_retry_after_wait,
             clock: ExchangeClock::default(),
             rules: Vec::new(),
+            stp_refused: HashSet::new(),
             rate_limits: Vec::new(),
             used_weight_1m: None,
             order_count_10s: None,
@@ -245,6 +250,12 @@ impl BinanceGateway {
     /// The cached rules of every symbol (from the last exchangeInfo).
     pub fn rules(&self) -> &[SymbolRules] {
         &self.rules
+    }
+
+    /// The STP mode to send with an order on `symbol`: ours, unless the symbol does not allow
+    /// it (then none: the symbol's default applies).
+    pub(super) fn stp_mode(&self, symbol: &str) -> Option<&'static str> {
+        (!self.stp_refused.contains(symbol)).then_some(SELF_TRADE_PREVENTION_MODE)
     }
 
     /// The cached rules of one symbol.
@@ -447,6 +458,8 @@ impl Exchange for BinanceGateway {
 
     fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
         let info = self.request(Method::Get, "/api/v3/exchangeInfo", false, |_| {}, wire::parse_exchange_info)?;
+        self.stp_refused = stp_refused(&info.allowed_stp_modes);
+        log::debug!("binance: {} symbols refuse {SELF_TRADE_PREVENTION_MODE}", self.stp_refused.len());
         self.rules = info.symbols;
         self.rate_limits = info.rate_limits;
         Ok(self.rules.clone())
@@ -466,11 +479,12 @@ impl Exchange for BinanceGateway {
 
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
         check_order(order)?;
+        let stp = self.stp_mode(&order.symbol);
         self.request(
             Method::Post,
             "/api/v3/order",
             true,
-            |q| order_params(order, q),
+            |q| order_params(order, stp, q),
             |body| wire::parse_placement(body, order),
         )
     }
@@ -501,12 +515,13 @@ impl Exchange for BinanceGateway {
 
     fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
         check_order(order)?;
+        let stp = self.stp_mode(&order.symbol);
         let result = self.request(
             Method::Post,
             "/api/v3/order/cancelReplace",
             true,
             |q| {
-                order_params(order, q);
+                order_params(order, stp, q);
                 q.str("cancelReplaceMode", "STOP_ON_FAILURE").str("cancelOrigClientOrderId", cancel_client_order_id);
             },
             |body| wire::parse_cancel_replace(body, order),
@@ -621,8 +636,26 @@ mod tests {
 
     fn params(order: &NewOrder) -> String {
         let mut out = String::new();
-        order_params(order, &mut QueryBuilder::new(&mut out));
+        order_params(order, Some(SELF_TRADE_PREVENTION_MODE), &mut QueryBuilder::new(&mut out));
         out
+    }
+
+    #[test]
+    fn a_symbol_that_does_not_allow_our_stp_mode_gets_none_sent() {
+        let allowed = vec![
+            ("AAAUSDT".to_string(), vec!["EXPIRE_MAKER".to_string(), "EXPIRE_BOTH".to_string()]),
+            ("BBBUSDT".to_string(), vec!["EXPIRE_TAKER".to_string()]),
+            ("CCCUSDT".to_string(), vec![]),
+        ];
+        let refused = stp_refused(&allowed);
+        assert_eq!(refused, HashSet::from(["AAAUSDT".to_string()]));
+        let mut gateway = BinanceGateway::new(BinanceConfig::new("http://127.0.0.1:9", "k", "s")).unwrap();
+        gateway.stp_refused = refused;
+        assert_eq!(gateway.stp_mode("AAAUSDT"), None);
+        assert_eq!(gateway.stp_mode("BBBUSDT"), Some("EXPIRE_TAKER"));
+        let mut out = String::new();
+        order_params(&order(ExchangeOrderType::Market), None, &mut QueryBuilder::new(&mut out));
+        assert!(!out.contains("selfTradePreventionMode"), "{out}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! An order as Binance takes it, whichever transport carries it (REST or the WebSocket API):
-//! its parameters, the local check of what Binance would refuse with -1102, and the reading of
-//! a cancel-replace's refusal.
+//! its parameters (the self-trade prevention mode included), the local check of what Binance
+//! would refuse with -1102, and the reading of a cancel-replace's refusal.
 
 use super::error::UNKNOWN_OUTCOME_CODES;
 use super::sign::QueryBuilder;
 use super::wire;
 use crate::domain::order::ExchangeOrderType;
 use crate::exchange::{ExchangeError, NewOrder, Replaced};
+use std::collections::HashSet;
 
 /// A cancel-replace whose request failed, read from the error answer's body (REST and the
 /// WebSocket API carry the same `{code, msg, data}`): see [`BinanceGateway::cancel_replace`].
@@ -44,7 +45,7 @@ pub(super) fn cancel_replace_refusal(error: ExchangeError, error_body: &str) -> 
 }
 
 /// The parameters of `POST /api/v3/order` for `order`, before recvWindow/timestamp.
-pub(super) fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
+pub(super) fn order_params(order: &NewOrder, stp_mode: Option<&str>, q: &mut QueryBuilder<'_>) {
     q.str("symbol", &order.symbol).str("side", order.side.as_str()).str("type", order.order_type.as_str());
     let limit_type = matches!(
         order.order_type,
@@ -60,15 +61,26 @@ pub(super) fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
     if let Some(stop) = order.stop_price {
         q.display("stopPrice", stop.normalize());
     }
-    q.str("newClientOrderId", &order.client_order_id)
-        .str("newOrderRespType", "FULL")
-        .str("selfTradePreventionMode", SELF_TRADE_PREVENTION_MODE);
+    q.str("newClientOrderId", &order.client_order_id).str("newOrderRespType", "FULL");
+    if let Some(mode) = stp_mode {
+        q.str("selfTradePreventionMode", mode);
+    }
+}
+
+/// The symbols whose listed modes lack ours (a symbol that lists none is taken to allow it).
+pub(super) fn stp_refused(allowed: &[(String, Vec<String>)]) -> HashSet<String> {
+    allowed
+        .iter()
+        .filter(|(_, modes)| !modes.is_empty() && !modes.iter().any(|m| m == SELF_TRADE_PREVENTION_MODE))
+        .map(|(symbol, _)| symbol.clone())
+        .collect()
 }
 
 /// Sent with every order rather than left to the symbol's default (`EXPIRE_MAKER` on most):
 /// STP acts by the taker's mode, and Genesis's takers are its entries and exits, so a taker
 /// that would trade with one of Genesis's own resting orders (a triggered stop-limit) expires
-/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book.
+/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book. A symbol whose
+/// `allowedSelfTradePreventionModes` lacks it gets no mode (its default), not a -1130.
 pub const SELF_TRADE_PREVENTION_MODE: &str = "EXPIRE_TAKER";
 
 /// Refuses locally what Binance would refuse with -1102 (a mandatory parameter missing).

@@ -111,6 +111,8 @@ pub struct ExchangeInfo {
     pub server_time_ms: i64,
     pub rate_limits: Vec<RateLimit>,
     pub symbols: Vec<SymbolRules>,
+    /// Each symbol's `allowedSelfTradePreventionModes`, where the entry lists them.
+    pub allowed_stp_modes: Vec<(String, Vec<String>)>,
 }
 
 pub mod parse;

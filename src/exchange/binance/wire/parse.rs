@@ -58,6 +58,8 @@ struct WireOrder {
     stop_price: Option<Decimal>,
     #[serde(default)]
     fills: Vec<WireFill>,
+    #[serde(default)]
+    expiry_reason: Option<String>,
 }
 
 impl WireOrder {
@@ -105,6 +107,7 @@ impl WireOrder {
                 .map(|f| Fill::new(f.price, f.qty, f.commission, &f.commission_asset, f.trade_id))
                 .collect(),
             time_ms: self.transact_time.or(self.update_time).or(self.time).unwrap_or(0),
+            expiry_reason: self.expiry_reason,
         })
     }
 }
@@ -280,16 +283,23 @@ struct WireExchangeInfo {
 pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
     let info: WireExchangeInfo = serde_json::from_str(body).map_err(malformed("exchangeInfo"))?;
     let mut symbols = Vec::with_capacity(info.symbols.len());
+    let mut allowed_stp_modes = Vec::new();
     for value in &info.symbols {
         match parse_symbol(value) {
-            Ok(rules) => symbols.push(rules),
+            Ok(rules) => {
+                if let Some(modes) = value.get("allowedSelfTradePreventionModes").and_then(Value::as_array) {
+                    let modes = modes.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                    allowed_stp_modes.push((rules.symbol.clone(), modes));
+                }
+                symbols.push(rules)
+            }
             Err(e) => {
                 let symbol = value.get("symbol").and_then(Value::as_str).unwrap_or("?");
                 log::warn!("exchangeInfo: skipping symbol {symbol}: {e}");
             }
         }
     }
-    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols })
+    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols, allowed_stp_modes })
 }
 
 #[derive(Deserialize)]

@@ -71,6 +71,16 @@ pub fn order_json(r: &OrderReport, full: bool) -> Value {
     if full {
         v["fills"] = fills_json(&r.fills);
     }
+    with_expiry_reason(v, r)
+}
+
+/// rest-api.md "Conditional fields in Order Responses": `expiryReason` "when an order has
+/// expired".
+fn with_expiry_reason(mut v: Value, r: &OrderReport) -> Value {
+    let expired = matches!(r.status, ExchangeStatus::Expired | ExchangeStatus::ExpiredInMatch);
+    if let (Some(reason), true) = (&r.expiry_reason, expired) {
+        v["expiryReason"] = Value::String(reason.clone());
+    }
     v
 }
 
@@ -79,7 +89,7 @@ pub fn order_json(r: &OrderReport, full: bool) -> Value {
 /// stop order that has not traded (Genesis does not track the trigger itself).
 pub fn order_query_json(r: &OrderReport) -> Value {
     let is_working = !r.order_type.is_algo() || r.executed_qty > Decimal::ZERO;
-    json!({
+    let v = json!({
         "symbol": r.symbol,
         "orderId": r.exchange_order_id,
         "orderListId": -1,
@@ -100,7 +110,8 @@ pub fn order_query_json(r: &OrderReport) -> Value {
         "workingTime": working_time(r),
         "origQuoteOrderQty": fmt_decimal(Decimal::ZERO),
         "selfTradePreventionMode": "NONE",
-    })
+    });
+    with_expiry_reason(v, r)
 }
 
 /// The DELETE order shape, also each item of DELETE openOrders: `origClientOrderId` is the
@@ -127,7 +138,7 @@ pub fn cancel_json(r: &OrderReport, cancel_client_order_id: &str) -> Value {
     if r.order_type.is_algo() {
         v["stopPrice"] = Value::String(fmt_decimal(r.stop_price));
     }
-    v
+    with_expiry_reason(v, r)
 }
 
 /// One `exchangeInfo.symbols[]` entry: status TRADING (or BREAK when not trading), orderTypes,
@@ -181,8 +192,8 @@ pub fn symbol_json(s: &SymbolRules) -> Value {
         "filters": filters,
         "permissions": [],
         "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE",
-        "allowedSelfTradePreventionModes": ["NONE"],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
     })
 }
 

@@ -193,6 +193,8 @@ fn exchange_info_reads_rate_limits_and_skips_malformed_symbols() {
     assert_eq!(info.server_time_ms, 1565246363776);
     assert_eq!(info.symbols.len(), 1);
     assert_eq!(info.symbols[0].symbol, "BTCUSDT");
+    let modes = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"].map(String::from).to_vec();
+    assert_eq!(info.allowed_stp_modes, vec![("BTCUSDT".to_string(), modes)]);
     assert_eq!(find_rate_limit(&info.rate_limits, "ORDERS", "SECOND", 10), Some(100));
     assert_eq!(find_rate_limit(&info.rate_limits, "REQUEST_WEIGHT", "MINUTE", 1), Some(6000));
     assert!(parse_exchange_info(r#"{"rateLimits":[]}"#).is_err());
@@ -311,7 +313,23 @@ fn report(order_type: ExchangeOrderType, status: ExchangeStatus) -> OrderReport 
         stop_price: d("63700.36"),
         fills: vec![Fill::new(d("65000.37"), d("0.001"), d("0.000001"), "BTC", 12345)],
         time_ms: 1737635557417,
+        expiry_reason: None,
     }
+}
+
+#[test]
+fn an_expired_orders_shapes_carry_its_expiry_reason_and_parse_back() {
+    let r = OrderReport {
+        expiry_reason: Some("INSUFFICIENT_LIQUIDITY".into()),
+        ..report(ExchangeOrderType::Market, ExchangeStatus::Expired)
+    };
+    for shape in [order_json(&r, true), order_query_json(&r), cancel_json(&r, "c")] {
+        assert_eq!(shape["expiryReason"], "INSUFFICIENT_LIQUIDITY");
+        assert_eq!(parse_order(&shape.to_string()).unwrap().expiry_reason, r.expiry_reason);
+    }
+    // Only "when an order has expired".
+    let filled = OrderReport { status: ExchangeStatus::Filled, ..r };
+    assert!(order_json(&filled, true).get("expiryReason").is_none());
 }
 
 #[test]
