@@ -18,12 +18,14 @@
 //!   (the request is then never in doubt). A connection older than [`MAX_CONNECTION_AGE`]
 //!   (Binance ends them at 24 h) is closed and made again between two requests, so no order
 //!   is ever in flight on a connection that is about to be cut.
+//! - A market order's verification query leaves in the same write as its placement
+//!   ([`ws_status_ahead`]), and is used only when consistent with the placement's answer.
 
 use super::sign::{parse_query, QueryBuilder, Secret, Signer};
 use super::user_data::ws_api_url;
 use super::wire::WireError;
 use super::{cancel_replace_refusal, check_order, clock, error, order_params, wire, BinanceConfig, BinanceGateway};
-use crate::domain::order::{Fill, OrderReport};
+use crate::domain::order::{ExchangeOrderType, Fill, OrderReport};
 use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use serde::Deserialize;
@@ -96,6 +98,10 @@ pub struct WsApiGateway {
     retry_after_explicit: bool,
     /// The `error` object of the last failed answer (cancelReplace reads its `data`).
     error_body: String,
+    /// The order (symbol, client id) whose `order.status` goes with the placement being sent.
+    status_for: Option<(String, String)>,
+    /// The `order.status` sent with the last placement.
+    status_ahead: Option<ws_status_ahead::StatusAhead>,
 }
 
 impl fmt::Debug for WsApiGateway {
@@ -171,6 +177,8 @@ impl WsApiGateway {
             order_count_10s: None,
             retry_after_explicit: false,
             error_body: String::new(),
+            status_for: None,
+            status_ahead: None,
         })
     }
 
@@ -300,11 +308,16 @@ impl WsApiGateway {
         let id = self.next_id;
         self.next_id += 1;
         let text = self.signed_request(id, method, params, timestamp);
+        let ahead = self.status_for.clone().map(|(symbol, cid)| self.status_ahead_request(&symbol, &cid));
         self.timing = RequestTiming { sign_ns: nanos(start.elapsed()), round_trip_ns: 0 };
-        connection
-            .socket
-            .send(Message::text(text))
-            .map_err(|e| lost(format!("{method}: the connection failed while sending: {e}")))?;
+        let sending = |e| lost(format!("{method}: the connection failed while sending: {e}"));
+        if let Some(ahead) = ahead {
+            // Queued: both frames leave in the one write of the flush below.
+            connection.socket.write(Message::text(text)).map_err(sending)?;
+            connection.socket.send(Message::text(ahead)).map_err(sending)?;
+        } else {
+            connection.socket.send(Message::text(text)).map_err(sending)?;
+        }
         loop {
             let frame = match connection.socket.read() {
                 Ok(Message::Text(frame)) => frame,
@@ -316,7 +329,11 @@ impl WsApiGateway {
             };
             let answer = match serde_json::from_str::<Answer<'_>>(frame.as_str()) {
                 Ok(answer) if answer.id == id => answer,
-                // An event, or the answer to an earlier request: ours is still to come.
+                // The status sent ahead (kept), an event, or the answer to an earlier request.
+                Ok(answer) => {
+                    self.keep_if_status_ahead(&answer.id, frame.as_str());
+                    continue;
+                }
                 _ => continue,
             };
             let answered = self.answered(method, answer);
@@ -386,6 +403,22 @@ impl WsApiGateway {
             .unwrap_or_else(|| lost(format!("{method} answered {} without a result", answer.status))))
     }
 
+    /// A market order is verified by query next: its `order.status` goes with the placement.
+    fn verify_ahead(&mut self, order: &NewOrder) {
+        if order.order_type == ExchangeOrderType::Market {
+            self.status_for = Some((order.symbol.clone(), order.client_order_id.clone()));
+        }
+    }
+
+    /// After the placement: the status ahead is kept only for the order it placed.
+    fn sent_ahead(&mut self, order: &NewOrder, placed: Option<&OrderReport>) {
+        self.status_for = None;
+        match placed {
+            Some(report) => self.placed(&order.client_order_id, report),
+            None => self.status_ahead = None,
+        }
+    }
+
     fn over_rest(&mut self) -> &mut BinanceGateway {
         self.last_over_rest = true;
         &mut self.rest
@@ -418,10 +451,16 @@ impl Exchange for WsApiGateway {
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
         check_order(order)?;
         let params = query(|q| order_params(order, q));
-        self.call("order.place", &params, |body| wire::parse_placement(body, order))
+        self.verify_ahead(order);
+        let placed = self.call("order.place", &params, |body| wire::parse_placement(body, order));
+        self.sent_ahead(order, placed.as_ref().ok());
+        placed
     }
 
     fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
+        if let Some(report) = self.status_ahead_for(symbol, client_order_id) {
+            return Ok(report);
+        }
         let params = query(|q| {
             q.str("symbol", symbol).str("origClientOrderId", client_order_id);
         });
@@ -441,7 +480,10 @@ impl Exchange for WsApiGateway {
             order_params(order, q);
             q.str("cancelReplaceMode", "STOP_ON_FAILURE").str("cancelOrigClientOrderId", cancel_client_order_id);
         });
-        match self.call("order.cancelReplace", &params, |body| wire::parse_cancel_replace(body, order)) {
+        self.verify_ahead(order);
+        let replaced = self.call("order.cancelReplace", &params, |body| wire::parse_cancel_replace(body, order));
+        self.sent_ahead(order, replaced.as_ref().ok().map(|(_, placed)| placed));
+        match replaced {
             Ok((cancelled, placed)) => Ok(Replaced::Both { cancelled, placed }),
             Err(error) => cancel_replace_refusal(error, &self.error_body),
         }
@@ -486,6 +528,9 @@ impl Exchange for WsApiGateway {
         }
     }
 }
+
+#[path = "ws_status_ahead.rs"]
+mod ws_status_ahead;
 
 #[cfg(test)]
 #[path = "ws_api_tests.rs"]
