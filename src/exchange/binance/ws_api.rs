@@ -1,7 +1,8 @@
 //! The WebSocket API gateway (`--transport ws`): placement, query, cancel, cancel-all and
 //! cancel-replace as WebSocket API requests (`order.place`, `order.status`, `order.cancel`,
 //! `openOrders.cancelAll`, `order.cancelReplace`) over one connection, each HMAC-signed (the
-//! parameters but `signature`, sorted by name, `name=value` joined by `&`). Everything else
+//! parameters but `signature`, sorted by name, `name=value` joined by `&`), or, with an
+//! Ed25519 key, on a session logged on once per connection ([`ws_session`]). Everything else
 //! (exchangeInfo, account, allOrders, myTrades, openOrders, the book ticker, the server time)
 //! goes over REST, through the [`BinanceGateway`] this gateway holds.
 //!
@@ -102,6 +103,10 @@ pub struct WsApiGateway {
     status_for: Option<(String, String)>,
     /// The `order.status` sent with the last placement.
     status_ahead: Option<ws_status_ahead::StatusAhead>,
+    /// Logs each connection on (`session.logon`); `None`: HMAC-signed requests.
+    ed25519: Option<super::ed25519::Ed25519Login>,
+    /// Logons so far (one per connection with an Ed25519 key).
+    logons: u64,
 }
 
 impl fmt::Debug for WsApiGateway {
@@ -158,6 +163,7 @@ impl WsApiGateway {
     /// the REST base URL (`user_data::ws_api_url`).
     pub fn new(config: BinanceConfig) -> Result<Self, ExchangeError> {
         let url = ws_api_url(&config.base_url);
+        let ed25519 = config.ed25519.clone();
         Ok(WsApiGateway {
             url,
             api_key: config.api_key.clone(),
@@ -179,6 +185,8 @@ impl WsApiGateway {
             error_body: String::new(),
             status_for: None,
             status_ahead: None,
+            ed25519,
+            logons: 0,
         })
     }
 
@@ -215,6 +223,11 @@ impl WsApiGateway {
         self.connections
     }
 
+    /// `session.logon`s so far (Ed25519 key only).
+    pub fn logons(&self) -> u64 {
+        self.logons
+    }
+
     fn connect(&mut self) -> Result<Connection, ExchangeError> {
         let not_sent = |reason: String| ExchangeError::NotSent { reason };
         let (authority, host_port) = super::stream::authority_and_address(&self.url);
@@ -228,9 +241,10 @@ impl WsApiGateway {
         let _ = tcp.set_nodelay(true);
         let _ = tcp.set_read_timeout(Some(self.read_timeout));
         let _ = tcp.set_write_timeout(Some(self.read_timeout));
-        let (socket, _) = tungstenite::client_tls_with_config(self.url.as_str(), tcp, None, None)
+        let (mut socket, _) = tungstenite::client_tls_with_config(self.url.as_str(), tcp, None, None)
             .map_err(|e| not_sent(format!("WebSocket API handshake: {e}")))?;
         self.connections += 1;
+        self.log_on(&mut socket)?;
         log::debug!("binance ws-api: connected to {} (connection {})", self.url, self.connections);
         Ok(Connection { socket, since: Instant::now() })
     }
@@ -343,10 +357,14 @@ impl WsApiGateway {
     }
 
     /// `{"id","method","params"}` with `apiKey`, `recvWindow`, `timestamp` and the signature
-    /// over all of them and `params` (percent-encoded `name=value&...`).
+    /// over all of them and `params` (percent-encoded `name=value&...`); on a logged-on session
+    /// `recvWindow` and `timestamp` only.
     fn signed_request(&self, id: u64, method: &str, params: &str, timestamp: i64) -> String {
         use std::fmt::Write;
         let mut pairs = parse_query(params);
+        if self.ed25519.is_some() {
+            return ws_session::session_request(id, method, pairs, self.recv_window_ms, timestamp);
+        }
         pairs.push(("apiKey".into(), self.api_key.expose().to_string()));
         pairs.push(("recvWindow".into(), self.recv_window_ms.to_string()));
         pairs.push(("timestamp".into(), timestamp.to_string()));
@@ -529,6 +547,8 @@ impl Exchange for WsApiGateway {
     }
 }
 
+#[path = "ws_session.rs"]
+mod ws_session;
 #[path = "ws_status_ahead.rs"]
 mod ws_status_ahead;
 

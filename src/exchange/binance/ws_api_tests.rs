@@ -381,3 +381,88 @@ fn a_status_ahead_waits_past_events_for_its_answer() {
     ws.query_order("ETHUSDT", "g1-E1").unwrap();
     assert_eq!(methods(&rx), ["order.place", "order.status"]);
 }
+
+fn ed25519_gateway(base: &str) -> WsApiGateway {
+    use crate::exchange::binance::ed25519::{Ed25519Key, Ed25519Login, TEST_KEY_PEM};
+    let mut config = BinanceConfig::new(base, KEY, SECRET);
+    let key = Ed25519Key::from_pem(TEST_KEY_PEM).unwrap();
+    config.ed25519 = Some(Ed25519Login { api_key: "ed-key".into(), key });
+    WsApiGateway::new(config).unwrap()
+}
+
+/// Answers the logon, then the next request; sends both requests to `tx`.
+fn logged_on(tx: mpsc::Sender<Value>) -> Script {
+    Box::new(move |mut ws| {
+        let logon = next_request(&mut ws);
+        send(&mut ws, json!({"id": logon["id"], "status": 200, "result": {"apiKey": "ed-key"}}));
+        tx.send(logon).unwrap();
+        let ws = answer_one_and_report(ws, &tx);
+        until_closed(ws);
+    })
+}
+
+fn answer_one_and_report(mut ws: Server, tx: &mpsc::Sender<Value>) -> Server {
+    let request = next_request(&mut ws);
+    send(&mut ws, json!({"id": request["id"], "status": 200, "result": []}));
+    tx.send(request).unwrap();
+    ws
+}
+
+#[test]
+fn with_an_ed25519_key_each_connection_logs_on_and_its_requests_carry_no_key_or_signature() {
+    use crate::exchange::binance::ed25519::{verify, Ed25519Key, TEST_KEY_PEM};
+    let (tx, rx) = mpsc::channel();
+    let base = server(vec![logged_on(tx.clone()), logged_on(tx)]);
+    let mut ws = ed25519_gateway(&base);
+    assert_eq!(ws.cancel_open_orders("ETHUSDT"), Ok(Vec::new()));
+    let logon = rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(logon["method"], "session.logon");
+    let params = &logon["params"];
+    let payload = format!("apiKey=ed-key&recvWindow=5000&timestamp={}", params["timestamp"]);
+    let public = Ed25519Key::from_pem(TEST_KEY_PEM).unwrap().public_key_pem();
+    assert!(verify(&public, payload.as_bytes(), params["signature"].as_str().unwrap()));
+    let request = rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(request["method"], "openOrders.cancelAll");
+    assert!(request["params"].get("apiKey").is_none() && request["params"].get("signature").is_none());
+    assert!(request["params"]["timestamp"].is_i64() && request["params"]["symbol"] == "ETHUSDT");
+    // A renewed connection (the age limit) is logged on again before its first request.
+    ws.set_max_connection_age(Duration::ZERO);
+    assert_eq!(ws.cancel_open_orders("ETHUSDT"), Ok(Vec::new()));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap()["method"], "session.logon");
+    assert_eq!((ws.connections(), ws.logons()), (2, 2));
+}
+
+#[test]
+fn a_refused_logon_is_the_refusal_and_a_lost_one_is_not_sent() {
+    let refuse = |code: i64, status: u16| -> Script {
+        Box::new(move |mut ws| {
+            let logon = next_request(&mut ws);
+            ws.send(Message::Ping(vec![1].into())).unwrap();
+            send(&mut ws, json!({"id": 0, "status": 200, "result": {}}));
+            let error = json!({"code": code, "msg": "Signature for this request is not valid."});
+            send(&mut ws, json!({"id": logon["id"], "status": status, "error": error}));
+            until_closed(ws);
+        })
+    };
+    let base = server(vec![
+        refuse(-1022, 400),
+        refuse(-1001, 503),
+        Box::new(|mut ws| {
+            next_request(&mut ws);
+            ws.close(None).unwrap();
+            let _ = ws.flush();
+            until_closed(ws);
+        }),
+        Box::new(|mut ws| {
+            next_request(&mut ws);
+        }),
+    ]);
+    let mut ws = ed25519_gateway(&base);
+    let e = ws.open().unwrap_err();
+    assert!(matches!(e, ExchangeError::Rejected { code: -1022, .. }), "{e:?}");
+    for expected in ["answered 503", "closed", "no answer"] {
+        let e = ws.open().unwrap_err();
+        assert!(matches!(&e, ExchangeError::NotSent { reason } if reason.contains(expected)), "{expected}: {e:?}");
+    }
+    assert_eq!(ws.logons(), 0);
+}
