@@ -51,10 +51,10 @@ struct Args {
     api_secret: Option<String>,
     /// An Ed25519 API key the WebSocket API logs on with (`session.logon`); needs
     /// --ed25519-public-key-file.
-    #[arg(long, requires = "ed25519_public_key_file")]
+    #[arg(long, env = "GENESIS_EXCHANGE_ED25519_API_KEY", requires = "ed25519_public_key_file")]
     ed25519_api_key: Option<String>,
     /// The PEM public key (`-----BEGIN PUBLIC KEY-----`) of --ed25519-api-key.
-    #[arg(long, value_name = "FILE", requires = "ed25519_api_key")]
+    #[arg(long, env = "GENESIS_EXCHANGE_ED25519_PUBLIC_KEY_FILE", value_name = "FILE", requires = "ed25519_api_key")]
     ed25519_public_key_file: Option<PathBuf>,
     /// Seed of the simulator (book shapes, random walk).
     #[arg(long, default_value_t = 42)]
