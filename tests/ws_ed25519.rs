@@ -120,3 +120,26 @@ fn a_key_file_others_can_read_is_refused_in_one_line() {
     assert!(!s.stderr.contains("MC4CAQ"), "{}", s.stderr);
     assert!(s.of_kind("order_filled").is_empty());
 }
+
+#[test]
+fn an_ed25519_key_without_the_websocket_transport_is_refused_in_one_line() {
+    let work = Workdir::new();
+    let (private, public) = key_files(&work, 0o600);
+    let server = ed_server(&public);
+    let mut all: Vec<String> = server.engine_args();
+    all.extend(["--no-confirm", "--transport", "rest"].map(String::from));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let env = [
+        ("BINANCE_API_KEY", KEY),
+        ("BINANCE_API_SECRET", SECRET),
+        ("BINANCE_ED25519_API_KEY", ED_KEY),
+        ("BINANCE_ED25519_KEY_FILE", private.to_str().unwrap()),
+    ];
+    let s = run_piped_env(&work, &refs, "buy ETHUSDT 0.01\n", &env);
+    assert!(!s.status.success());
+    assert!(
+        s.stderr.contains("--ed25519-key-file logs on a WebSocket API session: it needs --transport ws"),
+        "{}",
+        s.stderr
+    );
+}
