@@ -466,3 +466,35 @@ fn a_refused_logon_is_the_refusal_and_a_lost_one_is_not_sent() {
     }
     assert_eq!(ws.logons(), 0);
 }
+
+#[test]
+fn a_status_ahead_whose_connection_was_replaced_meanwhile_is_queried_again() {
+    let (tx, rx) = mpsc::channel();
+    let (closed_tx, closed) = mpsc::channel();
+    let base = server(vec![
+        Box::new(move |mut ws| {
+            let place = next_request(&mut ws);
+            next_request(&mut ws);
+            send(&mut ws, answer(&place, report("g1-E1", 7, "1")));
+            ws.close(None).unwrap();
+            let _ = ws.flush();
+            closed_tx.send(()).unwrap();
+            until_closed(ws);
+        }),
+        Box::new(move |ws| {
+            let mut ws = answer_one(ws);
+            let query = next_request(&mut ws);
+            tx.send(query["method"].clone()).unwrap();
+            send(&mut ws, answer(&query, report("g1-E1", 7, "1")));
+            until_closed(ws);
+        }),
+    ]);
+    let mut ws = gateway(&base);
+    ws.place_order(&market_buy("g1-E1")).unwrap();
+    closed.recv_timeout(WAIT).unwrap();
+    // Another request first: it finds the connection closed and makes a new one.
+    assert_eq!(ws.cancel_open_orders("ETHUSDT"), Ok(Vec::new()));
+    assert_eq!(ws.query_order("ETHUSDT", "g1-E1").unwrap().exchange_order_id, 7);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "order.status");
+    assert_eq!(ws.connections(), 2);
+}
