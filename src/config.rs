@@ -127,6 +127,11 @@ pub struct Cli {
     /// proven path; `ws` (the WebSocket API, one signed connection) is opt-in until measured.
     #[arg(long, value_enum, default_value = "rest", value_name = "rest|ws")]
     pub transport: Transport,
+    /// Binance, `--transport ws`: an Ed25519 private key (PKCS#8 PEM, readable by its owner
+    /// only) that logs the WebSocket API session on; its API key comes from
+    /// BINANCE_ED25519_API_KEY. Without it, each WebSocket request is HMAC-signed.
+    #[arg(long, env = "BINANCE_ED25519_KEY_FILE", value_name = "PATH")]
+    pub ed25519_key_file: Option<std::path::PathBuf>,
     /// Simulator: prices take a seeded random-walk step this often, milliseconds (0: never).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub sim_walk_ms: u64,
@@ -201,6 +206,8 @@ pub struct BinanceSettings {
     pub stream: bool,
     /// `--transport`: REST or the WebSocket API for orders.
     pub transport: Transport,
+    /// `--ed25519-key-file`: logs the WebSocket API session on (`--transport ws`).
+    pub ed25519_key_file: Option<PathBuf>,
 }
 
 /// The embedded simulator's knobs (turned into `exchange::sim::SimConfig`).
@@ -496,6 +503,7 @@ impl BinanceSettings {
             max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
             stream: cli.stream == OnOff::On,
             transport: cli.transport,
+            ed25519_key_file: cli.ed25519_key_file.clone(),
         })
     }
 }

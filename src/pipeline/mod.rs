@@ -179,6 +179,16 @@ fn connect_binance(
     binance.connect_timeout = config.binance.connect_timeout;
     binance.read_timeout = config.binance.read_timeout;
     binance.max_retry_after_wait = config.binance.max_entry_retry_wait;
+    if let Some(path) = &config.binance.ed25519_key_file {
+        use crate::exchange::binance::ed25519::{Ed25519Key, Ed25519Login, API_KEY_ENV};
+        if config.binance.transport != crate::config::Transport::Ws {
+            return Err(RunError::Config(
+                "--ed25519-key-file logs on a WebSocket API session: it needs --transport ws".into(),
+            ));
+        }
+        let private = Ed25519Key::from_file(path).map_err(RunError::Config)?;
+        binance.ed25519 = Some(Ed25519Login { api_key: key(API_KEY_ENV)?.into(), key: private });
+    }
     let pin = placement.hook("quotes", placement.background);
     let quotes = BinanceQuotes::start(binance.clone(), config.binance.quote_refresh, move || {
         pin();
