@@ -186,9 +186,32 @@ pub trait Exchange: Send {
     }
 }
 
+/// Where quotes come from right now, for `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteStatus {
+    /// `book` (the simulator's own book), `stream` (a live market stream) or `rest` (polled).
+    pub source: &'static str,
+    /// Symbols the live market stream has a quote of.
+    pub stream_symbols: usize,
+    /// Market stream events received since start.
+    pub stream_updates: u64,
+    /// REST `bookTicker` requests since start.
+    pub rest_fetches: u64,
+}
+
 /// Top of book for intake's expected price, readable from any thread without a round trip.
 pub trait Quotes: Send + Sync {
     fn top_of_book(&self, symbol: &str) -> Option<BookTicker>;
+
+    /// The top of book and its age: how long ago it was last known to be the exchange's. A
+    /// source that reads the book itself (the simulator) is current: zero.
+    fn quote(&self, symbol: &str) -> Option<(BookTicker, Duration)> {
+        self.top_of_book(symbol).map(|t| (t, Duration::ZERO))
+    }
+
+    fn status(&self) -> QuoteStatus {
+        QuoteStatus { source: "book", stream_symbols: 0, stream_updates: 0, rest_fetches: 0 }
+    }
 
     /// Moves the market (tests and demos): only the simulator can.
     fn set_price(&self, _symbol: &str, _bid: Decimal, _ask: Decimal) -> Result<(), String> {
@@ -215,6 +238,12 @@ mod tests {
         fn top_of_book(&self, _symbol: &str) -> Option<BookTicker> {
             None
         }
+    }
+
+    #[test]
+    fn a_source_that_reads_the_book_gives_quotes_of_age_zero() {
+        assert_eq!(ReadOnlyQuotes.quote("BTCUSDT"), None);
+        assert_eq!(ReadOnlyQuotes.status().source, "book");
     }
 
     #[test]

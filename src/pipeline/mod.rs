@@ -178,8 +178,21 @@ fn connect_binance(
     binance.connect_timeout = config.connect_timeout;
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
+    let book = (config.quotes == crate::config::QuoteSource::Stream).then(|| {
+        Arc::new(crate::exchange::binance::market_stream::StreamBook::new(
+            crate::exchange::binance::market_stream::Clocks::ENGINE.stale_after,
+        ))
+    });
+    if let Some(book) = &book {
+        use crate::exchange::binance::market_stream::{market_stream_url, start, Clocks};
+        let pin = placement.hook("market-stream", placement.background);
+        start(market_stream_url(&binance.base_url), Arc::clone(book), Clocks::ENGINE, move || {
+            pin();
+        })
+        .map_err(|e| RunError::Thread(format!("market stream: {e}")))?;
+    }
     let pin = placement.hook("quotes", placement.background);
-    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, move || {
+    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, book, move || {
         pin();
     })?;
     let stream = config.stream.then(|| crate::exchange::binance::stream::StreamConfig {
@@ -395,6 +408,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
         Err(e) => return Err(e),
     };
+    stats.set_quotes(Arc::clone(&quotes));
     // Everything before this run is now in the database: a later start reads from here on.
     let _ = to_persist
         .send(msg::ToPersist::Setting { key: crate::store::UNRECORDED_SINCE, value: run_started_us.to_string() });

@@ -6,6 +6,7 @@
 //! - [`error`]: transport errors and HTTP responses → [`ExchangeError`].
 //! - [`clock`]: the server-time offset.
 //! - [`user_data`], [`stream`]: the WebSocket API user data stream (push of order changes).
+//! - [`market_stream`], [`quotes`]: top of book from the bookTicker stream, REST as its fallback.
 //!
 //! Behaviour worth knowing:
 //! - Signed requests carry `timestamp` (local time + measured offset), `recvWindow` and the
@@ -24,6 +25,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod market_stream;
 pub mod quotes;
 pub mod sign;
 pub mod stream;

@@ -830,6 +830,8 @@ pub struct App {
     next_subscription: AtomicU64,
     /// Changes made by requests whose events are not pushed yet (see [`App::respond`]).
     unpushed: Mutex<Vec<(Changes, i64)>>,
+    /// The market streams' connections (`market_streams`).
+    market: crate::market_streams::MarketHub,
 }
 
 /// Orders a request changed, for the user data stream: the report, what happened, and the
@@ -903,7 +905,18 @@ impl App {
             subscribers: Mutex::new(Vec::new()),
             unpushed: Mutex::new(Vec::new()),
             next_subscription: AtomicU64::new(0),
+            market: Default::default(),
         }
+    }
+
+    /// The market streams' connections.
+    pub fn market(&self) -> &crate::market_streams::MarketHub {
+        &self.market
+    }
+
+    /// Publishes every symbol's top of book on the market streams (only changes go out).
+    fn publish_tops(&self, sim: &Simulator) {
+        self.market.publish(sim.exchange_info().iter().filter_map(|r| sim.book_ticker(&r.symbol).ok()));
     }
 
     /// `userDataStream.subscribe.signature`: the key must be the account's, the signature
@@ -1174,6 +1187,9 @@ impl App {
             return ApiError::new(403, -1, "The /sim endpoints answer loopback peers only.").reply();
         }
         let bad = |msg: String| ApiError::bad(-1100, msg).reply();
+        if let Some((status, body)) = self.market.control(req.method, req.path, req.body) {
+            return Reply::json(status, body);
+        }
         match (req.method, req.path.strip_suffix('/').unwrap_or(req.path)) {
             ("GET", "/sim/fault") => Reply::json(200, self.fault_json()),
             ("DELETE", "/sim/fault") => {
@@ -1247,6 +1263,7 @@ impl App {
         match sim.set_price(symbol, bid, ask) {
             Ok(changed) => {
                 self.uncount_first_fills(&changed, now);
+                self.market.publish(sim.book_ticker(symbol).ok());
                 let reply = Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect()));
                 self.push(changed.into_iter().map(|r| (r, Change::Updated, None)).collect(), self.server_now_ms(now));
                 reply
@@ -1301,6 +1318,7 @@ impl App {
         let mut sim = self.sim.lock();
         match sim.random_walk_step() {
             Ok(changed) => {
+                self.publish_tops(&sim);
                 self.uncount_first_fills(&changed, crate::server::local_ms());
                 let now = self.server_now_ms(crate::server::local_ms());
                 self.push(changed.iter().map(|r| (r.clone(), Change::Updated, None)).collect(), now);

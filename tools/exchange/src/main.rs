@@ -12,6 +12,7 @@
 //! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
 //! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
+//! - `market_streams`: the market streams on the same port (`/ws/...`, `/stream?streams=`): bookTicker.
 
 mod api;
 mod auth;
@@ -20,6 +21,7 @@ mod checks;
 mod faults;
 mod limits;
 mod market_data;
+mod market_streams;
 mod markets;
 mod server;
 mod time_in_force;
