@@ -26,7 +26,6 @@ use crate::config::{Config, ExchangeKind};
 use crate::domain::ids::IdGen;
 use crate::domain::symbol::SymbolRules;
 use crate::events::{self, Bus, Event, EventKind, Format};
-use crate::exchange::binance::stream::StreamConfig;
 use crate::exchange::{Connected, ExchangeError};
 use crate::store::{Store, StoreError};
 use crossbeam_channel::bounded;
@@ -210,12 +209,18 @@ fn connect_binance(
             log::warn!("WebSocket API: {e}; the first order connects again");
         }
         let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
-        return Ok(Connected { gateway: Box::new(gateway), quotes, stream });
+        return Ok(Connected { gateway: Box::new(gateway), quotes, stream: push_source(stream) });
     }
     let mut gateway = BinanceGateway::new(binance)?;
     reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
     let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
-    Ok(Connected { gateway: Box::new(gateway), quotes, stream })
+    Ok(Connected { gateway: Box::new(gateway), quotes, stream: push_source(stream) })
+}
+
+fn push_source(
+    stream: Option<crate::exchange::binance::stream::StreamConfig>,
+) -> Option<Box<dyn crate::exchange::PushSource>> {
+    stream.map(|s| Box::new(s) as Box<dyn crate::exchange::PushSource>)
 }
 
 /// The account: tier (flag, else saved, else SNIPER; a flag is saved), limits, today's
@@ -416,10 +421,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // thread is not joined: it holds only its channel to exchange I/O and stops when that goes.
     if let Some(stream) = stream {
         let pin = placement.hook("user-stream", background_core);
-        let link = crate::exchange::binance::stream::start(stream, cap, move || {
-            pin();
-        })
-        .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
+        let link = stream
+            .start(
+                cap,
+                Box::new(move || {
+                    pin();
+                }),
+            )
+            .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
         exchange_io.set_stream(link);
     }
     // Intake runs each command through exchange I/O on its own thread; the stage's thread
@@ -499,7 +508,12 @@ struct StartupParts {
 
 /// Connects, reads the rules (one `exchangeInfo`), builds exchange I/O and reconciles it with
 /// the exchange. Returns exchange I/O ready to run, the rules, the quotes and the stream.
-type Started = (exchange_io::ExchangeIo, Arc<Rules>, Arc<dyn crate::exchange::Quotes>, Option<StreamConfig>);
+type Started = (
+    exchange_io::ExchangeIo,
+    Arc<Rules>,
+    Arc<dyn crate::exchange::Quotes>,
+    Option<Box<dyn crate::exchange::PushSource>>,
+);
 
 fn start_up(
     config: &Config,
