@@ -2,6 +2,7 @@
 //! are fed through their own bounded channels, so publishers never wait on rendering or I/O.
 
 pub mod event;
+mod json;
 pub mod kind;
 mod sink;
 

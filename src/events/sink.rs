@@ -61,7 +61,7 @@ impl Sink {
     /// One event's line, with its newline, appended to `buf`.
     pub fn render(&self, event: &Event, buf: &mut Vec<u8>) {
         match self.format {
-            Format::Json => buf.extend_from_slice(event.to_json_line().as_bytes()),
+            Format::Json => super::json::write_line(event, buf),
             Format::Text => buf.extend_from_slice(event.to_text_line().as_bytes()),
         }
         buf.push(b'\n');
