@@ -271,6 +271,13 @@ impl StreamBook {
         inner.entries.insert(ticker.symbol.clone(), Entry { ticker, at: now, session });
     }
 
+    /// A live connection that has just delivered `ticker` (tests of the quote source).
+    #[cfg(test)]
+    pub(super) fn test_event(&self, ticker: BookTicker) {
+        self.open(&[]);
+        self.update(ticker);
+    }
+
     /// Ends the stream thread (it closes its connection within a read timeout).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);

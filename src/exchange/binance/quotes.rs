@@ -165,6 +165,33 @@ mod tests {
         assert!(quotes.watched.lock().contains("BTCUSDT"), "the poller keeps trying it");
     }
 
+    #[test]
+    fn a_live_stream_quote_is_served_before_any_rest_request_and_stats_say_where_quotes_come_from() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let config = || BinanceConfig::new(url.clone(), "key", "secret");
+        let rest = BinanceQuotes::start(config(), Duration::from_secs(3600), None, || {}).unwrap();
+        assert_eq!(rest.status().source, "rest");
+        let book = Arc::new(StreamBook::new(Duration::from_secs(60)));
+        let quotes = BinanceQuotes::start(config(), Duration::from_secs(3600), Some(Arc::clone(&book)), || {}).unwrap();
+        assert_eq!(
+            quotes.status(),
+            QuoteStatus { source: "rest", stream_symbols: 0, stream_updates: 0, rest_fetches: 0 }
+        );
+        book.test_event(BookTicker {
+            symbol: "BTCUSDT".into(),
+            bid: 1.into(),
+            bid_qty: 1.into(),
+            ask: 2.into(),
+            ask_qty: 1.into(),
+        });
+        let (ticker, age) = quotes.quote("BTCUSDT").expect("the stream's quote");
+        assert_eq!((ticker.bid, quotes.status().rest_fetches), (1.into(), 0), "no REST request");
+        assert!(age < Duration::from_secs(60));
+        assert_eq!((quotes.status().source, quotes.status().stream_symbols), ("stream", 1));
+    }
+
     /// A server that answers every request with `status` and `Retry-After: 60`, counting them.
     fn refusing_server(status: u16) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         use std::io::{BufRead, BufReader, Write};
