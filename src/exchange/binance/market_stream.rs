@@ -38,7 +38,11 @@ pub const MAX_STREAMS: usize = 1024;
 pub const SEND_GAP: Duration = Duration::from_millis(300);
 /// Streams named in one `SUBSCRIBE` (and in the connection URL).
 const BATCH: usize = 100;
-const READ_TIMEOUT: Duration = Duration::from_millis(20);
+/// How long a read waits: bounds how soon a new symbol is subscribed and a stop is seen (an
+/// event ends the wait at once).
+const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often a thread with nothing to subscribe looks again.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -305,7 +309,7 @@ fn run(url: &str, book: &StreamBook, clocks: &Clocks) {
     while !book.stop.load(Ordering::Relaxed) {
         let wanted: Vec<String> = book.wanted.lock().iter().take(BATCH.min(clocks.max_streams)).cloned().collect();
         if wanted.is_empty() {
-            std::thread::sleep(READ_TIMEOUT);
+            std::thread::sleep(IDLE_WAIT);
             continue;
         }
         match session(url, book, clocks, &wanted, &mut request_id) {

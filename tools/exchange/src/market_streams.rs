@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
-/// How long a read waits before queued events are sent: the most an event waits.
+/// How long a read of the client's messages waits: the most an event waits behind it.
 const POLL: Duration = Duration::from_millis(1);
+/// How long the thread waits for an event before it reads the client's messages again.
+const EVENT_WAIT: Duration = Duration::from_millis(20);
 /// Binance's server pings every 20 s.
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// Events queued for one connection before it counts as too slow and is closed.
@@ -188,34 +190,38 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, hub: &MarketHub, path: &str, 
     let (mut streams, combined) = initial_streams(path, query);
     let (id, rx) = hub.connect();
     let mut last_ping = Instant::now();
-    let result = loop {
+    let result = 'connection: loop {
         if hub.silent.load(Ordering::Relaxed) {
             // Stale: nothing goes out (events are lost), nothing is read (no pong).
-            if let Err(RecvTimeoutError::Disconnected) = rx.recv_timeout(POLL * 10) {
+            if let Err(RecvTimeoutError::Disconnected) = rx.recv_timeout(EVENT_WAIT) {
                 let _ = raw.shutdown(Shutdown::Both);
                 break Ok(());
             }
             continue;
         }
-        let mut cut = false;
-        loop {
-            match rx.try_recv() {
-                Ok(update) => {
-                    let name = format!("{}@bookTicker", update.1.symbol.to_ascii_lowercase());
-                    if streams.contains(&name) {
-                        if let Err(e) = ws.write(Message::text(event_json(&name, &update, combined))) {
-                            return Err(io::Error::other(e));
-                        }
-                    }
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    cut = true;
-                    break;
+        // Woken by the first event at once; the socket is read in between (POLL at most).
+        let (mut next, mut gone) = match rx.recv_timeout(EVENT_WAIT) {
+            Ok(update) => (Some(update), false),
+            Err(RecvTimeoutError::Timeout) => (None, false),
+            Err(RecvTimeoutError::Disconnected) => (None, true),
+        };
+        while let Some(update) = next {
+            let name = format!("{}@bookTicker", update.1.symbol.to_ascii_lowercase());
+            if streams.contains(&name) {
+                if let Err(e) = ws.write(Message::text(event_json(&name, &update, combined))) {
+                    break 'connection Err(io::Error::other(e));
                 }
             }
+            next = match rx.try_recv() {
+                Ok(update) => Some(update),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => {
+                    gone = true;
+                    None
+                }
+            };
         }
-        if cut {
+        if gone {
             // Dropped (fault) or too slow: the connection goes, as a network failure would.
             let _ = raw.shutdown(Shutdown::Both);
             break Ok(());
