@@ -831,6 +831,16 @@ mod tests {
     }
 
     #[test]
+    fn an_order_carries_its_expected_price_and_the_age_of_the_quote_it_came_from() {
+        let mut intake = Setup::default().start();
+        intake.type_lines("buy BTCUSDT 0.001\n");
+        let out = intake.finish();
+        let order = out.submitted()[0];
+        // The test's book is read as the simulator's is: current, age zero.
+        assert_eq!((order.expected_price, order.expected_price_age_us), (Some(d("65000.01")), Some(0)));
+    }
+
+    #[test]
     fn a_confirmation_waiting_does_not_hold_back_a_twap_slice_due() {
         let mut intake = Setup { tier: Tier::Strategist, ..Setup::default() }.start();
         intake.type_lines("twap BTCUSDT 0.002 1\nconfirm on\nbuy BTCUSDT 0.001\n");
