@@ -18,6 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::str::FromStr;
 
+mod migrate;
+
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// Errors at the database boundary.
@@ -117,7 +119,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        migrate::add_columns(&conn)?;
         Ok(Store { conn })
     }
 
@@ -382,28 +384,6 @@ const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_or
 filled_quantity, status, slice_number, total_slices, slippage_percent, symbol, role, exchange_type, expected_price, \
 avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us, \
 expected_price_age_us";
-
-/// Columns added after the first release, added to a database made before them: `CREATE TABLE
-/// IF NOT EXISTS` leaves an existing table as it is.
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [(
-    "orders",
-    "expected_price_age_us",
-    "INTEGER CHECK (expected_price_age_us IS NULL OR expected_price_age_us >= 0)",
-)];
-
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    for (table, column, declaration) in ADDED_COLUMNS {
-        let present: bool = conn.query_row(
-            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
-            [column],
-            |r| r.get(0),
-        )?;
-        if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
-        }
-    }
-    Ok(())
-}
 
 const POSITION_COLUMNS: &str = "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
 stop_loss_order_id, status, realized_pnl, opened_at_us, entry_fees";

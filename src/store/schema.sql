@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at        TEXT NOT NULL,
     created_at_us     INTEGER NOT NULL,
     -- Age of the quote expected_price came from, at the decision; NULL without one. A database
-    -- made before the column existed gets it from `Store::init` (ALTER TABLE).
+    -- made before the column existed gets it from store/migrate.rs (ALTER TABLE).
     expected_price_age_us INTEGER CHECK (expected_price_age_us IS NULL OR expected_price_age_us >= 0),
     CHECK (side = 'SELL' OR type <> 'STOP_LOSS')
 );
