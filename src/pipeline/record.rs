@@ -110,6 +110,8 @@ fn quote_age_text(age_us: Option<u64>) -> String {
 /// (nothing filled) or `order_unverified`, with the fill's numbers and the latency per stage.
 pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &super::OrderLatency) -> Event {
     let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
+    // The exchange's word for why it expired the order (e.g. INSUFFICIENT_LIQUIDITY).
+    let expired = order.expiry_reason.as_deref().map_or(String::new(), |r| format!(", expired: {r}"));
     let (kind, text) = match order.status {
         OrderStatus::Filled => (
             EventKind::OrderFilled,
@@ -129,7 +131,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         _ if order.filled_quantity > Decimal::ZERO => (
             EventKind::OrderPartiallyFilled,
             format!(
-                "{} {} {}: filled {} of {} at {} ({})",
+                "{} {} {}: filled {} of {} at {} ({}{expired})",
                 order.order_id,
                 order.side.as_str(),
                 order.symbol,
@@ -142,11 +144,12 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         OrderStatus::Cancelled => (
             EventKind::OrderCancelled,
             format!(
-                "{} {} {} {}: nothing filled (expired)",
+                "{} {} {} {}: nothing filled (expired{})",
                 order.order_id,
                 order.side.as_str(),
                 order.quantity,
-                order.symbol
+                order.symbol,
+                order.expiry_reason.as_deref().map_or(String::new(), |r| format!(": {r}"))
             ),
         ),
         _ => (
@@ -188,6 +191,9 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         );
     if let Some(error) = verification_error {
         event = event.field("verification_error", error);
+    }
+    if let Some(reason) = &order.expiry_reason {
+        event = event.field("expiry_reason", reason.as_str());
     }
     event
 }
@@ -326,6 +332,23 @@ mod tests {
         assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired)");
         assert_eq!(events[0].fields["avg_price"], serde_json::Value::Null);
         assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn an_expired_orders_event_names_the_exchanges_expiry_reason() {
+        let mut partly = order(Side::Buy, OrderStatus::Cancelled, "0.004", Some("100"));
+        partly.expiry_reason = Some("INSUFFICIENT_LIQUIDITY".into());
+        let (events, _) = record_one(partly);
+        assert_eq!(events[0].fields["expiry_reason"], "INSUFFICIENT_LIQUIDITY");
+        assert_eq!(
+            events[0].text,
+            "7 BUY BTCUSDT: filled 0.004 of 0.01 at 100 (CANCELLED, expired: INSUFFICIENT_LIQUIDITY)"
+        );
+        let mut nothing = order(Side::Sell, OrderStatus::Cancelled, "0", None);
+        nothing.expiry_reason = Some("INSUFFICIENT_LIQUIDITY".into());
+        let (events, _) = record_one(nothing);
+        assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired: INSUFFICIENT_LIQUIDITY)");
+        assert_eq!(events[0].fields["expiry_reason"], "INSUFFICIENT_LIQUIDITY");
     }
 
     #[test]

@@ -417,7 +417,8 @@ impl Exchange for WsApiGateway {
 
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
         check_order(order)?;
-        let params = query(|q| order_params(order, q));
+        let stp = self.rest.stp_mode(&order.symbol);
+        let params = query(|q| order_params(order, stp, q));
         self.call("order.place", &params, |body| wire::parse_placement(body, order))
     }
 
@@ -437,8 +438,9 @@ impl Exchange for WsApiGateway {
 
     fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
         check_order(order)?;
+        let stp = self.rest.stp_mode(&order.symbol);
         let params = query(|q| {
-            order_params(order, q);
+            order_params(order, stp, q);
             q.str("cancelReplaceMode", "STOP_ON_FAILURE").str("cancelOrigClientOrderId", cancel_client_order_id);
         });
         match self.call("order.cancelReplace", &params, |body| wire::parse_cancel_replace(body, order)) {
