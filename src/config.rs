@@ -141,6 +141,11 @@ pub struct Cli {
     /// proven path; `ws` (the WebSocket API, one signed connection) is opt-in until measured.
     #[arg(long, value_enum, default_value = "rest", value_name = "rest|ws")]
     pub transport: Transport,
+    /// Binance, `--transport ws`: an Ed25519 private key (PKCS#8 PEM, readable by its owner
+    /// only) that logs the WebSocket API session on; its API key comes from
+    /// BINANCE_ED25519_API_KEY. Without it, each WebSocket request is HMAC-signed.
+    #[arg(long, env = "BINANCE_ED25519_KEY_FILE", value_name = "PATH")]
+    pub ed25519_key_file: Option<std::path::PathBuf>,
     /// Simulator: prices take a seeded random-walk step this often, milliseconds (0: never).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub sim_walk_ms: u64,
@@ -195,6 +200,8 @@ pub struct Config {
     pub stream: bool,
     /// `--transport`: REST or the WebSocket API for orders (binance only).
     pub transport: Transport,
+    /// `--ed25519-key-file`: logs the WebSocket API session on (binance, `--transport ws`).
+    pub ed25519_key_file: Option<std::path::PathBuf>,
     pub sim_walk: Option<Duration>,
     pub base_url: String,
     pub live: bool,
@@ -373,6 +380,7 @@ impl Config {
             watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
             stream: cli.stream == OnOff::On,
             transport: cli.transport,
+            ed25519_key_file: cli.ed25519_key_file.clone(),
             sim_walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,

@@ -14,4 +14,5 @@ mod reconcile;
 mod shutdown;
 mod slippage;
 mod startup;
+mod ws_ed25519;
 mod ws_transport;

@@ -177,6 +177,16 @@ fn connect_binance(
     binance.connect_timeout = config.connect_timeout;
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
+    if let Some(path) = &config.ed25519_key_file {
+        use crate::exchange::binance::ed25519::{Ed25519Key, Ed25519Login, API_KEY_ENV};
+        if config.transport != crate::config::Transport::Ws {
+            return Err(RunError::Config(
+                "--ed25519-key-file logs on a WebSocket API session: it needs --transport ws".into(),
+            ));
+        }
+        let private = Ed25519Key::from_file(path).map_err(RunError::Config)?;
+        binance.ed25519 = Some(Ed25519Login { api_key: key(API_KEY_ENV)?.into(), key: private });
+    }
     let book = (config.quotes == crate::config::QuoteSource::Stream).then(|| {
         Arc::new(crate::exchange::binance::market_stream::StreamBook::new(
             crate::exchange::binance::market_stream::Clocks::ENGINE.stale_after,

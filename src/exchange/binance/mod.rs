@@ -24,6 +24,7 @@
 //!   other error; `cancel_replace` then reads the body `attempt` kept (`error_body`).
 
 pub mod clock;
+pub mod ed25519;
 pub mod error;
 pub mod market_stream;
 pub mod quotes;
@@ -77,6 +78,9 @@ pub struct BinanceConfig {
     pub max_retry_after_wait: Duration,
     /// HTTP proxy URL; `None` (the default) means a direct connection whatever the environment.
     pub proxy: Option<Secret>,
+    /// An Ed25519 key that logs the WebSocket API session on (`--transport ws`): its requests
+    /// then carry no key or signature. `None`: every WebSocket request is HMAC-signed.
+    pub ed25519: Option<ed25519::Ed25519Login>,
 }
 
 impl BinanceConfig {
@@ -91,6 +95,7 @@ impl BinanceConfig {
             recv_window_ms: 5000,
             max_retry_after_wait: Duration::from_secs(2),
             proxy: None,
+            ed25519: None,
         }
     }
 }

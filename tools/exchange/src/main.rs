@@ -38,6 +38,7 @@ mod orders;
 mod params;
 mod reply;
 mod server;
+mod session;
 mod stp;
 mod stream;
 mod time_in_force;
@@ -66,6 +67,13 @@ struct Args {
     /// Secret the clients sign with (HMAC-SHA256).
     #[arg(long, env = "BINANCE_API_SECRET", hide_env_values = true)]
     api_secret: Option<String>,
+    /// An Ed25519 API key the WebSocket API logs on with (`session.logon`); needs
+    /// --ed25519-public-key-file.
+    #[arg(long, env = "GENESIS_EXCHANGE_ED25519_API_KEY", requires = "ed25519_public_key_file")]
+    ed25519_api_key: Option<String>,
+    /// The PEM public key (`-----BEGIN PUBLIC KEY-----`) of --ed25519-api-key.
+    #[arg(long, env = "GENESIS_EXCHANGE_ED25519_PUBLIC_KEY_FILE", value_name = "FILE", requires = "ed25519_api_key")]
+    ed25519_public_key_file: Option<PathBuf>,
     /// Seed of the simulator (book shapes, random walk).
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -138,6 +146,10 @@ fn main() {
              BINANCE_API_SECRET (the clients must sign with the same pair)",
         );
     };
+    if let (Some(key), Some(path)) = (&args.ed25519_api_key, &args.ed25519_public_key_file) {
+        let pem = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+        session::accept_ed25519(key.clone(), pem);
+    }
     let starting_balances = parse_balances(&args.balances).unwrap_or_else(|e| fail(&e));
     let faults = args
         .faults
