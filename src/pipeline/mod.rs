@@ -187,19 +187,16 @@ fn connect_binance(
         let private = Ed25519Key::from_file(path).map_err(RunError::Config)?;
         binance.ed25519 = Some(Ed25519Login { api_key: key(API_KEY_ENV)?.into(), key: private });
     }
-    let book = (config.quotes == crate::config::QuoteSource::Stream).then(|| {
-        Arc::new(crate::exchange::binance::market_stream::StreamBook::new(
-            crate::exchange::binance::market_stream::Clocks::ENGINE.stale_after,
-        ))
-    });
-    if let Some(book) = &book {
-        use crate::exchange::binance::market_stream::{market_stream_url, start, Clocks};
-        let pin = placement.hook("market-stream", placement.background);
-        start(market_stream_url(&binance.base_url), Arc::clone(book), Clocks::ENGINE, move || {
-            pin();
-        })
-        .map_err(|e| RunError::Thread(format!("market stream: {e}")))?;
-    }
+    let book = match config.quotes {
+        crate::config::QuoteSource::Rest => None,
+        crate::config::QuoteSource::Stream => {
+            let pin = placement.hook("market-stream", placement.background);
+            let started = crate::exchange::binance::market_stream::start_engine(&binance.base_url, move || {
+                pin();
+            });
+            Some(started.map_err(|e| RunError::Thread(format!("market stream: {e}")))?)
+        }
+    };
     let pin = placement.hook("quotes", placement.background);
     let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, book, move || {
         pin();

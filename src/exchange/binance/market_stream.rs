@@ -303,6 +303,14 @@ pub fn start(
     Ok(())
 }
 
+/// The engine's market stream for the REST `base_url`: its book, and its thread started with the
+/// engine's clocks; `on_thread` runs first on the thread (pinning).
+pub fn start_engine(base_url: &str, on_thread: impl FnOnce() + Send + 'static) -> std::io::Result<Arc<StreamBook>> {
+    let book = Arc::new(StreamBook::new(Clocks::ENGINE.stale_after));
+    start(market_stream_url(base_url), Arc::clone(&book), Clocks::ENGINE, on_thread)?;
+    Ok(book)
+}
+
 fn run(url: &str, book: &StreamBook, clocks: &Clocks) {
     let mut backoff = FIRST_BACKOFF;
     let mut request_id = 0u64;
