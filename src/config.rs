@@ -33,6 +33,16 @@ pub enum Transport {
     Ws,
 }
 
+/// Where Binance quotes come from (`--quotes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum QuoteSource {
+    /// The bookTicker market stream; REST while it is down or stale.
+    #[default]
+    Stream,
+    /// The REST poll alone.
+    Rest,
+}
+
 /// Core pinning of the hot stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pinning {
@@ -86,6 +96,11 @@ pub struct Cli {
     /// Binance: how often the top of book of traded symbols is refreshed, milliseconds.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     pub quote_refresh_ms: u64,
+    /// Binance: where the top of book comes from. `stream` (the default): one combined
+    /// bookTicker market stream, with the REST poll as its fallback while it is down or stale;
+    /// `rest`: the poll alone, every --quote-refresh-ms.
+    #[arg(long, value_enum, default_value = "stream", value_name = "stream|rest")]
+    pub quotes: QuoteSource,
     /// Longest Retry-After (429) an entry waits before it fails, milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub max_entry_retry_wait_ms: u64,
@@ -201,6 +216,8 @@ pub struct BinanceSettings {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub quote_refresh: Duration,
+    /// `--quotes`: the market stream (with REST as its fallback) or REST alone (binance only).
+    pub quotes: QuoteSource,
     pub max_entry_retry_wait: Duration,
     /// `--stream`: subscribe to the user data stream.
     pub stream: bool,
@@ -500,6 +517,7 @@ impl BinanceSettings {
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms.max(1)),
             read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
             quote_refresh: Duration::from_millis(cli.quote_refresh_ms.max(10)),
+            quotes: cli.quotes,
             max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
             stream: cli.stream == OnOff::On,
             transport: cli.transport,
@@ -542,6 +560,7 @@ mod tests {
         let c = Config::defaults();
         assert_eq!(c.exchange, ExchangeKind::Sim);
         assert_eq!(c.binance.transport, Transport::Rest, "REST stays the default until ws is measured");
+        assert_eq!(c.binance.quotes, QuoteSource::Stream, "the market stream, REST as its fallback");
         assert_eq!(c.db, PathBuf::from("./genesis.db"));
         assert_eq!(c.confirm.timeout, Duration::from_secs(10));
         assert_eq!(c.confirm.from_flag, None);

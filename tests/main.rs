@@ -8,6 +8,7 @@ mod engine_binance;
 mod engine_risk;
 mod engine_sim;
 mod live_tracking;
+mod market_stream;
 mod protection;
 mod reconcile;
 mod shutdown;

@@ -319,6 +319,9 @@ pub struct Order {
     pub stop_price: Option<Decimal>,
     /// Top of book when the order was decided.
     pub expected_price: Option<Decimal>,
+    /// Age of the quote `expected_price` came from at that moment, microseconds (None: no
+    /// quote behind it, as a stop's price; or recorded before the field existed).
+    pub expected_price_age_us: Option<u64>,
     pub filled_quantity: Decimal,
     pub cum_quote: Decimal,
     pub avg_price: Option<Decimal>,
@@ -370,6 +373,7 @@ impl Order {
             limit_price: None,
             stop_price: None,
             expected_price: None,
+            expected_price_age_us: None,
             filled_quantity: Decimal::ZERO,
             cum_quote: Decimal::ZERO,
             avg_price: None,

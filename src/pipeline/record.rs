@@ -101,6 +101,11 @@ impl Recorder {
     }
 }
 
+/// `, quote 1.234 ms old` for an expected price whose quote's age is known.
+fn quote_age_text(age_us: Option<u64>) -> String {
+    age_us.map_or_else(String::new, |us| format!(", quote {:.3} ms old", us as f64 / 1000.0))
+}
+
 /// The event of a verified order: `order_filled`, `order_partially_filled`, `order_cancelled`
 /// (nothing filled) or `order_unverified`, with the fill's numbers and the latency per stage.
 pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &super::OrderLatency) -> Event {
@@ -111,13 +116,14 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         OrderStatus::Filled => (
             EventKind::OrderFilled,
             format!(
-                "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
+                "{} {} {} {} filled at {} (expected {}{}, slippage {}%, {:.3} ms)",
                 order.order_id,
                 order.side.as_str(),
                 order.filled_quantity.normalize(),
                 order.symbol,
                 order.avg_price.unwrap_or_default().normalize(),
                 order.expected_price.unwrap_or_default().normalize(),
+                quote_age_text(order.expected_price_age_us),
                 order.slippage_percent.unwrap_or_default(),
                 latency_ms
             ),
@@ -166,6 +172,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         .money("filled_quantity", order.filled_quantity)
         .money_opt("avg_price", order.avg_price)
         .money_opt("expected_price", order.expected_price)
+        .field("expected_price_age_us", order.expected_price_age_us)
         .money_opt("slippage_percent", order.slippage_percent)
         .money("commission", order.commission)
         .field("commission_asset", order.commission_asset.clone())
@@ -280,6 +287,18 @@ mod tests {
         let (events, back) = record_one_announced(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")), true);
         assert_eq!(kinds(&events), ["slippage_alert"]);
         assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn a_fill_shows_the_age_of_the_quote_its_expected_price_came_from() {
+        let mut o = order(Side::Buy, OrderStatus::Filled, "0.01", Some("100"));
+        o.expected_price_age_us = Some(1_500);
+        let (events, _) = record_one(o);
+        assert_eq!(events[0].fields["expected_price_age_us"], 1_500);
+        assert!(events[0].text.contains("(expected 100, quote 1.500 ms old, slippage"), "{}", events[0].text);
+        let (events, _) = record_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("100")));
+        assert!(events[0].fields["expected_price_age_us"].is_null());
+        assert!(events[0].text.contains("(expected 100, slippage"), "{}", events[0].text);
     }
 
     #[test]

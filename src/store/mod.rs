@@ -18,6 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 mod checkpoint;
+mod migrate;
 mod rows;
 
 pub use checkpoint::run_checkpoints;
@@ -125,6 +126,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.execute_batch(SCHEMA)?;
+        migrate::add_columns(&conn)?;
         Ok(Store { conn })
     }
 
@@ -340,6 +342,41 @@ mod tests {
         );
         o.expected_price = Some(d("65000.01"));
         o
+    }
+
+    #[test]
+    fn the_expected_price_age_round_trips() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut o = order(1);
+        o.expected_price_age_us = Some(1_234);
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        assert_eq!(store.find_order("gtest-E1").unwrap().unwrap().expected_price_age_us, Some(1_234));
+        o.expected_price_age_us = None;
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        assert_eq!(store.find_order("gtest-E1").unwrap().unwrap().expected_price_age_us, None);
+    }
+
+    #[test]
+    fn a_database_made_before_the_quote_age_column_gets_it_and_keeps_its_orders() {
+        let dir = std::env::temp_dir().join(format!("genesis-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.write_batch(&[Write::Order(&order(1))]).unwrap();
+            store.connection().execute_batch("ALTER TABLE orders DROP COLUMN expected_price_age_us").unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let old = store.find_order("gtest-E1").unwrap().unwrap();
+        assert_eq!((old.expected_price, old.expected_price_age_us), (Some(d("65000.01")), None));
+        let mut o = order(2);
+        o.client_order_id = "gtest-E2".into();
+        o.expected_price_age_us = Some(7);
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        assert_eq!(store.find_order("gtest-E2").unwrap().unwrap().expected_price_age_us, Some(7));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

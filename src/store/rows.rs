@@ -14,7 +14,8 @@ use std::str::FromStr;
 
 pub(super) const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_order_id, side, quantity, \
 filled_quantity, status, slice_number, total_slices, slippage_percent, symbol, role, exchange_type, expected_price, \
-avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us";
+avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us, \
+expected_price_age_us";
 
 pub(super) const POSITION_COLUMNS: &str = "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
 stop_loss_order_id, status, realized_pnl, opened_at_us, entry_fees";
@@ -37,14 +38,15 @@ pub(super) fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<
         "INSERT INTO orders (order_id, position_id, client_order_id, exchange_order_id, type, side, price, quantity,
             filled_quantity, status, slice_number, total_slices, latency_ms, slippage_percent, created_at, executed_at,
             symbol, role, exchange_type, expected_price, avg_fill_price, cum_quote, commission, commission_asset,
-            stop_price, limit_price, latency_us, reason, updated_at, created_at_us)
+            stop_price, limit_price, latency_us, reason, updated_at, created_at_us, expected_price_age_us)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
+            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
          ON CONFLICT(order_id) DO UPDATE SET position_id = excluded.position_id,
             exchange_order_id = excluded.exchange_order_id, price = excluded.price,
             filled_quantity = excluded.filled_quantity, status = excluded.status, latency_ms = excluded.latency_ms,
             slippage_percent = excluded.slippage_percent, executed_at = excluded.executed_at,
-            expected_price = excluded.expected_price, avg_fill_price = excluded.avg_fill_price,
+            expected_price = excluded.expected_price, expected_price_age_us = excluded.expected_price_age_us,
+            avg_fill_price = excluded.avg_fill_price,
             cum_quote = excluded.cum_quote, commission = excluded.commission,
             commission_asset = excluded.commission_asset, latency_us = excluded.latency_us,
             reason = excluded.reason, updated_at = excluded.updated_at
@@ -81,6 +83,7 @@ pub(super) fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<
         o.reason,
         format_ts(o.updated_at_us),
         o.created_at_us,
+        o.expected_price_age_us.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
     ])?;
     if written == 0 {
         // Another order holds this order id: never merge two orders into one row. (Start-up
@@ -178,6 +181,7 @@ pub(super) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, St
     let stop = opt_dec(row, 19)?;
     let limit = opt_dec(row, 20)?;
     let latency_us: Option<i64> = row.get(21)?;
+    let expected_age_us: Option<i64> = row.get(24)?;
     let build = || -> Result<Order, StoreError> {
         let bad = |what: &str, v: &str| StoreError::Corrupt(format!("{what} '{v}'"));
         let mut o = Order::new(
@@ -200,6 +204,7 @@ pub(super) fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, St
         o.stop_price = stop?;
         o.limit_price = limit?;
         o.latency_us = latency_us.map(|v| v.max(0) as u64);
+        o.expected_price_age_us = expected_age_us.map(|v| v.max(0) as u64);
         Ok(o)
     };
     let mut order = match build() {

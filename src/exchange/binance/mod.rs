@@ -6,6 +6,7 @@
 //! - [`error`]: transport errors and HTTP responses → [`ExchangeError`].
 //! - [`clock`]: the server-time offset.
 //! - [`user_data`], [`stream`]: the WebSocket API user data stream (push of order changes).
+//! - [`market_stream`], [`quotes`]: top of book from the bookTicker stream, REST as its fallback.
 //!
 //! Behaviour worth knowing:
 //! - Signed requests carry `timestamp` (local time + measured offset), `recvWindow` and the
@@ -27,6 +28,7 @@ pub mod codes;
 mod config;
 pub mod ed25519;
 pub mod error;
+pub mod market_stream;
 mod orders;
 pub mod quotes;
 pub mod sign;

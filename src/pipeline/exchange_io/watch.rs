@@ -3,7 +3,7 @@
 //! recorded, and acted on (a triggered stop closes its position; a vanished stop is replaced).
 
 use super::*;
-use crate::exchange::binance::stream::StreamMsg;
+use crate::exchange::PushMsg as StreamMsg;
 use crossbeam_channel::RecvError;
 
 /// How a change reached us.

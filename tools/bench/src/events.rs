@@ -37,6 +37,7 @@ pub(crate) struct Events {
     pub(crate) fill_reads: Vec<Instant>,
     /// Each `order_filled`'s `ts` and the wall clock when it was read, microseconds of the day.
     pub(crate) fill_ts: Vec<(u64, u64)>,
+    pub(crate) quote_ages: Vec<u64>,
     pub(crate) last_fill: Option<Instant>,
     pub(crate) counts: BTreeMap<String, u64>,
     pub(crate) problem_count: u64,
@@ -106,6 +107,7 @@ pub(crate) fn read_events(stdout: ChildStdout, ready: mpsc::Sender<Instant>, ver
                     if let Some(ts) = ts_micros_of_day(&line) {
                         ev.fill_ts.push((ts, wall_micros_of_day()));
                     }
+                    ev.quote_ages.extend(crate::quote_age::age_of(&line));
                     ev.last_fill = Some(now);
                     verified.fetch_add(1, Ordering::Relaxed);
                 }

@@ -35,6 +35,8 @@ pub struct EngineOutcome {
     /// The same orders split at the fill's event stamp (`ts`, the wall clock, taken just before
     /// its line is rendered and written): write → `ts`, and `ts` → read, microseconds.
     pub visible_split: Vec<(u64, u64)>,
+    /// Per verified order: `expected_price_age_us` (see `quote_age`).
+    pub quote_ages: Vec<u64>,
     pub events: BTreeMap<String, u64>,
     pub problem_count: u64,
     pub problems: Vec<String>,
@@ -173,6 +175,7 @@ pub fn engine_args(args: &Args, db: &Path, server: Option<&Server>) -> Vec<Strin
         v.push(server.url.clone());
         v.push("--transport".into());
         v.push(args.transport.clone());
+        v.extend(crate::quote_age::engine_flags(args));
     }
     v
 }
@@ -372,6 +375,7 @@ pub fn run_engine(
         .map(|(w, (ts, read))| (ts.saturating_sub(*w), read.saturating_sub(*ts)))
         .collect();
     out.fills = events.fills;
+    out.quote_ages = events.quote_ages;
     out.events = events.counts;
     out.problem_count = events.problem_count;
     out.problems = events.problems;

@@ -20,14 +20,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(path: &Path, seed: u64) -> Result<Server, String> {
+    pub fn start(path: &Path, seed: u64, extra: &[String]) -> Result<Server, String> {
         let api_key = random_hex(32)?;
         let api_secret = random_hex(32)?;
-        let args: Vec<String> =
+        let mut args: Vec<String> =
             ["--port", "0", "--seed", &seed.to_string(), "--order-limit", "100000000", "--weight-limit", "100000000"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+        args.extend_from_slice(extra);
         let mut child = Command::new(path)
             .args(&args)
             .arg("--api-key")

@@ -48,6 +48,8 @@ pub struct App {
     pub(crate) next_subscription: AtomicU64,
     /// Changes made by requests whose events are not pushed yet (see [`App::respond`]).
     pub(crate) unpushed: Mutex<Vec<(Changes, i64)>>,
+    /// The market streams' connections (`market_streams`).
+    pub(crate) market: crate::market_streams::MarketHub,
 }
 
 fn is_form(content_type: Option<&str>) -> bool {
@@ -73,7 +75,13 @@ impl App {
             subscribers: Mutex::new(Vec::new()),
             unpushed: Mutex::new(Vec::new()),
             next_subscription: AtomicU64::new(0),
+            market: Default::default(),
         }
+    }
+
+    /// The market streams' connections.
+    pub fn market(&self) -> &crate::market_streams::MarketHub {
+        &self.market
     }
 
     /// `--weight-limit`, `--raw-request-limit`, `--order-limit`, `--daily-order-limit`.

@@ -17,6 +17,9 @@ impl App {
         if !req.loopback {
             return ApiError::new(403, -1, "The /sim endpoints answer loopback peers only.").reply();
         }
+        if let Some((status, body)) = self.market.control(req.method, req.path, req.body) {
+            return Reply::json(status, body);
+        }
         let bad = |msg: String| ApiError::bad(-1100, msg).reply();
         match (req.method, req.path.strip_suffix('/').unwrap_or(req.path)) {
             ("GET", "/sim/fault") => Reply::json(200, self.fault_json()),
@@ -92,6 +95,7 @@ impl App {
             Ok(mut changed) => {
                 self.tifs.expire_triggered(&mut sim, &mut changed);
                 self.uncount_first_fills(&changed, now);
+                self.market.publish(sim.book_ticker(symbol).ok());
                 let reply = Reply::json(200, Value::Array(changed.iter().map(order_query_json).collect()));
                 self.push(changed.into_iter().map(|r| (r, Change::Updated, None)).collect(), self.server_now_ms(now));
                 reply
@@ -147,6 +151,7 @@ impl App {
         match sim.random_walk_step() {
             Ok(mut changed) => {
                 self.tifs.expire_triggered(&mut sim, &mut changed);
+                self.market.publish(sim.exchange_info().iter().filter_map(|r| sim.book_ticker(&r.symbol).ok()));
                 self.uncount_first_fills(&changed, crate::server::local_ms());
                 let now = self.server_now_ms(crate::server::local_ms());
                 self.push(changed.iter().map(|r| (r.clone(), Change::Updated, None)).collect(), now);

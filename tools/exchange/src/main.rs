@@ -19,6 +19,7 @@
 //! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
 //! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
+//! - `market_streams`: the market streams on the same port (`/ws/...`, `/stream?streams=`): bookTicker.
 
 mod api;
 mod auth;
@@ -31,6 +32,7 @@ mod filters;
 mod ids;
 mod limits;
 mod market_data;
+mod market_streams;
 mod markets;
 mod orders;
 mod params;
