@@ -3,11 +3,11 @@
 //! Set-up: open the store, connect the gateway, load the symbols' rules and what the database
 //! knows (positions, resting orders), spawn the stages. Run: intake reads a line and runs it
 //! through exchange I/O on its own thread, up to the fill's line on stdout (the order path runs
-//! to completion there); then record → exchange I/O's thread (stop-loss) → persist; events flow
-//! from every stage to the stdout writer.
+//! to completion there), then records the execution and places the stop-loss on the same
+//! thread; records go to persist, events to the stdout writer.
 //! Shutdown is a drop cascade: end of input (or `quit`) ends intake, which drops its sender;
 //! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
-//! its senders; record and persist drain and stop; the writer flushes.
+//! its senders; persist drains and stops; the writer flushes.
 
 pub mod account;
 pub mod exchange_io;
@@ -266,21 +266,17 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // A short queue on the order path: a backlog waits in the producer's pipe, not inside the
     // engine, so a command's latency is the engine's own time and memory stays flat.
     let (to_exchange, exchange_rx) = bounded(ORDER_PATH_QUEUE);
-    let (to_record, record_rx) = bounded(cap);
-    let (record_to_exchange, from_record_rx) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
-    // Intake, exchange I/O and record share one core (the last): intake hands an order over and
+    // Intake and exchange I/O share one core (the last): intake hands an order over and
     // blocks in poll at once, so exchange I/O runs on the same core after a plain context switch
     // instead of a cross-core wake-up (sim, 2,000 orders/s on 2 cores: p50 60 → 40 µs, p99 139 →
-    // 104-145 µs; pinning them to distinct cores was worse than not pinning). The record stage takes each
-    // execution the moment exchange I/O hands it over and goes idle, and the sell that closes a
-    // buy waits for the buy's round trip through record (sim, 7 alternated runs each: engine p50
-    // median 27 µs instead of 32, p99 median 70 instead of 74; two floods: p99 0.41 ms instead of
-    // 0.53-0.63).
+    // 104-145 µs; pinning them to distinct cores was worse than not pinning). (The record step,
+    // a thread of its own on this core until 2026-12-06, now runs on the order path's thread
+    // after the fill's line: see docs/perf/journal.md.)
     //
     // Over HTTP too, although a floating exchange I/O could follow the thread that answers it.
-    // Floating, it went wherever its last waker ran: the record stage's hand-back for a stop-loss and the
+    // Floating, it went wherever its last waker ran: the hand-back of a fill for its stop-loss and the
     // user stream's reports moved it to the idle first core. The next order's wake-up then
     // queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH` it
     // waits for them to block or for the tick. Traced (920 orders at 500/s), 2 % of hand-overs
@@ -350,22 +346,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
             persist.run(persist_rx)
         }),
     )?);
-    let recorder = record::Recorder {
-        slippage_alert_pct: config.slippage_alert_pct,
-        bus: bus.clone(),
-        to_exchange_io: record_to_exchange,
-        to_persist: to_persist.clone(),
-        stats: Arc::clone(&stats),
-    };
-    let pin = placement.hook("record", order_path_core);
-    handles.push(spawn(
-        "record",
-        Box::new(move || {
-            if pin() {
-                recorder.run(record_rx)
-            }
-        }),
-    )?);
     // `--pin on`: every thread so far is where it belongs before the first request.
     placement.confirm()?;
     // Start-up: connect, read the rules, reconcile. Each read is retried until it answers;
@@ -378,7 +358,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
             ids: Arc::clone(&ids),
             guard: Arc::clone(&guard),
             bus: bus.clone(),
-            to_record,
             to_persist: to_persist.clone(),
         };
         start_up(&config, &placement, history, parts, &mut reads)
@@ -410,7 +389,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     // Intake runs each command through exchange I/O on its own thread; the stage's thread
     // keeps what can wait (stop-losses, the stream, the watch, balance syncs).
-    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_record_rx);
+    let exchange_io = exchange_io::inline::Shared::new(exchange_io);
     let shared_io = Arc::clone(&exchange_io);
     let pin = placement.hook("exchange-io", order_path_core);
     handles.push(spawn(
@@ -479,7 +458,6 @@ struct StartupParts {
     ids: Arc<IdGen>,
     guard: Arc<guard::ExchangeGuard>,
     bus: Bus,
-    to_record: crossbeam_channel::Sender<msg::ToRecord>,
     to_persist: crossbeam_channel::Sender<msg::ToPersist>,
 }
 
@@ -516,7 +494,6 @@ fn start_up(
         parts.guard,
         config,
         parts.bus,
-        parts.to_record,
         parts.to_persist,
     );
     // Before the first command: the database and the exchange agree, every position is protected.
