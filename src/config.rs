@@ -32,6 +32,16 @@ pub enum Transport {
     Ws,
 }
 
+/// Where Binance quotes come from (`--quotes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum QuoteSource {
+    /// The bookTicker market stream; REST while it is down or stale.
+    #[default]
+    Stream,
+    /// The REST poll alone.
+    Rest,
+}
+
 /// Core pinning of the hot stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pinning {
@@ -85,6 +95,11 @@ pub struct Cli {
     /// Binance: how often the top of book of traded symbols is refreshed, milliseconds.
     #[arg(long, default_value_t = 500, value_name = "MS")]
     pub quote_refresh_ms: u64,
+    /// Binance: where the top of book comes from. `stream` (the default): one combined
+    /// bookTicker market stream, with the REST poll as its fallback while it is down or stale;
+    /// `rest`: the poll alone, every --quote-refresh-ms.
+    #[arg(long, value_enum, default_value = "stream", value_name = "stream|rest")]
+    pub quotes: QuoteSource,
     /// Longest Retry-After (429) an entry waits before it fails, milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub max_entry_retry_wait_ms: u64,
@@ -126,6 +141,11 @@ pub struct Cli {
     /// proven path; `ws` (the WebSocket API, one signed connection) is opt-in until measured.
     #[arg(long, value_enum, default_value = "rest", value_name = "rest|ws")]
     pub transport: Transport,
+    /// Binance, `--transport ws`: an Ed25519 private key (PKCS#8 PEM, readable by its owner
+    /// only) that logs the WebSocket API session on; its API key comes from
+    /// BINANCE_ED25519_API_KEY. Without it, each WebSocket request is HMAC-signed.
+    #[arg(long, env = "BINANCE_ED25519_KEY_FILE", value_name = "PATH")]
+    pub ed25519_key_file: Option<std::path::PathBuf>,
     /// Simulator: prices take a seeded random-walk step this often, milliseconds (0: never).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub sim_walk_ms: u64,
@@ -180,12 +200,16 @@ pub struct Config {
     pub stream: bool,
     /// `--transport`: REST or the WebSocket API for orders (binance only).
     pub transport: Transport,
+    /// `--ed25519-key-file`: logs the WebSocket API session on (binance, `--transport ws`).
+    pub ed25519_key_file: Option<std::path::PathBuf>,
     pub sim_walk: Option<Duration>,
     pub base_url: String,
     pub live: bool,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub quote_refresh: Duration,
+    /// `--quotes`: the market stream (with REST as its fallback) or REST alone (binance only).
+    pub quotes: QuoteSource,
     pub max_entry_retry_wait: Duration,
     /// `--pin`; `pipeline::placement` turns it into cores.
     pub pin: Pinning,
@@ -356,12 +380,14 @@ impl Config {
             watch_interval: Duration::from_millis(cli.watch_ms.max(10)),
             stream: cli.stream == OnOff::On,
             transport: cli.transport,
+            ed25519_key_file: cli.ed25519_key_file.clone(),
             sim_walk: (cli.sim_walk_ms > 0).then(|| Duration::from_millis(cli.sim_walk_ms)),
             base_url: checked_base_url(&cli.base_url, cli.live)?,
             live: cli.live,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms.max(1)),
             read_timeout: Duration::from_millis(cli.read_timeout_ms.max(1)),
             quote_refresh: Duration::from_millis(cli.quote_refresh_ms.max(10)),
+            quotes: cli.quotes,
             max_entry_retry_wait: Duration::from_millis(cli.max_entry_retry_wait_ms),
             pin: cli.pin,
             spin: Duration::from_micros(cli.spin_us),
@@ -396,6 +422,7 @@ mod tests {
         let c = Config::defaults();
         assert_eq!(c.exchange, ExchangeKind::Sim);
         assert_eq!(c.transport, Transport::Rest, "REST stays the default until ws is measured");
+        assert_eq!(c.quotes, QuoteSource::Stream, "the market stream, REST as its fallback");
         assert_eq!(c.db, PathBuf::from("./genesis.db"));
         assert_eq!(c.confirm_timeout, Duration::from_secs(10));
         assert_eq!(c.confirm_override, None);

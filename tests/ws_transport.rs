@@ -280,6 +280,9 @@ fn an_old_connection_is_replaced_between_requests() {
     ws.open().expect("connected");
     ws.set_max_connection_age(Duration::ZERO);
     ws.place_order(&market(Side::Buy, "0.01", "ws-E12")).expect("placed");
+    // Answered by the status sent with the placement, on the placement's connection.
+    ws.query_order("ETHUSDT", "ws-E12").expect("verified");
+    assert_eq!(ws.connections(), 2);
     ws.query_order("ETHUSDT", "ws-E12").expect("queried");
     assert_eq!(ws.connections(), 3, "each request on a new connection");
 }

@@ -269,6 +269,11 @@ pub struct OrderReport {
     pub fills: Vec<Fill>,
     /// Exchange time of the report, milliseconds since the epoch.
     pub time_ms: i64,
+    /// Why the exchange expired the order (`expiryReason`, the stream's `eR`; enums.md "Expiry
+    /// Reasons", e.g. `INSUFFICIENT_LIQUIDITY`), when the report says. Kept as text: Binance
+    /// adds reasons, and an unknown one must not make the report unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_reason: Option<String>,
 }
 
 impl OrderReport {
@@ -314,6 +319,9 @@ pub struct Order {
     pub stop_price: Option<Decimal>,
     /// Top of book when the order was decided.
     pub expected_price: Option<Decimal>,
+    /// Age of the quote `expected_price` came from at that moment, microseconds (None: no
+    /// quote behind it, as a stop's price; or recorded before the field existed).
+    pub expected_price_age_us: Option<u64>,
     pub filled_quantity: Decimal,
     pub cum_quote: Decimal,
     pub avg_price: Option<Decimal>,
@@ -329,6 +337,8 @@ pub struct Order {
     pub total_slices: Option<u32>,
     /// Why the order ended as it did (cancel reason, rejection message).
     pub reason: Option<String>,
+    /// Why the exchange expired it (the report's `expiryReason`), once a report said.
+    pub expiry_reason: Option<String>,
     /// Microseconds since the epoch, UTC.
     pub created_at_us: i64,
     pub executed_at_us: Option<i64>,
@@ -363,6 +373,7 @@ impl Order {
             limit_price: None,
             stop_price: None,
             expected_price: None,
+            expected_price_age_us: None,
             filled_quantity: Decimal::ZERO,
             cum_quote: Decimal::ZERO,
             avg_price: None,
@@ -374,6 +385,7 @@ impl Order {
             slice_number: None,
             total_slices: None,
             reason: None,
+            expiry_reason: None,
             created_at_us: now_us,
             executed_at_us: None,
             updated_at_us: now_us,
@@ -405,6 +417,9 @@ impl Order {
             self.executed_at_us = Some(now_us);
         }
         self.add_fills(&report.fills, report.time_ms);
+        if report.expiry_reason.is_some() {
+            self.expiry_reason.clone_from(&report.expiry_reason);
+        }
         self.status = next;
         self.updated_at_us = now_us;
         Ok(next)
@@ -512,6 +527,7 @@ mod tests {
             stop_price: Decimal::ZERO,
             fills,
             time_ms: 0,
+            expiry_reason: None,
         }
     }
 
@@ -597,6 +613,20 @@ mod tests {
     fn filled_with_less_than_the_quantity_is_a_partial_fill() {
         let mut o = order("1");
         assert_eq!(o.apply_report(&report(ExchangeStatus::Filled, d("0.4"), vec![]), 1), Ok(OrderStatus::Partial));
+    }
+
+    #[test]
+    fn an_expiry_reason_stays_on_the_order_once_a_report_gives_it() {
+        let mut o = order("1");
+        let expired = OrderReport {
+            expiry_reason: Some("INSUFFICIENT_LIQUIDITY".into()),
+            ..report(ExchangeStatus::Expired, d("0.4"), vec![])
+        };
+        o.apply_report(&expired, 1).unwrap();
+        assert_eq!(o.expiry_reason.as_deref(), Some("INSUFFICIENT_LIQUIDITY"));
+        // A later report without one (a query's) does not take it away.
+        let _ = o.apply_report(&report(ExchangeStatus::Expired, d("0.4"), vec![]), 2);
+        assert_eq!(o.expiry_reason.as_deref(), Some("INSUFFICIENT_LIQUIDITY"));
     }
 
     #[test]

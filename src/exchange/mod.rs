@@ -186,9 +186,32 @@ pub trait Exchange: Send {
     }
 }
 
+/// Where quotes come from right now, for `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteStatus {
+    /// `book` (the simulator's own book), `stream` (a live market stream) or `rest` (polled).
+    pub source: &'static str,
+    /// Symbols the live market stream has a quote of.
+    pub stream_symbols: usize,
+    /// Market stream events received since start.
+    pub stream_updates: u64,
+    /// REST `bookTicker` requests since start.
+    pub rest_fetches: u64,
+}
+
 /// Top of book for intake's expected price, readable from any thread without a round trip.
 pub trait Quotes: Send + Sync {
     fn top_of_book(&self, symbol: &str) -> Option<BookTicker>;
+
+    /// The top of book and its age: how long ago it was last known to be the exchange's. A
+    /// source that reads the book itself (the simulator) is current: zero.
+    fn quote(&self, symbol: &str) -> Option<(BookTicker, Duration)> {
+        self.top_of_book(symbol).map(|t| (t, Duration::ZERO))
+    }
+
+    fn status(&self) -> QuoteStatus {
+        QuoteStatus { source: "book", stream_symbols: 0, stream_updates: 0, rest_fetches: 0 }
+    }
 
     /// Moves the market (tests and demos): only the simulator can.
     fn set_price(&self, _symbol: &str, _bid: Decimal, _ask: Decimal) -> Result<(), String> {
@@ -196,12 +219,52 @@ pub trait Quotes: Send + Sync {
     }
 }
 
+/// What a push source of order changes (an exchange's user data stream) tells exchange I/O.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushMsg {
+    /// Subscribed (first time or after a reconnect): poll now to cover the gap.
+    Subscribed,
+    /// The connection is gone; the poll alone watches until the next `Subscribed`.
+    Down(String),
+    /// An order changed: the report and the event time `E` (ms).
+    Report { report: OrderReport, event_ms: i64 },
+}
+
+/// Exchange I/O's end of a running push source: the receiver, and a stop flag raised when it is
+/// dropped (the source's thread then ends; it never keeps the pipeline alive).
+pub struct PushLink {
+    pub rx: crossbeam_channel::Receiver<PushMsg>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PushLink {
+    pub fn new(
+        rx: crossbeam_channel::Receiver<PushMsg>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> PushLink {
+        PushLink { rx, stop }
+    }
+}
+
+impl Drop for PushLink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A push source of order changes, not started yet: where and as whom to subscribe.
+pub trait PushSource: Send {
+    /// Starts its thread; `capacity` bounds the channel to exchange I/O; `on_thread` runs first
+    /// on the new thread (the engine pins it there).
+    fn start(self: Box<Self>, capacity: usize, on_thread: Box<dyn FnOnce() + Send>) -> std::io::Result<PushLink>;
+}
+
 /// A connected gateway and the quote source that goes with it.
 pub struct Connected {
     pub gateway: Box<dyn Exchange>,
     pub quotes: std::sync::Arc<dyn Quotes>,
-    /// Where to subscribe to the exchange's push of order changes (binance, `--stream on`).
-    pub stream: Option<binance::stream::StreamConfig>,
+    /// The exchange's push of order changes, to start once reconciled (binance, `--stream on`).
+    pub stream: Option<Box<dyn PushSource>>,
 }
 
 #[cfg(test)]
@@ -215,6 +278,20 @@ mod tests {
         fn top_of_book(&self, _symbol: &str) -> Option<BookTicker> {
             None
         }
+    }
+
+    #[test]
+    fn dropping_a_push_link_tells_its_source_to_stop() {
+        let (_tx, rx) = crossbeam_channel::bounded(1);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        drop(PushLink::new(rx, std::sync::Arc::clone(&stop)));
+        assert!(stop.load(std::sync::atomic::Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_source_that_reads_the_book_gives_quotes_of_age_zero() {
+        assert_eq!(ReadOnlyQuotes.quote("BTCUSDT"), None);
+        assert_eq!(ReadOnlyQuotes.status().source, "book");
     }
 
     #[test]

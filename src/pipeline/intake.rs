@@ -28,6 +28,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Orders waiting for `y` / `n`: one market order, or the slices of an iceberg or TWAP.
+/// An order's expected price and the age of the quote it came from.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    price: Decimal,
+    age_us: u64,
+}
+
 struct PendingConfirmation {
     orders: Vec<Order>,
     /// Spacing of TWAP slices; `None` sends them back to back.
@@ -339,16 +346,16 @@ impl Intake {
         input(format!("unknown symbol '{symbol}' (known: {})", known.join(", ")))
     }
 
-    /// The price an order of `side` would fill at now: the ask for a buy, the bid for a sell.
-    fn expected_price(&self, symbol: &str, side: Side) -> Result<Decimal, Refusal> {
-        let quote = self
-            .quotes
-            .top_of_book(symbol)
-            .ok_or_else(|| Refusal::Input(format!("no price for {symbol} right now")))?;
-        Ok(match side {
+    /// The price an order of `side` would fill at now (the ask for a buy, the bid for a sell),
+    /// and the age of the quote it comes from, microseconds.
+    fn expected_price(&self, symbol: &str, side: Side) -> Result<Expected, Refusal> {
+        let (quote, age) =
+            self.quotes.quote(symbol).ok_or_else(|| Refusal::Input(format!("no price for {symbol} right now")))?;
+        let price = match side {
             Side::Buy => quote.ask,
             Side::Sell => quote.bid,
-        })
+        };
+        Ok(Expected { price, age_us: u64::try_from(age.as_micros()).unwrap_or(u64::MAX) })
     }
 
     /// The risk rules for an entry of `notional` (all of it, for a sliced order).
@@ -361,7 +368,7 @@ impl Intake {
         self.account.check_daily_loss(now_us()).map_err(Refusal::Risk)
     }
 
-    fn new_order(&self, side: Side, rules: &SymbolRules, quantity: Decimal, expected: Decimal) -> Order {
+    fn new_order(&self, side: Side, rules: &SymbolRules, quantity: Decimal, expected: Expected) -> Order {
         let role = if side == Side::Buy { OrderRole::Entry } else { OrderRole::Exit };
         let order_id = self.ids.next_order_id();
         let mut order = Order::new(
@@ -374,7 +381,8 @@ impl Intake {
             quantity,
             now_us(),
         );
-        order.expected_price = Some(expected);
+        order.expected_price = Some(expected.price);
+        order.expected_price_age_us = Some(expected.age_us);
         order
     }
 
@@ -390,7 +398,8 @@ impl Intake {
         }
         let all = self.rules_of(symbol)?;
         let rules = &all[symbol];
-        let expected = self.expected_price(symbol, side)?;
+        let quote = self.expected_price(symbol, side)?;
+        let expected = quote.price;
         let quantity = match quantity {
             Some(q) => q,
             // `buy SYMBOL`: the largest entry the position rule allows, rounded down to the step.
@@ -405,7 +414,7 @@ impl Intake {
         if side == Side::Buy {
             self.check_entry(OrderPath::Market, rules, notional)?;
         }
-        let order = self.new_order(side, rules, quantity, expected);
+        let order = self.new_order(side, rules, quantity, quote);
         self.decide(vec![order], None, read_at, rules)
     }
 
@@ -422,7 +431,8 @@ impl Intake {
         let all = self.rules_of(symbol)?;
         let rules = &all[symbol];
         rules.check_quantity(quantity)?;
-        let expected = self.expected_price(symbol, Side::Buy)?;
+        let quote = self.expected_price(symbol, Side::Buy)?;
+        let expected = quote.price;
         let per_slice = rules.round_qty_down(quantity / Decimal::from(slices));
         let last = quantity - per_slice * Decimal::from(slices - 1);
         for (i, slice) in [per_slice, last].into_iter().enumerate() {
@@ -438,7 +448,7 @@ impl Intake {
         let orders: Vec<Order> = (1..=slices)
             .map(|n| {
                 let q = if n == slices { last } else { per_slice };
-                let mut order = self.new_order(Side::Buy, rules, q, expected);
+                let mut order = self.new_order(Side::Buy, rules, q, quote);
                 order.slice_number = Some(n);
                 order.total_slices = Some(slices);
                 order
@@ -818,6 +828,16 @@ mod tests {
         assert_eq!(out.settings, [("halted", "on".to_string()), ("halted", "off".to_string())]);
         assert!(!account.is_halted());
         assert_eq!(out.submitted().len(), 1);
+    }
+
+    #[test]
+    fn an_order_carries_its_expected_price_and_the_age_of_the_quote_it_came_from() {
+        let mut intake = Setup::default().start();
+        intake.type_lines("buy BTCUSDT 0.001\n");
+        let out = intake.finish();
+        let order = out.submitted()[0];
+        // The test's book is read as the simulator's is: current, age zero.
+        assert_eq!((order.expected_price, order.expected_price_age_us), (Some(d("65000.01")), Some(0)));
     }
 
     #[test]

@@ -26,7 +26,6 @@ use crate::config::{Config, ExchangeKind};
 use crate::domain::ids::IdGen;
 use crate::domain::symbol::SymbolRules;
 use crate::events::{self, Bus, Event, EventKind, Format};
-use crate::exchange::binance::stream::StreamConfig;
 use crate::exchange::{Connected, ExchangeError};
 use crate::store::{Store, StoreError};
 use crossbeam_channel::bounded;
@@ -178,8 +177,28 @@ fn connect_binance(
     binance.connect_timeout = config.connect_timeout;
     binance.read_timeout = config.read_timeout;
     binance.max_retry_after_wait = config.max_entry_retry_wait;
+    if let Some(path) = &config.ed25519_key_file {
+        use crate::exchange::binance::ed25519::{Ed25519Key, Ed25519Login, API_KEY_ENV};
+        if config.transport != crate::config::Transport::Ws {
+            return Err(RunError::Config(
+                "--ed25519-key-file logs on a WebSocket API session: it needs --transport ws".into(),
+            ));
+        }
+        let private = Ed25519Key::from_file(path).map_err(RunError::Config)?;
+        binance.ed25519 = Some(Ed25519Login { api_key: key(API_KEY_ENV)?.into(), key: private });
+    }
+    let book = match config.quotes {
+        crate::config::QuoteSource::Rest => None,
+        crate::config::QuoteSource::Stream => {
+            let pin = placement.hook("market-stream", placement.background);
+            let started = crate::exchange::binance::market_stream::start_engine(&binance.base_url, move || {
+                pin();
+            });
+            Some(started.map_err(|e| RunError::Thread(format!("market stream: {e}")))?)
+        }
+    };
     let pin = placement.hook("quotes", placement.background);
-    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, move || {
+    let quotes = BinanceQuotes::start(binance.clone(), config.quote_refresh, book, move || {
         pin();
     })?;
     let stream = config.stream.then(|| crate::exchange::binance::stream::StreamConfig {
@@ -197,12 +216,18 @@ fn connect_binance(
             log::warn!("WebSocket API: {e}; the first order connects again");
         }
         let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
-        return Ok(Connected { gateway: Box::new(gateway), quotes, stream });
+        return Ok(Connected { gateway: Box::new(gateway), quotes, stream: push_source(stream) });
     }
     let mut gateway = BinanceGateway::new(binance)?;
     reads.read("time", startup::weight::TIME, || gateway.sync_time())?;
     let stream = stream.map(|s| crate::exchange::binance::stream::StreamConfig { clock: gateway.clock(), ..s });
-    Ok(Connected { gateway: Box::new(gateway), quotes, stream })
+    Ok(Connected { gateway: Box::new(gateway), quotes, stream: push_source(stream) })
+}
+
+fn push_source(
+    stream: Option<crate::exchange::binance::stream::StreamConfig>,
+) -> Option<Box<dyn crate::exchange::PushSource>> {
+    stream.map(|s| Box::new(s) as Box<dyn crate::exchange::PushSource>)
 }
 
 /// The account: tier (flag, else saved, else SNIPER; a flag is saved), limits, today's
@@ -374,6 +399,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
         Err(e) => return Err(e),
     };
+    stats.set_quotes(Arc::clone(&quotes));
     // Everything before this run is now in the database: a later start reads from here on.
     let _ = to_persist
         .send(msg::ToPersist::Setting { key: crate::store::UNRECORDED_SINCE, value: run_started_us.to_string() });
@@ -381,10 +407,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // thread is not joined: it holds only its channel to exchange I/O and stops when that goes.
     if let Some(stream) = stream {
         let pin = placement.hook("user-stream", background_core);
-        let link = crate::exchange::binance::stream::start(stream, cap, move || {
-            pin();
-        })
-        .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
+        let link = stream
+            .start(
+                cap,
+                Box::new(move || {
+                    pin();
+                }),
+            )
+            .map_err(|e| RunError::Thread(format!("user-stream: {e}")))?;
         exchange_io.set_stream(link);
     }
     // Intake runs each command through exchange I/O on its own thread; the stage's thread
@@ -463,7 +493,12 @@ struct StartupParts {
 
 /// Connects, reads the rules (one `exchangeInfo`), builds exchange I/O and reconciles it with
 /// the exchange. Returns exchange I/O ready to run, the rules, the quotes and the stream.
-type Started = (exchange_io::ExchangeIo, Arc<Rules>, Arc<dyn crate::exchange::Quotes>, Option<StreamConfig>);
+type Started = (
+    exchange_io::ExchangeIo,
+    Arc<Rules>,
+    Arc<dyn crate::exchange::Quotes>,
+    Option<Box<dyn crate::exchange::PushSource>>,
+);
 
 fn start_up(
     config: &Config,

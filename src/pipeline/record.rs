@@ -92,21 +92,29 @@ impl Recorder {
     }
 }
 
+/// `, quote 1.234 ms old` for an expected price whose quote's age is known.
+fn quote_age_text(age_us: Option<u64>) -> String {
+    age_us.map_or_else(String::new, |us| format!(", quote {:.3} ms old", us as f64 / 1000.0))
+}
+
 /// The event of a verified order: `order_filled`, `order_partially_filled`, `order_cancelled`
 /// (nothing filled) or `order_unverified`, with the fill's numbers and the latency per stage.
 pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &super::OrderLatency) -> Event {
     let latency_ms = order.latency_us.unwrap_or(0) as f64 / 1000.0;
+    // The exchange's word for why it expired the order (e.g. INSUFFICIENT_LIQUIDITY).
+    let expired = order.expiry_reason.as_deref().map_or(String::new(), |r| format!(", expired: {r}"));
     let (kind, text) = match order.status {
         OrderStatus::Filled => (
             EventKind::OrderFilled,
             format!(
-                "{} {} {} {} filled at {} (expected {}, slippage {}%, {:.3} ms)",
+                "{} {} {} {} filled at {} (expected {}{}, slippage {}%, {:.3} ms)",
                 order.order_id,
                 order.side.as_str(),
                 order.filled_quantity.normalize(),
                 order.symbol,
                 order.avg_price.unwrap_or_default().normalize(),
                 order.expected_price.unwrap_or_default().normalize(),
+                quote_age_text(order.expected_price_age_us),
                 order.slippage_percent.unwrap_or_default(),
                 latency_ms
             ),
@@ -114,7 +122,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         _ if order.filled_quantity > Decimal::ZERO => (
             EventKind::OrderPartiallyFilled,
             format!(
-                "{} {} {}: filled {} of {} at {} ({})",
+                "{} {} {}: filled {} of {} at {} ({}{expired})",
                 order.order_id,
                 order.side.as_str(),
                 order.symbol,
@@ -127,11 +135,12 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         OrderStatus::Cancelled => (
             EventKind::OrderCancelled,
             format!(
-                "{} {} {} {}: nothing filled (expired)",
+                "{} {} {} {}: nothing filled (expired{})",
                 order.order_id,
                 order.side.as_str(),
                 order.quantity,
-                order.symbol
+                order.symbol,
+                order.expiry_reason.as_deref().map_or(String::new(), |r| format!(": {r}"))
             ),
         ),
         _ => (
@@ -154,6 +163,7 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         .money("filled_quantity", order.filled_quantity)
         .money_opt("avg_price", order.avg_price)
         .money_opt("expected_price", order.expected_price)
+        .field("expected_price_age_us", order.expected_price_age_us)
         .money_opt("slippage_percent", order.slippage_percent)
         .money("commission", order.commission)
         .field("commission_asset", order.commission_asset.clone())
@@ -172,6 +182,9 @@ pub fn fill_event(order: &Order, verification_error: Option<&str>, latency: &sup
         );
     if let Some(error) = verification_error {
         event = event.field("verification_error", error);
+    }
+    if let Some(reason) = &order.expiry_reason {
+        event = event.field("expiry_reason", reason.as_str());
     }
     event
 }
@@ -263,6 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn a_fill_shows_the_age_of_the_quote_its_expected_price_came_from() {
+        let mut o = order(Side::Buy, OrderStatus::Filled, "0.01", Some("100"));
+        o.expected_price_age_us = Some(1_500);
+        let (events, _) = record_one(o);
+        assert_eq!(events[0].fields["expected_price_age_us"], 1_500);
+        assert!(events[0].text.contains("(expected 100, quote 1.500 ms old, slippage"), "{}", events[0].text);
+        let (events, _) = record_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("100")));
+        assert!(events[0].fields["expected_price_age_us"].is_null());
+        assert!(events[0].text.contains("(expected 100, slippage"), "{}", events[0].text);
+    }
+
+    #[test]
     fn a_fill_within_the_slippage_threshold_raises_no_alert() {
         let (events, _) = record_one(order(Side::Sell, OrderStatus::Filled, "0.01", Some("99.6")));
         assert_eq!(kinds(&events), ["order_filled"]);
@@ -293,6 +318,23 @@ mod tests {
         assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired)");
         assert_eq!(events[0].fields["avg_price"], serde_json::Value::Null);
         assert_eq!(recorded.len(), 1);
+    }
+
+    #[test]
+    fn an_expired_orders_event_names_the_exchanges_expiry_reason() {
+        let mut partly = order(Side::Buy, OrderStatus::Cancelled, "0.004", Some("100"));
+        partly.expiry_reason = Some("INSUFFICIENT_LIQUIDITY".into());
+        let (events, _) = record_one(partly);
+        assert_eq!(events[0].fields["expiry_reason"], "INSUFFICIENT_LIQUIDITY");
+        assert_eq!(
+            events[0].text,
+            "7 BUY BTCUSDT: filled 0.004 of 0.01 at 100 (CANCELLED, expired: INSUFFICIENT_LIQUIDITY)"
+        );
+        let mut nothing = order(Side::Sell, OrderStatus::Cancelled, "0", None);
+        nothing.expiry_reason = Some("INSUFFICIENT_LIQUIDITY".into());
+        let (events, _) = record_one(nothing);
+        assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired: INSUFFICIENT_LIQUIDITY)");
+        assert_eq!(events[0].fields["expiry_reason"], "INSUFFICIENT_LIQUIDITY");
     }
 
     #[test]

@@ -25,9 +25,16 @@ struct Inner {
     stream: &'static str,
 }
 
-#[derive(Debug)]
 pub struct Stats {
     inner: Mutex<Inner>,
+    /// Where quotes come from, asked when `stats` is answered.
+    quotes: Mutex<Option<std::sync::Arc<dyn crate::exchange::Quotes>>>,
+}
+
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stats").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 impl Default for Stats {
@@ -45,6 +52,7 @@ impl Default for Stats {
                 detection: [Histogram::new(3).expect("valid"), Histogram::new(3).expect("valid")],
                 stream: "off",
             }),
+            quotes: Mutex::new(None),
         }
     }
 }
@@ -80,6 +88,11 @@ impl Stats {
         }
         s.worst_detection_ms = s.worst_detection_ms.max(delay_ms);
         let _ = s.detection[usize::from(by_stream)].record(delay_ms.min(3_600_000));
+    }
+
+    /// The quote source whose status `stats` shows.
+    pub fn set_quotes(&self, quotes: std::sync::Arc<dyn crate::exchange::Quotes>) {
+        *self.quotes.lock() = Some(quotes);
     }
 
     /// The user data stream's state, for `stats`.
@@ -129,6 +142,14 @@ impl Stats {
                 Value::Object(by)
             })
             .field("latency_us", Value::Object(stages));
+        if let Some(quotes) = self.quotes.lock().as_ref() {
+            let q = quotes.status();
+            event = event.field(
+                "quotes",
+                json!({"source": q.source, "stream_symbols": q.stream_symbols,
+                       "stream_updates": q.stream_updates, "rest_fetches": q.rest_fetches}),
+            );
+        }
         for (key, value) in extra {
             event = event.field(key, value);
         }
@@ -158,6 +179,7 @@ mod tests {
         stats.record_detection(4, true);
         stats.record_detection(6, true);
         let e = stats.event(vec![]);
+        assert!(e.fields.get("quotes").is_none(), "no quote source set");
         assert_eq!((e.fields["updates_by_poll"].as_u64(), e.fields["updates_by_stream"].as_u64()), (Some(1), Some(2)));
         assert_eq!(e.fields["worst_detection_ms"], 120);
         assert_eq!(e.fields["detection_ms"]["stream"]["max"], 6);
@@ -167,5 +189,18 @@ mod tests {
         assert_eq!(e.fields["latency_us"]["total"]["max"], 100);
         assert_eq!(e.fields["latency_us"]["persist_commit"]["count"], 1);
         assert!(e.fields["latency_us"].get("stop_loss").is_none());
+    }
+
+    #[test]
+    fn stats_show_where_quotes_come_from() {
+        struct Book;
+        impl crate::exchange::Quotes for Book {
+            fn top_of_book(&self, _symbol: &str) -> Option<crate::exchange::BookTicker> {
+                None
+            }
+        }
+        let stats = Stats::default();
+        stats.set_quotes(std::sync::Arc::new(Book));
+        assert_eq!(stats.event(vec![]).fields["quotes"]["source"], "book");
     }
 }

@@ -18,6 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::Path;
 use std::str::FromStr;
 
+mod migrate;
+
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// Errors at the database boundary.
@@ -117,6 +119,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.execute_batch(SCHEMA)?;
+        migrate::add_columns(&conn)?;
         Ok(Store { conn })
     }
 
@@ -379,7 +382,8 @@ fn wal_checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
 
 const ORDER_COLUMNS: &str = "order_id, position_id, client_order_id, exchange_order_id, side, quantity, \
 filled_quantity, status, slice_number, total_slices, slippage_percent, symbol, role, exchange_type, expected_price, \
-avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us";
+avg_fill_price, cum_quote, commission, commission_asset, stop_price, limit_price, latency_us, reason, created_at_us, \
+expected_price_age_us";
 
 const POSITION_COLUMNS: &str = "position_id, symbol, quantity, entry_price, entry_order_id, stop_loss, \
 stop_loss_order_id, status, realized_pnl, opened_at_us, entry_fees";
@@ -402,14 +406,15 @@ fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<(), StoreEr
         "INSERT INTO orders (order_id, position_id, client_order_id, exchange_order_id, type, side, price, quantity,
             filled_quantity, status, slice_number, total_slices, latency_ms, slippage_percent, created_at, executed_at,
             symbol, role, exchange_type, expected_price, avg_fill_price, cum_quote, commission, commission_asset,
-            stop_price, limit_price, latency_us, reason, updated_at, created_at_us)
+            stop_price, limit_price, latency_us, reason, updated_at, created_at_us, expected_price_age_us)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
+            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
          ON CONFLICT(order_id) DO UPDATE SET position_id = excluded.position_id,
             exchange_order_id = excluded.exchange_order_id, price = excluded.price,
             filled_quantity = excluded.filled_quantity, status = excluded.status, latency_ms = excluded.latency_ms,
             slippage_percent = excluded.slippage_percent, executed_at = excluded.executed_at,
-            expected_price = excluded.expected_price, avg_fill_price = excluded.avg_fill_price,
+            expected_price = excluded.expected_price, expected_price_age_us = excluded.expected_price_age_us,
+            avg_fill_price = excluded.avg_fill_price,
             cum_quote = excluded.cum_quote, commission = excluded.commission,
             commission_asset = excluded.commission_asset, latency_us = excluded.latency_us,
             reason = excluded.reason, updated_at = excluded.updated_at
@@ -446,6 +451,7 @@ fn upsert_order(tx: &rusqlite::Transaction<'_>, o: &Order) -> Result<(), StoreEr
         o.reason,
         format_ts(o.updated_at_us),
         o.created_at_us,
+        o.expected_price_age_us.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
     ])?;
     if written == 0 {
         // Another order holds this order id: never merge two orders into one row. (Start-up
@@ -543,6 +549,7 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> 
     let stop = opt_dec(row, 19)?;
     let limit = opt_dec(row, 20)?;
     let latency_us: Option<i64> = row.get(21)?;
+    let expected_age_us: Option<i64> = row.get(24)?;
     let build = || -> Result<Order, StoreError> {
         let bad = |what: &str, v: &str| StoreError::Corrupt(format!("{what} '{v}'"));
         let mut o = Order::new(
@@ -565,6 +572,7 @@ fn order_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Order, StoreError>> 
         o.stop_price = stop?;
         o.limit_price = limit?;
         o.latency_us = latency_us.map(|v| v.max(0) as u64);
+        o.expected_price_age_us = expected_age_us.map(|v| v.max(0) as u64);
         Ok(o)
     };
     let mut order = match build() {
@@ -643,6 +651,41 @@ mod tests {
         );
         o.expected_price = Some(d("65000.01"));
         o
+    }
+
+    #[test]
+    fn the_expected_price_age_round_trips() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut o = order(1);
+        o.expected_price_age_us = Some(1_234);
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        assert_eq!(store.find_order("gtest-E1").unwrap().unwrap().expected_price_age_us, Some(1_234));
+        o.expected_price_age_us = None;
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        assert_eq!(store.find_order("gtest-E1").unwrap().unwrap().expected_price_age_us, None);
+    }
+
+    #[test]
+    fn a_database_made_before_the_quote_age_column_gets_it_and_keeps_its_orders() {
+        let dir = std::env::temp_dir().join(format!("genesis-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.write_batch(&[Write::Order(&order(1))]).unwrap();
+            store.connection().execute_batch("ALTER TABLE orders DROP COLUMN expected_price_age_us").unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let old = store.find_order("gtest-E1").unwrap().unwrap();
+        assert_eq!((old.expected_price, old.expected_price_age_us), (Some(d("65000.01")), None));
+        let mut o = order(2);
+        o.client_order_id = "gtest-E2".into();
+        o.expected_price_age_us = Some(7);
+        store.write_batch(&[Write::Order(&o)]).unwrap();
+        assert_eq!(store.find_order("gtest-E2").unwrap().unwrap().expected_price_age_us, Some(7));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

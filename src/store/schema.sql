@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS orders (
     reason            TEXT,
     updated_at        TEXT NOT NULL,
     created_at_us     INTEGER NOT NULL,
+    -- Age of the quote expected_price came from, at the decision; NULL without one. A database
+    -- made before the column existed gets it from store/migrate.rs (ALTER TABLE).
+    expected_price_age_us INTEGER CHECK (expected_price_age_us IS NULL OR expected_price_age_us >= 0),
     CHECK (side = 'SELL' OR type <> 'STOP_LOSS')
 );
 CREATE INDEX IF NOT EXISTS orders_open ON orders (status) WHERE status IN ('PENDING', 'PARTIAL');

@@ -87,6 +87,21 @@ impl Server {
         self.control("POST", "/sim/stream/drop", "")["dropped"].as_u64().unwrap_or(0)
     }
 
+    /// `POST /sim/market-stream/drop`: closes every market stream connection; returns how many.
+    pub fn drop_market_streams(&self) -> u64 {
+        self.control("POST", "/sim/market-stream/drop", "")["dropped"].as_u64().unwrap_or(0)
+    }
+
+    /// Market stream connections open on the server now.
+    pub fn market_stream_connections(&self) -> u64 {
+        self.control("GET", "/sim/market-stream", "")["connections"].as_u64().unwrap_or(0)
+    }
+
+    /// `POST /sim/market-stream/silence`: the market streams stay open and send nothing (stale).
+    pub fn silence_market_streams(&self, silent: bool) {
+        self.control("POST", "/sim/market-stream/silence", &format!("{{\"silent\":{silent}}}"));
+    }
+
     /// A client of the same account (another program, say).
     pub fn client(&self) -> BinanceGateway {
         patiently(|| BinanceGateway::connect(BinanceConfig::new(self.url.clone(), KEY, SECRET)))

@@ -6,6 +6,7 @@
 //! - [`error`]: transport errors and HTTP responses → [`ExchangeError`].
 //! - [`clock`]: the server-time offset.
 //! - [`user_data`], [`stream`]: the WebSocket API user data stream (push of order changes).
+//! - [`market_stream`], [`quotes`]: top of book from the bookTicker stream, REST as its fallback.
 //!
 //! Behaviour worth knowing:
 //! - Signed requests carry `timestamp` (local time + measured offset), `recvWindow` and the
@@ -23,7 +24,9 @@
 //!   other error; `cancel_replace` then reads the body `attempt` kept (`error_body`).
 
 pub mod clock;
+pub mod ed25519;
 pub mod error;
+pub mod market_stream;
 pub mod quotes;
 pub mod sign;
 pub mod stream;
@@ -43,6 +46,7 @@ use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Re
 use clock::ExchangeClock;
 use error::UNKNOWN_OUTCOME_CODES;
 use sign::QueryBuilder;
+use std::collections::HashSet;
 use std::fmt;
 use std::time::{Duration, Instant};
 use wire::WireError;
@@ -74,6 +78,9 @@ pub struct BinanceConfig {
     pub max_retry_after_wait: Duration,
     /// HTTP proxy URL; `None` (the default) means a direct connection whatever the environment.
     pub proxy: Option<Secret>,
+    /// An Ed25519 key that logs the WebSocket API session on (`--transport ws`): its requests
+    /// then carry no key or signature. `None`: every WebSocket request is HMAC-signed.
+    pub ed25519: Option<ed25519::Ed25519Login>,
 }
 
 impl BinanceConfig {
@@ -88,6 +95,7 @@ impl BinanceConfig {
             recv_window_ms: 5000,
             max_retry_after_wait: Duration::from_secs(2),
             proxy: None,
+            ed25519: None,
         }
     }
 }
@@ -119,6 +127,9 @@ pub struct BinanceGateway {
     max_retry_after_wait: Duration,
     clock: ExchangeClock,
     rules: Vec<SymbolRules>,
+    /// Symbols whose `allowedSelfTradePreventionModes` lack [`SELF_TRADE_PREVENTION_MODE`]:
+    /// their orders are sent without a mode (the symbol's default), not refused with -1130.
+    stp_refused: HashSet<String>,
     rate_limits: Vec<RateLimit>,
     used_weight_1m: Option<u32>,
     order_count_10s: Option<u32>,
@@ -196,6 +207,7 @@ impl BinanceGateway {
             max_retry_after_wait: config.max_retry_after_wait,
             clock: ExchangeClock::default(),
             rules: Vec::new(),
+            stp_refused: HashSet::new(),
             rate_limits: Vec::new(),
             used_weight_1m: None,
             order_count_10s: None,
@@ -242,6 +254,12 @@ impl BinanceGateway {
     /// The cached rules of every symbol (from the last exchangeInfo).
     pub fn rules(&self) -> &[SymbolRules] {
         &self.rules
+    }
+
+    /// The STP mode to send with an order on `symbol`: ours, unless the symbol does not allow
+    /// it (then none: the symbol's default applies).
+    pub(super) fn stp_mode(&self, symbol: &str) -> Option<&'static str> {
+        (!self.stp_refused.contains(symbol)).then_some(SELF_TRADE_PREVENTION_MODE)
     }
 
     /// The cached rules of one symbol.
@@ -469,7 +487,7 @@ pub(super) fn cancel_replace_refusal(error: ExchangeError, error_body: &str) -> 
 }
 
 /// The parameters of `POST /api/v3/order` for `order`, before recvWindow/timestamp.
-pub(super) fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
+pub(super) fn order_params(order: &NewOrder, stp_mode: Option<&str>, q: &mut QueryBuilder<'_>) {
     q.str("symbol", &order.symbol).str("side", order.side.as_str()).str("type", order.order_type.as_str());
     let limit_type = matches!(
         order.order_type,
@@ -485,15 +503,26 @@ pub(super) fn order_params(order: &NewOrder, q: &mut QueryBuilder<'_>) {
     if let Some(stop) = order.stop_price {
         q.display("stopPrice", stop.normalize());
     }
-    q.str("newClientOrderId", &order.client_order_id)
-        .str("newOrderRespType", "FULL")
-        .str("selfTradePreventionMode", SELF_TRADE_PREVENTION_MODE);
+    q.str("newClientOrderId", &order.client_order_id).str("newOrderRespType", "FULL");
+    if let Some(mode) = stp_mode {
+        q.str("selfTradePreventionMode", mode);
+    }
+}
+
+/// The symbols whose listed modes lack ours (a symbol that lists none is taken to allow it).
+fn stp_refused(allowed: &[(String, Vec<String>)]) -> HashSet<String> {
+    allowed
+        .iter()
+        .filter(|(_, modes)| !modes.is_empty() && !modes.iter().any(|m| m == SELF_TRADE_PREVENTION_MODE))
+        .map(|(symbol, _)| symbol.clone())
+        .collect()
 }
 
 /// Sent with every order rather than left to the symbol's default (`EXPIRE_MAKER` on most):
 /// STP acts by the taker's mode, and Genesis's takers are its entries and exits, so a taker
 /// that would trade with one of Genesis's own resting orders (a triggered stop-limit) expires
-/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book.
+/// itself (`EXPIRED_IN_MATCH`) and the protection stays on the book. A symbol whose
+/// `allowedSelfTradePreventionModes` lacks it gets no mode (its default), not a -1130.
 pub const SELF_TRADE_PREVENTION_MODE: &str = "EXPIRE_TAKER";
 
 /// Refuses locally what Binance would refuse with -1102 (a mandatory parameter missing).
@@ -532,6 +561,8 @@ impl Exchange for BinanceGateway {
 
     fn exchange_info(&mut self) -> Result<Vec<SymbolRules>, ExchangeError> {
         let info = self.request(Method::Get, "/api/v3/exchangeInfo", false, |_| {}, wire::parse_exchange_info)?;
+        self.stp_refused = stp_refused(&info.allowed_stp_modes);
+        log::debug!("binance: {} symbols refuse {SELF_TRADE_PREVENTION_MODE}", self.stp_refused.len());
         self.rules = info.symbols;
         self.rate_limits = info.rate_limits;
         Ok(self.rules.clone())
@@ -551,11 +582,12 @@ impl Exchange for BinanceGateway {
 
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
         check_order(order)?;
+        let stp = self.stp_mode(&order.symbol);
         self.request(
             Method::Post,
             "/api/v3/order",
             true,
-            |q| order_params(order, q),
+            |q| order_params(order, stp, q),
             |body| wire::parse_placement(body, order),
         )
     }
@@ -586,12 +618,13 @@ impl Exchange for BinanceGateway {
 
     fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
         check_order(order)?;
+        let stp = self.stp_mode(&order.symbol);
         let result = self.request(
             Method::Post,
             "/api/v3/order/cancelReplace",
             true,
             |q| {
-                order_params(order, q);
+                order_params(order, stp, q);
                 q.str("cancelReplaceMode", "STOP_ON_FAILURE").str("cancelOrigClientOrderId", cancel_client_order_id);
             },
             |body| wire::parse_cancel_replace(body, order),
@@ -705,8 +738,26 @@ mod tests {
 
     fn params(order: &NewOrder) -> String {
         let mut out = String::new();
-        order_params(order, &mut QueryBuilder::new(&mut out));
+        order_params(order, Some(SELF_TRADE_PREVENTION_MODE), &mut QueryBuilder::new(&mut out));
         out
+    }
+
+    #[test]
+    fn a_symbol_that_does_not_allow_our_stp_mode_gets_none_sent() {
+        let allowed = vec![
+            ("AAAUSDT".to_string(), vec!["EXPIRE_MAKER".to_string(), "EXPIRE_BOTH".to_string()]),
+            ("BBBUSDT".to_string(), vec!["EXPIRE_TAKER".to_string()]),
+            ("CCCUSDT".to_string(), vec![]),
+        ];
+        let refused = stp_refused(&allowed);
+        assert_eq!(refused, HashSet::from(["AAAUSDT".to_string()]));
+        let mut gateway = BinanceGateway::new(BinanceConfig::new("http://127.0.0.1:9", "k", "s")).unwrap();
+        gateway.stp_refused = refused;
+        assert_eq!(gateway.stp_mode("AAAUSDT"), None);
+        assert_eq!(gateway.stp_mode("BBBUSDT"), Some("EXPIRE_TAKER"));
+        let mut out = String::new();
+        order_params(&order(ExchangeOrderType::Market), None, &mut QueryBuilder::new(&mut out));
+        assert!(!out.contains("selfTradePreventionMode"), "{out}");
     }
 
     #[test]

@@ -13,8 +13,7 @@
 
 use super::user_data::{parse_ws_message, subscribe_signature_request, WsMessage};
 use super::{Secret, Signer};
-use crate::domain::order::OrderReport;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,28 +21,10 @@ use std::time::{Duration, Instant};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-/// What the stream thread tells the exchange I/O stage.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamMsg {
-    /// Subscribed (first time or after a reconnect): poll now to cover the gap.
-    Subscribed,
-    /// The connection is gone; the poll alone watches until the next `Subscribed`.
-    Down(String),
-    /// An order changed: the report and the event time `E` (ms).
-    Report { report: OrderReport, event_ms: i64 },
-}
-
 /// The stage's end: the receiver, and the stop flag raised when it is dropped.
-pub struct StreamLink {
-    pub rx: Receiver<StreamMsg>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for StreamLink {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
+pub use crate::exchange::PushLink as StreamLink;
+/// What the stream thread tells the exchange I/O stage (the exchange boundary's type).
+pub use crate::exchange::PushMsg as StreamMsg;
 
 /// Where and as whom to subscribe.
 #[derive(Clone)]
@@ -98,7 +79,13 @@ pub fn start(
         on_thread();
         run(config, tx, thread_stop, CLOCKS)
     })?;
-    Ok(StreamLink { rx, stop })
+    Ok(StreamLink::new(rx, stop))
+}
+
+impl crate::exchange::PushSource for StreamConfig {
+    fn start(self: Box<Self>, capacity: usize, on_thread: Box<dyn FnOnce() + Send>) -> std::io::Result<StreamLink> {
+        start(*self, capacity, on_thread)
+    }
 }
 
 /// Why a session ended.
@@ -295,6 +282,7 @@ mod tests {
     //! The stream thread against a scripted WebSocket server on 127.0.0.1.
 
     use super::*;
+    use crossbeam_channel::Receiver;
     use serde_json::{json, Value};
     use std::net::TcpListener;
     use std::thread::JoinHandle;

@@ -226,6 +226,7 @@ fn filled(client_order_id: &str) -> OrderReport {
         stop_price: Decimal::ZERO,
         fills: vec![Fill::new(d("65000.37"), d("0.001"), d("0.000001"), "BTC", 77)],
         time_ms: 1_737_635_557_417,
+        expiry_reason: None,
     }
 }
 

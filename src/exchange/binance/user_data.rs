@@ -123,6 +123,9 @@ struct WireExecution {
     is_maker: Option<bool>,
     #[serde(rename = "Z", default)]
     cum_quote: Option<Decimal>,
+    /// Expiry reason, on an expired order's event.
+    #[serde(rename = "eR", default)]
+    expiry_reason: Option<String>,
 }
 
 /// An `executionReport` event object into an [`OrderReport`] (status `X`, executed `z`,
@@ -169,6 +172,7 @@ impl WireExecution {
             stop_price: self.stop_price.unwrap_or(Decimal::ZERO),
             fills,
             time_ms: self.transact_ms,
+            expiry_reason: self.expiry_reason,
         };
         Ok((report, self.event_ms))
     }
@@ -257,7 +261,7 @@ fn execution_json(
         None => (r.client_order_id.as_str(), ""),
     };
     let zero = fmt_decimal(Decimal::ZERO);
-    json!({
+    let mut event = json!({
         "e": "executionReport",
         "E": event_ms,
         "s": r.symbol,
@@ -292,7 +296,12 @@ fn execution_json(
         "Q": zero,
         "W": r.time_ms,
         "V": "NONE",
-    })
+    });
+    // user-data-stream.md: `eR` "appears when the order has expired".
+    if let (Some(reason), ExchangeStatus::Expired | ExchangeStatus::ExpiredInMatch) = (&r.expiry_reason, status) {
+        event["eR"] = Value::String(reason.clone());
+    }
+    event
 }
 
 /// The `executionReport` events Binance sends for one change of an order: NEW for a
@@ -367,6 +376,7 @@ mod tests {
             stop_price: d("2410"),
             fills,
             time_ms: 1_700_000_000_123,
+            expiry_reason: None,
         }
     }
 
@@ -448,6 +458,22 @@ mod tests {
         assert_eq!(report.client_order_id, "abc-S-1");
         assert_eq!(report.status, ExchangeStatus::Canceled);
         assert!(report.fills.is_empty());
+    }
+
+    #[test]
+    fn an_expired_orders_event_carries_its_expiry_reason_and_parses_back() {
+        let fill = Fill::new(d("2405"), d("0.004"), d("0"), "USDT", 11);
+        let r = OrderReport {
+            expiry_reason: Some("INSUFFICIENT_LIQUIDITY".into()),
+            ..stop(ExchangeStatus::Expired, "0.004", vec![fill])
+        };
+        let events = execution_reports_json(&r, Change::Updated, 1, None);
+        assert_eq!(events.last().unwrap()["eR"], "INSUFFICIENT_LIQUIDITY");
+        let (back, _) = parse_execution_report(events.last().unwrap()).unwrap();
+        assert_eq!(back.expiry_reason.as_deref(), Some("INSUFFICIENT_LIQUIDITY"));
+        // Only on the event that says EXPIRED.
+        let open = OrderReport { status: ExchangeStatus::New, ..r };
+        assert!(execution_reports_json(&open, Change::Placed, 1, None)[0].get("eR").is_none());
     }
 
     #[test]

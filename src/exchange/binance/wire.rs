@@ -74,6 +74,8 @@ pub struct ExchangeInfo {
     pub server_time_ms: i64,
     pub rate_limits: Vec<RateLimit>,
     pub symbols: Vec<SymbolRules>,
+    /// Each symbol's `allowedSelfTradePreventionModes`, where the entry lists them.
+    pub allowed_stp_modes: Vec<(String, Vec<String>)>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,6 +126,8 @@ struct WireOrder {
     stop_price: Option<Decimal>,
     #[serde(default)]
     fills: Vec<WireFill>,
+    #[serde(default)]
+    expiry_reason: Option<String>,
 }
 
 impl WireOrder {
@@ -175,6 +179,7 @@ impl WireOrder {
                 .map(|f| Fill::new(f.price, f.qty, f.commission, &f.commission_asset, f.trade_id))
                 .collect(),
             time_ms: self.transact_time.or(self.update_time).or(self.time).unwrap_or(0),
+            expiry_reason: self.expiry_reason,
         })
     }
 }
@@ -350,16 +355,23 @@ struct WireExchangeInfo {
 pub fn parse_exchange_info(body: &str) -> Result<ExchangeInfo, WireError> {
     let info: WireExchangeInfo = serde_json::from_str(body).map_err(|e| wire_err("exchangeInfo", e))?;
     let mut symbols = Vec::with_capacity(info.symbols.len());
+    let mut allowed_stp_modes = Vec::new();
     for value in &info.symbols {
         match parse_symbol(value) {
-            Ok(rules) => symbols.push(rules),
+            Ok(rules) => {
+                if let Some(modes) = value.get("allowedSelfTradePreventionModes").and_then(Value::as_array) {
+                    let modes = modes.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                    allowed_stp_modes.push((rules.symbol.clone(), modes));
+                }
+                symbols.push(rules)
+            }
             Err(e) => {
                 let symbol = value.get("symbol").and_then(Value::as_str).unwrap_or("?");
                 log::warn!("exchangeInfo: skipping symbol {symbol}: {e}");
             }
         }
     }
-    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols })
+    Ok(ExchangeInfo { server_time_ms: info.server_time, rate_limits: info.rate_limits, symbols, allowed_stp_modes })
 }
 
 #[derive(Deserialize)]
@@ -555,6 +567,16 @@ pub fn order_json(r: &OrderReport, full: bool) -> Value {
     if full {
         v["fills"] = fills_json(&r.fills);
     }
+    with_expiry_reason(v, r)
+}
+
+/// rest-api.md "Conditional fields in Order Responses": `expiryReason` "when an order has
+/// expired".
+fn with_expiry_reason(mut v: Value, r: &OrderReport) -> Value {
+    let expired = matches!(r.status, ExchangeStatus::Expired | ExchangeStatus::ExpiredInMatch);
+    if let (Some(reason), true) = (&r.expiry_reason, expired) {
+        v["expiryReason"] = Value::String(reason.clone());
+    }
     v
 }
 
@@ -563,7 +585,7 @@ pub fn order_json(r: &OrderReport, full: bool) -> Value {
 /// stop order that has not traded (Genesis does not track the trigger itself).
 pub fn order_query_json(r: &OrderReport) -> Value {
     let is_working = !r.order_type.is_algo() || r.executed_qty > Decimal::ZERO;
-    json!({
+    let v = json!({
         "symbol": r.symbol,
         "orderId": r.exchange_order_id,
         "orderListId": -1,
@@ -584,7 +606,8 @@ pub fn order_query_json(r: &OrderReport) -> Value {
         "workingTime": working_time(r),
         "origQuoteOrderQty": fmt_decimal(Decimal::ZERO),
         "selfTradePreventionMode": "NONE",
-    })
+    });
+    with_expiry_reason(v, r)
 }
 
 /// The DELETE order shape, also each item of DELETE openOrders: `origClientOrderId` is the
@@ -611,7 +634,7 @@ pub fn cancel_json(r: &OrderReport, cancel_client_order_id: &str) -> Value {
     if r.order_type.is_algo() {
         v["stopPrice"] = Value::String(fmt_decimal(r.stop_price));
     }
-    v
+    with_expiry_reason(v, r)
 }
 
 /// One `exchangeInfo.symbols[]` entry: status TRADING (or BREAK when not trading), orderTypes,
@@ -665,8 +688,8 @@ pub fn symbol_json(s: &SymbolRules) -> Value {
         "filters": filters,
         "permissions": [],
         "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE",
-        "allowedSelfTradePreventionModes": ["NONE"],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
     })
 }
 
@@ -933,6 +956,8 @@ mod tests {
         assert_eq!(info.server_time_ms, 1565246363776);
         assert_eq!(info.symbols.len(), 1);
         assert_eq!(info.symbols[0].symbol, "BTCUSDT");
+        let modes = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"].map(String::from).to_vec();
+        assert_eq!(info.allowed_stp_modes, vec![("BTCUSDT".to_string(), modes)]);
         assert_eq!(find_rate_limit(&info.rate_limits, "ORDERS", "SECOND", 10), Some(100));
         assert_eq!(find_rate_limit(&info.rate_limits, "REQUEST_WEIGHT", "MINUTE", 1), Some(6000));
         assert!(parse_exchange_info(r#"{"rateLimits":[]}"#).is_err());
@@ -1027,7 +1052,23 @@ mod tests {
             stop_price: d("63700.36"),
             fills: vec![Fill::new(d("65000.37"), d("0.001"), d("0.000001"), "BTC", 12345)],
             time_ms: 1737635557417,
+            expiry_reason: None,
         }
+    }
+
+    #[test]
+    fn an_expired_orders_shapes_carry_its_expiry_reason_and_parse_back() {
+        let r = OrderReport {
+            expiry_reason: Some("INSUFFICIENT_LIQUIDITY".into()),
+            ..report(ExchangeOrderType::Market, ExchangeStatus::Expired)
+        };
+        for shape in [order_json(&r, true), order_query_json(&r), cancel_json(&r, "c")] {
+            assert_eq!(shape["expiryReason"], "INSUFFICIENT_LIQUIDITY");
+            assert_eq!(parse_order(&shape.to_string()).unwrap().expiry_reason, r.expiry_reason);
+        }
+        // Only "when an order has expired".
+        let filled = OrderReport { status: ExchangeStatus::Filled, ..r };
+        assert!(order_json(&filled, true).get("expiryReason").is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The WebSocket API gateway (`--transport ws`): placement, query, cancel, cancel-all and
 //! cancel-replace as WebSocket API requests (`order.place`, `order.status`, `order.cancel`,
 //! `openOrders.cancelAll`, `order.cancelReplace`) over one connection, each HMAC-signed (the
-//! parameters but `signature`, sorted by name, `name=value` joined by `&`). Everything else
+//! parameters but `signature`, sorted by name, `name=value` joined by `&`), or, with an
+//! Ed25519 key, on a session logged on once per connection ([`ws_session`]). Everything else
 //! (exchangeInfo, account, allOrders, myTrades, openOrders, the book ticker, the server time)
 //! goes over REST, through the [`BinanceGateway`] this gateway holds.
 //!
@@ -18,12 +19,14 @@
 //!   (the request is then never in doubt). A connection older than [`MAX_CONNECTION_AGE`]
 //!   (Binance ends them at 24 h) is closed and made again between two requests, so no order
 //!   is ever in flight on a connection that is about to be cut.
+//! - A market order's verification query leaves in the same write as its placement
+//!   ([`ws_status_ahead`]), and is used only when consistent with the placement's answer.
 
 use super::sign::{parse_query, QueryBuilder, Secret, Signer};
 use super::user_data::ws_api_url;
 use super::wire::WireError;
 use super::{cancel_replace_refusal, check_order, clock, error, order_params, wire, BinanceConfig, BinanceGateway};
-use crate::domain::order::{Fill, OrderReport};
+use crate::domain::order::{ExchangeOrderType, Fill, OrderReport};
 use crate::domain::symbol::SymbolRules;
 use crate::exchange::{Balance, BookTicker, Exchange, ExchangeError, NewOrder, Replaced, RequestTiming};
 use serde::Deserialize;
@@ -96,6 +99,14 @@ pub struct WsApiGateway {
     retry_after_explicit: bool,
     /// The `error` object of the last failed answer (cancelReplace reads its `data`).
     error_body: String,
+    /// The order (symbol, client id) whose `order.status` goes with the placement being sent.
+    status_for: Option<(String, String)>,
+    /// The `order.status` sent with the last placement.
+    status_ahead: Option<ws_status_ahead::StatusAhead>,
+    /// Logs each connection on (`session.logon`); `None`: HMAC-signed requests.
+    ed25519: Option<super::ed25519::Ed25519Login>,
+    /// Logons so far (one per connection with an Ed25519 key).
+    logons: u64,
 }
 
 impl fmt::Debug for WsApiGateway {
@@ -152,6 +163,7 @@ impl WsApiGateway {
     /// the REST base URL (`user_data::ws_api_url`).
     pub fn new(config: BinanceConfig) -> Result<Self, ExchangeError> {
         let url = ws_api_url(&config.base_url);
+        let ed25519 = config.ed25519.clone();
         Ok(WsApiGateway {
             url,
             api_key: config.api_key.clone(),
@@ -171,6 +183,10 @@ impl WsApiGateway {
             order_count_10s: None,
             retry_after_explicit: false,
             error_body: String::new(),
+            status_for: None,
+            status_ahead: None,
+            ed25519,
+            logons: 0,
         })
     }
 
@@ -207,6 +223,11 @@ impl WsApiGateway {
         self.connections
     }
 
+    /// `session.logon`s so far (Ed25519 key only).
+    pub fn logons(&self) -> u64 {
+        self.logons
+    }
+
     fn connect(&mut self) -> Result<Connection, ExchangeError> {
         let not_sent = |reason: String| ExchangeError::NotSent { reason };
         let (authority, host_port) = super::stream::authority_and_address(&self.url);
@@ -220,9 +241,10 @@ impl WsApiGateway {
         let _ = tcp.set_nodelay(true);
         let _ = tcp.set_read_timeout(Some(self.read_timeout));
         let _ = tcp.set_write_timeout(Some(self.read_timeout));
-        let (socket, _) = tungstenite::client_tls_with_config(self.url.as_str(), tcp, None, None)
+        let (mut socket, _) = tungstenite::client_tls_with_config(self.url.as_str(), tcp, None, None)
             .map_err(|e| not_sent(format!("WebSocket API handshake: {e}")))?;
         self.connections += 1;
+        self.log_on(&mut socket)?;
         log::debug!("binance ws-api: connected to {} (connection {})", self.url, self.connections);
         Ok(Connection { socket, since: Instant::now() })
     }
@@ -300,11 +322,16 @@ impl WsApiGateway {
         let id = self.next_id;
         self.next_id += 1;
         let text = self.signed_request(id, method, params, timestamp);
+        let ahead = self.status_for.clone().map(|(symbol, cid)| self.status_ahead_request(&symbol, &cid));
         self.timing = RequestTiming { sign_ns: nanos(start.elapsed()), round_trip_ns: 0 };
-        connection
-            .socket
-            .send(Message::text(text))
-            .map_err(|e| lost(format!("{method}: the connection failed while sending: {e}")))?;
+        let sending = |e| lost(format!("{method}: the connection failed while sending: {e}"));
+        if let Some(ahead) = ahead {
+            // Queued: both frames leave in the one write of the flush below.
+            connection.socket.write(Message::text(text)).map_err(sending)?;
+            connection.socket.send(Message::text(ahead)).map_err(sending)?;
+        } else {
+            connection.socket.send(Message::text(text)).map_err(sending)?;
+        }
         loop {
             let frame = match connection.socket.read() {
                 Ok(Message::Text(frame)) => frame,
@@ -316,7 +343,11 @@ impl WsApiGateway {
             };
             let answer = match serde_json::from_str::<Answer<'_>>(frame.as_str()) {
                 Ok(answer) if answer.id == id => answer,
-                // An event, or the answer to an earlier request: ours is still to come.
+                // The status sent ahead (kept), an event, or the answer to an earlier request.
+                Ok(answer) => {
+                    self.keep_if_status_ahead(&answer.id, frame.as_str());
+                    continue;
+                }
                 _ => continue,
             };
             let answered = self.answered(method, answer);
@@ -326,10 +357,14 @@ impl WsApiGateway {
     }
 
     /// `{"id","method","params"}` with `apiKey`, `recvWindow`, `timestamp` and the signature
-    /// over all of them and `params` (percent-encoded `name=value&...`).
+    /// over all of them and `params` (percent-encoded `name=value&...`); on a logged-on session
+    /// `recvWindow` and `timestamp` only.
     fn signed_request(&self, id: u64, method: &str, params: &str, timestamp: i64) -> String {
         use std::fmt::Write;
         let mut pairs = parse_query(params);
+        if self.ed25519.is_some() {
+            return ws_session::session_request(id, method, pairs, self.recv_window_ms, timestamp);
+        }
         pairs.push(("apiKey".into(), self.api_key.expose().to_string()));
         pairs.push(("recvWindow".into(), self.recv_window_ms.to_string()));
         pairs.push(("timestamp".into(), timestamp.to_string()));
@@ -386,6 +421,22 @@ impl WsApiGateway {
             .unwrap_or_else(|| lost(format!("{method} answered {} without a result", answer.status))))
     }
 
+    /// A market order is verified by query next: its `order.status` goes with the placement.
+    fn verify_ahead(&mut self, order: &NewOrder) {
+        if order.order_type == ExchangeOrderType::Market {
+            self.status_for = Some((order.symbol.clone(), order.client_order_id.clone()));
+        }
+    }
+
+    /// After the placement: the status ahead is kept only for the order it placed.
+    fn sent_ahead(&mut self, order: &NewOrder, placed: Option<&OrderReport>) {
+        self.status_for = None;
+        match placed {
+            Some(report) => self.placed(&order.client_order_id, report),
+            None => self.status_ahead = None,
+        }
+    }
+
     fn over_rest(&mut self) -> &mut BinanceGateway {
         self.last_over_rest = true;
         &mut self.rest
@@ -417,11 +468,18 @@ impl Exchange for WsApiGateway {
 
     fn place_order(&mut self, order: &NewOrder) -> Result<OrderReport, ExchangeError> {
         check_order(order)?;
-        let params = query(|q| order_params(order, q));
-        self.call("order.place", &params, |body| wire::parse_placement(body, order))
+        let stp = self.rest.stp_mode(&order.symbol);
+        let params = query(|q| order_params(order, stp, q));
+        self.verify_ahead(order);
+        let placed = self.call("order.place", &params, |body| wire::parse_placement(body, order));
+        self.sent_ahead(order, placed.as_ref().ok());
+        placed
     }
 
     fn query_order(&mut self, symbol: &str, client_order_id: &str) -> Result<OrderReport, ExchangeError> {
+        if let Some(report) = self.status_ahead_for(symbol, client_order_id) {
+            return Ok(report);
+        }
         let params = query(|q| {
             q.str("symbol", symbol).str("origClientOrderId", client_order_id);
         });
@@ -437,11 +495,15 @@ impl Exchange for WsApiGateway {
 
     fn cancel_replace(&mut self, cancel_client_order_id: &str, order: &NewOrder) -> Result<Replaced, ExchangeError> {
         check_order(order)?;
+        let stp = self.rest.stp_mode(&order.symbol);
         let params = query(|q| {
-            order_params(order, q);
+            order_params(order, stp, q);
             q.str("cancelReplaceMode", "STOP_ON_FAILURE").str("cancelOrigClientOrderId", cancel_client_order_id);
         });
-        match self.call("order.cancelReplace", &params, |body| wire::parse_cancel_replace(body, order)) {
+        self.verify_ahead(order);
+        let replaced = self.call("order.cancelReplace", &params, |body| wire::parse_cancel_replace(body, order));
+        self.sent_ahead(order, replaced.as_ref().ok().map(|(_, placed)| placed));
+        match replaced {
             Ok((cancelled, placed)) => Ok(Replaced::Both { cancelled, placed }),
             Err(error) => cancel_replace_refusal(error, &self.error_body),
         }
@@ -486,6 +548,11 @@ impl Exchange for WsApiGateway {
         }
     }
 }
+
+#[path = "ws_session.rs"]
+mod ws_session;
+#[path = "ws_status_ahead.rs"]
+mod ws_status_ahead;
 
 #[cfg(test)]
 #[path = "ws_api_tests.rs"]

@@ -120,6 +120,7 @@ fn market_order_larger_than_the_book_expires_partly_filled() {
     let book_asks: Decimal = sim.depth("BTCUSDT", 100).unwrap().1.iter().map(|l| l.1).sum();
     let r = sim.place(&market("BTCUSDT", Side::Buy, "50", "huge")).unwrap();
     assert_eq!(r.status, ExchangeStatus::Expired);
+    assert_eq!(r.expiry_reason.as_deref(), Some("INSUFFICIENT_LIQUIDITY"));
     assert_eq!(r.executed_qty, book_asks);
     assert!(r.executed_qty < r.orig_qty);
     assert_eq!(r.fills.len(), LEVELS);
@@ -593,6 +594,7 @@ fn triggered_stop_buy_that_cannot_pay_for_one_step_expires_with_nothing_bought()
     // At 60000 the 5.1017 locked at the stop price no longer pays for one step (0.0001 ETH).
     let changed = sim.set_price("ETHUSDT", d("59999.99"), d("60000.00")).unwrap();
     assert_eq!(changed[0].status, ExchangeStatus::Expired);
+    assert_eq!(changed[0].expiry_reason.as_deref(), Some("INSUFFICIENT_LIQUIDITY"));
     assert_eq!(changed[0].executed_qty, Decimal::ZERO);
     assert!(changed[0].fills.is_empty());
     assert_eq!(free(&sim, "USDT"), d("5.1017"));

@@ -18,7 +18,6 @@ use crate::domain::now_us;
 use crate::domain::order::{ExchangeOrderType, Order, OrderReport, OrderRole, Side};
 use crate::domain::position::{self, Position, PositionStatus, Protection, StopSettings};
 use crate::events::{Bus, Event, EventKind};
-use crate::exchange::binance::stream::StreamLink;
 use crate::exchange::{Exchange, ExchangeError, NewOrder, Quotes, Replaced};
 use crossbeam_channel::{never, Receiver, Sender};
 use fills::{fees_in_quote, unaccounted, SoldPart, ASSUMED_FEE_RATE};
@@ -95,7 +94,7 @@ pub struct ExchangeIo {
     watch_interval: Duration,
     last_watch: Instant,
     /// The user data stream (binance, `--stream on`): pushed order changes.
-    stream: Option<StreamLink>,
+    stream: Option<crate::exchange::PushLink>,
     /// Subscribed now: the poll slows to `STREAM_UP_WATCH` and stays as the check.
     stream_up: bool,
     /// Balances are synced after fills (when idle) and at this interval.
@@ -189,7 +188,7 @@ impl ExchangeIo {
     }
 
     /// Order changes pushed by the user data stream reach `run` through this link.
-    pub fn set_stream(&mut self, link: StreamLink) {
+    pub fn set_stream(&mut self, link: crate::exchange::PushLink) {
         self.stats.set_stream_state("connecting");
         self.stream = Some(link);
     }

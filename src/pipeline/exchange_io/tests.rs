@@ -490,6 +490,7 @@ fn a_report_the_lifecycle_refuses_is_not_applied() {
         stop_price: Decimal::ZERO,
         fills: Vec::new(),
         time_ms: 0,
+        expiry_reason: None,
     };
     h.io.apply(&mut order, &report);
     assert_eq!(order.status, OrderStatus::Failed);
@@ -1054,6 +1055,21 @@ fn a_stop_expired_in_match_is_recorded_as_such_and_its_position_protected_again(
     assert_eq!(h.io.positions[&id].status, PositionStatus::Open);
 }
 
+#[test]
+fn a_stop_the_exchange_expired_names_its_expiry_reason() {
+    let mut h = Harness::new();
+    let id = h.buy("ETHUSDT", "0.01");
+    let stop = h.stop_of(id);
+    let mut report = h.other_client().cancel_order("ETHUSDT", &stop).unwrap();
+    report.status = ExchangeStatus::Expired;
+    report.expiry_reason = Some("EXCHANGE_CANCELED".into());
+    h.io.on_resting_report(report, Seen::Stream, "cancelled outside Genesis", OnCancel::Reprotect);
+    assert_eq!(h.order(&stop).reason.as_deref(), Some("expired by the exchange: EXCHANGE_CANCELED"));
+    let cancelled = h.events("order_cancelled");
+    assert_eq!(cancelled.last().unwrap().fields["expiry_reason"], "EXCHANGE_CANCELED");
+    assert_eq!(h.events("stop_loss_placed").len(), 2, "protected again");
+}
+
 fn orphan_stop(h: &mut Harness) -> String {
     let id = h.buy("ETHUSDT", "0.01");
     let stop = h.stop_of(id);
@@ -1480,6 +1496,7 @@ fn an_unsettled_entry_that_expired_with_nothing_filled_is_recorded_cancelled_and
         stop_price: Decimal::ZERO,
         fills: Vec::new(),
         time_ms: 0,
+        expiry_reason: None,
     }));
     let summary = again.reconcile(&store);
     assert_eq!((summary.checked, summary.updated), (1, 1));

@@ -3,7 +3,7 @@
 //! recorded, and acted on (a triggered stop closes its position; a vanished stop is replaced).
 
 use super::*;
-use crate::exchange::binance::stream::StreamMsg;
+use crate::exchange::PushMsg as StreamMsg;
 use crossbeam_channel::RecvError;
 
 /// How a change reached us.
@@ -176,11 +176,18 @@ impl ExchangeIo {
         let Some(mut order) = self.resting.remove(&report.client_order_id) else {
             return;
         };
-        // Not a cancel by someone else: the matching engine expired it (self-trade prevention).
-        let why = if report.status == crate::domain::order::ExchangeStatus::ExpiredInMatch {
-            "expired in match by the exchange's self-trade prevention"
-        } else {
-            why
+        // Not a cancel by someone else: the matching engine expired it (self-trade prevention,
+        // or the reason the exchange gives).
+        let expired_why;
+        let why = match (report.status, report.expiry_reason.as_deref()) {
+            (crate::domain::order::ExchangeStatus::ExpiredInMatch, _) => {
+                "expired in match by the exchange's self-trade prevention"
+            }
+            (crate::domain::order::ExchangeStatus::Expired, Some(reason)) => {
+                expired_why = format!("expired by the exchange: {reason}");
+                &expired_why
+            }
+            _ => why,
         };
         if seen != Seen::Request {
             // From the exchange's transaction time to now.
@@ -222,7 +229,11 @@ impl ExchangeIo {
                 if order.exchange_type.is_algo() {
                     self.slots.stop_closed(&order.symbol);
                 }
-                self.out.announce(Event::order_ended(EventKind::OrderCancelled, &order, why));
+                let mut ended = Event::order_ended(EventKind::OrderCancelled, &order, why);
+                if let Some(reason) = &order.expiry_reason {
+                    ended = ended.field("expiry_reason", reason.as_str());
+                }
+                self.out.announce(ended);
                 self.unlink_stop(&order, on_cancel);
             }
         }

@@ -87,6 +87,13 @@ pub struct Args {
     /// The engine's --spin-us: busy-wait before blocking (0: block at once, the default).
     #[arg(long, default_value_t = 0)]
     pub spin_us: u64,
+    /// genesis-exchange moves every price by a random step this often, milliseconds (its
+    /// --walk-ms; 0: prices stand still). The quote-age target is judged at 100.
+    #[arg(long, default_value_t = 0)]
+    pub walk_ms: u64,
+    /// Where the engine's quotes come from (its --quotes): the market stream or the REST poll.
+    #[arg(long, default_value = "stream", value_parser = ["stream", "rest"])]
+    pub quotes: String,
     /// Resident-memory sampling interval, milliseconds.
     #[arg(long, default_value_t = 50)]
     pub sample_ms: u64,

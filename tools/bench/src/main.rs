@@ -6,6 +6,7 @@
 //! - [`workload`]: the seeded order stream (quantities as exact decimal strings).
 //! - [`run`]: the processes: server, engine, memory sampler, idle CPU.
 //! - [`baseline`]: the same exchange requests sent bare through the engine's own gateway.
+//! - [`quote_age`]: the age of each order's quote at the decision.
 //! - [`pipe`]: the pipe round trip (a child echoing lines), subtracted from what the user sees.
 //! - [`report`]: statistics, targets, the table and the JSON.
 //! - [`plot`]: the hand-written SVG.
@@ -14,6 +15,7 @@ mod args;
 mod baseline;
 mod pipe;
 mod plot;
+mod quote_age;
 mod report;
 mod run;
 mod workload;
@@ -37,7 +39,9 @@ fn main() -> ExitCode {
 fn bench(args: &args::Args) -> Result<bool, String> {
     let setup = args.resolve()?;
     let server = match args.exchange {
-        args::ExchangeKind::Binance => Some(run::Server::start(&setup.server, args.seed)?),
+        args::ExchangeKind::Binance => {
+            Some(run::Server::start(&setup.server, args.seed, &quote_age::server_flags(args))?)
+        }
         args::ExchangeKind::Sim => None,
     };
     let mut bare = baseline::Bare::start(args, server.as_ref())?;

@@ -590,6 +590,8 @@ impl Report {
             let _ = writeln!(out, "  per thread: {}", threads.join(", "));
         }
 
+        let quote_age = crate::quote_age::section(args, &engine.quote_ages, &mut out);
+
         let _ = writeln!(out, "\ntargets (2-core machine, loopback, release build)");
         for t in &targets {
             let _ = writeln!(
@@ -640,6 +642,7 @@ impl Report {
                          "baseline_window": window_json(&engine.baseline_window),
                          "first_error": baseline.first_error, "latency_us": base},
             "overhead_us": overhead,
+            "quote_age_us": quote_age,
             "memory": {"vm_hwm_kb": engine.vm_hwm_kb, "sample_ms": args.sample_ms,
                        "samples": engine.mem.iter().map(|s| json!([(s.at_s * 1000.0).round() / 1000.0, s.verified, s.rss_kb])).collect::<Vec<_>>(),
                        "samples_columns": ["seconds_since_spawn", "orders_verified", "rss_kb"]},

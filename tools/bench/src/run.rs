@@ -44,14 +44,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(path: &Path, seed: u64) -> Result<Server, String> {
+    pub fn start(path: &Path, seed: u64, extra: &[String]) -> Result<Server, String> {
         let api_key = random_hex(32)?;
         let api_secret = random_hex(32)?;
-        let args: Vec<String> =
+        let mut args: Vec<String> =
             ["--port", "0", "--seed", &seed.to_string(), "--order-limit", "100000000", "--weight-limit", "100000000"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+        args.extend_from_slice(extra);
         let mut child = Command::new(path)
             .args(&args)
             .arg("--api-key")
@@ -173,6 +174,8 @@ pub struct EngineOutcome {
     /// The same orders split at the fill's event stamp (`ts`, the wall clock, taken just before
     /// its line is rendered and written): write → `ts`, and `ts` → read, microseconds.
     pub visible_split: Vec<(u64, u64)>,
+    /// Per verified order: `expected_price_age_us` (see `quote_age`).
+    pub quote_ages: Vec<u64>,
     pub events: BTreeMap<String, u64>,
     pub problem_count: u64,
     pub problems: Vec<String>,
@@ -219,6 +222,7 @@ struct Events {
     fill_reads: Vec<Instant>,
     /// Each `order_filled`'s `ts` and the wall clock when it was read, microseconds of the day.
     fill_ts: Vec<(u64, u64)>,
+    quote_ages: Vec<u64>,
     last_fill: Option<Instant>,
     counts: BTreeMap<String, u64>,
     problem_count: u64,
@@ -288,6 +292,7 @@ fn read_events(stdout: ChildStdout, ready: mpsc::Sender<Instant>, verified: Arc<
                     if let Some(ts) = ts_micros_of_day(&line) {
                         ev.fill_ts.push((ts, wall_micros_of_day()));
                     }
+                    ev.quote_ages.extend(crate::quote_age::age_of(&line));
                     ev.last_fill = Some(now);
                     verified.fetch_add(1, Ordering::Relaxed);
                 }
@@ -550,6 +555,7 @@ pub fn engine_args(args: &Args, db: &Path, server: Option<&Server>) -> Vec<Strin
         v.push(server.url.clone());
         v.push("--transport".into());
         v.push(args.transport.clone());
+        v.extend(crate::quote_age::engine_flags(args));
     }
     v
 }
@@ -749,6 +755,7 @@ pub fn run_engine(
         .map(|(w, (ts, read))| (ts.saturating_sub(*w), read.saturating_sub(*ts)))
         .collect();
     out.fills = events.fills;
+    out.quote_ages = events.quote_ages;
     out.events = events.counts;
     out.problem_count = events.problem_count;
     out.problems = events.problems;

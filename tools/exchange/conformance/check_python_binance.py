@@ -214,8 +214,31 @@ def run(url):
         assert (fok["status"], fok["executedQty"]) == ("FILLED", "1.00000000"), fok
         q = c.get_order(symbol="SOLUSDT", orderId=ioc["orderId"])
         assert (q["status"], q["timeInForce"], q["price"]) == ("EXPIRED", "IOC", f"{ask - 1:.8f}"), q
+        assert ioc["expiryReason"] == q["expiryReason"] == "UNFILLED_IOC_QUANTITY_EXPIRED", (ioc, q)
+        assert "expiryReason" not in fok, fok
 
-    t.check("LIMIT IOC expires, FOK fills", ioc_fok)
+    t.check("LIMIT IOC expires (expiryReason), FOK fills", ioc_fok)
+
+    def stop_limit_ioc():
+        o = c.create_order(symbol="ETHUSDT", side="SELL", type="STOP_LOSS_LIMIT", timeInForce="IOC",
+                           quantity="0.01", price=below(c, "ETHUSDT", "0.89"), stopPrice=below(c, "ETHUSDT", "0.9"))
+        q = c.get_order(symbol="ETHUSDT", orderId=o["orderId"])
+        assert (q["status"], q["timeInForce"]) == ("NEW", "IOC"), q
+        assert c.cancel_order(symbol="ETHUSDT", orderId=o["orderId"])["status"] == "CANCELED"
+
+    t.check("STOP_LOSS_LIMIT with timeInForce IOC", stop_limit_ioc)
+
+    def stp_modes():
+        default = c.get_symbol_info("SOLUSDT")["defaultSelfTradePreventionMode"]
+        assert default == "EXPIRE_MAKER", default
+        o = c.order_market_buy(symbol="SOLUSDT", quantity="0.1")
+        assert o["selfTradePreventionMode"] == default, o
+        o = c.order_market_buy(symbol="SOLUSDT", quantity="0.1", selfTradePreventionMode="EXPIRE_TAKER")
+        assert o["selfTradePreventionMode"] == "EXPIRE_TAKER", o
+        q = c.get_order(symbol="SOLUSDT", orderId=o["orderId"])
+        assert q["selfTradePreventionMode"] == "EXPIRE_TAKER", q
+
+    t.check("selfTradePreventionMode: the symbol's default, or the one sent, in every answer", stp_modes)
 
     def balances():
         acct = c.get_account()

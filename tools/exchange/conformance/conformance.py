@@ -9,10 +9,16 @@ import time
 import traceback
 
 import check_ccxt
+import check_limits
 import check_python_binance
 from harness import Server
 
-SUITES = [("ccxt", check_ccxt.run), ("python-binance", check_python_binance.run)]
+# (name, run, the server's extra flags)
+SUITES = [
+    ("ccxt", check_ccxt.run, ()),
+    ("python-binance", check_python_binance.run, ()),
+    ("limits", check_limits.run, check_limits.FLAGS),
+]
 
 
 def main():
@@ -20,10 +26,10 @@ def main():
     only = sys.argv[2:]
     passed, failed = 0, []
     start = time.monotonic()
-    for name, run in SUITES:
+    for name, run, flags in SUITES:
         if only and name not in only:
             continue
-        server = Server(binary)
+        server = Server(binary, flags)
         try:
             tally = run(server.url)
             passed += tally.passed

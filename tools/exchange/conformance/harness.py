@@ -18,9 +18,9 @@ API_SECRET = "conformance-secret"
 class Server:
     """`genesis-exchange --port 0` with a known key pair; the first stdout line is the URL."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, flags=()):
         self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--api-key", API_KEY, "--api-secret", API_SECRET],
+            [binary, "--port", "0", "--api-key", API_KEY, "--api-secret", API_SECRET, *flags],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -4,7 +4,7 @@
 # conformance suites against target/release/genesis-exchange. Exit status non-zero on any
 # failure; the last line is `conformance: N passed, M failed (T s)`.
 #
-#   tools/exchange/conformance/run.sh [ccxt|python-binance ...]
+#   tools/exchange/conformance/run.sh [ccxt|python-binance|limits ...]
 #   GENESIS_EXCHANGE=path/to/binary CONFORMANCE_VENV=dir tools/exchange/conformance/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

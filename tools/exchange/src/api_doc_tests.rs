@@ -19,6 +19,13 @@ fn sol_limit(side: &str, price: &str, tif: &str, id: &str) -> Call {
     ])
 }
 
+/// The app's limits as `change` leaves them.
+fn with_limits(app: &App, change: impl FnOnce(&mut crate::limits::LimitConfig)) {
+    let mut config = app.limits.lock().config();
+    change(&mut config);
+    app.set_limits(config);
+}
+
 fn code(app: &App, call: &Call) -> (u16, i64) {
     let (reply, v) = send(app, call, NOW);
     (reply.status, v["code"].as_i64().unwrap_or(0))
@@ -48,12 +55,14 @@ fn limit_ioc_trades_what_crosses_and_expires_the_rest() {
         (v["status"].as_str(), v["executedQty"].as_str(), v["timeInForce"].as_str()),
         (Some("EXPIRED"), Some("0.00000000"), Some("IOC"))
     );
+    assert_eq!(v["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
     let (_, q) =
         send(&app, &signed("GET", "/api/v3/order", &[("symbol", "SOLUSDT"), ("origClientOrderId", "i1")], NOW), NOW);
     assert_eq!(
         (q["status"].as_str(), q["timeInForce"].as_str(), q["price"].as_str()),
         (Some("EXPIRED"), Some("IOC"), Some("149.00000000"))
     );
+    assert_eq!(q["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
     let (_, v) = send(&app, &sol_limit("BUY", "151.00", "IOC", "i2"), NOW);
     assert_eq!((v["status"].as_str(), v["executedQty"].as_str()), (Some("FILLED"), Some("1.00000000")));
     let (_, open) = send(&app, &signed("GET", "/api/v3/openOrders", &[("symbol", "SOLUSDT")], NOW), NOW);
@@ -80,22 +89,52 @@ fn limit_fok_fills_whole_or_expires_with_nothing_traded_at_its_own_price() {
         (v["status"].as_str(), v["executedQty"].as_str(), v["price"].as_str(), v["timeInForce"].as_str()),
         (Some("EXPIRED"), Some("0.00000000"), Some("150.00000000"), Some("FOK"))
     );
+    assert_eq!(v["expiryReason"], "UNFILLED_FOK_ORDER_EXPIRED");
     assert!(v["fills"].as_array().unwrap().is_empty());
 }
 
-#[test]
-fn time_in_force_on_a_stop_limit_is_gtc_only_here() {
-    let app = app(50, &[]);
-    let call = order(&[
+/// A BTCUSDT stop-limit sell (stop 60100, limit 60000, 0.5 BTC) with `tif`.
+fn stop_limit_with(tif: &str, id: &str) -> Call {
+    order(&[
         ("symbol", "BTCUSDT"),
         ("side", "SELL"),
         ("type", "STOP_LOSS_LIMIT"),
-        ("timeInForce", "IOC"),
-        ("quantity", "0.001"),
+        ("timeInForce", tif),
+        ("quantity", "0.5"),
         ("price", "60000"),
         ("stopPrice", "60100"),
-    ]);
-    assert_eq!(code(&app, &call), (400, -1115));
+        ("newClientOrderId", id),
+    ])
+}
+
+#[test]
+fn a_stop_limit_ioc_trades_what_crosses_when_triggered_and_expires_the_rest() {
+    let app = app(50, &[]);
+    let (_, v) = send(&app, &stop_limit_with("IOC", "s1"), NOW);
+    assert!(v["orderId"].as_i64().is_some(), "{v}");
+    assert_eq!(send(&app, &query("s1"), NOW).1["timeInForce"], "IOC");
+    // The bid falls through the stop to one tick above the limit: two levels cannot fill 0.5 BTC.
+    let (_, changed) = control(&app, "POST", "/sim/price", r#"{"symbol":"BTCUSDT","bid":"60000.01","ask":"60000.02"}"#);
+    assert_eq!(changed[0]["status"], "EXPIRED", "{changed}");
+    let (_, q) = send(&app, &query("s1"), NOW);
+    assert_eq!((q["status"].as_str(), q["timeInForce"].as_str()), (Some("EXPIRED"), Some("IOC")));
+    assert_eq!(q["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
+    let executed: Decimal = q["executedQty"].as_str().unwrap().parse().unwrap();
+    assert!(executed > Decimal::ZERO && executed < "0.5".parse().unwrap(), "{q}");
+    let (_, open) = send(&app, &signed("GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], NOW), NOW);
+    assert_eq!(open, json!([]));
+}
+
+#[test]
+fn a_stop_limit_fok_cancelled_before_its_trigger_stays_canceled() {
+    let app = app(50, &[]);
+    send(&app, &stop_limit_with("FOK", "s1"), NOW);
+    let cancel = signed("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "s1")], NOW);
+    assert_eq!(send(&app, &cancel, NOW).1["status"], "CANCELED");
+    let (_, q) = send(&app, &query("s1"), NOW);
+    assert_eq!((q["status"].as_str(), q["timeInForce"].as_str()), (Some("CANCELED"), Some("FOK")));
+    assert!(q.get("expiryReason").is_none());
+    assert_eq!(code(&app, &stop_limit_with("GTD", "s2")), (400, -1115));
 }
 
 #[test]
@@ -142,7 +181,7 @@ fn cancel_replace_allow_failure_places_even_when_the_cancel_fails() {
 }
 
 #[test]
-fn cancel_replace_refuses_a_bad_rate_limit_mode_and_non_gtc_new_orders() {
+fn cancel_replace_refuses_a_bad_rate_limit_mode_and_takes_an_ioc_new_order() {
     let app = app(50, &[]);
     send(&app, &stop_limit("s1"), NOW);
     let call = cancel_replace_with("s1", "0.001", "m1", &[("orderRateLimitExceededMode", Some("NOPE"))]);
@@ -153,8 +192,29 @@ fn cancel_replace_refuses_a_bad_rate_limit_mode_and_non_gtc_new_orders() {
         "m1",
         &[("type", Some("LIMIT")), ("price", Some("65000")), ("timeInForce", Some("IOC"))],
     );
-    assert_eq!(code(&app, &call), (400, -1115));
-    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "NEW");
+    // Above the bid: nothing crosses, the new order expires at once.
+    let (reply, v) = send(&app, &call, NOW);
+    assert_eq!(reply.status, 200, "{v}");
+    let placed = &v["newOrderResponse"];
+    assert_eq!((placed["status"].as_str(), placed["timeInForce"].as_str()), (Some("EXPIRED"), Some("IOC")));
+    assert_eq!(placed["expiryReason"], "UNFILLED_IOC_QUANTITY_EXPIRED");
+    assert_eq!(send(&app, &query("s1"), NOW).1["status"], "CANCELED");
+    assert_eq!(send(&app, &query("m1"), NOW).1["timeInForce"], "IOC");
+    // Nothing left to cancel, ALLOW_FAILURE: the IOC is placed anyway (409 -2021).
+    let again = cancel_replace_with(
+        "s1",
+        "0.001",
+        "m2",
+        &[
+            ("type", Some("LIMIT")),
+            ("price", Some("65000")),
+            ("timeInForce", Some("FOK")),
+            ("cancelReplaceMode", Some("ALLOW_FAILURE")),
+        ],
+    );
+    let (reply, v) = send(&app, &again, NOW);
+    assert_eq!((reply.status, v["code"].as_i64()), (409, Some(-2021)), "{v}");
+    assert_eq!(v["data"]["newOrderResponse"]["timeInForce"], "FOK");
 }
 
 #[test]
@@ -219,7 +279,7 @@ fn percent_price_by_side_and_max_num_orders_are_enforced() {
         send(&app, &sol_limit("SELL", "29.00", "GTC", "p2"), NOW).1["msg"],
         "Filter failure: PERCENT_PRICE_BY_SIDE"
     );
-    for i in 0..crate::checks::MAX_NUM_ORDERS {
+    for i in 0..crate::filters::MAX_NUM_ORDERS {
         let (reply, _) = send(&app, &sol_limit("BUY", "100.00", "GTC", &format!("r{i}")), NOW);
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
@@ -315,7 +375,7 @@ fn klines_are_one_candle_per_interval_flat_where_nothing_traded() {
 #[test]
 fn ignoring_429s_leads_to_a_418_ban_with_retry_after() {
     let app = app(50, &[]);
-    app.set_weight_limit(1);
+    with_limits(&app, |l| l.weight_1m = 1);
     assert_eq!(send(&app, &public("/api/v3/ping", ""), NOW).0.status, 200);
     for _ in 0..crate::limits::IGNORED_429S_BEFORE_BAN {
         assert_eq!(code(&app, &public("/api/v3/ping", "")), (429, -1003));
@@ -350,4 +410,123 @@ fn over_the_order_limit_cancel_only_still_cancels_and_do_nothing_does_not() {
     let (reply, v) = send(&app, &call, NOW);
     assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-2022)));
     assert_eq!(v["data"]["newOrderResult"], "NOT_ATTEMPTED");
+}
+
+#[test]
+fn a_repeat_offender_is_banned_for_twice_as_long() {
+    let app = app(50, &[]);
+    with_limits(&app, |l| l.weight_1m = 1);
+    let ping = public("/api/v3/ping", "");
+    let mut bans = Vec::new();
+    let mut now = NOW;
+    for _ in 0..3 {
+        assert_eq!(send(&app, &ping, now).0.status, 200);
+        for _ in 0..crate::limits::IGNORED_429S_BEFORE_BAN {
+            assert_eq!(send(&app, &ping, now).0.status, 429);
+        }
+        let (reply, _) = send(&app, &ping, now);
+        assert_eq!(reply.status, 418);
+        let secs: i64 = reply.header("Retry-After").unwrap().parse().unwrap();
+        bans.push(secs);
+        now += secs * 1000;
+    }
+    assert_eq!(bans, [120, 240, 480]);
+}
+
+#[test]
+fn past_the_raw_request_limit_requests_get_429_until_the_five_minutes_end() {
+    let app = app(50, &[]);
+    with_limits(&app, |l| l.raw_requests_5m = 3);
+    let ping = public("/api/v3/ping", "");
+    let start = NOW - NOW % 300_000;
+    for _ in 0..3 {
+        assert_eq!(send(&app, &ping, start).0.status, 200);
+    }
+    let (reply, v) = send(&app, &ping, start + 60_000);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1003)));
+    assert_eq!(v["msg"], "Too many requests; current limit is 3 requests per 5 MINUTE.");
+    assert_eq!(reply.header("Retry-After"), Some("240"));
+    assert_eq!(send(&app, &ping, start + 300_000).0.status, 200);
+}
+
+#[test]
+fn past_the_daily_order_limit_orders_get_429_minus_1015_per_day() {
+    let app = app(50, &[]);
+    with_limits(&app, |l| l.orders_1d = 1);
+    let (_, info) = send(&app, &public("/api/v3/exchangeInfo", ""), NOW);
+    let limits = info["rateLimits"].as_array().unwrap();
+    assert!(limits.contains(&json!({"rateLimitType":"ORDERS","interval":"DAY","intervalNum":1,"limit":1})));
+    let (reply, _) = send(&app, &stop_limit("s1"), NOW);
+    assert_eq!(reply.header("X-MBX-ORDER-COUNT-1D"), Some("1"));
+    let (reply, v) = send(&app, &stop_limit("s2"), NOW + 1_000);
+    assert_eq!((reply.status, v["code"].as_i64()), (429, Some(-1015)));
+    assert_eq!(v["msg"], "Too many new orders; current limit is 1 orders per DAY.");
+    let day_end = NOW - NOW % 86_400_000 + 86_400_000;
+    assert_eq!(reply.header("Retry-After"), Some(((day_end - NOW - 1_000) / 1000).to_string().as_str()));
+}
+
+#[test]
+fn order_responses_show_the_stp_mode_in_effect_the_symbols_default_when_none_was_sent() {
+    let app = app(50, &[]);
+    let (_, info) = send(&app, &public("/api/v3/exchangeInfo", "symbol=BTCUSDT"), NOW);
+    assert_eq!(info["symbols"][0]["defaultSelfTradePreventionMode"], "EXPIRE_MAKER");
+    let (_, v) = send(&app, &market("m1"), NOW);
+    assert_eq!(v["selfTradePreventionMode"], "EXPIRE_MAKER");
+    let taker = order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "STOP_LOSS_LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.001"),
+        ("price", "60000"),
+        ("stopPrice", "60100"),
+        ("newClientOrderId", "s1"),
+        ("newOrderRespType", "RESULT"),
+        ("selfTradePreventionMode", "EXPIRE_TAKER"),
+    ]);
+    assert_eq!(send(&app, &taker, NOW).1["selfTradePreventionMode"], "EXPIRE_TAKER");
+    assert_eq!(send(&app, &query("s1"), NOW).1["selfTradePreventionMode"], "EXPIRE_TAKER");
+    assert_eq!(send(&app, &query("m1"), NOW).1["selfTradePreventionMode"], "EXPIRE_MAKER");
+    let cancel = signed("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "s1")], NOW);
+    assert_eq!(send(&app, &cancel, NOW).1["selfTradePreventionMode"], "EXPIRE_TAKER");
+}
+
+#[test]
+fn an_stp_mode_the_symbol_does_not_allow_is_minus_1130() {
+    let mut app = app(50, &[]);
+    let mut stp = crate::stp::StpBook::default();
+    stp.set_symbol("BTCUSDT", "EXPIRE_MAKER", &["EXPIRE_MAKER", "EXPIRE_BOTH"]);
+    app.stp = Arc::new(stp);
+    let call = order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "MARKET"),
+        ("quantity", "0.001"),
+        ("selfTradePreventionMode", "EXPIRE_TAKER"),
+    ]);
+    assert_eq!(code(&app, &call), (400, -1130));
+    let (_, info) = send(&app, &public("/api/v3/exchangeInfo", "symbol=BTCUSDT"), NOW);
+    assert_eq!(info["symbols"][0]["allowedSelfTradePreventionModes"], json!(["EXPIRE_MAKER", "EXPIRE_BOTH"]));
+}
+
+#[test]
+fn stream_events_carry_each_orders_time_in_force_stp_mode_and_expiry_reason() {
+    let app = app(50, &[]);
+    let events = subscribe(&app);
+    send(&app, &sol_limit("BUY", "149.00", "IOC", "i1"), NOW);
+    let taker = order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "MARKET"),
+        ("quantity", "0.001"),
+        ("selfTradePreventionMode", "EXPIRE_TAKER"),
+    ]);
+    send(&app, &taker, NOW);
+    let pushed: Vec<Value> =
+        events.try_iter().map(|m| serde_json::from_str::<Value>(&m).unwrap()["event"].clone()).collect();
+    let ioc: Vec<&Value> = pushed.iter().filter(|e| e["c"] == "i1").collect();
+    assert!(ioc.iter().all(|e| e["f"] == "IOC" && e["V"] == "EXPIRE_MAKER"), "{ioc:?}");
+    assert_eq!(ioc.last().unwrap()["eR"], "UNFILLED_IOC_QUANTITY_EXPIRED");
+    let market = pushed.iter().find(|e| e["s"] == "BTCUSDT").unwrap();
+    assert_eq!((market["f"].as_str(), market["V"].as_str()), (Some("GTC"), Some("EXPIRE_TAKER")));
 }

@@ -4,6 +4,7 @@ use super::*;
 use genesis::exchange::binance::sign::QueryBuilder;
 use genesis::exchange::binance::{Secret, Signer};
 use genesis::exchange::sim::SimConfig;
+use serde_json::{json, Value};
 
 const KEY: &str = "test-key";
 const SECRET: &str = "test-secret";

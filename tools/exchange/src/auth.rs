@@ -1,7 +1,8 @@
 //! SIGNED endpoints: the API key header, the HMAC-SHA256 signature over exactly the bytes
 //! received, and the timestamp against the server clock and `recvWindow`.
 
-use crate::api::{ApiError, Params};
+use crate::params::Params;
+use crate::reply::ApiError;
 use genesis::domain::money::Decimal;
 use genesis::exchange::binance::sign::{split_signature, verify};
 
@@ -66,7 +67,7 @@ pub fn check_timestamp(params: &Params, server_now_ms: i64) -> Result<(), ApiErr
     let window_us = match params.get("recvWindow") {
         None => i64::try_from(DEFAULT_RECV_WINDOW_MS * 1000).unwrap_or(i64::MAX),
         Some(text) => {
-            let window: Decimal = crate::api::parse_decimal(text)
+            let window: Decimal = crate::params::parse_decimal(text)
                 .filter(|w| w.scale() <= 3)
                 .ok_or_else(|| ApiError::illegal("recvWindow", "^[0-9]{1,20}(\\.[0-9]{1,3})?$"))?;
             if window > Decimal::from(MAX_RECV_WINDOW_MS) {

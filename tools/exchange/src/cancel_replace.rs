@@ -7,12 +7,16 @@
 //! the new order `NOT_ATTEMPTED`. `ALLOW_FAILURE`: the new order is placed anyway; placed is
 //! 409 -2021 (`FAILURE`/`SUCCESS`), refused too is 400 -2022 (`FAILURE`/`FAILURE`). A done
 //! cancel whose new order is refused is 409 -2021 in both modes. Both parts reach the user
-//! data stream as a separate cancel and placement would.
+//! data stream as a separate cancel and placement would. An IOC / FOK new order is placed
+//! after the cancel through the time-in-force book (`time_in_force`).
 //!
 //! Over the ORDERS limit, `orderRateLimitExceededMode=CANCEL_ONLY` still cancels ([`cancel_only`]);
 //! the default, `DO_NOTHING`, is the plain 429 -1015 (answered before this module runs).
 
-use crate::api::{parse_new_order, placement_json, ApiError, Ctx, Params, RespType};
+use crate::endpoints::Ctx;
+use crate::orders::{parse_new_order, placement_json, RespType};
+use crate::params::Params;
+use crate::reply::ApiError;
 use crate::time_in_force::Tif;
 use genesis::exchange::binance::user_data::Change;
 use genesis::exchange::binance::wire::{cancel_json, error_json};
@@ -44,7 +48,7 @@ fn order_to_cancel(p: &Params, sim: &Simulator, symbol: &str) -> Result<String, 
 
 /// The parts of a cancel-replace both modes check first: the mode, the order to cancel, the
 /// new order (parameters and filters).
-fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, NewOrder, RespType), ApiError> {
+fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, NewOrder, RespType, Tif), ApiError> {
     let allow_failure = match p.get("cancelReplaceMode") {
         Some("STOP_ON_FAILURE") => false,
         Some("ALLOW_FAILURE") => true,
@@ -57,21 +61,46 @@ fn checked(p: &Params, sim: &Simulator, ctx: &Ctx<'_>) -> Result<(bool, String, 
     }
     let symbol = p.require("symbol")?;
     let cancel_client_order_id = order_to_cancel(p, sim, symbol)?;
-    let (order, resp, tif) = parse_new_order(p, sim, ctx.ids)?;
-    if tif != Tif::Gtc {
-        // The new order of a cancel-replace rests as GTC or not at all here.
-        return Err(ApiError::bad(-1115, "Invalid timeInForce."));
-    }
+    let (order, resp, tif) = parse_new_order(p, sim, ctx)?;
     sim.check_order(&order)?;
-    crate::checks::check_extra_filters(&order, sim, ctx.server_now_ms)?;
-    Ok((allow_failure, cancel_client_order_id, order, resp))
+    ctx.filters.check(&order, sim, ctx.server_now_ms)?;
+    Ok((allow_failure, cancel_client_order_id, order, resp, tif))
+}
+
+/// The cancel, then the new order. A GTC one is the simulator's own cancel-replace (one journal
+/// record); an IOC / FOK one is placed through the time-in-force book after the cancel.
+fn replace(
+    sim: &mut Simulator,
+    ctx: &Ctx<'_>,
+    cancel: &str,
+    order: &NewOrder,
+    tif: Tif,
+) -> Result<SimReplaced, ApiError> {
+    if tif == Tif::Gtc {
+        return Ok(sim.cancel_replace(cancel, order)?);
+    }
+    let cancelled = match sim.cancel(&order.symbol, OrderRef::ClientOrderId(cancel)) {
+        Ok(cancelled) => cancelled,
+        Err(error) => return Ok(SimReplaced::CancelRefused(error)),
+    };
+    Ok(match ctx.tifs.place(sim, order, tif) {
+        Ok((placed, _)) => SimReplaced::Both { cancelled, placed },
+        Err(error) => SimReplaced::PlaceRefused { cancelled, error },
+    })
+}
+
+/// The new order's answer, its time in force shown.
+fn new_order_json(ctx: &Ctx<'_>, placed: &genesis::domain::order::OrderReport, resp: RespType) -> Value {
+    let mut value = placement_json(placed, resp);
+    ctx.tifs.patch_json(&mut value);
+    value
 }
 
 /// `orderRateLimitExceededMode=CANCEL_ONLY` over the ORDERS limit: the checks, then the cancel
 /// alone; 429 with -2021 (cancelled; the new order's error is `refused`, the -1015) or -2022
 /// (the cancel failed too; new order not attempted), `Retry-After` as `refused`'s.
 pub fn cancel_only(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, refused: ApiError) -> Result<Value, ApiError> {
-    let (_, cancel_client_order_id, order, _) = checked(p, sim, ctx)?;
+    let (_, cancel_client_order_id, order, _, _) = checked(p, sim, ctx)?;
     let cancel_id = match p.get("cancelNewClientOrderId") {
         Some(id) => id.to_string(),
         None => ctx.ids.next_id(),
@@ -106,31 +135,31 @@ pub fn cancel_only(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>, refused: ApiE
 }
 
 pub fn cancel_replace(p: &Params, sim: &mut Simulator, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
-    let (allow_failure, cancel_client_order_id, order, resp) = checked(p, sim, ctx)?;
+    let (allow_failure, cancel_client_order_id, order, resp, tif) = checked(p, sim, ctx)?;
     let cancel_id = match p.get("cancelNewClientOrderId") {
         Some(id) => id.to_string(),
         None => ctx.ids.next_id(),
     };
-    match sim.cancel_replace(&cancel_client_order_id, &order)? {
+    match replace(sim, ctx, &cancel_client_order_id, &order, tif)? {
         SimReplaced::Both { cancelled, placed } => {
             let value = json!({
                 "cancelResult": "SUCCESS",
                 "newOrderResult": "SUCCESS",
                 "cancelResponse": cancel_json(&cancelled, &cancel_id),
-                "newOrderResponse": placement_json(&placed, resp),
+                "newOrderResponse": new_order_json(ctx, &placed, resp),
             });
             let mut changes = ctx.changes.borrow_mut();
             changes.push((cancelled, Change::Updated, Some(cancel_id)));
             changes.push((placed, Change::Placed, None));
             Ok(value)
         }
-        SimReplaced::CancelRefused(error) if allow_failure => match sim.place(&order) {
-            Ok(placed) => {
+        SimReplaced::CancelRefused(error) if allow_failure => match ctx.tifs.place(sim, &order, tif) {
+            Ok((placed, _)) => {
                 let data = json!({
                     "cancelResult": "FAILURE",
                     "newOrderResult": "SUCCESS",
                     "cancelResponse": error_json(error.code, &error.msg),
-                    "newOrderResponse": placement_json(&placed, resp),
+                    "newOrderResponse": new_order_json(ctx, &placed, resp),
                 });
                 ctx.changes.borrow_mut().push((placed, Change::Placed, None));
                 Err(ApiError {

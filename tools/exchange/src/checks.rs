@@ -1,31 +1,17 @@
-//! Checks Binance makes on a request before its endpoint runs, and the order filters the
-//! simulator does not know (errors.md, filters.md):
+//! Checks Binance makes on a request before its endpoint runs (errors.md; the order filters
+//! the simulator does not know are in `filters`):
 //!
 //! - a parameter sent twice in the query string or twice in the body: -1101;
 //! - a parameter the endpoint does not read: -1104 (a client bug would otherwise hide);
-//! - `selfTradePreventionMode` outside the symbol's allowed modes: -1130;
+//! - an unknown `selfTradePreventionMode`: -1130 (one the symbol does not allow: `stp`);
 //! - `icebergQty`, `trailingDelta`, pegged orders: -2010 "… not supported for this symbol.";
-//! - `quantity`, `price`, `stopPrice` with more than 8 decimals: -1111;
-//! - PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS (advertised in `exchangeInfo`).
+//! - `quantity`, `price`, `stopPrice` with more than 8 decimals: -1111.
 
-use crate::api::{ApiError, Endpoint, Params};
-use genesis::domain::money::Decimal;
-use genesis::domain::order::{ExchangeOrderType, Side};
+use crate::endpoints::Endpoint;
+use crate::params::Params;
+use crate::reply::ApiError;
 use genesis::exchange::binance::sign::parse_query;
-use genesis::exchange::sim::Simulator;
-use genesis::exchange::NewOrder;
 use serde_json::{json, Value};
-
-/// Every symbol's self-trade prevention modes (a single account cannot trade with itself
-/// here, so each is accepted and none ever acts).
-pub const STP_MODES: [&str; 5] = ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"];
-/// MAX_NUM_ORDERS: open orders per symbol (algo orders included).
-pub const MAX_NUM_ORDERS: usize = 200;
-/// PERCENT_PRICE_BY_SIDE multipliers of the 5-minute average price.
-const BID_UP: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
-const BID_DOWN: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
-const ASK_UP: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
-const ASK_DOWN: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
 /// The scale of a base or quote asset (`baseAssetPrecision`, `quotePrecision`).
 const ASSET_PRECISION: u32 = 8;
 
@@ -120,7 +106,7 @@ pub fn check_params(endpoint: Endpoint, query: &str, body: Option<&str>, p: &Par
 /// orders (not enabled on any symbol here), and the precision of the decimals.
 pub fn check_order_params(p: &Params) -> Result<(), ApiError> {
     if let Some(mode) = p.get("selfTradePreventionMode") {
-        if !STP_MODES.contains(&mode) {
+        if !crate::stp::STP_MODES.contains(&mode) {
             return Err(ApiError::bad(-1130, "Data sent for parameter 'selfTradePreventionMode' is not valid."));
         }
     }
@@ -143,71 +129,15 @@ pub fn check_order_params(p: &Params) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// PERCENT_PRICE_BY_SIDE (the order's `price` against the 5-minute average price),
-/// MARKET_LOT_SIZE (as LOT_SIZE, for MARKET orders) and MAX_NUM_ORDERS (open orders on the
-/// symbol), after the simulator's own (PRICE_FILTER, LOT_SIZE, NOTIONAL, MAX_NUM_ALGO_ORDERS).
-pub fn check_extra_filters(order: &NewOrder, sim: &Simulator, now_ms: i64) -> Result<(), ApiError> {
-    let filter = |name: &str| ApiError::bad(-1013, format!("Filter failure: {name}"));
-    if let Some(price) = order.price {
-        let avg_price = crate::market_data::average_price(sim, &order.symbol, now_ms)?;
-        let (up, down) = match order.side {
-            Side::Buy => (BID_UP, BID_DOWN),
-            Side::Sell => (ASK_UP, ASK_DOWN),
-        };
-        if !avg_price.is_zero() && (price > avg_price * up || price < avg_price * down) {
-            return Err(filter("PERCENT_PRICE_BY_SIDE"));
-        }
-    }
-    if order.order_type == ExchangeOrderType::Market {
-        if let Some(rules) = sim.rules(&order.symbol) {
-            let q = order.quantity;
-            let stepped = rules.step_size.is_zero() || (q % rules.step_size).is_zero();
-            if q < rules.min_qty || (!rules.max_qty.is_zero() && q > rules.max_qty) || !stepped {
-                return Err(filter("MARKET_LOT_SIZE"));
-            }
-        }
-    }
-    let open = sim.open_orders(Some(&order.symbol)).map_or(0, |o| o.len());
-    if open >= MAX_NUM_ORDERS {
-        return Err(filter("MAX_NUM_ORDERS"));
-    }
-    Ok(())
-}
-
 /// `exchangeInfo` as this server serves it: the wire shape of the gateway's own parser plus
-/// what Binance's carries and the simulator's rules leave out — `cancelReplaceAllowed`, the
-/// STP modes, and the filters PERCENT_PRICE_BY_SIDE, MARKET_LOT_SIZE and MAX_NUM_ORDERS.
-pub fn decorate_exchange_info(info: &mut Value) {
+/// what Binance's carries and the simulator's rules leave out — `cancelReplaceAllowed` and the
+/// STP modes (the filters: `filters`).
+pub fn decorate_exchange_info(info: &mut Value, stp: &crate::stp::StpBook) {
     let Some(symbols) = info.get_mut("symbols").and_then(Value::as_array_mut) else {
         return;
     };
     for s in symbols {
         s["cancelReplaceAllowed"] = json!(true);
-        s["allowedSelfTradePreventionModes"] = json!(STP_MODES);
-        let lot = s["filters"]
-            .as_array()
-            .and_then(|f| f.iter().find(|f| f["filterType"] == "LOT_SIZE"))
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        if let Some(filters) = s["filters"].as_array_mut() {
-            filters.insert(
-                1,
-                json!({
-                    "filterType": "PERCENT_PRICE_BY_SIDE",
-                    "bidMultiplierUp": BID_UP.to_string(),
-                    "bidMultiplierDown": BID_DOWN.to_string(),
-                    "askMultiplierUp": ASK_UP.to_string(),
-                    "askMultiplierDown": ASK_DOWN.to_string(),
-                    "avgPriceMins": 5,
-                }),
-            );
-            filters.push(json!({
-                "filterType": "MARKET_LOT_SIZE",
-                "minQty": lot["minQty"],
-                "maxQty": lot["maxQty"],
-                "stepSize": lot["stepSize"],
-            }));
-            filters.push(json!({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": MAX_NUM_ORDERS}));
-        }
+        stp.decorate(s);
     }
 }

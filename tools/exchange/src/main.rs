@@ -1,27 +1,46 @@
 //! `genesis-exchange`: the Genesis simulator behind a Binance-compatible HTTP server on
 //! 127.0.0.1, with reproducible fault injection. Flags → configuration → serve.
 //!
-//! - `api`: routing and endpoint handlers (pure: no sockets), `/sim/*` control endpoints.
+//! - `api`: the application, and one `/api/v3/*` request's path through it (pure: no sockets).
+//! - `endpoints`: the routing table (weights, SIGNED, fault steps) and the market-wide handlers.
+//! - `orders`: the order and account endpoints.
+//! - `control`: the `/sim/*` control endpoints and the random walk.
+//! - `stream`: the user data stream's subscribers and their queue.
+//! - `reply`, `params`, `ids`: request, reply and error shapes; parameters; generated ids.
 //! - `auth`: API key, signature, timestamp / recvWindow.
 //! - `cancel_replace`: `POST /api/v3/order/cancelReplace`, both modes.
-//! - `checks`: parameter checks (-1101, -1104, -1111, -1130) and the filters the simulator lacks.
+//! - `checks`: parameter checks (-1101, -1104, -1111, -1130).
+//! - `filters`: the order filters the simulator lacks (built-in, or a `--markets` document's).
 //! - `limits`: request weight per minute, orders per 10 s and per day.
 //! - `market_data`: tickers, average price, klines, trades, aggregate trades.
 //! - `markets`: `--markets FILE`, the symbols of an `exchangeInfo` document.
 //! - `faults`: the scripted fault plan.
+//! - `stp`: self-trade prevention modes, per symbol and per order.
 //! - `time_in_force`: LIMIT IOC and FOK on a simulator that rests every order as GTC.
 //! - `server`: the HTTP/1.1 server (thread per keep-alive connection).
 //! - `ws`: the WebSocket API on the same port (`/ws-api/v3`): the user data stream.
+//! - `market_streams`: the market streams on the same port (`/ws/...`, `/stream?streams=`): bookTicker.
 
 mod api;
 mod auth;
 mod cancel_replace;
 mod checks;
+mod control;
+mod endpoints;
 mod faults;
+mod filters;
+mod ids;
 mod limits;
 mod market_data;
+mod market_streams;
 mod markets;
+mod orders;
+mod params;
+mod reply;
 mod server;
+mod session;
+mod stp;
+mod stream;
 mod time_in_force;
 mod ws;
 mod ws_orders;
@@ -48,6 +67,13 @@ struct Args {
     /// Secret the clients sign with (HMAC-SHA256).
     #[arg(long, env = "BINANCE_API_SECRET", hide_env_values = true)]
     api_secret: Option<String>,
+    /// An Ed25519 API key the WebSocket API logs on with (`session.logon`); needs
+    /// --ed25519-public-key-file.
+    #[arg(long, env = "GENESIS_EXCHANGE_ED25519_API_KEY", requires = "ed25519_public_key_file")]
+    ed25519_api_key: Option<String>,
+    /// The PEM public key (`-----BEGIN PUBLIC KEY-----`) of --ed25519-api-key.
+    #[arg(long, env = "GENESIS_EXCHANGE_ED25519_PUBLIC_KEY_FILE", value_name = "FILE", requires = "ed25519_api_key")]
+    ed25519_public_key_file: Option<PathBuf>,
     /// Seed of the simulator (book shapes, random walk).
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -55,8 +81,14 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     order_limit: u64,
     /// Request weight allowed per minute (exchangeInfo rateLimits REQUEST_WEIGHT MINUTE 1).
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = limits::WEIGHT_LIMIT_1M)]
     weight_limit: u64,
+    /// Requests allowed per 5 minutes (exchangeInfo rateLimits RAW_REQUESTS MINUTE 5).
+    #[arg(long, default_value_t = limits::RAW_REQUEST_LIMIT_5M)]
+    raw_request_limit: u64,
+    /// Unfilled orders allowed per day (exchangeInfo rateLimits ORDERS DAY 1).
+    #[arg(long, default_value_t = limits::ORDER_LIMIT_1D)]
+    daily_order_limit: u64,
     /// Starting balances, ASSET=AMOUNT,… (ignored when --state loads a saved exchange).
     #[arg(long, default_value = "USDT=100000,BTC=1,ETH=10,SOL=100")]
     balances: String,
@@ -114,6 +146,10 @@ fn main() {
              BINANCE_API_SECRET (the clients must sign with the same pair)",
         );
     };
+    if let (Some(key), Some(path)) = (&args.ed25519_api_key, &args.ed25519_public_key_file) {
+        let pem = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+        session::accept_ed25519(key.clone(), pem);
+    }
     let starting_balances = parse_balances(&args.balances).unwrap_or_else(|e| fail(&e));
     let faults = args
         .faults
@@ -129,19 +165,35 @@ fn main() {
         first_trade_id: FIRST_TRADE_ID,
         ..SimConfig::default()
     };
-    let sim = match (&args.state, &args.markets) {
-        (Some(path), _) => Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())),
+    let (sim, document) = match (&args.state, &args.markets) {
+        (Some(path), _) => (Simulator::open(path, config).unwrap_or_else(|e| fail(&e.to_string())), None),
         (None, Some(path)) => {
-            let markets = markets::load(path).unwrap_or_else(|e| fail(&e));
+            let (markets, document) = markets::load(path).unwrap_or_else(|e| fail(&e));
             log::info!("{} markets from {}", markets.len(), path.display());
-            Simulator::with_markets(config, &markets)
+            (Simulator::with_markets(config, &markets), Some(document))
         }
-        (None, None) => Simulator::new(config),
+        (None, None) => (Simulator::new(config), None),
     };
     let id_base = (server::local_ms() as u64) ^ (u64::from(std::process::id()) << 40);
-    let app =
-        Arc::new(api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base));
-    app.set_weight_limit(args.weight_limit);
+    let mut app = api::App::new(sim, auth::Credentials { api_key, api_secret }, args.order_limit, faults, id_base);
+    if let Some(document) = document {
+        let mut stp = stp::StpBook::default();
+        for doc in &document.symbols {
+            if let Some(default) = &doc.default_stp {
+                let allowed: Vec<&str> = doc.allowed_stp.iter().map(String::as_str).collect();
+                stp.set_symbol(&doc.symbol, default, &allowed);
+            }
+        }
+        app.stp = Arc::new(stp);
+        app.filters = filters::FilterBook::from_doc(&document.symbols, &document.exchange_filters);
+    }
+    let app = Arc::new(app);
+    app.set_limits(limits::LimitConfig {
+        weight_1m: args.weight_limit,
+        raw_requests_5m: args.raw_request_limit,
+        orders_10s: args.order_limit,
+        orders_1d: args.daily_order_limit,
+    });
     let listener =
         server::bind(args.port).unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{}: {e}", args.port)));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| fail(&format!("no local address: {e}")));
@@ -190,6 +242,7 @@ mod tests {
     fn flags_parse_with_their_defaults() {
         let a = Args::try_parse_from(["genesis-exchange", "--api-key", "k", "--api-secret", "s"]).unwrap();
         assert_eq!((a.port, a.seed, a.order_limit, a.latency_us), (0, 42, 50, 0));
+        assert_eq!((a.weight_limit, a.raw_request_limit, a.daily_order_limit), (6000, 61_000, 200_000));
         assert_eq!(a.walk_ms, None);
         let a = Args::try_parse_from([
             "genesis-exchange",

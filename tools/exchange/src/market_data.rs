@@ -7,7 +7,8 @@
 //! "last price" is the latest trade's price, or, before any trade of the symbol, the book's mid
 //! rounded down to the tick (always a price the symbol could trade at).
 
-use crate::api::{ApiError, Params};
+use crate::params::Params;
+use crate::reply::ApiError;
 use genesis::domain::money::{round_down_to_step, Decimal};
 use genesis::exchange::binance::wire::fmt_decimal;
 use genesis::exchange::sim::{Simulator, Trade};

@@ -8,6 +8,7 @@ use genesis::domain::money::Decimal;
 use genesis::domain::symbol::SymbolRules;
 use genesis::exchange::binance::wire::parse_exchange_info;
 use genesis::exchange::sim::MarketSpec;
+use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -31,11 +32,54 @@ pub fn starting_book(rules: &SymbolRules) -> (Decimal, Decimal) {
     (bid, bid + tick)
 }
 
-/// The markets of an `exchangeInfo` document. Refused: a file that cannot be read or parsed,
-/// no symbols, a symbol listed twice.
-pub fn load(path: &Path) -> Result<Vec<MarketSpec>, String> {
+/// What the engine's parser leaves out of a document's symbol and this server still uses: its
+/// STP modes and its filters as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolDoc {
+    pub symbol: String,
+    pub default_stp: Option<String>,
+    pub allowed_stp: Vec<String>,
+    pub filters: Vec<Value>,
+}
+
+/// What else the server reads of a document: each symbol's [`SymbolDoc`], the exchange filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+    pub symbols: Vec<SymbolDoc>,
+    pub exchange_filters: Vec<Value>,
+}
+
+/// The markets of an `exchangeInfo` document, and what else the server reads of it. Refused:
+/// a file that cannot be read or parsed, no symbols, a symbol listed twice.
+pub fn load(path: &Path) -> Result<(Vec<MarketSpec>, Document), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--markets {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("--markets {}: {e}", path.display()))
+    let specs = parse(&text).map_err(|e| format!("--markets {}: {e}", path.display()))?;
+    Ok((specs, document(&text)))
+}
+
+fn document(text: &str) -> Document {
+    let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    Document {
+        symbols: symbol_docs(&doc),
+        exchange_filters: doc["exchangeFilters"].as_array().cloned().unwrap_or_default(),
+    }
+}
+
+fn symbol_docs(doc: &Value) -> Vec<SymbolDoc> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().map_or(Vec::new(), |a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+    };
+    doc["symbols"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|s| SymbolDoc {
+            symbol: s["symbol"].as_str().unwrap_or_default().to_string(),
+            default_stp: s["defaultSelfTradePreventionMode"].as_str().map(str::to_string),
+            allowed_stp: strings(&s["allowedSelfTradePreventionModes"]),
+            filters: s["filters"].as_array().cloned().unwrap_or_default(),
+        })
+        .collect()
 }
 
 fn parse(text: &str) -> Result<Vec<MarketSpec>, String> {
@@ -103,12 +147,26 @@ mod tests {
     }
 
     #[test]
+    fn each_symbols_stp_modes_and_filters_are_read_as_written() {
+        let text = doc(&[("AAAUSDT", "0.01", "0")]).replace(
+            r#""orderTypes""#,
+            r#""defaultSelfTradePreventionMode":"EXPIRE_TAKER","allowedSelfTradePreventionModes":["EXPIRE_TAKER","NONE"],"orderTypes""#,
+        );
+        let docs = document(&text).symbols;
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].default_stp.as_deref(), Some("EXPIRE_TAKER"));
+        assert_eq!(docs[0].allowed_stp, ["EXPIRE_TAKER", "NONE"]);
+        assert_eq!(docs[0].filters.len(), 4);
+        assert_eq!(document(&doc(&[("AAAUSDT", "0.01", "0")])).symbols[0].default_stp, None);
+    }
+
+    #[test]
     fn bad_documents_are_refused_with_a_reason() {
         assert!(parse("not json").unwrap_err().contains("exchangeInfo"));
         assert_eq!(parse(&doc(&[])).unwrap_err(), "no symbols");
         let twice = doc(&[("AAAUSDT", "0.01", "0"), ("AAAUSDT", "0.01", "0")]);
         assert_eq!(parse(&twice).unwrap_err(), "symbol AAAUSDT is listed twice");
-        let missing = load(Path::new("/nonexistent/markets.json")).unwrap_err();
+        let missing = load(Path::new("/nonexistent/markets.json")).map(|_| ()).unwrap_err();
         assert!(missing.starts_with("--markets /nonexistent/markets.json:"), "{missing}");
     }
 }

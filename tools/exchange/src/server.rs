@@ -309,6 +309,18 @@ fn connection(stream: TcpStream, app: &App, latency: Duration) -> io::Result<()>
                 return Ok(());
             }
         };
+        let upgrade = req.method == "GET" && req.header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if upgrade && crate::market_streams::is_market_stream(&req.path) {
+            let Some(key) = req.header("Sec-WebSocket-Key").map(str::to_string) else {
+                let reply = Reply::json(400, error_json(-1, "Bad request: no Sec-WebSocket-Key."));
+                let _ = write_reply(&mut writer, &reply, false);
+                return Ok(());
+            };
+            writer.write_all(crate::ws::upgrade_response(&key).as_bytes())?;
+            writer.flush()?;
+            let buffered = reader.buffer().to_vec();
+            return crate::market_streams::serve(reader.into_inner(), buffered, app.market(), &req.path, &req.query);
+        }
         if is_ws_upgrade(&req) {
             let Some(key) = req.header("Sec-WebSocket-Key").map(str::to_string) else {
                 let reply = Reply::json(400, error_json(-1, "Bad request: no Sec-WebSocket-Key."));

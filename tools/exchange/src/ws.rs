@@ -41,7 +41,12 @@ fn ok(id: &Value, result: Value) -> String {
 
 /// One request; the answer to send back, and what to do with it (trading requests follow the
 /// REST side's fault plan: drop, delay).
-fn request(app: &App, text: &str, subscription: &mut Option<(u64, StreamRx)>) -> (String, After) {
+fn request(
+    app: &App,
+    text: &str,
+    subscription: &mut Option<(u64, StreamRx)>,
+    session: &mut crate::session::Session,
+) -> (String, After) {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return (error(&Value::Null, &ApiError::bad(-1100, "Malformed request: not JSON.")), After::Respond);
     };
@@ -50,7 +55,18 @@ fn request(app: &App, text: &str, subscription: &mut Option<(u64, StreamRx)>) ->
         let id = value.get("id").cloned().unwrap_or(Value::Null);
         let empty = serde_json::Map::new();
         let params = value.get("params").and_then(Value::as_object).unwrap_or(&empty);
-        return crate::ws_orders::request(app, &id, http, params, local_ms());
+        return crate::ws_orders::request(app, &id, http, params, local_ms(), session.logged_on());
+    }
+    if let Some(method) = method.filter(|m| matches!(*m, "session.logon" | "session.status" | "session.logout")) {
+        let id = value.get("id").cloned().unwrap_or(Value::Null);
+        let empty = serde_json::Map::new();
+        let params = value.get("params").and_then(Value::as_object).unwrap_or(&empty);
+        let now = app.server_now_ms(local_ms());
+        let answer = match crate::session::handle(session, method, params, now, subscription.is_some()) {
+            Ok(result) => ok(&id, result),
+            Err(e) => error(&id, &e),
+        };
+        return (answer, After::Respond);
     }
     (other_request(app, &value, subscription), After::Respond)
 }
@@ -99,6 +115,7 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App, latency: Duration)
     let raw = stream.try_clone()?;
     let mut ws = WebSocket::from_partially_read(stream, buffered, Role::Server, None);
     let mut subscription: Option<(u64, StreamRx)> = None;
+    let mut session = crate::session::Session::new(app.server_now_ms(local_ms()));
     let result = loop {
         if let Some((_, rx)) = &subscription {
             let mut cut = false;
@@ -132,7 +149,7 @@ pub fn serve(stream: TcpStream, buffered: Vec<u8>, app: &App, latency: Duration)
         match ws.read() {
             Ok(Message::Text(text)) => {
                 let started = std::time::Instant::now();
-                let (answer, after) = request(app, text.as_str(), &mut subscription);
+                let (answer, after) = request(app, text.as_str(), &mut subscription, &mut session);
                 // A drop fault: executed, and the connection goes before the answer.
                 if !crate::server::hold_reply(app, after, &raw, started, latency, "ws-api") {
                     break Ok(());

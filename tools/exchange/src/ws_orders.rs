@@ -95,16 +95,19 @@ fn answer(app: &App, id: &Value, reply: &Reply, with_limits: bool, server_now_ms
 }
 
 /// One trading request (`http`: its REST method and path, from [`route`]); the answer to send
-/// and what to do with it.
+/// and what to do with it. On a `logged_on` session (`session.logon`) a request without a
+/// signature is the session's key's.
 pub fn request(
     app: &App,
     id: &Value,
     http: (&str, &str),
     params: &Map<String, Value>,
     local_now_ms: i64,
+    logged_on: bool,
 ) -> (String, After) {
     let with_limits = params.get("returnRateLimits").map(text).as_deref() != Some("false");
-    if let Err(e) = check_signature(app, params) {
+    let session_signed = logged_on && !params.contains_key("signature");
+    if let Err(e) = if session_signed { Ok(()) } else { check_signature(app, params) } {
         let reply = e.reply();
         return (answer(app, id, &reply, with_limits, app.server_now_ms(local_now_ms)), After::Respond);
     }
@@ -165,7 +168,7 @@ mod tests {
     }
 
     fn call(app: &App, method: &str, params: &Map<String, Value>) -> (Value, After) {
-        let (text, after) = request(app, &json!(7), route(method).unwrap(), params, NOW);
+        let (text, after) = request(app, &json!(7), route(method).unwrap(), params, NOW, false);
         (serde_json::from_str(&text).unwrap(), after)
     }
 

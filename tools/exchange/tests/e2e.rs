@@ -441,3 +441,57 @@ fn user_data_stream_pushes_every_change_and_can_be_dropped() {
         }
     }
 }
+
+/// Reads text frames until one satisfies `pick` (pings are answered by the read).
+fn read_until(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    pick: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        if let tungstenite::Message::Text(text) = ws.read().expect("read") {
+            let value: Value = serde_json::from_str(text.as_str()).unwrap();
+            if pick(&value) {
+                return value;
+            }
+        }
+    }
+}
+
+fn move_eth(server: &Server, bid: &str, ask: &str) {
+    control(server, "POST", "/sim/price", &format!("{{\"symbol\":\"ETHUSDT\",\"bid\":\"{bid}\",\"ask\":\"{ask}\"}}"));
+}
+
+#[test]
+fn market_streams_push_book_tickers_raw_and_combined_and_come_back_after_a_drop() {
+    use tungstenite::Message;
+    let server = start(&[]);
+    let ws_url = server.url.replacen("http://", "ws://", 1);
+    let (mut combined, _) = tungstenite::connect(format!("{ws_url}/stream?streams=ethusdt@bookTicker")).unwrap();
+    let (mut raw, _) = tungstenite::connect(format!("{ws_url}/ws/ethusdt@bookTicker")).unwrap();
+    move_eth(&server, "3000.10", "3000.20");
+    let event = read_until(&mut combined, |_| true);
+    assert_eq!(event["stream"], "ethusdt@bookTicker");
+    assert_eq!((event["data"]["s"].as_str(), event["data"]["b"].as_str()), (Some("ETHUSDT"), Some("3000.10000000")));
+    let event = read_until(&mut raw, |_| true);
+    assert_eq!((event["a"].as_str(), event["u"].is_u64()), (Some("3000.20000000"), true));
+    // Live subscription: BTCUSDT added, then listed.
+    raw.send(Message::text(r#"{"method":"SUBSCRIBE","params":["btcusdt@bookTicker"],"id":1}"#)).unwrap();
+    assert_eq!(read_until(&mut raw, |v| v.get("id").is_some()), serde_json::json!({"result": null, "id": 1}));
+    raw.send(Message::text(r#"{"method":"LIST_SUBSCRIPTIONS","id":2}"#)).unwrap();
+    let list = read_until(&mut raw, |v| v.get("id").is_some());
+    assert_eq!(list["result"], serde_json::json!(["btcusdt@bookTicker", "ethusdt@bookTicker"]));
+    // Dropped: the connections go; a new one gets the next change.
+    assert_eq!(control(&server, "POST", "/sim/market-stream/drop", "")["dropped"], 2);
+    assert!(read_until_error(&mut combined));
+    let (mut again, _) = tungstenite::connect(format!("{ws_url}/stream?streams=ethusdt@bookTicker")).unwrap();
+    move_eth(&server, "3001.10", "3001.20");
+    assert_eq!(read_until(&mut again, |_| true)["data"]["b"], "3001.10000000");
+}
+
+fn read_until_error(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>) -> bool {
+    loop {
+        if ws.read().is_err() {
+            return true;
+        }
+    }
+}

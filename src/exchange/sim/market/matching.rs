@@ -26,12 +26,14 @@ pub(super) fn resting_status(report: &OrderReport) -> ExchangeStatus {
     }
 }
 
-/// The status of a market order once it has traded what it could.
-pub(super) fn market_status(report: &OrderReport) -> ExchangeStatus {
+/// A market order once it has traded what it could: FILLED, or EXPIRED for want of liquidity
+/// (Binance's `expiryReason` for it).
+pub(super) fn settle_market(report: &mut OrderReport) {
     if report.executed_qty >= report.orig_qty {
-        ExchangeStatus::Filled
+        report.status = ExchangeStatus::Filled;
     } else {
-        ExchangeStatus::Expired
+        report.status = ExchangeStatus::Expired;
+        report.expiry_reason = Some("INSUFFICIENT_LIQUIDITY".to_string());
     }
 }
 
@@ -169,7 +171,7 @@ impl Simulator {
                     trim_to_budget(&mut plan, budget, self.markets[m].rules.step_size);
                 }
                 let fills = self.fill_plan(m, order, &plan, now);
-                order.report.status = market_status(&order.report);
+                settle_market(&mut order.report);
                 return Some(fills);
             }
             let plan = self.plan_taker(m, side, remaining, Some(order.report.price));

@@ -54,6 +54,7 @@ impl Simulator {
                 stop_price: req.stop_price.unwrap_or(Decimal::ZERO),
                 fills: Vec::new(),
                 time_ms: now,
+                expiry_reason: None,
             },
             locked: Decimal::ZERO,
             triggered: false,
@@ -81,7 +82,7 @@ impl Simulator {
                 return Err(SimError::insufficient_balance());
             }
             let fills = self.fill_plan(m, &mut order, &plan, now);
-            order.report.status = market_status(&order.report);
+            settle_market(&mut order.report);
             fills
         } else {
             let lock = match side {
