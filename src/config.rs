@@ -153,7 +153,7 @@ pub struct Cli {
     /// Balances are synced from the exchange at start, after fills and this often, seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub balance_sync_secs: u64,
-    /// Pin the order path (intake, exchange I/O, record) to one core and background threads to
+    /// Pin the order path (intake, exchange I/O) to one core and background threads to
     /// another: on (a thread that cannot be pinned fails the start), off, or auto (with 2 cores
     /// or more; a refused pin is only a warning).
     #[arg(long, value_enum, default_value = "auto")]

@@ -3,16 +3,17 @@
 //! ```text
 //!  stdin ─► intake thread: parse · checks · confirm · sign ─► place ─► query ─► verified fill ─► stdout: order_filled
 //!             (runs exchange I/O's stage itself, under its lock)          │  HTTP (ureq) ─► Binance / simulator
-//!                                                                         ├─► record ─► persist ─► SQLite
-//!             exchange I/O's own thread, after the line is out:           │     │
-//!             stop-loss on record's answer, watch (live tracking),  ◄─────┘─────┘ Recorded
-//!             re-checks, protection retries, balance syncs, reconcile (start-up)
+//!             then, same thread: record · open position · stop-loss ◄────┘
+//!                                    └─► persist ─► SQLite
+//!             exchange I/O's own thread: watch (live tracking), user stream, re-checks,
+//!             protection retries, balance syncs; reconcile (start-up)
 //!             events (bus) ──► stdout writer (text or JSON lines), event_log
 //! ```
 //!
 //! Intake reads stdin itself (one `poll(2)` waits on stdin, the signal pipe and intake's timers)
 //! and runs the order path to completion on its thread, through exchange I/O's stage: the fill's
-//! line is on stdout before the stop-loss request leaves or any record reaches persist.
+//! line is on stdout before the execution is recorded, the stop-loss request leaves or any record
+//! reaches persist; then the same thread records the execution and protects the position.
 //!
 //! Modules in data-flow order: [`config`], [`domain`] (pure model), [`pipeline`] (the stage
 //! threads), [`exchange`] (gateways), [`store`] (SQLite), [`events`] (the event bus).

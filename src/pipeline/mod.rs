@@ -3,11 +3,11 @@
 //! Set-up: open the store, connect the gateway, load the symbols' rules and what the database
 //! knows (positions, resting orders), spawn the stages. Run: intake reads a line and runs it
 //! through exchange I/O on its own thread, up to the fill's line on stdout (the order path runs
-//! to completion there); then record → exchange I/O's thread (stop-loss) → persist; events flow
-//! from every stage to the stdout writer.
+//! to completion there), then records the execution and places the stop-loss on the same
+//! thread; records go to persist, events to the stdout writer.
 //! Shutdown is a drop cascade: end of input (or `quit`) ends intake, which drops its sender;
 //! exchange I/O finishes what is in flight (verification and stop-loss included) and drops
-//! its senders; record and persist drain and stop; the writer flushes.
+//! its senders; persist drains and stops; the writer flushes.
 
 pub mod account;
 pub mod exchange_io;
@@ -292,22 +292,21 @@ pub fn run(config: Config) -> Result<(), RunError> {
     // A short queue on the order path: a backlog waits in the producer's pipe, not inside the
     // engine, so a command's latency is the engine's own time and memory stays flat.
     let (to_exchange, from_intake) = bounded(ORDER_PATH_QUEUE);
-    let (to_record, from_exchange_io) = bounded(cap);
-    let (to_exchange_io, from_record) = bounded(cap);
     let bus = Bus::new(to_stdout.clone(), Some(to_persist.clone()));
 
     // The layout below, and the measurements behind each choice, are in docs/perf/journal.md
     // ("numbers moved out of code comments", and the 2026-12-03 entries).
     //
-    // Intake, exchange I/O and record share one core (the last): intake hands an order over and
-    // blocks in poll at once, so exchange I/O runs on the same core after a plain context switch
+    // Intake and exchange I/O share one core (the last): intake hands an order over and blocks
+    // in poll at once, so exchange I/O runs on the same core after a plain context switch
     // instead of a cross-core wake-up (pinning them to distinct cores was worse than not
-    // pinning). The record stage takes each execution the moment exchange I/O hands it over and
-    // goes idle, and the sell that closes a buy waits for the buy's round trip through record.
+    // pinning). The record step runs on the order path's thread after the fill's line; it was a
+    // thread of its own until 2026-12-06, and a sell right behind its buy waited for the buy's
+    // round trip through it.
     //
     // Over HTTP too, although a floating exchange I/O could follow the thread that answers it.
-    // Floating, it went wherever its last waker ran: the record stage's hand-back for a stop-loss
-    // and the user stream's reports moved it to the idle first core. The next order's wake-up
+    // Floating, it went wherever its last waker ran: a fill's hand-back for its stop-loss and
+    // the user stream's reports moved it to the idle first core. The next order's wake-up
     // then queued it there, behind persist, the user stream or the server, and in `SCHED_BATCH`
     // it waits for them to block or for the tick. The price of pinning is the loopback server's
     // thread, which sometimes settles on the other core; a remote exchange answers through the
@@ -370,22 +369,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
             persist.run(from_stages)
         }),
     )?);
-    let recorder = record::Recorder {
-        slippage_alert_pct: config.risk.slippage_alert_pct,
-        bus: bus.clone(),
-        to_exchange_io,
-        to_persist: to_persist.clone(),
-        stats: Arc::clone(&stats),
-    };
-    let pin = placement.hook("record", order_path_core);
-    handles.push(spawn(
-        "record",
-        Box::new(move || {
-            if pin() {
-                recorder.run(from_exchange_io)
-            }
-        }),
-    )?);
     // `--pin on`: every thread so far is where it belongs before the first request.
     placement.confirm()?;
     // Start-up: connect, read the rules, reconcile. Each read is retried until it answers;
@@ -398,7 +381,6 @@ pub fn run(config: Config) -> Result<(), RunError> {
             ids: Arc::clone(&ids),
             guard: Arc::clone(&guard),
             bus: bus.clone(),
-            to_record,
             to_persist: to_persist.clone(),
         };
         start_up(&config, &placement, history, parts, &mut reads)
@@ -435,7 +417,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     // Intake runs each command through exchange I/O on its own thread; the stage's thread
     // keeps what can wait (stop-losses, the stream, the watch, balance syncs).
-    let exchange_io = exchange_io::inline::Shared::new(exchange_io, from_record);
+    let exchange_io = exchange_io::inline::Shared::new(exchange_io);
     let shared_io = Arc::clone(&exchange_io);
     let pin = placement.hook("exchange-io", order_path_core);
     handles.push(spawn(
@@ -504,7 +486,6 @@ struct StartupParts {
     ids: Arc<IdGen>,
     guard: Arc<guard::ExchangeGuard>,
     bus: Bus,
-    to_record: crossbeam_channel::Sender<msg::ToRecord>,
     to_persist: crossbeam_channel::Sender<msg::ToPersist>,
 }
 
@@ -546,7 +527,6 @@ fn start_up(
         parts.guard,
         config,
         parts.bus,
-        parts.to_record,
         parts.to_persist,
     );
     // Before the first command: the database and the exchange agree, every position is protected.

@@ -78,13 +78,8 @@ impl Timing {
     }
 }
 
-/// exchange I/O → record
-#[derive(Debug)]
-pub enum ToRecord {
-    /// An order that reached the exchange, with the placement and verification reports applied.
-    Executed(Box<Execution>),
-}
-
+/// An order that reached the exchange, with the placement and verification reports applied:
+/// what exchange I/O records and then acts on (positions, stop-losses).
 #[derive(Debug)]
 pub struct Execution {
     pub order: Order,
@@ -93,13 +88,6 @@ pub struct Execution {
     pub verification_error: Option<String>,
     /// Its fill's event is out already (exchange I/O wrote it when the query answered).
     pub announced: bool,
-}
-
-/// record → exchange I/O: every `Executed` gets exactly one reply, so exchange I/O knows
-/// when nothing is in flight (shutdown, cancel-all and queries wait for that).
-#[derive(Debug)]
-pub enum FromRecord {
-    Recorded(Box<Execution>),
 }
 
 /// any stage → persist

@@ -22,7 +22,7 @@ type Report = Result<(), String>;
 pub struct Placement {
     /// `--pin on`: a thread that cannot be pinned fails the start.
     required: bool,
-    /// Intake, exchange I/O and record.
+    /// Intake and exchange I/O.
     pub order_path: Option<usize>,
     /// Persist, the checkpoint, the user stream and the quote poller.
     pub background: Option<usize>,

@@ -1,25 +1,23 @@
-//! Record stage: what follows an execution off the order path. (It was the verify stage; the
-//! verification, the query and its arithmetic, moved into exchange I/O, see [`assess`].)
+//! Recording an execution: what follows a verified order once its line is out.
 //!
-//! Receives executions (placement and verification query applied, numbers assessed) from
-//! exchange I/O; publishes the fill's event if exchange I/O has not written it already, raises
-//! `slippage_alert`, sends the order's record to persist, counts its latency, and answers every
-//! execution by handing it back to exchange I/O, which opens or closes positions and protects
-//! them.
+//! Exchange I/O calls [`Recorder::record`] on the thread that verified the order, right after
+//! the fill's line reached stdout and before it opens or closes positions and protects them:
+//! publishes the fill's event if it is not out already, raises `slippage_alert`, sends the
+//! order's record to persist and counts its latency. (It was a stage of its own, on its own
+//! thread; the round trip through it was what a sell following its buy waited for.)
 
-use super::msg::{Execution, FromRecord, ToPersist, ToRecord};
+use super::msg::{Execution, ToPersist};
 use crate::domain::lifecycle::OrderStatus;
 use crate::domain::money::{slippage_percent, Decimal};
 use crate::domain::order::{Order, Side};
 use crate::events::{Bus, Event, EventKind};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use std::time::Instant;
 
-/// The stage: its settings and its channel ends.
+/// What recording needs: the alert's threshold, and where events, records and latencies go.
 pub struct Recorder {
     pub slippage_alert_pct: Decimal,
     pub bus: Bus,
-    pub to_exchange_io: Sender<FromRecord>,
     pub to_persist: Sender<ToPersist>,
     pub stats: std::sync::Arc<super::stats::Stats>,
 }
@@ -47,15 +45,9 @@ pub fn is_adverse(side: Side, slippage: Decimal, threshold: Decimal) -> bool {
 }
 
 impl Recorder {
-    pub fn run(self, from_exchange_io: Receiver<ToRecord>) {
-        for msg in from_exchange_io {
-            match msg {
-                ToRecord::Executed(execution) => self.record(execution),
-            }
-        }
-    }
-
-    fn record(&self, mut execution: Box<Execution>) {
+    /// Records one execution (its fill's event, a slippage alert, the order's record, its
+    /// latency); the caller then acts on it (positions, stop-losses).
+    pub fn record(&self, execution: &mut Execution) {
         if execution.timing.verified_at.is_none() {
             assess(&mut execution.order, &mut execution.timing);
         }
@@ -97,7 +89,6 @@ impl Recorder {
         }
         let _ = self.to_persist.send(ToPersist::Order(Box::new(order.clone())));
         self.stats.record_order(&latency);
-        let _ = self.to_exchange_io.send(FromRecord::Recorded(execution));
     }
 }
 
@@ -229,38 +220,33 @@ mod tests {
         order
     }
 
-    /// Runs the stage on one execution; returns the events it published and what it handed
-    /// back to exchange I/O.
-    fn record_one(order: Order) -> (Vec<Arc<Event>>, Vec<FromRecord>) {
+    /// Records one execution; returns the events it published and the orders it recorded.
+    fn record_one(order: Order) -> (Vec<Arc<Event>>, Vec<Order>) {
         record_one_announced(order, false)
     }
 
     /// The same, for an execution whose fill event exchange I/O has `announced` or not.
-    fn record_one_announced(order: Order, announced: bool) -> (Vec<Arc<Event>>, Vec<FromRecord>) {
+    fn record_one_announced(order: Order, announced: bool) -> (Vec<Arc<Event>>, Vec<Order>) {
         let (lanes, _queues) = stdout_lanes(16, 16);
         let (to_persist, persisted) = crossbeam_channel::unbounded();
-        let (to_exchange_io, from_record) = crossbeam_channel::unbounded();
         let recorder = Recorder {
             slippage_alert_pct: d("0.5"),
             bus: Bus::new(lanes, Some(to_persist.clone())),
-            to_exchange_io,
             to_persist,
             stats: Arc::default(),
         };
-        let (to_record, from_exchange_io) = crossbeam_channel::unbounded();
         let timing = Timing::new(Instant::now());
-        let execution = Execution { order, timing, verification_error: None, announced };
-        to_record.send(ToRecord::Executed(Box::new(execution))).unwrap();
-        drop(to_record);
-        recorder.run(from_exchange_io);
-        let events = persisted
-            .try_iter()
-            .filter_map(|m| match m {
-                ToPersist::Event(e) => Some(e),
-                _ => None,
-            })
-            .collect();
-        (events, from_record.try_iter().collect())
+        let mut execution = Execution { order, timing, verification_error: None, announced };
+        recorder.record(&mut execution);
+        let (mut events, mut orders) = (Vec::new(), Vec::new());
+        for msg in persisted.try_iter() {
+            match msg {
+                ToPersist::Event(e) => events.push(e),
+                ToPersist::Order(o) => orders.push(*o),
+                _ => {}
+            }
+        }
+        (events, orders)
     }
 
     fn kinds(events: &[Arc<Event>]) -> Vec<&'static str> {
@@ -269,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_buy_filled_beyond_the_slippage_threshold_raises_an_alert_with_the_numbers() {
-        let (events, back) = record_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")));
+        let (events, recorded) = record_one(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")));
         assert_eq!(kinds(&events), ["order_filled", "slippage_alert"]);
         let alert = &events[1];
         assert_eq!(alert.client_order_id.as_deref(), Some("gtest-E7"));
@@ -278,15 +264,15 @@ mod tests {
         assert_eq!(alert.fields["expected_price"], "100");
         assert_eq!(alert.fields["avg_price"], "101");
         assert_eq!(alert.text, "7 BUY BTCUSDT: slippage 1.00% beyond 0.5% (expected 100, filled at 101)");
-        // The verified order still goes back to exchange I/O, which protects it.
-        assert_eq!(back.len(), 1);
+        // The order's record goes to persist with its alert.
+        assert_eq!(recorded.len(), 1);
     }
 
     #[test]
-    fn a_fill_exchange_io_already_showed_is_not_announced_again_but_still_alerts_and_goes_back() {
-        let (events, back) = record_one_announced(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")), true);
+    fn a_fill_exchange_io_already_showed_is_not_announced_again_but_still_alerts_and_is_recorded() {
+        let (events, recorded) = record_one_announced(order(Side::Buy, OrderStatus::Filled, "0.01", Some("101")), true);
         assert_eq!(kinds(&events), ["slippage_alert"]);
-        assert_eq!(back.len(), 1);
+        assert_eq!(recorded.len(), 1);
     }
 
     #[test]
@@ -309,13 +295,13 @@ mod tests {
 
     #[test]
     fn a_part_fill_is_reported_as_partially_filled_with_what_filled() {
-        let (events, back) = record_one(order(Side::Buy, OrderStatus::Partial, "0.004", Some("100")));
+        let (events, recorded) = record_one(order(Side::Buy, OrderStatus::Partial, "0.004", Some("100")));
         assert_eq!(kinds(&events), ["order_partially_filled"]);
         let event = &events[0];
         assert_eq!(event.fields["filled_quantity"], "0.004");
         assert_eq!(event.fields["status"], "PARTIAL");
         assert_eq!(event.text, "7 BUY BTCUSDT: filled 0.004 of 0.01 at 100 (PARTIAL)");
-        assert_eq!(back.len(), 1);
+        assert_eq!(recorded.len(), 1);
     }
 
     #[test]
@@ -327,11 +313,11 @@ mod tests {
 
     #[test]
     fn a_market_order_that_expired_with_nothing_filled_is_reported_cancelled() {
-        let (events, back) = record_one(order(Side::Sell, OrderStatus::Cancelled, "0", None));
+        let (events, recorded) = record_one(order(Side::Sell, OrderStatus::Cancelled, "0", None));
         assert_eq!(kinds(&events), ["order_cancelled"]);
         assert_eq!(events[0].text, "7 SELL 0.01 BTCUSDT: nothing filled (expired)");
         assert_eq!(events[0].fields["avg_price"], serde_json::Value::Null);
-        assert_eq!(back.len(), 1);
+        assert_eq!(recorded.len(), 1);
     }
 
     #[test]
@@ -353,10 +339,10 @@ mod tests {
 
     #[test]
     fn an_order_with_no_fill_confirmed_yet_is_reported_unverified() {
-        let (events, back) = record_one(order(Side::Buy, OrderStatus::Pending, "0", None));
+        let (events, recorded) = record_one(order(Side::Buy, OrderStatus::Pending, "0", None));
         assert_eq!(kinds(&events), ["order_unverified"]);
         assert_eq!(events[0].text, "7 BUY BTCUSDT: no fill confirmed yet (PENDING)");
-        assert_eq!(back.len(), 1);
+        assert_eq!(recorded.len(), 1);
     }
 
     #[test]

@@ -6,75 +6,74 @@
 //! costs more than the order's compute (docs/perf/journal.md); the line no longer waits for
 //! exchange I/O's thread to wake.
 //!
-//! Exchange I/O's own thread ([`run`]) keeps what can wait: the stop-loss once the record stage
-//! hands a fill back, the user stream's reports, the watch of resting orders, re-checks of
-//! unknown outcomes, balance syncs. While it holds the lock, intake waits for it (the next line
+//! After the fill's line, the same thread records the execution and acts on it (positions, the
+//! stop-loss): nothing is handed to another thread and waited for, so the next command finds
+//! every earlier one complete. Exchange I/O's own thread ([`run`]) keeps what comes from
+//! elsewhere or on a clock: the user stream's reports, the watch of resting orders, re-checks of
+//! unknown outcomes, protection retries, balance syncs. While it holds the lock, intake waits for it (the next line
 //! waits in stdin's pipe, as it did behind the one-slot queue before). Intake's queue to this
 //! stage is kept for intake's hang-up: when intake ends, this thread finishes what is in flight
 //! and stops.
 
 use super::ExchangeIo;
-use crate::pipeline::msg::{FromRecord, ToExchange};
-use crossbeam_channel::{never, Receiver, RecvError, Select, TryRecvError};
+use crate::pipeline::msg::ToExchange;
+use crossbeam_channel::{bounded, never, Receiver, RecvError, Select, Sender, TryRecvError};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Shared {
     io: Mutex<ExchangeIo>,
-    from_record: Receiver<FromRecord>,
+    /// A command run on intake's thread made timed work due sooner than exchange I/O's thread
+    /// planned to wake (the first stop to watch, balances to sync after a fill): this wakes it
+    /// to plan again.
+    to_thread: Sender<()>,
+    from_intake_thread: Receiver<()>,
 }
 
 impl Shared {
-    pub fn new(io: ExchangeIo, from_record: Receiver<FromRecord>) -> Arc<Shared> {
-        Arc::new(Shared { io: Mutex::new(io), from_record })
+    pub fn new(io: ExchangeIo) -> Arc<Shared> {
+        let (to_thread, from_intake_thread) = bounded(1);
+        Arc::new(Shared { io: Mutex::new(io), to_thread, from_intake_thread })
     }
 
-    /// Intake's thread: runs `msg` through the stage here and now (after the verified fills
-    /// that came back, as exchange I/O's thread would have taken them first).
+    /// Intake's thread: runs `msg` through the stage here and now.
     pub fn run(&self, msg: ToExchange) {
         let mut io = self.io.lock();
-        while let Ok(reply) = self.from_record.try_recv() {
-            io.on_recorded(reply);
+        io.on_intake(msg);
+        if io.next_due() < io.thread_wakes_at {
+            let _ = self.to_thread.try_send(());
         }
-        io.on_intake(msg, &self.from_record);
     }
 }
 
-/// Exchange I/O's thread: runs until intake hangs up (or the record stage is gone) and nothing
-/// is left in flight.
+/// Exchange I/O's thread: runs until intake hangs up.
 pub fn run(shared: Arc<Shared>, from_intake: Receiver<ToExchange>) {
-    let from_record = shared.from_record.clone();
     let (mut from_stream, spin) = {
         let io = shared.io.lock();
         (io.stream.as_ref().map_or_else(never, |s| s.rx.clone()), io.spin)
     };
     loop {
-        let (periodic, after_fills_due) = shared.io.lock().due_work(&from_intake, &from_record);
-        crate::pipeline::spin_until(spin, || !from_intake.is_empty() || !from_record.is_empty());
-        // Waits without taking: whoever holds the lock next takes the message (intake's thread
-        // takes the verified fills before its own command).
+        let (periodic, after_fills_due) = shared.io.lock().due_work(&from_intake);
+        crate::pipeline::spin_until(spin, || !from_intake.is_empty());
+        // Waits without taking: whoever holds the lock next takes the message.
         let mut select = Select::new();
-        select.recv(&from_record);
         select.recv(&from_intake);
         select.recv(&from_stream);
+        select.recv(&shared.from_intake_thread);
         let woken = select.ready_timeout(periodic).is_ok();
         let mut io = shared.io.lock();
+        if shared.from_intake_thread.try_recv().is_ok() {
+            // Planned again at the top of the loop.
+            continue;
+        }
         if !woken {
             io.periodic_sync(after_fills_due);
             continue;
         }
-        match from_record.try_recv() {
-            Ok(reply) => io.on_recorded(reply),
-            Err(TryRecvError::Disconnected) => break, // the record stage is gone: nothing more can complete
-            Err(TryRecvError::Empty) => {}
-        }
         match from_intake.try_recv() {
-            Ok(msg) => io.on_intake(msg, &from_record),
-            Err(TryRecvError::Disconnected) => {
-                io.drain(&from_record);
-                break;
-            }
+            Ok(msg) => io.on_intake(msg),
+            Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {}
         }
         match from_stream.try_recv() {
@@ -93,23 +92,14 @@ pub fn run(shared: Arc<Shared>, from_intake: Receiver<ToExchange>) {
 }
 
 impl ExchangeIo {
-    /// What is due when the stage's thread wakes: the verified fills, the balances after fills
-    /// (when idle), the watch, the re-checks. Returns how long it may then wait, and when the
-    /// balances after fills were due.
-    fn due_work(
-        &mut self,
-        from_intake: &Receiver<ToExchange>,
-        from_record: &Receiver<FromRecord>,
-    ) -> (Duration, Instant) {
-        // Verified fills first: protecting a position never waits behind a new entry.
-        while let Ok(reply) = from_record.try_recv() {
-            self.on_recorded(reply);
-        }
+    /// What is due when the stage's thread wakes: the balances after fills (when idle), the
+    /// watch, the re-checks. Returns how long it may then wait, and when the balances after
+    /// fills were due.
+    fn due_work(&mut self, from_intake: &Receiver<ToExchange>) -> (Duration, Instant) {
         // Idle: the balances after the last fills (off the order path). At most once per
         // second: `account` weighs 20, a sync per fill would eat the exchange's weight budget.
         let after_fills_due = self.last_balance_sync + super::AFTER_FILL_SYNC_GAP;
-        if self.balances_dirty && from_intake.is_empty() && from_record.is_empty() && Instant::now() >= after_fills_due
-        {
+        if self.balances_dirty && from_intake.is_empty() && Instant::now() >= after_fills_due {
             self.sync_balances();
         }
         let now = Instant::now();
@@ -123,12 +113,22 @@ impl ExchangeIo {
         if self.next_reprotect().is_some_and(|due| due <= now) {
             self.retry_protection();
         }
-        let sync_due = if self.balances_dirty { after_fills_due } else { self.last_balance_sync + self.balance_sync };
-        let next = [self.next_watch(), self.next_recheck(), self.next_reprotect()]
+        self.thread_wakes_at = self.next_due();
+        (self.thread_wakes_at.saturating_duration_since(Instant::now()), after_fills_due)
+    }
+
+    /// When the next timed task is due: the balance sync, the watch, a re-check, a protection
+    /// retry.
+    fn next_due(&self) -> Instant {
+        let sync_due = if self.balances_dirty {
+            self.last_balance_sync + super::AFTER_FILL_SYNC_GAP
+        } else {
+            self.last_balance_sync + self.balance_sync
+        };
+        [self.next_watch(), self.next_recheck(), self.next_reprotect()]
             .into_iter()
             .flatten()
-            .fold(sync_due, Instant::min);
-        (next.saturating_duration_since(Instant::now()), after_fills_due)
+            .fold(sync_due, Instant::min)
     }
 
     /// Nothing woke the thread before the next periodic task: the balance sync, if due.

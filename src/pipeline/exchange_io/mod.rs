@@ -1,15 +1,14 @@
 //! Exchange I/O stage: owns the gateway, the open positions and our resting orders.
 //!
-//! Receives submissions, cancel-all and queries from intake, and verified fills back from the
-//! record stage; sends executions to the record stage and records to persist. It places and
-//! verifies orders, protects every filled entry with a stop-loss, releases the stops a sell
+//! Receives submissions, cancel-all and queries from intake; records each execution
+//! ([`super::record`]) and sends records to persist. It places and verifies orders, protects every filled entry with a stop-loss, releases the stops a sell
 //! needs (the last one in the sell's own cancel-replace) and re-protects what a sell leaves.
 //! Every outcome is classified: accepted, rejected, or unknown — and an unknown outcome is
 //! resolved by querying the client order id, never by resending blindly.
 
 use super::account::{account_event, tilt_event, Account};
 use super::guard::{ExchangeGuard, GuardChange};
-use super::msg::{Execution, FromRecord, Query, Submission, ToExchange, ToPersist, ToRecord};
+use super::msg::{Execution, Query, Submission, ToExchange, ToPersist};
 use super::slots::AlgoSlots;
 use super::Rules;
 use crate::domain::ids::IdGen;
@@ -91,7 +90,8 @@ pub struct ExchangeIo {
     stop_loss_attempts: u32,
     /// Records for persist and events for stdout (held while a sell is on its way).
     out: Outbox,
-    to_record: Sender<ToRecord>,
+    /// Records each execution once its line is out, before positions and stop-losses.
+    recorder: super::record::Recorder,
     /// Positions not closed, by id (oldest first).
     positions: BTreeMap<i64, Position>,
     /// Our orders resting on the exchange (stop-losses), by client order id.
@@ -100,14 +100,12 @@ pub struct ExchangeIo {
     released_stop: Option<OrderReport>,
     /// Positions a sell in flight takes, by the sell's client order id.
     allocations: HashMap<String, Vec<position::Allocation>>,
-    /// Executions sent to the record stage and not yet answered.
-    in_record: usize,
-    /// Of those, the exits (their realized P&L is not booked yet).
-    exits_in_record: usize,
     /// Orders whose placement outcome is still unknown.
     unresolved: Vec<Unresolved>,
     /// Unprotected positions: when their next protection attempt is due, and the last wait.
     reprotect: BTreeMap<i64, (Instant, Duration)>,
+    /// When exchange I/O's thread planned to wake for its timed work (see [`inline`]).
+    thread_wakes_at: Instant,
     /// Waits between the queries that resolve an unknown outcome (`RESOLVE_SCHEDULE`; the
     /// unit tests shorten them).
     resolve_schedule: [Duration; RESOLVE_SCHEDULE.len()],
@@ -125,7 +123,6 @@ impl ExchangeIo {
         guard: Arc<ExchangeGuard>,
         config: &crate::config::Config,
         bus: Bus,
-        to_record: Sender<ToRecord>,
         to_persist: Sender<ToPersist>,
     ) -> ExchangeIo {
         // Positions and resting orders come from `reconcile`, checked against the exchange.
@@ -135,6 +132,12 @@ impl ExchangeIo {
             gateway,
             account,
             quotes,
+            recorder: super::record::Recorder {
+                slippage_alert_pct: config.risk.slippage_alert_pct,
+                bus: bus.clone(),
+                to_persist: to_persist.clone(),
+                stats: Arc::clone(&stats),
+            },
             stats,
             spin: config.tuning.spin,
             watch_interval: config.tuning.watch_interval,
@@ -152,15 +155,13 @@ impl ExchangeIo {
             stop_settings: config.risk.stops,
             stop_loss_attempts: config.risk.stop_loss_attempts.max(1),
             out: Outbox::new(bus, to_persist),
-            to_record,
             positions,
             resting: HashMap::new(),
             released_stop: None,
             allocations: HashMap::new(),
-            in_record: 0,
-            exits_in_record: 0,
             unresolved: Vec::new(),
             reprotect: BTreeMap::new(),
+            thread_wakes_at: Instant::now(),
             resolve_schedule: RESOLVE_SCHEDULE,
         }
     }
@@ -173,8 +174,8 @@ impl ExchangeIo {
 
     /// Runs until intake hangs up and nothing is left in flight (every command through the
     /// queue; the engine shares the stage with intake instead, see [`inline`]).
-    pub fn run(self, from_intake: Receiver<ToExchange>, from_record: Receiver<FromRecord>) {
-        inline::run(inline::Shared::new(self, from_record), from_intake)
+    pub fn run(self, from_intake: Receiver<ToExchange>) {
+        inline::run(inline::Shared::new(self), from_intake)
     }
 
     /// `GET /api/v3/account` into the account state and the database.
@@ -195,38 +196,16 @@ impl ExchangeIo {
         }
     }
 
-    /// Waits until every execution sent to the record stage has come back and been acted on.
-    fn drain(&mut self, from_record: &Receiver<FromRecord>) {
-        while self.in_record > 0 {
-            match from_record.recv() {
-                Ok(reply) => self.on_recorded(reply),
-                Err(_) => break,
-            }
-        }
-    }
-
-    fn on_intake(&mut self, msg: ToExchange, from_record: &Receiver<FromRecord>) {
+    /// One command. Every execution before it was recorded and acted on already (positions
+    /// opened or closed, stops placed), so a sell finds its entries' positions and an entry the
+    /// day's losses booked.
+    fn on_intake(&mut self, msg: ToExchange) {
         match msg {
-            ToExchange::Submit(submission) => {
-                // A sell closes positions: the entries before it must have opened theirs. An
-                // entry checks the day's losses: the exits before it must have booked theirs.
-                if submission.order.side == Side::Sell || self.exits_in_record > 0 {
-                    self.drain(from_record);
-                }
-                self.submit(*submission)
-            }
-            ToExchange::CancelAll => {
-                // Entries in flight get their stop first, and then it is cancelled with the rest.
-                self.drain(from_record);
-                self.cancel_all();
-            }
-            ToExchange::Query(query) => {
-                self.drain(from_record);
-                self.forward_query(query);
-            }
+            ToExchange::Submit(submission) => self.submit(*submission),
+            ToExchange::CancelAll => self.cancel_all(),
+            ToExchange::Query(query) => self.forward_query(query),
             ToExchange::Reprotect => {
                 // `resume`: every position left without a stop (by `halt`, say) is protected now.
-                self.drain(from_record);
                 let now = Instant::now();
                 let unprotected: Vec<i64> = self
                     .positions
@@ -242,8 +221,8 @@ impl ExchangeIo {
         }
     }
 
-    /// After a drain, the record stage has written everything it was given, so a query sent
-    /// straight to persist now queues behind every record of every order before it.
+    /// Every earlier order was recorded on this thread already, so a query sent straight to
+    /// persist queues behind every record of every order before it.
     fn forward_query(&mut self, query: Query) {
         if let Query::Account { confirm } = query {
             if self.balances_dirty {
@@ -279,7 +258,7 @@ impl ExchangeIo {
         }
     }
 
-    /// Sends one order and queries its real fill; the execution goes to the record stage.
+    /// Sends one order and queries its real fill; then records the execution and acts on it.
     fn place_and_verify(&mut self, submission: Submission) {
         let Submission { mut order, mut timing } = submission;
         // A sell frees the coins its positions' stops lock; the last stop goes in the sell's
@@ -338,9 +317,8 @@ impl ExchangeIo {
                 timing.queried_at = Some(Instant::now());
                 super::record::assess(&mut order, &mut timing);
                 self.book_released_stop();
-                // The fill's line goes to stdout from this thread, before the stop-loss is sent
-                // (the record stage hands the order back for that) and before any record
-                // reaches persist.
+                // The fill's line goes to stdout first: before the execution is recorded, before
+                // the stop-loss is sent and before any record reaches persist.
                 let submitted = Event::new(
                     EventKind::OrderSubmitted,
                     format!(
@@ -361,12 +339,7 @@ impl ExchangeIo {
                 let latency = super::OrderLatency::of(&timing);
                 let filled = super::record::fill_event(&order, verification_error.as_deref(), &latency);
                 self.out.release_with(vec![submitted, filled]);
-                self.in_record += 1;
-                if order.side == Side::Sell {
-                    self.exits_in_record += 1;
-                }
-                let execution = Execution { order, timing, verification_error, announced: true };
-                let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
+                self.executed(Execution { order, timing, verification_error, announced: true });
             }
             Err(PlaceFailure::Failed(error)) => {
                 let reason = error.to_string();
@@ -532,13 +505,11 @@ impl ExchangeIo {
         }
     }
 
-    fn on_recorded(&mut self, reply: FromRecord) {
-        let FromRecord::Recorded(execution) = reply;
-        self.in_record = self.in_record.saturating_sub(1);
+    /// An order the exchange executed: recorded, then its positions opened or closed and
+    /// protected, here and now (the fill's line is out already).
+    fn executed(&mut self, mut execution: Execution) {
+        self.recorder.record(&mut execution);
         let order = execution.order;
-        if order.side == Side::Sell {
-            self.exits_in_record = self.exits_in_record.saturating_sub(1);
-        }
         if order.filled_quantity > Decimal::ZERO {
             self.balances_dirty = true;
         }

@@ -1,7 +1,6 @@
 //! Exchange I/O against the embedded simulator behind a scripted gateway: each test makes a
 //! call fail (or answer as the exchange might) at one point and checks what the stage did, in
-//! the records and events it sent and on the simulator. The record stage is played by the test:
-//! it hands each execution back as that stage would.
+//! the records and events it sent and on the simulator.
 
 use super::reconcile::Summary;
 use super::*;
@@ -152,7 +151,6 @@ struct Harness {
     sim: Arc<Mutex<Simulator>>,
     ids: Arc<IdGen>,
     from_io: Receiver<ToPersist>,
-    from_exchange_io: Receiver<ToRecord>,
     _stdout: StdoutQueues,
     /// The bus the stage publishes on (start-up reads publish on it too).
     bus: Bus,
@@ -201,7 +199,6 @@ impl Harness {
         let config = crate::config::Config::defaults();
         let (stdout, queues) = crate::events::stdout_lanes_to(1024, 1024, sink);
         let (to_persist, from_io) = unbounded();
-        let (to_record, from_exchange_io) = unbounded();
         let account = Account::new(Tier::Sniper, RiskLimits::default(), "USDT", DailyPnl::new("USDT"));
         let gateway = Scripted { sim: SimGateway::from_shared(Arc::clone(&sim)), script: Arc::clone(&script) };
         let bus = Bus::new(stdout, Some(to_persist.clone()));
@@ -215,7 +212,6 @@ impl Harness {
             Arc::new(ExchangeGuard::new(u32::MAX)),
             &config,
             bus.clone(),
-            to_record,
             to_persist,
         );
         io.resolve_schedule = [Duration::ZERO; RESOLVE_SCHEDULE.len()];
@@ -225,7 +221,6 @@ impl Harness {
             sim,
             ids,
             from_io,
-            from_exchange_io,
             _stdout: queues,
             bus,
             events: Vec::new(),
@@ -290,17 +285,9 @@ impl Harness {
         self.io.submit(Submission { order, timing: Timing::new(Instant::now()) });
     }
 
-    /// A message from intake, with the record stage played by an empty channel (nothing in flight).
+    /// A message from intake.
     fn on_intake(&mut self, msg: ToExchange) {
-        let (_to_io, from_record) = crossbeam_channel::unbounded();
-        self.io.on_intake(msg, &from_record);
-    }
-
-    /// Plays the record stage: hands every execution back to the stage.
-    fn record(&mut self) {
-        while let Ok(ToRecord::Executed(execution)) = self.from_exchange_io.try_recv() {
-            self.io.on_recorded(FromRecord::Recorded(execution));
-        }
+        self.io.on_intake(msg);
     }
 
     /// A market buy, verified, with its position opened and protected; the position's id.
@@ -308,7 +295,6 @@ impl Harness {
         let order = self.new_order(OrderRole::Entry, symbol, Side::Buy, quantity, None);
         let id = order.order_id;
         self.submit(order);
-        self.record();
         assert!(self.io.positions.contains_key(&id), "the buy opened position {id}: {:?}", self.kinds());
         id
     }
@@ -316,7 +302,6 @@ impl Harness {
     fn sell(&mut self, symbol: &str, quantity: &str) -> Order {
         let order = self.new_order(OrderRole::Exit, symbol, Side::Sell, quantity, None);
         self.submit(order.clone());
-        self.record();
         order
     }
 
@@ -416,10 +401,8 @@ fn a_placement_that_was_never_sent_is_sent_again_and_fills_once() {
     let order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
     let cid = order.client_order_id.clone();
     h.submit(order);
-    let Ok(ToRecord::Executed(execution)) = h.from_exchange_io.try_recv() else {
-        panic!("no execution: {:?}", h.kinds())
-    };
-    assert_eq!(execution.order.status, OrderStatus::Filled);
+    h.collect();
+    assert_eq!(h.order(&cid).status, OrderStatus::Filled);
     let ours = h.sim.lock().all_orders("ETHUSDT").unwrap().into_iter().filter(|r| r.client_order_id == cid).count();
     assert_eq!(ours, 1);
 }
@@ -434,7 +417,7 @@ fn an_unknown_placement_the_exchange_never_saw_fails_as_not_placed() {
     let failed = h.event("order_failed");
     assert!(reason(&failed).contains("(-2013): not placed: the exchange has no such order"), "{failed:?}");
     assert_eq!(h.order(&cid).status, OrderStatus::Failed);
-    assert!(h.from_exchange_io.is_empty());
+    assert!(h.io.positions.is_empty());
 }
 
 #[test]
@@ -548,16 +531,17 @@ fn leave_unknown(h: &mut Harness, order: Order, checks: u32) {
 }
 
 #[test]
-fn a_sell_resolved_by_a_recheck_goes_to_the_record_stage_as_an_exit() {
+fn a_sell_resolved_by_a_recheck_is_recorded_filled_and_announced() {
     let mut h = Harness::new();
     let sell = h.new_order(OrderRole::Exit, "ETHUSDT", Side::Sell, "0.01", None);
+    let cid = sell.client_order_id.clone();
     h.other_client().place_order(&NewOrder::market_for(&sell)).expect("the sell reached the exchange");
     leave_unknown(&mut h, sell, 0);
     h.io.recheck_unresolved();
     assert_eq!(h.event("order_resolved").fields["exchange_status"], "FILLED");
-    assert_eq!(h.io.exits_in_record, 1);
-    let Ok(ToRecord::Executed(execution)) = h.from_exchange_io.try_recv() else { panic!("no execution") };
-    assert_eq!(execution.order.status, OrderStatus::Filled);
+    // Its fill was not announced when it was placed: recording it now does.
+    assert_eq!(h.event("order_filled").client_order_id.as_deref(), Some(cid.as_str()));
+    assert_eq!(h.order(&cid).status, OrderStatus::Filled);
 }
 
 #[test]
@@ -758,7 +742,7 @@ fn entry_fees_paid_in_the_quote_asset_are_booked_and_leave_the_quantity_whole() 
 }
 
 #[test]
-fn an_execution_of_a_stop_loss_handed_back_by_the_record_stage_changes_no_position() {
+fn an_execution_of_a_stop_loss_changes_no_position() {
     let mut h = Harness::new();
     let id = h.buy("ETHUSDT", "0.01");
     let mut stop = h.new_order(OrderRole::StopLoss, "ETHUSDT", Side::Sell, "0.0099", Some(id));
@@ -766,7 +750,7 @@ fn an_execution_of_a_stop_loss_handed_back_by_the_record_stage_changes_no_positi
     let execution =
         Execution { order: stop, timing: Timing::new(Instant::now()), verification_error: None, announced: false };
     let before = h.io.positions.clone();
-    h.io.on_recorded(FromRecord::Recorded(Box::new(execution)));
+    h.io.executed(execution);
     assert_eq!(h.io.positions, before);
 }
 
@@ -857,7 +841,6 @@ fn a_sell_whose_combined_answer_was_lost_after_it_executed_is_found_by_query() {
     h.other_client().cancel_replace(&stop, &NewOrder::market_for(&sell)).expect("executed on the exchange");
     h.script().cancel_replace.push_back(Step::Fail(unknown("timeout after send")));
     h.submit(sell);
-    h.record();
     assert_eq!(h.order(&stop).status, OrderStatus::Cancelled);
     assert!(h.io.positions.is_empty(), "the sell found by query closed the position: {:?}", h.kinds());
     assert!(h.events("order_unknown").is_empty());
@@ -942,32 +925,13 @@ fn cancel_all_also_cancels_the_orders_of_other_clients() {
 // ---- the run loop -----------------------------------------------------------------------------
 
 #[test]
-fn exchange_io_stops_when_the_record_stage_is_gone() {
-    let h = Harness::new();
-    let (_intake, from_intake) = crossbeam_channel::bounded::<ToExchange>(1);
-    let (record, from_record) = crossbeam_channel::bounded::<FromRecord>(1);
-    drop(record);
-    // Returns although intake is still connected.
-    h.io.run(from_intake, from_record);
-}
-
-#[test]
 fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_protected() {
     let h = Harness::new();
     let order = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
     let (to_io, from_intake) = crossbeam_channel::bounded(1);
-    let (verified, from_record) = unbounded();
-    // The record stage, played by a thread: every execution comes back.
-    let from_exchange_io = h.from_exchange_io.clone();
-    let record = std::thread::spawn(move || {
-        for ToRecord::Executed(execution) in from_exchange_io.iter() {
-            let _ = verified.send(FromRecord::Recorded(execution));
-        }
-    });
     to_io.send(ToExchange::Submit(Box::new(Submission { order, timing: Timing::new(Instant::now()) }))).unwrap();
     drop(to_io);
-    h.io.run(from_intake, from_record);
-    record.join().unwrap();
+    h.io.run(from_intake);
     let kinds: Vec<&str> = h
         .from_io
         .try_iter()
@@ -980,33 +944,45 @@ fn a_command_queued_to_the_stages_thread_runs_and_intakes_hang_up_ends_it_once_p
 }
 
 #[test]
-fn intake_running_a_command_takes_the_fills_the_record_stage_handed_back_first() {
+fn a_stop_placed_on_intakes_thread_wakes_the_stages_thread_to_watch_it() {
     let mut h = Harness::new();
-    let buy = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
-    let position = buy.order_id;
-    h.submit(buy);
-    let (verified, from_record) = unbounded();
-    let Ok(ToRecord::Executed(execution)) = h.from_exchange_io.try_recv() else { panic!("no execution") };
-    verified.send(FromRecord::Recorded(execution)).unwrap();
-    let (io, from_exchange_io) = (std::mem::replace(&mut h.io, Harness::new().io), h.from_exchange_io.clone());
-    let shared = inline::Shared::new(io, from_record);
-    // A sell right behind the buy: its position is open (and released) before it is sent.
-    let sell = h.new_order(OrderRole::Exit, "BTCUSDT", Side::Sell, "0.005", None);
-    shared.run(ToExchange::Submit(Box::new(Submission { order: sell, timing: Timing::new(Instant::now()) })));
-    assert!(from_exchange_io.try_recv().is_ok(), "the sell was sent");
-    h.collect();
-    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
-    assert!(h.kinds().contains(&"order_filled"));
+    let buy = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let shared = inline::Shared::new(std::mem::replace(&mut h.io, Harness::new().io));
+    let (to_io, from_intake) = crossbeam_channel::bounded::<ToExchange>(1);
+    // The stage's thread plans its first wake with nothing to watch: a balance sync, far off.
+    let thread = std::thread::spawn({
+        let shared = Arc::clone(&shared);
+        move || inline::run(shared, from_intake)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    shared.run(ToExchange::Submit(Box::new(Submission { order: buy, timing: Timing::new(Instant::now()) })));
+    h.set_price("ETHUSDT", "2000.00", "2000.01");
+    // The watch (every 250 ms by default) sees the stop filled; without the wake it would sleep
+    // until the balance sync a minute away.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while h.events("stop_loss_triggered").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(to_io);
+    thread.join().unwrap();
+    assert_eq!(h.events("stop_loss_triggered").len(), 1, "{:?}", h.kinds());
 }
 
 #[test]
-fn waiting_for_the_record_stage_ends_when_it_is_gone() {
-    let mut h = Harness::new();
-    let (record, from_record) = crossbeam_channel::bounded::<FromRecord>(1);
-    drop(record);
-    h.io.in_record = 1;
-    h.io.drain(&from_record);
-    assert_eq!(h.io.in_record, 1, "nothing came back");
+fn intake_running_a_buy_leaves_its_position_protected_before_the_next_command() {
+    let h = Harness::new();
+    let buy = h.new_order(OrderRole::Entry, "BTCUSDT", Side::Buy, "0.01", None);
+    let position = buy.order_id;
+    let mut h = h;
+    let shared = inline::Shared::new(std::mem::replace(&mut h.io, Harness::new().io));
+    shared.run(ToExchange::Submit(Box::new(Submission { order: buy, timing: Timing::new(Instant::now()) })));
+    h.collect();
+    // On intake's thread, with nothing handed to another thread: the line, then the stop.
+    let kinds = h.kinds();
+    let filled = kinds.iter().position(|k| *k == "order_filled").expect("order_filled");
+    let stop = kinds.iter().position(|k| *k == "stop_loss_placed").expect("stop_loss_placed");
+    assert!(filled < stop, "{kinds:?}");
+    assert_eq!(h.event("stop_loss_placed").fields["position_id"], position);
 }
 
 #[test]

@@ -57,13 +57,12 @@ impl ExchangeIo {
                         .field("exchange_status", report.status.as_str()),
                     );
                     u.timing.queried_at = Some(Instant::now());
-                    self.in_record += 1;
-                    if u.order.side == Side::Sell {
-                        self.exits_in_record += 1;
-                    }
-                    let execution =
-                        Execution { order: u.order, timing: u.timing, verification_error: None, announced: false };
-                    let _ = self.to_record.send(ToRecord::Executed(Box::new(execution)));
+                    self.executed(Execution {
+                        order: u.order,
+                        timing: u.timing,
+                        verification_error: None,
+                        announced: false,
+                    });
                     continue;
                 }
                 Err(e) if e.is_no_such_order() => u.absent += 1,
