@@ -382,6 +382,19 @@ fn a_status_ahead_waits_past_events_for_its_answer() {
     assert_eq!(methods(&rx), ["order.place", "order.status"]);
 }
 
+#[test]
+fn a_frame_that_is_not_json_is_skipped_while_the_answer_is_awaited() {
+    let (base, rx) = placement_server(|ws, place, status| {
+        ws.send(Message::text("not json")).unwrap();
+        send(ws, answer(place, report("g1-E1", 7, "1")));
+        send(ws, answer(status, report("g1-E1", 7, "1")));
+    });
+    let mut ws = gateway(&base);
+    assert_eq!(ws.place_order(&market_buy("g1-E1")).unwrap().exchange_order_id, 7);
+    assert_eq!(ws.query_order("ETHUSDT", "g1-E1").unwrap().exchange_order_id, 7);
+    assert_eq!(methods(&rx), ["order.place", "order.status"]);
+}
+
 fn ed25519_gateway(base: &str) -> WsApiGateway {
     use crate::exchange::binance::ed25519::{Ed25519Key, Ed25519Login, TEST_KEY_PEM};
     let mut config = BinanceConfig::new(base, KEY, SECRET);

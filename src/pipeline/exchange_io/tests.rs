@@ -498,6 +498,19 @@ fn a_report_the_lifecycle_refuses_is_not_applied() {
 }
 
 #[test]
+fn an_entry_reaching_exchange_io_after_a_halt_is_refused_before_it_is_sent() {
+    let mut h = Harness::new();
+    // Intake checked the line before the halt (a confirmation or a TWAP slice waited meanwhile).
+    let entry = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
+    let cid = entry.client_order_id.clone();
+    h.io.account.set_halted(true);
+    h.submit(entry);
+    assert_eq!(h.event("order_rejected").fields["rule"], "halted");
+    assert_eq!(h.order(&cid).status, OrderStatus::Failed);
+    assert!(h.other_client().query_order("ETHUSDT", &cid).is_err(), "nothing reached the exchange");
+}
+
+#[test]
 fn refusing_an_order_that_already_ended_keeps_its_status() {
     let mut h = Harness::new();
     let mut order = h.new_order(OrderRole::Entry, "ETHUSDT", Side::Buy, "0.01", None);
