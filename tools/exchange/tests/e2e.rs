@@ -468,6 +468,7 @@ fn market_streams_push_book_tickers_raw_and_combined_and_come_back_after_a_drop(
     let ws_url = server.url.replacen("http://", "ws://", 1);
     let (mut combined, _) = tungstenite::connect(format!("{ws_url}/stream?streams=ethusdt@bookTicker")).unwrap();
     let (mut raw, _) = tungstenite::connect(format!("{ws_url}/ws/ethusdt@bookTicker")).unwrap();
+    wait_for_market_connections(&server, 2);
     move_eth(&server, "3000.10", "3000.20");
     let event = read_until(&mut combined, |_| true);
     assert_eq!(event["stream"], "ethusdt@bookTicker");
@@ -484,8 +485,19 @@ fn market_streams_push_book_tickers_raw_and_combined_and_come_back_after_a_drop(
     assert_eq!(control(&server, "POST", "/sim/market-stream/drop", "")["dropped"], 2);
     assert!(read_until_error(&mut combined));
     let (mut again, _) = tungstenite::connect(format!("{ws_url}/stream?streams=ethusdt@bookTicker")).unwrap();
+    wait_for_market_connections(&server, 1);
     move_eth(&server, "3001.10", "3001.20");
     assert_eq!(read_until(&mut again, |_| true)["data"]["b"], "3001.10000000");
+}
+
+/// The server registers a market stream connection on its own thread after the handshake: a
+/// price moved before that would reach no one.
+fn wait_for_market_connections(server: &Server, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while control(server, "GET", "/sim/market-stream", "")["connections"] != n {
+        assert!(std::time::Instant::now() < deadline, "{n} market stream connections never registered");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn read_until_error(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>) -> bool {
