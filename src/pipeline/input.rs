@@ -452,6 +452,24 @@ mod tests {
     }
 
     #[test]
+    fn a_signal_meant_for_someone_else_does_not_end_the_start_up_wait() {
+        let delivered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = signal_hook::flag::register(signal_hook::consts::SIGUSR1, delivered.clone()).unwrap();
+        let (mut input, mut writer, _signals) = pipe_input();
+        let waiter = std::thread::spawn(move || input.wait_for_stop(Duration::from_secs(30)));
+        // Several times, so that at least one lands while the waiter is blocked in poll.
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(20));
+            crate::os::signal_thread(&waiter, libc::SIGUSR1).unwrap();
+        }
+        // Still waiting: only a quit (or SIGINT / SIGTERM) ends it.
+        writer.write_all(b"quit\n").unwrap();
+        assert!(waiter.join().unwrap());
+        assert!(delivered.load(std::sync::atomic::Ordering::SeqCst));
+        signal_hook::low_level::unregister(handler);
+    }
+
+    #[test]
     fn an_interrupted_read_is_retried() {
         let mut calls = 0;
         let read = retry_interrupted(|| {
